@@ -1,0 +1,321 @@
+//! Configuration: defaults, then the TOML file, then `MESHDNS_*` environment
+//! variables, then command-line flags, each overriding the one before.
+//!
+//! [`raw`] is what the user wrote; [`Config`] is the checked result. Every
+//! check names the key and quotes the bad value.
+//!
+//! Environment variables are `MESHDNS_<SECTION>_<KEY>` in upper case, e.g.
+//! `MESHDNS_SERVER_LISTEN=127.0.0.1:53,[::1]:53` or `MESHDNS_LOG_FORMAT=json`.
+//! Lists are comma-separated. An unknown `MESHDNS_` variable is an error.
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use raw::RawConfig;
+
+/// Default DNS listener: loopback, unprivileged.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1053";
+/// Default metrics/health listener (the Prometheus CoreDNS port).
+pub const DEFAULT_HTTP: &str = "127.0.0.1:9153";
+/// Default data directory, under the working directory.
+pub const DEFAULT_DATA_DIR: &str = "meshdns-data";
+
+/// A configuration problem, naming the key and quoting the value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The TOML parser's message (with line and column).
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("{key}: {message} (got {value:?})")]
+    Invalid {
+        /// `section.key` or the environment variable.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is expected.
+        message: String,
+    },
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// DNS listeners (UDP and TCP each).
+    pub listen: Vec<SocketAddr>,
+    /// Metrics and health listener.
+    pub http: SocketAddr,
+    /// UDP sockets per listener.
+    pub udp_workers: usize,
+    /// Largest UDP response / advertised EDNS payload.
+    pub edns_udp_payload: u16,
+    /// TCP idle timeout.
+    pub tcp_idle_timeout: Duration,
+    /// TCP connection limit.
+    pub tcp_max_connections: usize,
+    /// Shutdown grace period for TCP connections.
+    pub shutdown_grace: Duration,
+    /// Zone directory; `None` serves the embedded demo zone.
+    pub zone_dir: Option<PathBuf>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Networks allowed to AXFR.
+    pub transfer_allow: Vec<IpNet>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Reads and merges the file (if any) and the environment into a [`RawConfig`].
+pub fn load_raw(
+    file: Option<&Path>,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<RawConfig, ConfigError> {
+    let mut raw = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            toml::from_str::<RawConfig>(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string().trim_end().replace('\n', " "),
+            })?
+        }
+        None => RawConfig::default(),
+    };
+    for (key, value) in env {
+        let Some(name) = key.strip_prefix("MESHDNS_") else {
+            continue;
+        };
+        apply_env(&mut raw, name, &key, value)?;
+    }
+    Ok(raw)
+}
+
+fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Result<(), ConfigError> {
+    let list = |v: &str| {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let num = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| invalid(key, v, "expected a whole number"))
+    };
+    match name {
+        "SERVER_LISTEN" => raw.server.listen = Some(list(&value)),
+        "SERVER_HTTP" => raw.server.http = Some(value),
+        "SERVER_UDP_WORKERS" => raw.server.udp_workers = Some(num(&value)? as usize),
+        "SERVER_EDNS_UDP_PAYLOAD" => {
+            raw.server.edns_udp_payload = Some(
+                u16::try_from(num(&value)?)
+                    .map_err(|_| invalid(key, &value, "expected at most 65535"))?,
+            )
+        }
+        "SERVER_TCP_IDLE_TIMEOUT_MS" => raw.server.tcp_idle_timeout_ms = Some(num(&value)?),
+        "SERVER_TCP_MAX_CONNECTIONS" => {
+            raw.server.tcp_max_connections = Some(num(&value)? as usize)
+        }
+        "SERVER_SHUTDOWN_GRACE_MS" => raw.server.shutdown_grace_ms = Some(num(&value)?),
+        "ZONES_DIR" => raw.zones.dir = Some(value),
+        "STORAGE_DATA_DIR" => raw.storage.data_dir = Some(value),
+        "TRANSFER_ALLOW" => raw.transfer.allow = Some(list(&value)),
+        "LOG_FORMAT" => raw.log.format = Some(value),
+        "LOG_LEVEL" => raw.log.level = Some(value),
+        // Read by main before anything else; not a setting.
+        "CONFIG" => {}
+        _ => {
+            return Err(invalid(
+                key,
+                &value,
+                "unknown meshdns environment variable (see docs/configuration.md)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn invalid(key: &str, value: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| {
+        invalid(
+            key,
+            v,
+            "expected IP:PORT, e.g. 127.0.0.1:1053 or [::1]:1053",
+        )
+    })
+}
+
+impl Config {
+    /// Checks a merged raw configuration.
+    pub fn from_raw(raw: &RawConfig) -> Result<Config, ConfigError> {
+        let s = &raw.server;
+        let listen = match &s.listen {
+            Some(l) if l.is_empty() => {
+                return Err(invalid(
+                    "server.listen",
+                    "[]",
+                    "at least one address is needed",
+                ));
+            }
+            Some(l) => l
+                .iter()
+                .map(|v| addr("server.listen", v))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![addr("server.listen", DEFAULT_LISTEN)?],
+        };
+        let http = addr("server.http", s.http.as_deref().unwrap_or(DEFAULT_HTTP))?;
+        let edns_udp_payload = s
+            .edns_udp_payload
+            .unwrap_or(crate::dns::edns::DEFAULT_UDP_PAYLOAD);
+        if edns_udp_payload < 512 {
+            return Err(invalid(
+                "server.edns_udp_payload",
+                &edns_udp_payload.to_string(),
+                "must be at least 512 (RFC 6891 §6.2.5)",
+            ));
+        }
+        let tcp_max_connections = s.tcp_max_connections.unwrap_or(1024);
+        if tcp_max_connections == 0 {
+            return Err(invalid(
+                "server.tcp_max_connections",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let transfer_allow = raw
+            .transfer
+            .allow
+            .clone()
+            .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()])
+            .iter()
+            .map(|c| {
+                c.parse::<IpNet>().map_err(|_| {
+                    invalid("transfer.allow", c, "expected a CIDR such as 192.0.2.0/24")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let log_format = match raw.log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    other,
+                    "expected \"text\" or \"json\"",
+                ));
+            }
+        };
+        let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(invalid(
+                "log.level",
+                &log_level,
+                "expected a level (error, warn, info, debug, trace) or a tracing filter",
+            ));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Config {
+            listen,
+            http,
+            udp_workers: match s.udp_workers {
+                None | Some(0) => cores,
+                Some(n) => n,
+            },
+            edns_udp_payload,
+            tcp_idle_timeout: Duration::from_millis(s.tcp_idle_timeout_ms.unwrap_or(10_000)),
+            tcp_max_connections,
+            shutdown_grace: Duration::from_millis(s.shutdown_grace_ms.unwrap_or(5_000)),
+            zone_dir: raw.zones.dir.as_ref().map(PathBuf::from),
+            data_dir: PathBuf::from(raw.storage.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR)),
+            transfer_allow,
+            log_format,
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.toml");
+        std::fs::write(&p, "[server]\nlisten = [\"127.0.0.1:53\"]\nlisen = 1\n").unwrap();
+        let e = load_raw(Some(&p), std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_unknown_variables_fail() {
+        let raw = load_raw(
+            None,
+            [(
+                "MESHDNS_SERVER_LISTEN".to_string(),
+                "127.0.0.1:5353, [::1]:5353".to_string(),
+            )]
+            .into_iter(),
+        )
+        .unwrap();
+        let c = Config::from_raw(&raw).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        let e = load_raw(
+            None,
+            [("MESHDNS_SERVR_LISTEN".to_string(), "x".to_string())].into_iter(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("MESHDNS_SERVR_LISTEN"));
+    }
+
+    #[test]
+    fn bad_values_quote_the_input() {
+        let mut raw = RawConfig::default();
+        raw.server.listen = Some(vec!["localhost".into()]);
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(
+            e.contains("server.listen") && e.contains("\"localhost\""),
+            "{e}"
+        );
+    }
+}

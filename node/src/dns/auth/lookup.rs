@@ -1,0 +1,478 @@
+//! The zone lookup of RFC 1034 §4.3.2 step 3, one zone at a time.
+//!
+//! The walk, for the current name (the QNAME, then each CNAME/DNAME target
+//! inside the zone):
+//!
+//! 1. Exact match (§4.3.2 3.a). If the node lies below a cut or a DNAME, the
+//!    occluding node answers instead (3.b / RFC 6672 §3.2). A cut answers
+//!    with a referral, except for DS, which lives on the parent side
+//!    (RFC 4035 §3.1.4.1). Otherwise the RRset of QTYPE is the answer; a
+//!    CNAME at the node is followed (RFC 1034 §3.6.2); no RRset is NODATA.
+//! 2. No match: find the closest encloser (RFC 4592 §3.3.1). A cut or DNAME
+//!    at or above it takes over as in 1. Otherwise, if `*.<closest encloser>`
+//!    exists, it answers with the QNAME as owner (RFC 4592 §3.3.3); if not,
+//!    the name does not exist: NXDOMAIN (RFC 1034 §4.3.2 3.c).
+//!
+//! Negative answers carry the zone's SOA in authority with the TTL RFC 2308
+//! §3 asks for, min(SOA TTL, SOA MINIMUM). CNAME chains stop after
+//! [`MAX_CHAIN`] links or when they leave the zone; the rcode is that of the
+//! last name (RFC 6604 §2).
+
+use meshdns_schemas::zone_snapshot::{Node, RRset};
+
+use crate::dns::iana::{Rcode, Rtype};
+use crate::dns::wire::builder::{Full, Owner, ResponseBuilder, Section};
+use crate::dns::wire::name::{MAX_NAME_LEN, is_subdomain};
+use crate::zone::snapshot::{Snapshot, flags};
+
+/// Longest CNAME/DNAME chain followed inside one zone.
+pub(super) const MAX_CHAIN: usize = 12;
+
+/// Additional-section candidates collected while answering.
+const MAX_ADDITIONAL: usize = 32;
+
+/// How the lookup ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Outcome {
+    /// The rcode.
+    pub rcode: Rcode,
+    /// AA: answered from authoritative data (not a referral).
+    pub authoritative: bool,
+    /// TC: required records did not fit.
+    pub truncated: bool,
+}
+
+struct Additional<'z> {
+    /// Target names (absolute, as written in RDATA) and whether their
+    /// addresses are required glue (RFC 9471).
+    names: [(&'z [u8], bool); MAX_ADDITIONAL],
+    len: usize,
+}
+
+impl<'z> Additional<'z> {
+    fn push(&mut self, name: &'z [u8], required: bool) {
+        if self.len < MAX_ADDITIONAL
+            && !self.names[..self.len]
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            self.names[self.len] = (name, required);
+            self.len += 1;
+        }
+    }
+}
+
+/// A name being looked up: owned in a stack buffer so DNAME substitutions
+/// can build new ones.
+struct Current {
+    buf: [u8; MAX_NAME_LEN],
+    len: usize,
+    /// Whether the owner to write is the question (pointer) or `buf`.
+    is_qname: bool,
+}
+
+impl Current {
+    fn name(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    fn owner(&self) -> Owner<'_> {
+        if self.is_qname {
+            Owner::Question
+        } else {
+            Owner::Name(self.name())
+        }
+    }
+    fn set(&mut self, name: &[u8]) {
+        self.buf[..name.len()].copy_from_slice(name);
+        self.len = name.len();
+        self.is_qname = false;
+    }
+}
+
+/// Resolves `qname` (lower-cased wire, at or below the zone origin) in `zone`
+/// and writes answer, authority and additional records into `b`.
+pub(super) fn resolve(
+    zone: &Snapshot,
+    qname: &[u8],
+    qtype: Rtype,
+    dnssec_ok: bool,
+    b: &mut ResponseBuilder<'_>,
+) -> Outcome {
+    let start = b.mark();
+    let mut r = Resolver {
+        zone,
+        qtype,
+        dnssec_ok,
+        additional: Additional {
+            names: [(&[][..], false); MAX_ADDITIONAL],
+            len: 0,
+        },
+    };
+    let mut out = match r.run(qname, b) {
+        Ok(o) => o,
+        Err(Full) => {
+            // RFC 2181 §9: the answer does not fit; send the question with TC
+            // and let the client retry over TCP.
+            b.rollback(start);
+            return Outcome {
+                rcode: Rcode::NOERROR,
+                authoritative: true,
+                truncated: true,
+            };
+        }
+    };
+    if r.write_additional(b) {
+        out.truncated = true;
+    }
+    out
+}
+
+/// What a cut or DNAME did to the walk.
+enum Step {
+    /// The response is complete.
+    Done(Outcome),
+    /// A DNAME moved the walk to a new name inside the zone.
+    Follow,
+}
+
+const DONE_AUTH: Outcome = Outcome {
+    rcode: Rcode::NOERROR,
+    authoritative: true,
+    truncated: false,
+};
+
+struct Resolver<'z> {
+    zone: &'z Snapshot,
+    qtype: Rtype,
+    dnssec_ok: bool,
+    additional: Additional<'z>,
+}
+
+impl<'z> Resolver<'z> {
+    fn run(&mut self, qname: &[u8], b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
+        let zone = self.zone;
+        let origin_len = zone.origin().len();
+        let mut cur = Current {
+            buf: [0; MAX_NAME_LEN],
+            len: qname.len(),
+            is_qname: true,
+        };
+        cur.buf[..qname.len()].copy_from_slice(qname);
+        for link in 0..MAX_CHAIN {
+            let first = link == 0;
+            let rel_len = cur.len - origin_len;
+            let node = match zone.find(&cur.buf[..rel_len]) {
+                Some((_, node)) if node.flags() & flags::OCCLUDED != 0 => {
+                    match self.occluded_by(node.occluder(), &mut cur, first, b)? {
+                        Step::Done(o) => return Ok(o),
+                        Step::Follow => continue,
+                    }
+                }
+                Some((_, node)) => node,
+                None => {
+                    let (ce_idx, ce) = self.closest_encloser(&cur.buf[..rel_len]);
+                    let occluder = if ce.flags() & flags::OCCLUDED != 0 {
+                        Some(ce.occluder())
+                    } else if (ce.flags() & flags::CUT != 0 && !is_apex(&ce))
+                        || ce.flags() & flags::DNAME != 0
+                    {
+                        Some(ce_idx)
+                    } else {
+                        None
+                    };
+                    if let Some(idx) = occluder {
+                        match self.occluded_by(idx, &mut cur, first, b)? {
+                            Step::Done(o) => return Ok(o),
+                            Step::Follow => continue,
+                        }
+                    }
+                    if ce.flags() & flags::WILDCARD_CHILD == 0 {
+                        return self.negative(Rcode::NXDOMAIN, b);
+                    }
+                    // RFC 4592 §3.3.3: the source of synthesis `*.<closest encloser>`.
+                    let ce_name = zone.node_name(&ce);
+                    let mut wild = [0u8; MAX_NAME_LEN];
+                    wild[0] = 1;
+                    wild[1] = b'*';
+                    wild[2..2 + ce_name.len()].copy_from_slice(ce_name);
+                    match zone.find(&wild[..2 + ce_name.len()]) {
+                        Some((_, w)) => w,
+                        None => return self.negative(Rcode::NXDOMAIN, b),
+                    }
+                }
+            };
+            // A zone cut: referral, except DS which the parent side answers.
+            if node.flags() & flags::CUT != 0 && !(first && self.qtype == Rtype::DS) {
+                if !first {
+                    return Ok(DONE_AUTH);
+                }
+                return self.referral(&node, b);
+            }
+            if self.qtype == Rtype::ANY {
+                // RFC 8482 §4.2: one RRset is a complete answer to ANY.
+                return match zone.rrsets_at(&node).next() {
+                    Some(rrset) => {
+                        self.answer_rrset(&cur, &rrset, b)?;
+                        Ok(DONE_AUTH)
+                    }
+                    None => self.negative(Rcode::NOERROR, b),
+                };
+            }
+            if let Some(rrset) = zone.rrset_at(&node, self.qtype.0) {
+                self.answer_rrset(&cur, &rrset, b)?;
+                return Ok(DONE_AUTH);
+            }
+            if node.flags() & flags::CNAME != 0 {
+                let Some(cname) = zone.rrset_at(&node, Rtype::CNAME.0) else {
+                    break;
+                };
+                self.write_rrset(Section::Answer, cur.owner(), &cname, b)?;
+                let Some(target) = zone.records(&cname).next() else {
+                    break;
+                };
+                if !self.enter(target, &mut cur) {
+                    return Ok(DONE_AUTH);
+                }
+                continue;
+            }
+            return self.negative(Rcode::NOERROR, b);
+        }
+        // Chain too long (or a loop): answer with what was collected.
+        Ok(DONE_AUTH)
+    }
+
+    /// Continues the chain at `target` if it is inside this zone.
+    fn enter(&self, target: &[u8], cur: &mut Current) -> bool {
+        let mut lower = [0u8; MAX_NAME_LEN];
+        let Some(l) = lower.get_mut(..target.len()) else {
+            return false;
+        };
+        crate::dns::wire::name::lowercase_into(target, l);
+        if !is_subdomain(l, self.zone.origin()) {
+            return false;
+        }
+        cur.set(l);
+        true
+    }
+
+    /// The closest existing ancestor of `rel` (RFC 4592 §3.3.1). The apex
+    /// always exists, so there is one.
+    fn closest_encloser(&self, rel: &[u8]) -> (u32, Node) {
+        let mut at = 0usize;
+        while let Some(&len) = rel.get(at) {
+            at += 1 + len as usize;
+            if let Some(found) = self.zone.find(rel.get(at..).unwrap_or(&[])) {
+                return found;
+            }
+        }
+        let apex = self.zone.apex();
+        (
+            apex,
+            self.zone.node(apex).unwrap_or(Node::new(0, 0, 0, 0, 0, 0)),
+        )
+    }
+
+    /// The current name is at or below node `idx`, a cut or a DNAME.
+    fn occluded_by(
+        &mut self,
+        idx: u32,
+        cur: &mut Current,
+        first: bool,
+        b: &mut ResponseBuilder<'_>,
+    ) -> Result<Step, Full> {
+        let zone = self.zone;
+        let Some(node) = zone.node(idx) else {
+            return self.negative(Rcode::SERVFAIL, b).map(Step::Done);
+        };
+        if node.flags() & flags::CUT != 0 && !is_apex(&node) {
+            if !first {
+                return Ok(Step::Done(DONE_AUTH));
+            }
+            return self.referral(&node, b).map(Step::Done);
+        }
+        // RFC 6672 §3.2: DNAME substitution.
+        let node_name = abs_name(zone, &node);
+        let Some(dname) = zone.rrset_at(&node, Rtype::DNAME.0) else {
+            return self.negative(Rcode::SERVFAIL, b).map(Step::Done);
+        };
+        let Some(target) = zone.records(&dname).next() else {
+            return self.negative(Rcode::SERVFAIL, b).map(Step::Done);
+        };
+        self.write_rrset(Section::Answer, Owner::Name(node_name.name()), &dname, b)?;
+        let prefix_len = cur.len - node_name.len;
+        let new_len = prefix_len + target.len();
+        if new_len > MAX_NAME_LEN {
+            // RFC 6672 §2.2: the substituted name would be too long.
+            return Ok(Step::Done(Outcome {
+                rcode: Rcode::YXDOMAIN,
+                authoritative: true,
+                truncated: false,
+            }));
+        }
+        let mut synth = [0u8; MAX_NAME_LEN];
+        synth[..prefix_len].copy_from_slice(&cur.buf[..prefix_len]);
+        synth[prefix_len..new_len].copy_from_slice(target);
+        // The synthesized CNAME (RFC 6672 §3.2) carries the DNAME's TTL.
+        b.record(
+            Section::Answer,
+            cur.owner(),
+            Rtype::CNAME,
+            dname.ttl(),
+            &synth[..new_len],
+        )?;
+        if !self.enter(&synth[..new_len], cur) {
+            return Ok(Step::Done(DONE_AUTH));
+        }
+        Ok(Step::Follow)
+    }
+
+    /// RFC 1034 §4.3.2 3.b: a referral to the child zone at `cut`.
+    fn referral(&mut self, cut: &Node, b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
+        let zone = self.zone;
+        let cut_name = abs_name(zone, cut);
+        let Some(ns) = zone.rrset_at(cut, Rtype::NS.0) else {
+            return self.negative(Rcode::SERVFAIL, b);
+        };
+        self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ns, b)?;
+        if self.dnssec_ok {
+            if let Some(ds) = zone.rrset_at(cut, Rtype::DS.0) {
+                self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ds, b)?;
+            }
+        }
+        for target in zone.records(&ns) {
+            let mut lower = [0u8; MAX_NAME_LEN];
+            let required = match lower.get_mut(..target.len()) {
+                Some(l) => {
+                    crate::dns::wire::name::lowercase_into(target, l);
+                    is_subdomain(l, cut_name.name())
+                }
+                None => false,
+            };
+            self.additional.push(target, required);
+        }
+        Ok(Outcome {
+            rcode: Rcode::NOERROR,
+            authoritative: false,
+            truncated: false,
+        })
+    }
+
+    /// NXDOMAIN or NODATA: the SOA in authority (RFC 2308 §3).
+    fn negative(&mut self, rcode: Rcode, b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
+        let zone = self.zone;
+        if let Some(apex) = zone.node(zone.apex()) {
+            if let Some(soa) = zone.rrset_at(&apex, Rtype::SOA.0) {
+                if let Some(rdata) = zone.records(&soa).next() {
+                    let minimum = rdata
+                        .len()
+                        .checked_sub(4)
+                        .and_then(|at| crate::dns::wire::read_u32(rdata, at))
+                        .unwrap_or(0);
+                    b.record(
+                        Section::Authority,
+                        Owner::Name(zone.origin()),
+                        Rtype::SOA,
+                        soa.ttl().min(minimum),
+                        rdata,
+                    )?;
+                }
+            }
+        }
+        Ok(Outcome {
+            rcode,
+            authoritative: true,
+            truncated: false,
+        })
+    }
+
+    fn answer_rrset(
+        &mut self,
+        cur: &Current,
+        rrset: &RRset,
+        b: &mut ResponseBuilder<'_>,
+    ) -> Result<(), Full> {
+        self.write_rrset(Section::Answer, cur.owner(), rrset, b)?;
+        // Addresses of the names an answer points at (RFC 1035 §3.3.9, §3.3.11; RFC 2782).
+        let offset = match Rtype(rrset.rtype()) {
+            Rtype::NS => 0,
+            Rtype::MX => 2,
+            Rtype::SRV => 6,
+            _ => return Ok(()),
+        };
+        for rdata in self.zone.records(rrset) {
+            if let Some(target) = rdata.get(offset..) {
+                self.additional.push(target, false);
+            }
+        }
+        Ok(())
+    }
+
+    fn write_rrset(
+        &self,
+        section: Section,
+        owner: Owner<'_>,
+        rrset: &RRset,
+        b: &mut ResponseBuilder<'_>,
+    ) -> Result<(), Full> {
+        let rtype = Rtype(rrset.rtype());
+        for rdata in self.zone.records(rrset) {
+            b.record(section, owner, rtype, rrset.ttl(), rdata)?;
+        }
+        Ok(())
+    }
+
+    /// Writes A and AAAA records of the collected names that are in this
+    /// zone. Returns whether required glue had to be left out (set TC).
+    fn write_additional(&self, b: &mut ResponseBuilder<'_>) -> bool {
+        let zone = self.zone;
+        let origin = zone.origin();
+        let mut missing_required = false;
+        for &(name, required) in &self.additional.names[..self.additional.len] {
+            let mut lower = [0u8; MAX_NAME_LEN];
+            let Some(l) = lower.get_mut(..name.len()) else {
+                continue;
+            };
+            crate::dns::wire::name::lowercase_into(name, l);
+            if !is_subdomain(l, origin) {
+                continue;
+            }
+            let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else {
+                continue;
+            };
+            for rtype in [Rtype::A, Rtype::AAAA] {
+                let Some(rrset) = zone.rrset_at(&node, rtype.0) else {
+                    continue;
+                };
+                let mark = b.mark();
+                if self
+                    .write_rrset(Section::Additional, Owner::Name(name), &rrset, b)
+                    .is_err()
+                {
+                    b.rollback(mark);
+                    missing_required |= required;
+                }
+            }
+        }
+        missing_required
+    }
+}
+
+fn is_apex(node: &Node) -> bool {
+    node.name_len() == 0
+}
+
+/// A node's absolute name.
+fn abs_name(zone: &Snapshot, node: &Node) -> Current {
+    let mut c = Current {
+        buf: [0; MAX_NAME_LEN],
+        len: 0,
+        is_qname: false,
+    };
+    let rel = zone.node_name(node);
+    let origin = zone.origin();
+    let len = (rel.len() + origin.len()).min(MAX_NAME_LEN);
+    c.buf[..rel.len().min(len)].copy_from_slice(&rel[..rel.len().min(len)]);
+    c.buf[rel.len().min(len)..len].copy_from_slice(&origin[..len - rel.len().min(len)]);
+    c.len = len;
+    c
+}

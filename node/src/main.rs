@@ -1,0 +1,306 @@
+//! The `meshdns` binary. See the crate docs of `meshdns` for the design.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use meshdns::cli::{Cli, Command, ConfigCommand, ServeArgs, ZoneCommand};
+use meshdns::config::{self, Config, LogFormat};
+use meshdns::dns::auth::AnswerConfig;
+use meshdns::metrics::Metrics;
+use meshdns::server::{self, Shared};
+use meshdns::zone::diag::Severity;
+use meshdns::zone::store::{ZoneStore, initial_origin};
+use meshdns::zone::{DEMO_ZONE, DEMO_ZONE_FILE, compile, parse};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("meshdns: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Zone(ZoneCommand::Check { files, origin }) => {
+            zone_check(&files, origin.as_deref())
+        }
+        Command::Zone(ZoneCommand::Reload { http }) => zone_reload(http),
+        Command::Config(ConfigCommand::Check { config }) => {
+            let cfg = load_config(config.as_deref(), &ServeArgs::default())?;
+            println!("configuration ok");
+            println!("{cfg:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("meshdns {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
+    let mut raw = config::load_raw(file, std::env::vars())?;
+    if let Some(d) = &args.zone_dir {
+        raw.zones.dir = Some(d.display().to_string());
+    }
+    if !args.listen.is_empty() {
+        raw.server.listen = Some(args.listen.clone());
+    }
+    if let Some(d) = &args.data_dir {
+        raw.storage.data_dir = Some(d.display().to_string());
+    }
+    if let Some(h) = &args.http {
+        raw.server.http = Some(h.clone());
+    }
+    if let Some(n) = args.udp_workers {
+        raw.server.udp_workers = Some(n);
+    }
+    if let Some(f) = &args.log_format {
+        raw.log.format = Some(f.clone());
+    }
+    Ok(Config::from_raw(&raw)?)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Writes the embedded demo zone under the data dir and returns its directory.
+fn demo_zone_dir(data_dir: &Path) -> Result<PathBuf> {
+    let dir = data_dir.join("demo-zones");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join(DEMO_ZONE_FILE);
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(DEMO_ZONE) {
+        std::fs::write(&file, DEMO_ZONE).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(dir)
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let cfg = load_config(args.config.as_deref(), &args)?;
+    init_logging(&cfg);
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let zone_dir = match &cfg.zone_dir {
+        Some(d) => d.clone(),
+        None => {
+            let d = demo_zone_dir(&cfg.data_dir)?;
+            tracing::info!(dir = %d.display(), "no zone directory given: serving the embedded demo zone example.com.");
+            d
+        }
+    };
+    let store = ZoneStore::new(&zone_dir, &cfg.data_dir);
+    let report = store
+        .reload()
+        .with_context(|| "loading zones (check --zone-dir)".to_string())?;
+    server::http::log_report(&report);
+    if report.failures() > 0 {
+        tracing::error!(
+            failed = report.failures(),
+            "some zones failed to load; serving the others"
+        );
+    }
+
+    let shards = cfg.udp_workers * cfg.listen.len() + 1;
+    let shared = Arc::new(Shared {
+        store,
+        metrics: Metrics::new(shards),
+        answer: AnswerConfig {
+            udp_payload: cfg.edns_udp_payload,
+        },
+        config: cfg.clone(),
+        ready: AtomicBool::new(false),
+    });
+
+    // Bind everything before serving anything, so a bad address fails fast.
+    let mut udp_sockets = Vec::new();
+    let mut tcp_listeners = Vec::new();
+    for addr in &cfg.listen {
+        udp_sockets.push(server::udp::bind(*addr, cfg.udp_workers).with_context(|| {
+            format!("binding UDP {addr} (is another DNS server using it? choose --listen)")
+        })?);
+        tcp_listeners.push(server::tcp::bind(*addr).with_context(|| {
+            format!("binding TCP {addr} (is another DNS server using it? choose --listen)")
+        })?);
+    }
+    let http_listener = std::net::TcpListener::bind(cfg.http)
+        .with_context(|| format!("binding HTTP {} (choose --http)", cfg.http))?;
+    http_listener.set_nonblocking(true)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut udp_threads = Vec::new();
+    for (i, socks) in udp_sockets.into_iter().enumerate() {
+        udp_threads.extend(server::udp::spawn(
+            socks,
+            shared.clone(),
+            stop.clone(),
+            i * cfg.udp_workers,
+        )?);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("meshdns-io")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let code = runtime.block_on(async move {
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let limit = Arc::new(tokio::sync::Semaphore::new(cfg.tcp_max_connections));
+        for l in tcp_listeners {
+            let l = tokio::net::TcpListener::from_std(l)?;
+            tokio::spawn(server::tcp::serve(l, shared.clone(), shutdown_rx.clone(), limit.clone()));
+        }
+        tokio::spawn(server::http::serve(tokio::net::TcpListener::from_std(http_listener)?, shared.clone(), shutdown_rx.clone()));
+        shared.ready.store(true, Ordering::Release);
+        tracing::info!(
+            listen = ?cfg.listen,
+            http = %cfg.http,
+            zones = shared.store.current().zones().len(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "serving"
+        );
+
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading zones");
+                    let s = shared.clone();
+                    match tokio::task::spawn_blocking(move || s.store.reload()).await {
+                        Ok(Ok(report)) => server::http::log_report(&report),
+                        Ok(Err(e)) => tracing::error!(error = %e, "reload failed; still serving the previous zones"),
+                        Err(e) => tracing::error!(error = %e, "reload task failed"),
+                    }
+                }
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            }
+        }
+        // Stop accepting, let in-flight work finish, then exit.
+        shared.ready.store(false, Ordering::Release);
+        stop.store(true, Ordering::Relaxed);
+        let _ = shutdown_tx.send(true);
+        let deadline = Instant::now() + cfg.shutdown_grace;
+        while limit.available_permits() < cfg.tcp_max_connections && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })?;
+    for t in udp_threads {
+        let _ = t.join();
+    }
+    tracing::info!("stopped");
+    Ok(code)
+}
+
+fn zone_check(files: &[PathBuf], origin: Option<&str>) -> Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        let origin = origin
+            .map(str::to_owned)
+            .unwrap_or_else(|| initial_origin(file));
+        let result = parse::parse_file(file, Some(&origin))
+            .and_then(|p| compile::compile(&p, None).map(|c| (p, c)));
+        match result {
+            Ok((_, c)) => {
+                for w in &c.warnings {
+                    println!("{w}");
+                }
+                println!(
+                    "{}: ok: zone {} serial {}, {} records, {} warnings",
+                    file.display(),
+                    meshdns::dns::wire::name::to_text(&c.origin),
+                    c.serial,
+                    c.records,
+                    c.warnings.len()
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                for d in &e.diagnostics {
+                    println!("{d}");
+                }
+                let errors = e
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .count();
+                println!("{}: FAILED: {errors} error(s)", file.display());
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn zone_reload(http: std::net::SocketAddr) -> Result<ExitCode> {
+    let mut stream = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(5))
+        .with_context(|| {
+            format!(
+                "cannot reach meshdns at {http}: is it running, and is that its --http address?"
+            )
+        })?;
+    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    write!(
+        stream,
+        "POST /reload HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .context("reading the reload response")?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    print!("{}", dechunk(body));
+    match status {
+        "200" => Ok(ExitCode::SUCCESS),
+        "422" => Ok(ExitCode::from(1)),
+        other => bail!("reload failed with HTTP status {other:?}"),
+    }
+}
+
+/// Undoes HTTP/1.1 chunked encoding if the body uses it.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return if out.is_empty() { body.to_owned() } else { out };
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if n == 0 || after.len() < n {
+            return out;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+}

@@ -1,0 +1,211 @@
+//! The HTTP listener: `GET /metrics` (Prometheus text format), `GET /healthz`
+//! (the process is up), `GET /readyz` (zones loaded and listeners bound)
+//! and `POST /reload` (what `meshdns zone reload` and SIGHUP do).
+
+use std::convert::Infallible;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::SharedRef;
+use crate::dns::wire::name::to_text;
+use crate::zone::store::{LoadReport, ZoneLoad};
+
+/// Serves HTTP until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, shared: SharedRef, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(req, shared.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: SharedRef,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let reply = |status: StatusCode, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        Ok(r)
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            let mut r = reply(StatusCode::OK, render_metrics(&shared))?;
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            Ok(r)
+        }
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, "ok\n".into()),
+        (&Method::GET, "/readyz") => {
+            if shared.ready.load(Ordering::Acquire) {
+                reply(StatusCode::OK, "ready\n".into())
+            } else {
+                reply(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into())
+            }
+        }
+        (&Method::POST, "/reload") => {
+            let shared2 = shared.clone();
+            let result = tokio::task::spawn_blocking(move || shared2.store.reload()).await;
+            match result {
+                Ok(Ok(report)) => {
+                    log_report(&report);
+                    let status = if report.failures() == 0 {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    };
+                    reply(status, format_report(&report))
+                }
+                Ok(Err(e)) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reload failed: {e}\n"),
+                ),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reload failed: {e}\n"),
+                ),
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz, /readyz or POST /reload\n".into(),
+        ),
+    }
+}
+
+/// The whole `/metrics` page.
+pub fn render_metrics(shared: &SharedRef) -> String {
+    let mut out = String::with_capacity(8192);
+    shared.metrics.render(&mut out);
+    let zones = shared.store.current_full();
+    out.push_str(
+        "# HELP meshdns_zones_loaded Zones being served.\n# TYPE meshdns_zones_loaded gauge\n",
+    );
+    let _ = writeln!(out, "meshdns_zones_loaded {}", zones.zones().len());
+    out.push_str("# HELP meshdns_zone_serial SOA serial of each served zone.\n# TYPE meshdns_zone_serial gauge\n");
+    for z in zones.zones() {
+        let _ = writeln!(
+            out,
+            "meshdns_zone_serial{{zone=\"{}\"}} {}",
+            escape(&to_text(z.origin())),
+            z.serial()
+        );
+    }
+    out.push_str("# HELP meshdns_zone_nodes Owner names (and empty non-terminals) per zone.\n# TYPE meshdns_zone_nodes gauge\n");
+    for z in zones.zones() {
+        let _ = writeln!(
+            out,
+            "meshdns_zone_nodes{{zone=\"{}\"}} {}",
+            escape(&to_text(z.origin())),
+            z.node_count()
+        );
+    }
+    out.push_str("# HELP meshdns_zone_load_errors_total Failed loads per zone file since start.\n# TYPE meshdns_zone_load_errors_total counter\n");
+    for (file, n) in shared.store.failure_counts() {
+        let _ = writeln!(
+            out,
+            "meshdns_zone_load_errors_total{{file=\"{}\"}} {n}",
+            escape(&file)
+        );
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Logs each zone's load outcome.
+pub fn log_report(report: &LoadReport) {
+    for z in &report.zones {
+        match z {
+            ZoneLoad::Compiled {
+                zone,
+                serial,
+                records,
+                warnings,
+                seconds,
+            } => {
+                for w in warnings {
+                    tracing::warn!(%zone, "{w}");
+                }
+                tracing::info!(%zone, serial, records, seconds, "zone compiled");
+            }
+            ZoneLoad::Reused { zone, serial } => {
+                tracing::info!(%zone, serial, "zone loaded from its snapshot")
+            }
+            ZoneLoad::Unchanged { zone } => tracing::debug!(%zone, "zone unchanged"),
+            ZoneLoad::Failed {
+                file,
+                error,
+                kept_previous,
+            } => {
+                tracing::error!(file = %file.display(), kept_previous, "zone failed to load:\n{error}")
+            }
+        }
+    }
+    for zone in &report.removed {
+        tracing::info!(%zone, "zone removed (its file is gone)");
+    }
+}
+
+/// A plain-text summary, one line per zone.
+pub fn format_report(report: &LoadReport) -> String {
+    let mut out = String::new();
+    for z in &report.zones {
+        let _ = match z {
+            ZoneLoad::Compiled {
+                zone,
+                serial,
+                records,
+                warnings,
+                ..
+            } => writeln!(
+                out,
+                "compiled {zone} serial {serial} ({records} records, {} warnings)",
+                warnings.len()
+            ),
+            ZoneLoad::Reused { zone, serial } => {
+                writeln!(out, "loaded {zone} serial {serial} from snapshot")
+            }
+            ZoneLoad::Unchanged { zone } => writeln!(out, "unchanged {zone}"),
+            ZoneLoad::Failed {
+                file,
+                error,
+                kept_previous,
+            } => writeln!(
+                out,
+                "FAILED {}{}\n{error}",
+                file.display(),
+                if *kept_previous {
+                    " (previous version still served)"
+                } else {
+                    ""
+                }
+            ),
+        };
+    }
+    for zone in &report.removed {
+        let _ = writeln!(out, "removed {zone}");
+    }
+    out
+}

@@ -1,0 +1,31 @@
+//! Network front ends: UDP workers, TCP connections, zone transfers, and
+//! the HTTP listener for metrics, health and reload.
+
+pub mod http;
+pub mod tcp;
+pub mod transfer;
+pub mod udp;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::dns::auth::AnswerConfig;
+use crate::metrics::Metrics;
+use crate::zone::store::ZoneStore;
+
+/// What every front end shares.
+pub struct Shared {
+    /// The zones.
+    pub store: ZoneStore,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Checked configuration.
+    pub config: Config,
+    /// Answer settings.
+    pub answer: AnswerConfig,
+    /// Set once every listener is up and the zones are loaded.
+    pub ready: std::sync::atomic::AtomicBool,
+}
+
+/// Shared state handle.
+pub type SharedRef = Arc<Shared>;

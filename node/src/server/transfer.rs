@@ -1,0 +1,256 @@
+//! Outgoing zone transfers: AXFR (RFC 5936) over TCP, to clients in the
+//! `transfer.allow` networks. An IXFR request (RFC 1995) is answered with
+//! the full zone in AXFR form, which §4 of that RFC permits when no
+//! history is kept; incremental history comes with replication.
+//!
+//! The zone is read from one snapshot for the whole transfer, so a reload
+//! in the middle cannot mix two versions.
+
+use std::net::IpAddr;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::SharedRef;
+use crate::dns::auth::Answered;
+use crate::dns::edns::DEFAULT_UDP_PAYLOAD;
+use crate::dns::iana::{Rcode, Rtype};
+use crate::dns::wire::HEADER_LEN;
+use crate::dns::wire::builder::{Full, OptOut, Owner, ResponseBuilder, ResponseFlags, Section};
+use crate::dns::wire::name::{MAX_NAME_LEN, lowercase_into};
+use crate::dns::wire::query::Query;
+use crate::zone::snapshot::Snapshot;
+
+/// Target size of one transfer message; a record too big for it gets a
+/// message of its own up to 65535 bytes.
+const MESSAGE_TARGET: usize = 16 * 1024;
+
+/// Serves one AXFR/IXFR query on `stream`. `out` must hold 2 + 65535 bytes.
+pub async fn serve(
+    stream: &mut TcpStream,
+    q: &Query<'_>,
+    peer: IpAddr,
+    shared: &SharedRef,
+    out: &mut [u8],
+) -> std::io::Result<Answered> {
+    let opt = q.edns.map(|e| OptOut {
+        udp_payload: DEFAULT_UDP_PAYLOAD,
+        dnssec_ok: e.dnssec_ok,
+    });
+    let question = &q.msg[HEADER_LEN..q.question_end];
+    let mut lower = [0u8; MAX_NAME_LEN];
+    let qname = &mut lower[..q.qname.len()];
+    lowercase_into(q.qname, qname);
+    let zones = shared.store.current_full();
+    let refusal = if !shared
+        .config
+        .transfer_allow
+        .iter()
+        .any(|net| net.contains(&peer))
+    {
+        tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), "zone transfer refused: client not in transfer.allow");
+        Some(Rcode::REFUSED)
+    } else if zones.get(qname).is_none() {
+        // RFC 5936 §2.2.1: not authoritative for that zone.
+        Some(Rcode::NOTAUTH)
+    } else {
+        None
+    };
+    if let Some(rcode) = refusal {
+        let b = ResponseBuilder::new(&mut out[2..], 65535, Some(question), opt.is_some())
+            .ok_or_else(too_big)?;
+        let len = b.finish(
+            q.header.id,
+            q.header.flags,
+            ResponseFlags::default(),
+            rcode,
+            opt,
+        );
+        send(stream, out, len).await?;
+        return Ok(Answered {
+            len,
+            rcode,
+            qtype: Some(q.qtype),
+            truncated: false,
+        });
+    }
+    let Some(zone) = zones.get(qname) else {
+        return Err(too_big());
+    };
+    let records = RecordCursor::new(zone);
+    let mut cursor = records;
+    let mut first = true;
+    let mut total = 0;
+    while !cursor.done() {
+        let len = fill(
+            zone,
+            &mut cursor,
+            &mut out[2..],
+            first.then_some(question),
+            q,
+            opt,
+        )?;
+        send(stream, out, len).await?;
+        total += len;
+        first = false;
+    }
+    tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), bytes = total, "zone transfer sent");
+    Ok(Answered {
+        len: total,
+        rcode: Rcode::NOERROR,
+        qtype: Some(q.qtype),
+        truncated: false,
+    })
+}
+
+fn too_big() -> std::io::Error {
+    std::io::Error::other("transfer message does not fit")
+}
+
+async fn send(stream: &mut TcpStream, out: &mut [u8], len: usize) -> std::io::Result<()> {
+    out[..2].copy_from_slice(&(len as u16).to_be_bytes());
+    stream.write_all(&out[..2 + len]).await
+}
+
+/// Fills one message with as many records as fit.
+fn fill(
+    zone: &Snapshot,
+    cursor: &mut RecordCursor,
+    buf: &mut [u8],
+    question: Option<&[u8]>,
+    q: &Query<'_>,
+    opt: Option<OptOut>,
+) -> std::io::Result<usize> {
+    for limit in [MESSAGE_TARGET, 65535] {
+        let mut b =
+            ResponseBuilder::new(buf, limit, question, opt.is_some()).ok_or_else(too_big)?;
+        let start = *cursor;
+        let mut wrote = 0;
+        while let Some((owner, rtype, ttl, rdata)) = cursor.peek(zone) {
+            let mark = b.mark();
+            let owner_buf = owner;
+            if b.record(
+                Section::Answer,
+                Owner::Name(&owner_buf.0[..owner_buf.1]),
+                rtype,
+                ttl,
+                rdata,
+            )
+            .map_err(|Full| ())
+            .is_err()
+            {
+                b.rollback(mark);
+                break;
+            }
+            wrote += 1;
+            cursor.advance(zone);
+        }
+        if wrote > 0 || cursor.done() {
+            let flags = ResponseFlags {
+                authoritative: true,
+                truncated: false,
+            };
+            return Ok(b.finish(q.header.id, q.header.flags, flags, Rcode::NOERROR, opt));
+        }
+        *cursor = start;
+    }
+    Err(too_big())
+}
+
+/// Position in the transfer: the SOA, every RRset, the SOA again (RFC 5936 §2.2).
+#[derive(Clone, Copy, Debug)]
+struct RecordCursor {
+    /// 0 = leading SOA, 1 = body, 2 = trailing SOA, 3 = done.
+    phase: u8,
+    node: u32,
+    rrset: u32,
+    /// Index of the record within the RRset.
+    record: u32,
+}
+
+type Name = ([u8; MAX_NAME_LEN], usize);
+
+impl RecordCursor {
+    fn new(_zone: &Snapshot) -> Self {
+        RecordCursor {
+            phase: 0,
+            node: 0,
+            rrset: 0,
+            record: 0,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.phase >= 3
+    }
+
+    fn soa(zone: &Snapshot) -> Option<(Name, Rtype, u32, &[u8])> {
+        let apex = zone.node(zone.apex())?;
+        let soa = zone.rrset_at(&apex, Rtype::SOA.0)?;
+        let rdata = zone.records(&soa).next()?;
+        Some((name_of(zone, zone.apex()), Rtype::SOA, soa.ttl(), rdata))
+    }
+
+    /// The record at the cursor, skipping to the next valid position.
+    fn peek<'z>(&mut self, zone: &'z Snapshot) -> Option<(Name, Rtype, u32, &'z [u8])> {
+        loop {
+            match self.phase {
+                0 | 2 => return Self::soa(zone),
+                1 => {
+                    let Some(node) = zone.node(self.node) else {
+                        self.phase = 2;
+                        continue;
+                    };
+                    if self.rrset >= node.rrset_count() as u32 {
+                        self.node += 1;
+                        self.rrset = 0;
+                        self.record = 0;
+                        continue;
+                    }
+                    let Some(rrset) = zone.rrset(node.rrset_start() + self.rrset) else {
+                        self.phase = 2;
+                        continue;
+                    };
+                    if self.node == zone.apex() && rrset.rtype() == Rtype::SOA.0 {
+                        self.rrset += 1;
+                        continue;
+                    }
+                    match zone.records(&rrset).nth(self.record as usize) {
+                        Some(rdata) => {
+                            return Some((
+                                name_of(zone, self.node),
+                                Rtype(rrset.rtype()),
+                                rrset.ttl(),
+                                rdata,
+                            ));
+                        }
+                        None => {
+                            self.rrset += 1;
+                            self.record = 0;
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn advance(&mut self, _zone: &Snapshot) {
+        match self.phase {
+            0 => self.phase = 1,
+            1 => self.record += 1,
+            _ => self.phase = 3,
+        }
+    }
+}
+
+fn name_of(zone: &Snapshot, node: u32) -> Name {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let rel = zone.node(node).map(|n| zone.node_name(&n)).unwrap_or(&[]);
+    let origin = zone.origin();
+    let len = (rel.len() + origin.len()).min(MAX_NAME_LEN);
+    let r = rel.len().min(len);
+    buf[..r].copy_from_slice(&rel[..r]);
+    buf[r..len].copy_from_slice(&origin[..len - r]);
+    (buf, len)
+}

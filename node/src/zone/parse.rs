@@ -1,0 +1,348 @@
+//! Reads RFC 1035 master files (§5) into flat records, with NLnet Labs'
+//! `domain` zonefile scanner doing the lexing and RDATA parsing.
+//!
+//! `domain` handles `$ORIGIN`, `$TTL`, `@`, relative names, parentheses,
+//! quoted strings with escapes, class and TTL in either order and RFC 3597
+//! `TYPEnnn \# len hex`. This module adds what it leaves to its caller:
+//! `$INCLUDE` (a path relative to the including file's directory, with an
+//! optional origin, at most [`MAX_INCLUDE_DEPTH`] deep and never a loop), line
+//! numbers for diagnostics, and SMIMEA (RFC 8162), which the scanner does not
+//! know in text form (see [`smimea`]).
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use domain::base::iana::{Class, Rtype};
+use domain::base::name::{Name, ToName};
+use domain::base::rdata::ComposeRecordData;
+use domain::zonefile::inplace::{Entry, Zonefile};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::diag::{Diagnostic, ZoneError};
+
+/// `$INCLUDE` nesting allowed before the file is rejected.
+pub const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// One record as read from a file.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    /// Absolute owner name, lower-cased wire form.
+    pub owner: Vec<u8>,
+    /// TYPE.
+    pub rtype: u16,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// RDATA in wire form, names uncompressed and as written (case kept).
+    pub rdata: Vec<u8>,
+    /// Where it was written, for diagnostics.
+    pub at: Location,
+}
+
+/// A file and line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Index into [`ParsedFile::sources`].
+    pub source: u16,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// Everything read from a zone file and its includes.
+#[derive(Debug, Default)]
+pub struct ParsedFile {
+    /// Records in file order.
+    pub records: Vec<RawRecord>,
+    /// The zone file, then each included file in the order read.
+    pub sources: Vec<PathBuf>,
+    /// Digest over every source's path and bytes (see [`source_digest`]).
+    pub digest: u64,
+}
+
+/// Parses `path` with `origin` (absolute, text) as the initial origin.
+pub fn parse_file(path: &Path, origin: Option<&str>) -> Result<ParsedFile, ZoneError> {
+    // A name derived from a file name may not be a valid domain name; the
+    // file's own $ORIGIN or absolute names then have to do.
+    let origin = origin.and_then(|o| Name::<Bytes>::bytes_from_str(o).ok());
+    let mut out = ParsedFile::default();
+    let mut hasher = Xxh3::new();
+    read_one(path, origin, 0, &mut out, &mut hasher)?;
+    out.digest = hasher.digest();
+    Ok(out)
+}
+
+/// The digest [`parse_file`] computes, from the list of sources alone, so a
+/// snapshot can be checked for freshness without parsing anything.
+pub fn source_digest(sources: &[PathBuf]) -> std::io::Result<u64> {
+    let mut hasher = Xxh3::new();
+    for path in sources {
+        let bytes = std::fs::read(path)?;
+        feed(&mut hasher, path, &bytes);
+    }
+    Ok(hasher.digest())
+}
+
+fn feed(hasher: &mut Xxh3, path: &Path, bytes: &[u8]) {
+    hasher.update(path.as_os_str().as_encoded_bytes());
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+    // The compiler's own version: a new build may lay snapshots out differently.
+    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+}
+
+fn read_one(
+    path: &Path,
+    origin: Option<Name<Bytes>>,
+    depth: usize,
+    out: &mut ParsedFile,
+    hasher: &mut Xxh3,
+) -> Result<(), ZoneError> {
+    let err = |line: u32, msg: String| ZoneError::single(Diagnostic::error(path, line, msg));
+    if depth > MAX_INCLUDE_DEPTH {
+        return Err(err(
+            0,
+            format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} levels"),
+        ));
+    }
+    if out.sources.iter().any(|p| p == path) {
+        return Err(err(0, "$INCLUDE loop: file includes itself".into()));
+    }
+    let mut bytes = std::fs::read(path).map_err(|e| err(0, format!("cannot read: {e}")))?;
+    feed(hasher, path, &bytes);
+    let source =
+        u16::try_from(out.sources.len()).map_err(|_| err(0, "too many included files".into()))?;
+    out.sources.push(path.to_owned());
+
+    let smimea_at = smimea::rewrite(&mut bytes);
+    let lines = LineIndex::new(&bytes);
+    let mut zonefile = Zonefile::with_capacity(bytes.len());
+    zonefile.extend_from_slice(&bytes);
+    zonefile.set_default_class(Class::IN);
+    if let Some(o) = origin {
+        zonefile.set_origin(o);
+    }
+    let mut entry_start = 0usize;
+    loop {
+        let entry = match zonefile.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            // domain's message is "line:col: what".
+            Err(e) => {
+                return Err(ZoneError::single(Diagnostic::error_raw(
+                    path,
+                    format!("{e}"),
+                )));
+            }
+        };
+        let entry_end = zonefile.current_offset();
+        let line = lines.first_content_line(&bytes, entry_start);
+        match entry {
+            Entry::Record(record) => {
+                if record.class() != Class::IN {
+                    return Err(err(
+                        line,
+                        format!("class {} is not supported, only IN", record.class()),
+                    ));
+                }
+                let mut owner = Vec::with_capacity(32);
+                // Canonical form lower-cases the owner (RFC 4034 §6.2).
+                let _ = record.owner().compose_canonical(&mut owner);
+                let mut rdata = Vec::new();
+                record
+                    .data()
+                    .compose_rdata(&mut rdata)
+                    .map_err(|_| err(line, "record data too long".into()))?;
+                let mut rtype = record.rtype().to_int();
+                at_sign::resolve(rtype, &mut rdata);
+                if record.rtype() == Rtype::TLSA
+                    && smimea_at
+                        .iter()
+                        .any(|&p| (entry_start..entry_end).contains(&p))
+                {
+                    rtype = Rtype::SMIMEA.to_int();
+                }
+                if rdata.len() > u16::MAX as usize {
+                    return Err(err(line, "record data longer than 65535 octets".into()));
+                }
+                out.records.push(RawRecord {
+                    owner,
+                    rtype,
+                    ttl: record.ttl().as_secs(),
+                    rdata,
+                    at: Location { source, line },
+                });
+            }
+            Entry::Include {
+                path: inc,
+                origin: inc_origin,
+            } => {
+                let inc_path = path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(inc.as_ref() as &str);
+                let inc_origin = inc_origin.or_else(|| zonefile.origin().ok());
+                read_one(&inc_path, inc_origin, depth + 1, out, hasher).map_err(|e| {
+                    e.with_context(Diagnostic::error(
+                        path,
+                        line,
+                        format!("in $INCLUDE {}", inc_path.display()),
+                    ))
+                })?;
+            }
+        }
+        entry_start = entry_end;
+    }
+    Ok(())
+}
+
+/// Byte offset → line number.
+struct LineIndex {
+    newlines: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(bytes: &[u8]) -> Self {
+        LineIndex {
+            newlines: bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// Line of the first byte at or after `from` that is not blank or comment.
+    fn first_content_line(&self, bytes: &[u8], from: usize) -> u32 {
+        let mut at = from;
+        while let Some(&b) = bytes.get(at) {
+            match b {
+                b' ' | b'\t' | b'\r' | b'\n' => at += 1,
+                b';' => {
+                    while bytes.get(at).is_some_and(|&c| c != b'\n') {
+                        at += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        (self.newlines.partition_point(|&nl| nl < at) + 1) as u32
+    }
+}
+
+/// `@` as a name inside RDATA (`www CNAME @`, `@ MX 10 @`).
+///
+/// RFC 1035 §5.1 makes `@` the origin wherever a name may stand; `domain`'s
+/// scanner honours it only as an owner and reads it as a label `@` in RDATA.
+/// For the types whose RDATA names sit at known places, a leading `\@`
+/// label (the scanner's reading of a lone `@`) is removed, leaving the
+/// origin. A literal label `\@` there is lost with it: no real zone has one.
+mod at_sign {
+    use crate::dns::wire::name::plain_name_len;
+
+    pub(super) fn resolve(rtype: u16, rdata: &mut Vec<u8>) {
+        let spots: &[usize] = match rtype {
+            2 | 5 | 12 | 39 => &[0],
+            15 => &[2],
+            33 => &[6],
+            6 => &[0, usize::MAX],
+            _ => return,
+        };
+        let mut next = 0;
+        for &spot in spots {
+            let at = if spot == usize::MAX { next } else { spot };
+            if rdata.get(at..at + 2) == Some(b"\x01@") {
+                rdata.drain(at..at + 2);
+            }
+            match plain_name_len(rdata, at) {
+                Ok(len) => next = at + len,
+                Err(_) => return,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn rfc1035_5_1_at_in_rdata_is_the_origin() {
+            let mut soa = b"\x01@\x03com\x00\x01@\x03com\x00".to_vec();
+            soa.extend_from_slice(&[7; 20]);
+            super::resolve(6, &mut soa);
+            assert_eq!(&soa[..10], b"\x03com\x00\x03com\x00");
+            assert_eq!(soa.len(), 30);
+            let mut mx = b"\x00\x0a\x01@\x03com\x00".to_vec();
+            super::resolve(15, &mut mx);
+            assert_eq!(mx, b"\x00\x0a\x03com\x00");
+        }
+    }
+}
+
+/// SMIMEA (RFC 8162) in text form.
+///
+/// `domain`'s scanner parses TLSA but not SMIMEA, whose presentation and
+/// wire formats are identical to TLSA's (RFC 8162 §2). Before scanning, a
+/// standalone `SMIMEA` type token (not at the start of a line, where an owner
+/// would be, outside quotes and comments, followed by a number) is rewritten
+/// in place to `TLSA  ` — same length, so line and column numbers hold — and
+/// its offset remembered; the record parsed from that entry is then given
+/// TYPE 53. `TYPE53 \# ...` works without any of this.
+mod smimea {
+    pub(super) fn rewrite(bytes: &mut [u8]) -> Vec<usize> {
+        let mut found = Vec::new();
+        let (mut in_quote, mut in_comment, mut line_start) = (false, false, true);
+        let mut i = 0usize;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == b'\n' {
+                in_comment = false;
+                in_quote = false;
+                line_start = true;
+                i += 1;
+                continue;
+            }
+            if in_comment {
+                i += 1;
+                continue;
+            }
+            if b == b'\\' {
+                i += 2;
+                line_start = false;
+                continue;
+            }
+            if b == b'"' {
+                in_quote = !in_quote;
+            } else if b == b';' && !in_quote {
+                in_comment = true;
+            } else if !in_quote
+                && !line_start
+                && bytes[i - 1].is_ascii_whitespace()
+                && bytes.len() >= i + 7
+                && bytes[i..i + 6].eq_ignore_ascii_case(b"SMIMEA")
+                && bytes[i + 6].is_ascii_whitespace()
+                && bytes[i + 7..]
+                    .iter()
+                    .find(|c| !c.is_ascii_whitespace() && **c != b'(')
+                    .is_some_and(u8::is_ascii_digit)
+            {
+                bytes[i..i + 6].copy_from_slice(b"TLSA  ");
+                found.push(i);
+            }
+            line_start = false;
+            i += 1;
+        }
+        found
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn rfc8162_type_token_is_rewritten_but_names_are_not() {
+            let mut z = b"smimea 60 IN SMIMEA 3 0 1 ABCD\n@ CNAME smimea\n".to_vec();
+            let at = super::rewrite(&mut z);
+            assert_eq!(at, vec![13]);
+            assert_eq!(
+                &z[..],
+                &b"smimea 60 IN TLSA   3 0 1 ABCD\n@ CNAME smimea\n"[..]
+            );
+        }
+    }
+}
