@@ -32,9 +32,7 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
-        Command::Zone(ZoneCommand::Check { files, origin }) => {
-            zone_check(&files, origin.as_deref())
-        }
+        Command::Zone(ZoneCommand::Check { files, origin }) => zone_check(&files, origin.as_deref()),
         Command::Zone(ZoneCommand::Reload { http }) => zone_reload(http),
         Command::Config(ConfigCommand::Check { config }) => {
             let cfg = load_config(config.as_deref(), &ServeArgs::default())?;
@@ -73,11 +71,8 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cfg.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -99,8 +94,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let cfg = load_config(args.config.as_deref(), &args)?;
     init_logging(&cfg);
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let zone_dir = match &cfg.zone_dir {
         Some(d) => d.clone(),
         None => {
@@ -110,24 +104,17 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
     };
     let store = ZoneStore::new(&zone_dir, &cfg.data_dir);
-    let report = store
-        .reload()
-        .with_context(|| "loading zones (check --zone-dir)".to_string())?;
+    let report = store.reload().with_context(|| "loading zones (check --zone-dir)".to_string())?;
     server::http::log_report(&report);
     if report.failures() > 0 {
-        tracing::error!(
-            failed = report.failures(),
-            "some zones failed to load; serving the others"
-        );
+        tracing::error!(failed = report.failures(), "some zones failed to load; serving the others");
     }
 
     let shards = cfg.udp_workers * cfg.listen.len() + 1;
     let shared = Arc::new(Shared {
         store,
         metrics: Metrics::new(shards),
-        answer: AnswerConfig {
-            udp_payload: cfg.edns_udp_payload,
-        },
+        answer: AnswerConfig { udp_payload: cfg.edns_udp_payload },
         config: cfg.clone(),
         ready: AtomicBool::new(false),
     });
@@ -136,26 +123,23 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let mut udp_sockets = Vec::new();
     let mut tcp_listeners = Vec::new();
     for addr in &cfg.listen {
-        udp_sockets.push(server::udp::bind(*addr, cfg.udp_workers).with_context(|| {
-            format!("binding UDP {addr} (is another DNS server using it? choose --listen)")
-        })?);
-        tcp_listeners.push(server::tcp::bind(*addr).with_context(|| {
-            format!("binding TCP {addr} (is another DNS server using it? choose --listen)")
-        })?);
+        udp_sockets.push(
+            server::udp::bind(*addr, cfg.udp_workers)
+                .with_context(|| format!("binding UDP {addr} (is another DNS server using it? choose --listen)"))?,
+        );
+        tcp_listeners.push(
+            server::tcp::bind(*addr)
+                .with_context(|| format!("binding TCP {addr} (is another DNS server using it? choose --listen)"))?,
+        );
     }
-    let http_listener = std::net::TcpListener::bind(cfg.http)
-        .with_context(|| format!("binding HTTP {} (choose --http)", cfg.http))?;
+    let http_listener =
+        std::net::TcpListener::bind(cfg.http).with_context(|| format!("binding HTTP {} (choose --http)", cfg.http))?;
     http_listener.set_nonblocking(true)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut udp_threads = Vec::new();
     for (i, socks) in udp_sockets.into_iter().enumerate() {
-        udp_threads.extend(server::udp::spawn(
-            socks,
-            shared.clone(),
-            stop.clone(),
-            i * cfg.udp_workers,
-        )?);
+        udp_threads.extend(server::udp::spawn(socks, shared.clone(), stop.clone(), i * cfg.udp_workers)?);
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -171,7 +155,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             let l = tokio::net::TcpListener::from_std(l)?;
             tokio::spawn(server::tcp::serve(l, shared.clone(), shutdown_rx.clone(), limit.clone()));
         }
-        tokio::spawn(server::http::serve(tokio::net::TcpListener::from_std(http_listener)?, shared.clone(), shutdown_rx.clone()));
+        tokio::spawn(server::http::serve(
+            tokio::net::TcpListener::from_std(http_listener)?,
+            shared.clone(),
+            shutdown_rx.clone(),
+        ));
         shared.ready.store(true, Ordering::Release);
         tracing::info!(
             listen = ?cfg.listen,
@@ -181,7 +169,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             "serving"
         );
 
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -220,11 +208,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
 fn zone_check(files: &[PathBuf], origin: Option<&str>) -> Result<ExitCode> {
     let mut failed = 0;
     for file in files {
-        let origin = origin
-            .map(str::to_owned)
-            .unwrap_or_else(|| initial_origin(file));
-        let result = parse::parse_file(file, Some(&origin))
-            .and_then(|p| compile::compile(&p, None).map(|c| (p, c)));
+        let origin = origin.map(str::to_owned).unwrap_or_else(|| initial_origin(file));
+        let result = parse::parse_file(file, Some(&origin)).and_then(|p| compile::compile(&p, None).map(|c| (p, c)));
         match result {
             Ok((_, c)) => {
                 for w in &c.warnings {
@@ -244,38 +229,21 @@ fn zone_check(files: &[PathBuf], origin: Option<&str>) -> Result<ExitCode> {
                 for d in &e.diagnostics {
                     println!("{d}");
                 }
-                let errors = e
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .count();
+                let errors = e.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
                 println!("{}: FAILED: {errors} error(s)", file.display());
             }
         }
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn zone_reload(http: std::net::SocketAddr) -> Result<ExitCode> {
     let mut stream = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(5))
-        .with_context(|| {
-            format!(
-                "cannot reach meshdns at {http}: is it running, and is that its --http address?"
-            )
-        })?;
+        .with_context(|| format!("cannot reach meshdns at {http}: is it running, and is that its --http address?"))?;
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-    write!(
-        stream,
-        "POST /reload HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(stream, "POST /reload HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .context("reading the reload response")?;
+    stream.read_to_string(&mut response).context("reading the reload response")?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.split_whitespace().nth(1).unwrap_or("");
     print!("{}", dechunk(body));

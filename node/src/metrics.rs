@@ -51,9 +51,7 @@ const RCODES: [Rcode; 9] = [
 const OTHER_RCODE: usize = RCODES.len();
 
 /// Upper bounds of the latency histogram, in seconds.
-const LATENCY_BOUNDS: [f64; 10] = [
-    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2,
-];
+const LATENCY_BOUNDS: [f64; 10] = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2];
 
 /// One worker's counters, on its own cache lines.
 #[repr(align(128))]
@@ -68,9 +66,7 @@ pub struct Shard {
 impl Default for Shard {
     fn default() -> Self {
         Shard {
-            queries: std::array::from_fn(|_| {
-                std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))
-            }),
+            queries: std::array::from_fn(|_| std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_ns: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
@@ -83,16 +79,10 @@ impl Shard {
     /// Counts one answered query that took `nanos` to process.
     pub fn record(&self, proto: Proto, a: &Answered, nanos: u64) {
         let qt = a.qtype.map_or(OTHER_QTYPE, qtype_index);
-        let rc = RCODES
-            .iter()
-            .position(|&r| r == a.rcode)
-            .unwrap_or(OTHER_RCODE);
+        let rc = RCODES.iter().position(|&r| r == a.rcode).unwrap_or(OTHER_RCODE);
         self.queries[proto as usize][qt][rc].fetch_add(1, Relaxed);
         let secs = nanos as f64 * 1e-9;
-        let bucket = LATENCY_BOUNDS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(LATENCY_BOUNDS.len());
+        let bucket = LATENCY_BOUNDS.iter().position(|&b| secs <= b).unwrap_or(LATENCY_BOUNDS.len());
         self.latency[bucket].fetch_add(1, Relaxed);
         self.latency_sum_ns.fetch_add(nanos, Relaxed);
         if a.truncated {
@@ -107,10 +97,7 @@ impl Shard {
 }
 
 fn qtype_index(t: Rtype) -> usize {
-    QTYPES
-        .iter()
-        .position(|&(v, _)| v == t.0)
-        .unwrap_or(OTHER_QTYPE)
+    QTYPES.iter().position(|&(v, _)| v == t.0).unwrap_or(OTHER_QTYPE)
 }
 
 /// All shards.
@@ -121,9 +108,7 @@ pub struct Metrics {
 impl Metrics {
     /// `n` shards (one per UDP worker plus one for TCP).
     pub fn new(n: usize) -> Self {
-        Metrics {
-            shards: (0..n.max(1)).map(|_| Shard::default()).collect(),
-        }
+        Metrics { shards: (0..n.max(1)).map(|_| Shard::default()).collect() }
     }
 
     /// Shard `i` (wraps around).
@@ -133,17 +118,15 @@ impl Metrics {
 
     /// Total queries answered, all shards.
     pub fn total_queries(&self) -> u64 {
-        self.shards
-            .iter()
-            .flat_map(|s| s.queries.iter().flatten().flatten())
-            .map(|c| c.load(Relaxed))
-            .sum()
+        self.shards.iter().flat_map(|s| s.queries.iter().flatten().flatten()).map(|c| c.load(Relaxed)).sum()
     }
 
     /// Appends the Prometheus text exposition of the data-plane counters.
     pub fn render(&self, out: &mut String) {
         let sum = |f: &dyn Fn(&Shard) -> u64| self.shards.iter().map(f).sum::<u64>();
-        out.push_str("# HELP meshdns_queries_total DNS queries answered, by transport, query type and response code.\n");
+        out.push_str(
+            "# HELP meshdns_queries_total DNS queries answered, by transport, query type and response code.\n",
+        );
         out.push_str("# TYPE meshdns_queries_total counter\n");
         for (p, pname) in PROTOS.iter().enumerate() {
             for qt in 0..=OTHER_QTYPE {
@@ -166,16 +149,10 @@ impl Metrics {
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
             cumulative += sum(&|s| s.latency[i].load(Relaxed));
-            let _ = writeln!(
-                out,
-                "meshdns_query_duration_seconds_bucket{{le=\"{bound:e}\"}} {cumulative}"
-            );
+            let _ = writeln!(out, "meshdns_query_duration_seconds_bucket{{le=\"{bound:e}\"}} {cumulative}");
         }
         cumulative += sum(&|s| s.latency[LATENCY_BOUNDS.len()].load(Relaxed));
-        let _ = writeln!(
-            out,
-            "meshdns_query_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
+        let _ = writeln!(out, "meshdns_query_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(
             out,
             "meshdns_query_duration_seconds_sum {}",
@@ -183,16 +160,8 @@ impl Metrics {
         );
         let _ = writeln!(out, "meshdns_query_duration_seconds_count {cumulative}");
         out.push_str("# HELP meshdns_responses_truncated_total Responses sent with TC set.\n# TYPE meshdns_responses_truncated_total counter\n");
-        let _ = writeln!(
-            out,
-            "meshdns_responses_truncated_total {}",
-            sum(&|s| s.truncated.load(Relaxed))
-        );
+        let _ = writeln!(out, "meshdns_responses_truncated_total {}", sum(&|s| s.truncated.load(Relaxed)));
         out.push_str("# HELP meshdns_messages_dropped_total Messages that were not queries and got no reply.\n# TYPE meshdns_messages_dropped_total counter\n");
-        let _ = writeln!(
-            out,
-            "meshdns_messages_dropped_total {}",
-            sum(&|s| s.dropped.load(Relaxed))
-        );
+        let _ = writeln!(out, "meshdns_messages_dropped_total {}", sum(&|s| s.dropped.load(Relaxed)));
     }
 }

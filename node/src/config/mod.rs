@@ -95,16 +95,11 @@ pub struct Config {
 }
 
 /// Reads and merges the file (if any) and the environment into a [`RawConfig`].
-pub fn load_raw(
-    file: Option<&Path>,
-    env: impl Iterator<Item = (String, String)>,
-) -> Result<RawConfig, ConfigError> {
+pub fn load_raw(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<RawConfig, ConfigError> {
     let mut raw = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
             toml::from_str::<RawConfig>(&text).map_err(|e| ConfigError::Parse {
                 path: path.to_owned(),
                 message: e.to_string().trim_end().replace('\n', " "),
@@ -122,30 +117,18 @@ pub fn load_raw(
 }
 
 fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Result<(), ConfigError> {
-    let list = |v: &str| {
-        v.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-    };
-    let num = |v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| invalid(key, v, "expected a whole number"))
-    };
+    let list = |v: &str| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let num = |v: &str| v.parse::<u64>().map_err(|_| invalid(key, v, "expected a whole number"));
     match name {
         "SERVER_LISTEN" => raw.server.listen = Some(list(&value)),
         "SERVER_HTTP" => raw.server.http = Some(value),
         "SERVER_UDP_WORKERS" => raw.server.udp_workers = Some(num(&value)? as usize),
         "SERVER_EDNS_UDP_PAYLOAD" => {
-            raw.server.edns_udp_payload = Some(
-                u16::try_from(num(&value)?)
-                    .map_err(|_| invalid(key, &value, "expected at most 65535"))?,
-            )
+            raw.server.edns_udp_payload =
+                Some(u16::try_from(num(&value)?).map_err(|_| invalid(key, &value, "expected at most 65535"))?)
         }
         "SERVER_TCP_IDLE_TIMEOUT_MS" => raw.server.tcp_idle_timeout_ms = Some(num(&value)?),
-        "SERVER_TCP_MAX_CONNECTIONS" => {
-            raw.server.tcp_max_connections = Some(num(&value)? as usize)
-        }
+        "SERVER_TCP_MAX_CONNECTIONS" => raw.server.tcp_max_connections = Some(num(&value)? as usize),
         "SERVER_SHUTDOWN_GRACE_MS" => raw.server.shutdown_grace_ms = Some(num(&value)?),
         "ZONES_DIR" => raw.zones.dir = Some(value),
         "STORAGE_DATA_DIR" => raw.storage.data_dir = Some(value),
@@ -155,32 +138,18 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         // Read by main before anything else; not a setting.
         "CONFIG" => {}
         _ => {
-            return Err(invalid(
-                key,
-                &value,
-                "unknown meshdns environment variable (see docs/configuration.md)",
-            ));
+            return Err(invalid(key, &value, "unknown meshdns environment variable (see docs/configuration.md)"));
         }
     }
     Ok(())
 }
 
 fn invalid(key: &str, value: &str, message: &str) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        message: message.to_owned(),
-    }
+    ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), message: message.to_owned() }
 }
 
 fn addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.parse().map_err(|_| {
-        invalid(
-            key,
-            v,
-            "expected IP:PORT, e.g. 127.0.0.1:1053 or [::1]:1053",
-        )
-    })
+    v.parse().map_err(|_| invalid(key, v, "expected IP:PORT, e.g. 127.0.0.1:1053 or [::1]:1053"))
 }
 
 impl Config {
@@ -189,22 +158,13 @@ impl Config {
         let s = &raw.server;
         let listen = match &s.listen {
             Some(l) if l.is_empty() => {
-                return Err(invalid(
-                    "server.listen",
-                    "[]",
-                    "at least one address is needed",
-                ));
+                return Err(invalid("server.listen", "[]", "at least one address is needed"));
             }
-            Some(l) => l
-                .iter()
-                .map(|v| addr("server.listen", v))
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(l) => l.iter().map(|v| addr("server.listen", v)).collect::<Result<Vec<_>, _>>()?,
             None => vec![addr("server.listen", DEFAULT_LISTEN)?],
         };
         let http = addr("server.http", s.http.as_deref().unwrap_or(DEFAULT_HTTP))?;
-        let edns_udp_payload = s
-            .edns_udp_payload
-            .unwrap_or(crate::dns::edns::DEFAULT_UDP_PAYLOAD);
+        let edns_udp_payload = s.edns_udp_payload.unwrap_or(crate::dns::edns::DEFAULT_UDP_PAYLOAD);
         if edns_udp_payload < 512 {
             return Err(invalid(
                 "server.edns_udp_payload",
@@ -214,11 +174,7 @@ impl Config {
         }
         let tcp_max_connections = s.tcp_max_connections.unwrap_or(1024);
         if tcp_max_connections == 0 {
-            return Err(invalid(
-                "server.tcp_max_connections",
-                "0",
-                "must be at least 1",
-            ));
+            return Err(invalid("server.tcp_max_connections", "0", "must be at least 1"));
         }
         let transfer_allow = raw
             .transfer
@@ -227,20 +183,14 @@ impl Config {
             .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()])
             .iter()
             .map(|c| {
-                c.parse::<IpNet>().map_err(|_| {
-                    invalid("transfer.allow", c, "expected a CIDR such as 192.0.2.0/24")
-                })
+                c.parse::<IpNet>().map_err(|_| invalid("transfer.allow", c, "expected a CIDR such as 192.0.2.0/24"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {
-                return Err(invalid(
-                    "log.format",
-                    other,
-                    "expected \"text\" or \"json\"",
-                ));
+                return Err(invalid("log.format", other, "expected \"text\" or \"json\""));
             }
         };
         let log_level = raw.log.level.clone().unwrap_or_else(|| "info".into());
@@ -281,9 +231,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.toml");
         std::fs::write(&p, "[server]\nlisten = [\"127.0.0.1:53\"]\nlisen = 1\n").unwrap();
-        let e = load_raw(Some(&p), std::iter::empty())
-            .unwrap_err()
-            .to_string();
+        let e = load_raw(Some(&p), std::iter::empty()).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
     }
 
@@ -291,20 +239,12 @@ mod tests {
     fn environment_overrides_the_file_and_unknown_variables_fail() {
         let raw = load_raw(
             None,
-            [(
-                "MESHDNS_SERVER_LISTEN".to_string(),
-                "127.0.0.1:5353, [::1]:5353".to_string(),
-            )]
-            .into_iter(),
+            [("MESHDNS_SERVER_LISTEN".to_string(), "127.0.0.1:5353, [::1]:5353".to_string())].into_iter(),
         )
         .unwrap();
         let c = Config::from_raw(&raw).unwrap();
         assert_eq!(c.listen.len(), 2);
-        let e = load_raw(
-            None,
-            [("MESHDNS_SERVR_LISTEN".to_string(), "x".to_string())].into_iter(),
-        )
-        .unwrap_err();
+        let e = load_raw(None, [("MESHDNS_SERVR_LISTEN".to_string(), "x".to_string())].into_iter()).unwrap_err();
         assert!(e.to_string().contains("MESHDNS_SERVR_LISTEN"));
     }
 
@@ -313,9 +253,6 @@ mod tests {
         let mut raw = RawConfig::default();
         raw.server.listen = Some(vec!["localhost".into()]);
         let e = Config::from_raw(&raw).unwrap_err().to_string();
-        assert!(
-            e.contains("server.listen") && e.contains("\"localhost\""),
-            "{e}"
-        );
+        assert!(e.contains("server.listen") && e.contains("\"localhost\""), "{e}");
     }
 }

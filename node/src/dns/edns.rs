@@ -41,10 +41,6 @@ impl Edns {
                 return None;
             }
         }
-        Some(Edns {
-            udp_payload: class.max(MIN_UDP_PAYLOAD),
-            version: (ttl >> 16) as u8,
-            dnssec_ok: ttl & 0x8000 != 0,
-        })
+        Some(Edns { udp_payload: class.max(MIN_UDP_PAYLOAD), version: (ttl >> 16) as u8, dnssec_ok: ttl & 0x8000 != 0 })
     }
 }

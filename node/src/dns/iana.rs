@@ -52,8 +52,7 @@ impl Rtype {
     pub fn compressible_names(self) -> &'static [CompressibleName] {
         const WHOLE: &[CompressibleName] = &[CompressibleName::At(0)];
         const MX: &[CompressibleName] = &[CompressibleName::At(2)];
-        const SOA: &[CompressibleName] =
-            &[CompressibleName::At(0), CompressibleName::AfterPrevious];
+        const SOA: &[CompressibleName] = &[CompressibleName::At(0), CompressibleName::AfterPrevious];
         match self {
             Rtype::NS | Rtype::CNAME | Rtype::PTR => WHOLE,
             Rtype::MX => MX,

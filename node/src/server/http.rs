@@ -27,17 +27,12 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, mut shutdown: watch
         let shared = shared.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(req, shared.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    shared: SharedRef,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<Incoming>, shared: SharedRef) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
@@ -66,27 +61,14 @@ async fn handle(
             match result {
                 Ok(Ok(report)) => {
                     log_report(&report);
-                    let status = if report.failures() == 0 {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::UNPROCESSABLE_ENTITY
-                    };
+                    let status = if report.failures() == 0 { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
                     reply(status, format_report(&report))
                 }
-                Ok(Err(e)) => reply(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("reload failed: {e}\n"),
-                ),
-                Err(e) => reply(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("reload failed: {e}\n"),
-                ),
+                Ok(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}\n")),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}\n")),
             }
         }
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz, /readyz or POST /reload\n".into(),
-        ),
+        _ => reply(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz, /readyz or POST /reload\n".into()),
     }
 }
 
@@ -95,56 +77,34 @@ pub fn render_metrics(shared: &SharedRef) -> String {
     let mut out = String::with_capacity(8192);
     shared.metrics.render(&mut out);
     let zones = shared.store.current_full();
-    out.push_str(
-        "# HELP meshdns_zones_loaded Zones being served.\n# TYPE meshdns_zones_loaded gauge\n",
-    );
+    out.push_str("# HELP meshdns_zones_loaded Zones being served.\n# TYPE meshdns_zones_loaded gauge\n");
     let _ = writeln!(out, "meshdns_zones_loaded {}", zones.zones().len());
     out.push_str("# HELP meshdns_zone_serial SOA serial of each served zone.\n# TYPE meshdns_zone_serial gauge\n");
     for z in zones.zones() {
-        let _ = writeln!(
-            out,
-            "meshdns_zone_serial{{zone=\"{}\"}} {}",
-            escape(&to_text(z.origin())),
-            z.serial()
-        );
+        let _ = writeln!(out, "meshdns_zone_serial{{zone=\"{}\"}} {}", escape(&to_text(z.origin())), z.serial());
     }
-    out.push_str("# HELP meshdns_zone_nodes Owner names (and empty non-terminals) per zone.\n# TYPE meshdns_zone_nodes gauge\n");
+    out.push_str(
+        "# HELP meshdns_zone_nodes Owner names (and empty non-terminals) per zone.\n# TYPE meshdns_zone_nodes gauge\n",
+    );
     for z in zones.zones() {
-        let _ = writeln!(
-            out,
-            "meshdns_zone_nodes{{zone=\"{}\"}} {}",
-            escape(&to_text(z.origin())),
-            z.node_count()
-        );
+        let _ = writeln!(out, "meshdns_zone_nodes{{zone=\"{}\"}} {}", escape(&to_text(z.origin())), z.node_count());
     }
     out.push_str("# HELP meshdns_zone_load_errors_total Failed loads per zone file since start.\n# TYPE meshdns_zone_load_errors_total counter\n");
     for (file, n) in shared.store.failure_counts() {
-        let _ = writeln!(
-            out,
-            "meshdns_zone_load_errors_total{{file=\"{}\"}} {n}",
-            escape(&file)
-        );
+        let _ = writeln!(out, "meshdns_zone_load_errors_total{{file=\"{}\"}} {n}", escape(&file));
     }
     out
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Logs each zone's load outcome.
 pub fn log_report(report: &LoadReport) {
     for z in &report.zones {
         match z {
-            ZoneLoad::Compiled {
-                zone,
-                serial,
-                records,
-                warnings,
-                seconds,
-            } => {
+            ZoneLoad::Compiled { zone, serial, records, warnings, seconds } => {
                 for w in warnings {
                     tracing::warn!(%zone, "{w}");
                 }
@@ -154,11 +114,7 @@ pub fn log_report(report: &LoadReport) {
                 tracing::info!(%zone, serial, "zone loaded from its snapshot")
             }
             ZoneLoad::Unchanged { zone } => tracing::debug!(%zone, "zone unchanged"),
-            ZoneLoad::Failed {
-                file,
-                error,
-                kept_previous,
-            } => {
+            ZoneLoad::Failed { file, error, kept_previous } => {
                 tracing::error!(file = %file.display(), kept_previous, "zone failed to load:\n{error}")
             }
         }
@@ -173,34 +129,18 @@ pub fn format_report(report: &LoadReport) -> String {
     let mut out = String::new();
     for z in &report.zones {
         let _ = match z {
-            ZoneLoad::Compiled {
-                zone,
-                serial,
-                records,
-                warnings,
-                ..
-            } => writeln!(
-                out,
-                "compiled {zone} serial {serial} ({records} records, {} warnings)",
-                warnings.len()
-            ),
+            ZoneLoad::Compiled { zone, serial, records, warnings, .. } => {
+                writeln!(out, "compiled {zone} serial {serial} ({records} records, {} warnings)", warnings.len())
+            }
             ZoneLoad::Reused { zone, serial } => {
                 writeln!(out, "loaded {zone} serial {serial} from snapshot")
             }
             ZoneLoad::Unchanged { zone } => writeln!(out, "unchanged {zone}"),
-            ZoneLoad::Failed {
-                file,
-                error,
-                kept_previous,
-            } => writeln!(
+            ZoneLoad::Failed { file, error, kept_previous } => writeln!(
                 out,
                 "FAILED {}{}\n{error}",
                 file.display(),
-                if *kept_previous {
-                    " (previous version still served)"
-                } else {
-                    ""
-                }
+                if *kept_previous { " (previous version still served)" } else { "" }
             ),
         };
     }

@@ -19,11 +19,8 @@ use crate::metrics::Proto;
 
 /// Binds a TCP listener with `SO_REUSEADDR` (fast restarts).
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
+    let s =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
@@ -65,9 +62,7 @@ pub async fn serve(
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         tokio::spawn(async move {
             let span = tracing::debug_span!("tcp", %peer);
-            let _ =
-                tracing::Instrument::instrument(connection(stream, peer, shared, shutdown), span)
-                    .await;
+            let _ = tracing::Instrument::instrument(connection(stream, peer, shared, shutdown), span).await;
             drop(permit);
         });
     }
@@ -80,9 +75,7 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let idle = shared.config.tcp_idle_timeout;
-    let shard = shared
-        .metrics
-        .shard(shared.config.udp_workers * shared.config.listen.len());
+    let shard = shared.metrics.shard(shared.config.udp_workers * shared.config.listen.len());
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = vec![0u8; 2 + 65535];
     loop {
@@ -112,13 +105,7 @@ async fn connection(
             }
         }
         let zones = shared.store.current_full();
-        let Some(a) = answer(
-            msg,
-            &zones,
-            &mut outbuf[2..],
-            Transport::Tcp,
-            &shared.answer,
-        ) else {
+        let Some(a) = answer(msg, &zones, &mut outbuf[2..], Transport::Tcp, &shared.answer) else {
             shard.record_dropped();
             continue;
         };

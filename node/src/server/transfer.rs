@@ -33,21 +33,13 @@ pub async fn serve(
     shared: &SharedRef,
     out: &mut [u8],
 ) -> std::io::Result<Answered> {
-    let opt = q.edns.map(|e| OptOut {
-        udp_payload: DEFAULT_UDP_PAYLOAD,
-        dnssec_ok: e.dnssec_ok,
-    });
+    let opt = q.edns.map(|e| OptOut { udp_payload: DEFAULT_UDP_PAYLOAD, dnssec_ok: e.dnssec_ok });
     let question = &q.msg[HEADER_LEN..q.question_end];
     let mut lower = [0u8; MAX_NAME_LEN];
     let qname = &mut lower[..q.qname.len()];
     lowercase_into(q.qname, qname);
     let zones = shared.store.current_full();
-    let refusal = if !shared
-        .config
-        .transfer_allow
-        .iter()
-        .any(|net| net.contains(&peer))
-    {
+    let refusal = if !shared.config.transfer_allow.iter().any(|net| net.contains(&peer)) {
         tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), "zone transfer refused: client not in transfer.allow");
         Some(Rcode::REFUSED)
     } else if zones.get(qname).is_none() {
@@ -57,22 +49,10 @@ pub async fn serve(
         None
     };
     if let Some(rcode) = refusal {
-        let b = ResponseBuilder::new(&mut out[2..], 65535, Some(question), opt.is_some())
-            .ok_or_else(too_big)?;
-        let len = b.finish(
-            q.header.id,
-            q.header.flags,
-            ResponseFlags::default(),
-            rcode,
-            opt,
-        );
+        let b = ResponseBuilder::new(&mut out[2..], 65535, Some(question), opt.is_some()).ok_or_else(too_big)?;
+        let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), rcode, opt);
         send(stream, out, len).await?;
-        return Ok(Answered {
-            len,
-            rcode,
-            qtype: Some(q.qtype),
-            truncated: false,
-        });
+        return Ok(Answered { len, rcode, qtype: Some(q.qtype), truncated: false });
     }
     let Some(zone) = zones.get(qname) else {
         return Err(too_big());
@@ -82,25 +62,13 @@ pub async fn serve(
     let mut first = true;
     let mut total = 0;
     while !cursor.done() {
-        let len = fill(
-            zone,
-            &mut cursor,
-            &mut out[2..],
-            first.then_some(question),
-            q,
-            opt,
-        )?;
+        let len = fill(zone, &mut cursor, &mut out[2..], first.then_some(question), q, opt)?;
         send(stream, out, len).await?;
         total += len;
         first = false;
     }
     tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), bytes = total, "zone transfer sent");
-    Ok(Answered {
-        len: total,
-        rcode: Rcode::NOERROR,
-        qtype: Some(q.qtype),
-        truncated: false,
-    })
+    Ok(Answered { len: total, rcode: Rcode::NOERROR, qtype: Some(q.qtype), truncated: false })
 }
 
 fn too_big() -> std::io::Error {
@@ -122,22 +90,15 @@ fn fill(
     opt: Option<OptOut>,
 ) -> std::io::Result<usize> {
     for limit in [MESSAGE_TARGET, 65535] {
-        let mut b =
-            ResponseBuilder::new(buf, limit, question, opt.is_some()).ok_or_else(too_big)?;
+        let mut b = ResponseBuilder::new(buf, limit, question, opt.is_some()).ok_or_else(too_big)?;
         let start = *cursor;
         let mut wrote = 0;
         while let Some((owner, rtype, ttl, rdata)) = cursor.peek(zone) {
             let mark = b.mark();
             let owner_buf = owner;
-            if b.record(
-                Section::Answer,
-                Owner::Name(&owner_buf.0[..owner_buf.1]),
-                rtype,
-                ttl,
-                rdata,
-            )
-            .map_err(|Full| ())
-            .is_err()
+            if b.record(Section::Answer, Owner::Name(&owner_buf.0[..owner_buf.1]), rtype, ttl, rdata)
+                .map_err(|Full| ())
+                .is_err()
             {
                 b.rollback(mark);
                 break;
@@ -146,10 +107,7 @@ fn fill(
             cursor.advance(zone);
         }
         if wrote > 0 || cursor.done() {
-            let flags = ResponseFlags {
-                authoritative: true,
-                truncated: false,
-            };
+            let flags = ResponseFlags { authoritative: true, truncated: false };
             return Ok(b.finish(q.header.id, q.header.flags, flags, Rcode::NOERROR, opt));
         }
         *cursor = start;
@@ -172,12 +130,7 @@ type Name = ([u8; MAX_NAME_LEN], usize);
 
 impl RecordCursor {
     fn new(_zone: &Snapshot) -> Self {
-        RecordCursor {
-            phase: 0,
-            node: 0,
-            rrset: 0,
-            record: 0,
-        }
+        RecordCursor { phase: 0, node: 0, rrset: 0, record: 0 }
     }
 
     fn done(&self) -> bool {
@@ -217,12 +170,7 @@ impl RecordCursor {
                     }
                     match zone.records(&rrset).nth(self.record as usize) {
                         Some(rdata) => {
-                            return Some((
-                                name_of(zone, self.node),
-                                Rtype(rrset.rtype()),
-                                rrset.ttl(),
-                                rdata,
-                            ));
+                            return Some((name_of(zone, self.node), Rtype(rrset.rtype()), rrset.ttl(), rdata));
                         }
                         None => {
                             self.rrset += 1;

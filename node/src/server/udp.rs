@@ -75,9 +75,7 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -90,13 +88,7 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
         };
         let started = Instant::now();
         let zones = shared.store.current();
-        match answer(
-            &inbuf[..n],
-            &zones,
-            &mut outbuf,
-            Transport::Udp,
-            &shared.answer,
-        ) {
+        match answer(&inbuf[..n], &zones, &mut outbuf, Transport::Udp, &shared.answer) {
             Some(a) => {
                 shard.record(Proto::Udp, &a, started.elapsed().as_nanos() as u64);
                 if let Err(e) = sock.send_to(&outbuf[..a.len], peer) {

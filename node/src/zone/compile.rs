@@ -48,23 +48,13 @@ pub struct Compiled {
 
 /// Compiles a parsed file. `expected_origin`, if given, must match the SOA owner.
 pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Compiled, ZoneError> {
-    let diag_at = |at: &Location| {
-        parsed
-            .sources
-            .get(at.source as usize)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let diag_at = |at: &Location| parsed.sources.get(at.source as usize).cloned().unwrap_or_default();
     let error = |at: &Location, text: String| Diagnostic::error(&diag_at(at), at.line, text);
     let warning = |at: &Location, text: String| Diagnostic::warning(&diag_at(at), at.line, text);
     let file = parsed.sources.first().cloned().unwrap_or_default();
 
     // The zone is the owner of the SOA.
-    let soas: Vec<&RawRecord> = parsed
-        .records
-        .iter()
-        .filter(|r| r.rtype == Rtype::SOA.0)
-        .collect();
+    let soas: Vec<&RawRecord> = parsed.records.iter().filter(|r| r.rtype == Rtype::SOA.0).collect();
     let Some(first_soa) = soas.first() else {
         return Err(ZoneError::single(Diagnostic::error(
             &file,
@@ -76,21 +66,14 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
     if let Some(second) = soas.get(1) {
         return Err(ZoneError::single(error(
             &second.at,
-            format!(
-                "second SOA record (the first is at line {})",
-                first_soa.at.line
-            ),
+            format!("second SOA record (the first is at line {})", first_soa.at.line),
         )));
     }
     if let Some(expected) = expected_origin {
         if expected != origin.as_slice() {
             return Err(ZoneError::single(error(
                 &first_soa.at,
-                format!(
-                    "SOA owner {} does not match the zone name {}",
-                    to_text(&origin),
-                    to_text(expected)
-                ),
+                format!("SOA owner {} does not match the zone name {}", to_text(&origin), to_text(expected)),
             )));
         }
     }
@@ -111,18 +94,12 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
         } else {
             warnings.push(warning(
                 &r.at,
-                format!(
-                    "{} is outside the zone {}: ignored",
-                    to_text(&r.owner),
-                    to_text(&origin)
-                ),
+                format!("{} is outside the zone {}: ignored", to_text(&r.owner), to_text(&origin)),
             ));
         }
     }
-    let mut keyed: Vec<(Vec<u8>, &RawRecord)> = recs
-        .into_iter()
-        .map(|r| (canonical_key(&r.owner[..r.owner.len() - origin.len()]), r))
-        .collect();
+    let mut keyed: Vec<(Vec<u8>, &RawRecord)> =
+        recs.into_iter().map(|r| (canonical_key(&r.owner[..r.owner.len() - origin.len()]), r)).collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.rtype.cmp(&b.1.rtype)));
 
     let mut b = Builder::new(&origin);
@@ -174,17 +151,12 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
         }
         let has_cname = types_here.iter().any(|(t, _)| *t == Rtype::CNAME.0);
         if has_cname {
-            if let Some((t, at)) = types_here
-                .iter()
-                .find(|(t, _)| ![Rtype::CNAME.0, Rtype::RRSIG.0, Rtype::NSEC.0].contains(t))
+            if let Some((t, at)) =
+                types_here.iter().find(|(t, _)| ![Rtype::CNAME.0, Rtype::RRSIG.0, Rtype::NSEC.0].contains(t))
             {
                 errors.push(error(
                     at,
-                    format!(
-                        "{} has a CNAME and other data ({}) (RFC 1034 §3.6.2)",
-                        to_text(owner),
-                        rtype_name(*t)
-                    ),
+                    format!("{} has a CNAME and other data ({}) (RFC 1034 §3.6.2)", to_text(owner), rtype_name(*t)),
                 ));
             }
         }
@@ -196,9 +168,7 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
         if n.flags & flags::OCCLUDED != 0 && n.flags & flags::HAS_DATA != 0 {
             let occ = &b.nodes[n.occluder as usize];
             let below_dname = occ.flags & flags::DNAME != 0 && occ.flags & flags::CUT == 0;
-            let non_glue = b
-                .rrsets_of(idx)
-                .any(|r| r.rtype() != Rtype::A.0 && r.rtype() != Rtype::AAAA.0);
+            let non_glue = b.rrsets_of(idx).any(|r| r.rtype() != Rtype::A.0 && r.rtype() != Rtype::AAAA.0);
             if below_dname || non_glue {
                 let at = find_location(parsed, &b.abs_name(idx));
                 warnings.push(warning(
@@ -231,15 +201,12 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
             let rel = &target[..target.len() - origin.len()];
             let t = b.lookup(rel);
             let needs_glue = !is_apex && is_subdomain(&target, &cut_name);
-            let authoritative =
-                t.is_none_or(|t| b.nodes[t].flags & flags::OCCLUDED == 0) && !b.below_any_cut(rel);
+            let authoritative = t.is_none_or(|t| b.nodes[t].flags & flags::OCCLUDED == 0) && !b.below_any_cut(rel);
             if !(needs_glue || authoritative) {
                 continue;
             }
-            let has_addr = t.is_some_and(|t| {
-                b.rrsets_of(t)
-                    .any(|r| r.rtype() == Rtype::A.0 || r.rtype() == Rtype::AAAA.0)
-            });
+            let has_addr =
+                t.is_some_and(|t| b.rrsets_of(t).any(|r| r.rtype() == Rtype::A.0 || r.rtype() == Rtype::AAAA.0));
             if !has_addr {
                 let at = find_location(parsed, &cut_name);
                 errors.push(error(
@@ -248,11 +215,7 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
                         "NS target {} of {} has no address records (A or AAAA){}",
                         to_text(&target),
                         to_text(&cut_name),
-                        if needs_glue {
-                            ": glue is required below the cut"
-                        } else {
-                            ""
-                        }
+                        if needs_glue { ": glue is required below the cut" } else { "" }
                     ),
                 ));
             }
@@ -260,28 +223,18 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
     }
     if !errors.is_empty() {
         errors.extend(warnings);
-        return Err(ZoneError {
-            diagnostics: errors,
-        });
+        return Err(ZoneError { diagnostics: errors });
     }
     let payload = b.serialize(serial, &parsed.sources);
-    Ok(Compiled {
-        payload,
-        origin,
-        serial,
-        records: record_count,
-        warnings,
-    })
+    Ok(Compiled { payload, origin, serial, records: record_count, warnings })
 }
 
 fn find_location(parsed: &ParsedFile, owner: &[u8]) -> Location {
-    parsed
-        .records
-        .iter()
-        .find(|r| r.owner == owner)
-        .map(|r| r.at.clone())
-        .unwrap_or(Location { source: 0, line: 0 })
+    parsed.records.iter().find(|r| r.owner == owner).map(|r| r.at.clone()).unwrap_or(Location { source: 0, line: 0 })
 }
+
+/// RFC 5155 NSEC3.
+const NSEC3: u16 = 50;
 
 /// A presentation name for a TYPE, for messages.
 pub fn rtype_name(rtype: u16) -> String {
@@ -325,20 +278,10 @@ struct Builder<'o> {
 
 impl<'o> Builder<'o> {
     fn new(origin: &'o [u8]) -> Self {
-        let apex = BNode {
-            rel: Vec::new(),
-            flags: 0,
-            occluder: 0,
-            rrsets: Vec::new(),
-        };
+        let apex = BNode { rel: Vec::new(), flags: 0, occluder: 0, rrsets: Vec::new() };
         let mut by_name = HashMap::new();
         by_name.insert(Vec::new(), 0);
-        Builder {
-            origin,
-            nodes: vec![apex],
-            by_name,
-            rdata: Vec::new(),
-        }
+        Builder { origin, nodes: vec![apex], by_name, rdata: Vec::new() }
     }
 
     fn lookup(&self, rel: &[u8]) -> Option<usize> {
@@ -357,12 +300,7 @@ impl<'o> Builder<'o> {
             self.nodes[parent].flags |= flags::WILDCARD_CHILD;
         }
         let idx = self.nodes.len();
-        self.nodes.push(BNode {
-            rel: rel.to_vec(),
-            flags: 0,
-            occluder: parent as u32,
-            rrsets: Vec::new(),
-        });
+        self.nodes.push(BNode { rel: rel.to_vec(), flags: 0, occluder: parent as u32, rrsets: Vec::new() });
         self.by_name.insert(rel.to_vec(), idx);
         idx
     }
@@ -370,8 +308,7 @@ impl<'o> Builder<'o> {
     fn add_rrset(&mut self, node: usize, rtype: u16, ttl: u32, rdatas: &[&[u8]]) {
         let offset = self.rdata.len() as u32;
         for r in rdatas {
-            self.rdata
-                .extend_from_slice(&(r.len() as u16).to_be_bytes());
+            self.rdata.extend_from_slice(&(r.len() as u16).to_be_bytes());
             self.rdata.extend_from_slice(r);
         }
         let len = self.rdata.len() as u32 - offset;
@@ -383,8 +320,7 @@ impl<'o> Builder<'o> {
             Rtype::CNAME => n.flags |= flags::CNAME,
             _ => {}
         }
-        n.rrsets
-            .push(RRset::new(rtype, rdatas.len() as u16, ttl, offset, len));
+        n.rrsets.push(RRset::new(rtype, rdatas.len() as u16, ttl, offset, len));
     }
 
     /// Computes occlusion top-down. `occluder` temporarily holds the parent
@@ -466,6 +402,15 @@ impl<'o> Builder<'o> {
         let slots = (self.nodes.len() * 3 / 2 + 1).next_power_of_two();
         let mut index = vec![0u32; slots];
         for (i, n) in self.nodes.iter().enumerate() {
+            // RFC 5155 §7.2.8: a name that owns only NSEC3 records is not
+            // part of the zone's namespace; queries for it are answered as
+            // if it did not exist. It stays in the snapshot for AXFR.
+            let nsec3_only = i != 0
+                && n.rrsets.iter().any(|r| r.rtype() == NSEC3)
+                && n.rrsets.iter().all(|r| r.rtype() == NSEC3 || r.rtype() == Rtype::RRSIG.0);
+            if nsec3_only {
+                continue;
+            }
             let mut slot = xxh3_64(&n.rel) as usize & (slots - 1);
             while index[slot] != 0 {
                 slot = (slot + 1) & (slots - 1);
@@ -473,17 +418,9 @@ impl<'o> Builder<'o> {
             index[slot] = i as u32 + 1;
         }
         let mut fbb = FlatBufferBuilder::with_capacity(
-            names.len()
-                + self.rdata.len()
-                + nodes.len() * 16
-                + rrsets.len() * 16
-                + slots * 4
-                + 1024,
+            names.len() + self.rdata.len() + nodes.len() * 16 + rrsets.len() * 16 + slots * 4 + 1024,
         );
-        let source_strs: Vec<_> = sources
-            .iter()
-            .map(|p| fbb.create_string(&p.display().to_string()))
-            .collect();
+        let source_strs: Vec<_> = sources.iter().map(|p| fbb.create_string(&p.display().to_string())).collect();
         let args = fb::ZoneSnapshotArgs {
             format_version: FORMAT_VERSION,
             origin: Some(fbb.create_vector(self.origin)),

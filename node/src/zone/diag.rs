@@ -32,30 +32,15 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `line`.
     pub fn error(file: &Path, line: u32, text: String) -> Self {
-        Diagnostic {
-            file: file.to_owned(),
-            line: Some(line),
-            severity: Severity::Error,
-            text,
-        }
+        Diagnostic { file: file.to_owned(), line: Some(line), severity: Severity::Error, text }
     }
     /// An error whose text carries its own `line:col:` prefix.
     pub fn error_raw(file: &Path, text: String) -> Self {
-        Diagnostic {
-            file: file.to_owned(),
-            line: None,
-            severity: Severity::Error,
-            text,
-        }
+        Diagnostic { file: file.to_owned(), line: None, severity: Severity::Error, text }
     }
     /// A warning at `line`.
     pub fn warning(file: &Path, line: u32, text: String) -> Self {
-        Diagnostic {
-            file: file.to_owned(),
-            line: Some(line),
-            severity: Severity::Warning,
-            text,
-        }
+        Diagnostic { file: file.to_owned(), line: Some(line), severity: Severity::Warning, text }
     }
 }
 
@@ -66,14 +51,7 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning",
         };
         match self.line {
-            Some(line) => write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file.display(),
-                line,
-                sev,
-                self.text
-            ),
+            Some(line) => write!(f, "{}:{}: {}: {}", self.file.display(), line, sev, self.text),
             None => {
                 // "line:col: text" from the scanner becomes "file:line:col: error: text".
                 let (pos, text) = split_position(&self.text);
@@ -105,9 +83,7 @@ pub struct ZoneError {
 impl ZoneError {
     /// One error.
     pub fn single(d: Diagnostic) -> Self {
-        ZoneError {
-            diagnostics: vec![d],
-        }
+        ZoneError { diagnostics: vec![d] }
     }
     /// Adds a context line (shown after the error).
     pub fn with_context(mut self, d: Diagnostic) -> Self {

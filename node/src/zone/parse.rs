@@ -98,18 +98,14 @@ fn read_one(
 ) -> Result<(), ZoneError> {
     let err = |line: u32, msg: String| ZoneError::single(Diagnostic::error(path, line, msg));
     if depth > MAX_INCLUDE_DEPTH {
-        return Err(err(
-            0,
-            format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} levels"),
-        ));
+        return Err(err(0, format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} levels")));
     }
     if out.sources.iter().any(|p| p == path) {
         return Err(err(0, "$INCLUDE loop: file includes itself".into()));
     }
     let mut bytes = std::fs::read(path).map_err(|e| err(0, format!("cannot read: {e}")))?;
     feed(hasher, path, &bytes);
-    let source =
-        u16::try_from(out.sources.len()).map_err(|_| err(0, "too many included files".into()))?;
+    let source = u16::try_from(out.sources.len()).map_err(|_| err(0, "too many included files".into()))?;
     out.sources.push(path.to_owned());
 
     let smimea_at = smimea::rewrite(&mut bytes);
@@ -127,10 +123,7 @@ fn read_one(
             Ok(None) => break,
             // domain's message is "line:col: what".
             Err(e) => {
-                return Err(ZoneError::single(Diagnostic::error_raw(
-                    path,
-                    format!("{e}"),
-                )));
+                return Err(ZoneError::single(Diagnostic::error_raw(path, format!("{e}"))));
             }
         };
         let entry_end = zonefile.current_offset();
@@ -138,26 +131,16 @@ fn read_one(
         match entry {
             Entry::Record(record) => {
                 if record.class() != Class::IN {
-                    return Err(err(
-                        line,
-                        format!("class {} is not supported, only IN", record.class()),
-                    ));
+                    return Err(err(line, format!("class {} is not supported, only IN", record.class())));
                 }
                 let mut owner = Vec::with_capacity(32);
                 // Canonical form lower-cases the owner (RFC 4034 §6.2).
                 let _ = record.owner().compose_canonical(&mut owner);
                 let mut rdata = Vec::new();
-                record
-                    .data()
-                    .compose_rdata(&mut rdata)
-                    .map_err(|_| err(line, "record data too long".into()))?;
+                record.data().compose_rdata(&mut rdata).map_err(|_| err(line, "record data too long".into()))?;
                 let mut rtype = record.rtype().to_int();
                 at_sign::resolve(rtype, &mut rdata);
-                if record.rtype() == Rtype::TLSA
-                    && smimea_at
-                        .iter()
-                        .any(|&p| (entry_start..entry_end).contains(&p))
-                {
+                if record.rtype() == Rtype::TLSA && smimea_at.iter().any(|&p| (entry_start..entry_end).contains(&p)) {
                     rtype = Rtype::SMIMEA.to_int();
                 }
                 if rdata.len() > u16::MAX as usize {
@@ -171,21 +154,11 @@ fn read_one(
                     at: Location { source, line },
                 });
             }
-            Entry::Include {
-                path: inc,
-                origin: inc_origin,
-            } => {
-                let inc_path = path
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(inc.as_ref() as &str);
+            Entry::Include { path: inc, origin: inc_origin } => {
+                let inc_path = path.parent().unwrap_or(Path::new(".")).join(inc.as_ref() as &str);
                 let inc_origin = inc_origin.or_else(|| zonefile.origin().ok());
                 read_one(&inc_path, inc_origin, depth + 1, out, hasher).map_err(|e| {
-                    e.with_context(Diagnostic::error(
-                        path,
-                        line,
-                        format!("in $INCLUDE {}", inc_path.display()),
-                    ))
+                    e.with_context(Diagnostic::error(path, line, format!("in $INCLUDE {}", inc_path.display())))
                 })?;
             }
         }
@@ -201,14 +174,7 @@ struct LineIndex {
 
 impl LineIndex {
     fn new(bytes: &[u8]) -> Self {
-        LineIndex {
-            newlines: bytes
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .map(|(i, _)| i)
-                .collect(),
-        }
+        LineIndex { newlines: bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect() }
     }
 
     /// Line of the first byte at or after `from` that is not blank or comment.
@@ -339,10 +305,7 @@ mod smimea {
             let mut z = b"smimea 60 IN SMIMEA 3 0 1 ABCD\n@ CNAME smimea\n".to_vec();
             let at = super::rewrite(&mut z);
             assert_eq!(at, vec![13]);
-            assert_eq!(
-                &z[..],
-                &b"smimea 60 IN TLSA   3 0 1 ABCD\n@ CNAME smimea\n"[..]
-            );
+            assert_eq!(&z[..], &b"smimea 60 IN TLSA   3 0 1 ABCD\n@ CNAME smimea\n"[..]);
         }
     }
 }

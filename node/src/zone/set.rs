@@ -25,17 +25,8 @@ pub struct ZoneSet {
 impl ZoneSet {
     /// Builds a set. Origins must be distinct (the store guarantees it).
     pub fn new(mut zones: Vec<Arc<Snapshot>>) -> Self {
-        zones.sort_by(|a, b| {
-            b.origin()
-                .len()
-                .cmp(&a.origin().len())
-                .then_with(|| a.origin().cmp(b.origin()))
-        });
-        let by_origin = zones
-            .iter()
-            .enumerate()
-            .map(|(i, z)| (z.origin().into(), i))
-            .collect();
+        zones.sort_by(|a, b| b.origin().len().cmp(&a.origin().len()).then_with(|| a.origin().cmp(b.origin())));
+        let by_origin = zones.iter().enumerate().map(|(i, z)| (z.origin().into(), i)).collect();
         ZoneSet { zones, by_origin }
     }
 
@@ -59,37 +50,36 @@ impl ZoneSet {
     pub fn find(&self, qname: &[u8], parent_side: bool) -> Option<&Snapshot> {
         let mut starts = [0u8; MAX_LABELS];
         let n = label_starts(qname, &mut starts);
-        let mut skip_exact = parent_side;
+        // With `parent_side`, the zone at exactly `qname` is only the fallback.
+        let mut exact: Option<&Snapshot> = None;
         if self.zones.len() <= SCAN_LIMIT {
             for z in &self.zones {
                 let o = z.origin();
-                if o.len() <= qname.len()
+                let under = o.len() <= qname.len()
                     && qname[qname.len() - o.len()..] == *o
-                    && is_boundary(&starts[..n], qname.len(), qname.len() - o.len())
-                {
-                    if skip_exact && o.len() == qname.len() {
-                        skip_exact = false;
-                        continue;
-                    }
-                    return Some(z);
+                    && is_boundary(&starts[..n], qname.len(), qname.len() - o.len());
+                if !under {
+                    continue;
                 }
+                if parent_side && exact.is_none() && o.len() == qname.len() {
+                    exact = Some(z);
+                    continue;
+                }
+                return Some(z);
             }
-            return None;
+            return exact;
         }
-        let suffixes = starts[..n]
-            .iter()
-            .map(|&s| s as usize)
-            .chain(std::iter::once(qname.len() - 1));
+        let suffixes = starts[..n].iter().map(|&s| s as usize).chain(std::iter::once(qname.len() - 1));
         for start in suffixes {
             if let Some(&i) = self.by_origin.get(&qname[start..]) {
-                if skip_exact && start == 0 {
-                    skip_exact = false;
+                if parent_side && start == 0 {
+                    exact = Some(&self.zones[i]);
                     continue;
                 }
                 return Some(&self.zones[i]);
             }
         }
-        None
+        exact
     }
 }
 

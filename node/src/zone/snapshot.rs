@@ -119,16 +119,12 @@ impl Snapshot {
         use std::io::Read;
         let mut header = [0u8; FILE_HEADER_LEN];
         File::open(path).ok()?.read_exact(&mut header).ok()?;
-        (&header[0..8] == MAGIC)
-            .then(|| u64::from_le_bytes(header[24..32].try_into().unwrap_or_default()))
+        (&header[0..8] == MAGIC).then(|| u64::from_le_bytes(header[24..32].try_into().unwrap_or_default()))
     }
 
     /// Maps and fully verifies a snapshot file.
     pub fn open(path: &Path) -> Result<Snapshot, SnapshotError> {
-        let io = |source| SnapshotError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source| SnapshotError::Io { path: path.to_owned(), source };
         let file = File::open(path).map_err(io)?;
         // SAFETY: snapshot files are written once under a temporary name and
         // renamed into place (`write_atomic`); nothing modifies or truncates
@@ -145,35 +141,25 @@ impl Snapshot {
     }
 
     fn from_backing(backing: Backing, path: &Path) -> Result<Snapshot, SnapshotError> {
-        let corrupt = |what| SnapshotError::Corrupt {
-            path: path.to_owned(),
-            what,
-        };
+        let corrupt = |what| SnapshotError::Corrupt { path: path.to_owned(), what };
         let bytes: &[u8] = match &backing {
             Backing::Mapped(m) => m,
             Backing::Owned(v) => v,
         };
-        let header = bytes
-            .get(..FILE_HEADER_LEN)
-            .ok_or_else(|| corrupt("shorter than the header"))?;
+        let header = bytes.get(..FILE_HEADER_LEN).ok_or_else(|| corrupt("shorter than the header"))?;
         if &header[0..8] != MAGIC {
             return Err(corrupt("bad magic"));
         }
         let word = |r: Range<usize>| u64::from_le_bytes(header[r].try_into().unwrap_or_default());
         let (checksum, len, source_digest) = (word(8..16), word(16..24), word(24..32));
-        let payload = bytes
-            .get(FILE_HEADER_LEN..)
-            .ok_or_else(|| corrupt("truncated"))?;
+        let payload = bytes.get(FILE_HEADER_LEN..).ok_or_else(|| corrupt("truncated"))?;
         if payload.len() as u64 != len {
-            return Err(corrupt(
-                "length does not match the header (truncated file?)",
-            ));
+            return Err(corrupt("length does not match the header (truncated file?)"));
         }
         if xxh3_64(payload) != checksum {
             return Err(corrupt("checksum mismatch"));
         }
-        let snap = root_as_zone_snapshot(payload)
-            .map_err(|_| corrupt("FlatBuffer verification failed"))?;
+        let snap = root_as_zone_snapshot(payload).map_err(|_| corrupt("FlatBuffer verification failed"))?;
         if snap.format_version() != FORMAT_VERSION {
             return Err(corrupt("unknown format version"));
         }
@@ -183,22 +169,14 @@ impl Snapshot {
             Some(start..start + v.len())
         };
         let nodes = range_of(snap.nodes().map(|v| v.bytes())).ok_or_else(|| corrupt("no nodes"))?;
-        let rrsets =
-            range_of(snap.rrsets().map(|v| v.bytes())).ok_or_else(|| corrupt("no rrsets"))?;
+        let rrsets = range_of(snap.rrsets().map(|v| v.bytes())).ok_or_else(|| corrupt("no rrsets"))?;
         let names = range_of(snap.names().map(|v| v.bytes())).ok_or_else(|| corrupt("no names"))?;
         let rdata = range_of(snap.rdata().map(|v| v.bytes())).ok_or_else(|| corrupt("no rdata"))?;
         let index = range_of(snap.index().map(|v| v.bytes())).ok_or_else(|| corrupt("no index"))?;
-        let origin: Box<[u8]> = snap
-            .origin()
-            .map(|o| o.bytes().into())
-            .ok_or_else(|| corrupt("no origin"))?;
-        let sources = snap
-            .sources()
-            .map(|s| s.iter().map(str::to_owned).collect())
-            .unwrap_or_default();
+        let origin: Box<[u8]> = snap.origin().map(|o| o.bytes().into()).ok_or_else(|| corrupt("no origin"))?;
+        let sources = snap.sources().map(|s| s.iter().map(str::to_owned).collect()).unwrap_or_default();
         let (serial, apex) = (snap.serial(), snap.apex());
-        let node_count =
-            u32::try_from(nodes.len() / NODE_LEN).map_err(|_| corrupt("too many nodes"))?;
+        let node_count = u32::try_from(nodes.len() / NODE_LEN).map_err(|_| corrupt("too many nodes"))?;
         let slots = index.len() / 4;
         if !slots.is_power_of_two() || slots <= node_count as usize {
             return Err(corrupt("index size"));
@@ -321,9 +299,7 @@ impl Snapshot {
     /// The relative lower-cased wire name of a node (empty for the apex).
     pub fn node_name(&self, node: &Node) -> &[u8] {
         let start = self.names.start + node.name_offset() as usize;
-        self.bytes()
-            .get(start..start + node.name_len() as usize)
-            .unwrap_or(&[])
+        self.bytes().get(start..start + node.name_len() as usize).unwrap_or(&[])
     }
 
     /// Finds the node whose relative lower-cased wire name is `rel`.
@@ -348,9 +324,7 @@ impl Snapshot {
     /// The RRset of `rtype` at `node`, if any.
     pub fn rrset_at(&self, node: &Node, rtype: u16) -> Option<RRset> {
         let start = node.rrset_start();
-        (start..start + node.rrset_count() as u32)
-            .filter_map(|i| self.rrset(i))
-            .find(|r| r.rtype() == rtype)
+        (start..start + node.rrset_count() as u32).filter_map(|i| self.rrset(i)).find(|r| r.rtype() == rtype)
     }
 
     /// All RRsets at `node`, in type order.
@@ -362,12 +336,7 @@ impl Snapshot {
     /// The RDATA of each record in `rrset`.
     pub fn records<'s>(&'s self, rrset: &RRset) -> Records<'s> {
         let start = self.rdata.start + rrset.rdata_offset() as usize;
-        Records {
-            rest: self
-                .bytes()
-                .get(start..start + rrset.rdata_len() as usize)
-                .unwrap_or(&[]),
-        }
+        Records { rest: self.bytes().get(start..start + rrset.rdata_len() as usize).unwrap_or(&[]) }
     }
 }
 
@@ -388,10 +357,7 @@ impl<'s> Iterator for Records<'s> {
 
 /// Writes a snapshot file atomically: temp file, fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, payload: &[u8], source_digest: u64) -> Result<(), SnapshotError> {
-    let io = |source| SnapshotError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| SnapshotError::Io { path: path.to_owned(), source };
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));

@@ -77,10 +77,7 @@ pub struct LoadReport {
 impl LoadReport {
     /// Number of zones that failed.
     pub fn failures(&self) -> usize {
-        self.zones
-            .iter()
-            .filter(|z| matches!(z, ZoneLoad::Failed { .. }))
-            .count()
+        self.zones.iter().filter(|z| matches!(z, ZoneLoad::Failed { .. })).count()
     }
 }
 
@@ -128,9 +125,7 @@ impl ZoneStore {
     /// are in the report and leave that zone's previous version serving.
     pub fn reload(&self) -> std::io::Result<LoadReport> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.zone_dir)
-            .map_err(|e| {
-                std::io::Error::new(e.kind(), format!("{}: {e}", self.zone_dir.display()))
-            })?
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.zone_dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "zone") && p.is_file())
             .collect();
@@ -154,11 +149,7 @@ impl ZoneStore {
                     if let Some(prev) = previous {
                         next.insert(file.clone(), prev);
                     }
-                    report.zones.push(ZoneLoad::Failed {
-                        file: file.clone(),
-                        error,
-                        kept_previous,
-                    });
+                    report.zones.push(ZoneLoad::Failed { file: file.clone(), error, kept_previous });
                 }
             }
         }
@@ -179,51 +170,34 @@ impl ZoneStore {
                 0,
                 format!("zone {zone} is already loaded from {}", first.display()),
             ));
-            report.zones.push(ZoneLoad::Failed {
-                file,
-                error,
-                kept_previous: false,
-            });
+            report.zones.push(ZoneLoad::Failed { file, error, kept_previous: false });
         }
         for (file, snap) in loaded.iter() {
             if !next.contains_key(file) && !files.contains(file) {
                 report.removed.push(to_text(snap.origin()));
             }
         }
-        self.current
-            .store(Arc::new(ZoneSet::new(next.values().cloned().collect())));
+        self.current.store(Arc::new(ZoneSet::new(next.values().cloned().collect())));
         *loaded = next;
         self.remove_stale_snapshots(&loaded);
         Ok(report)
     }
 
     fn snapshot_path(&self, file: &Path) -> PathBuf {
-        let stem = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
         let tag = xxh3_64(abs.as_os_str().as_encoded_bytes());
         self.snapshot_dir.join(format!("{stem}-{tag:016x}.snap"))
     }
 
-    fn load_one(
-        &self,
-        file: &Path,
-        previous: Option<&Arc<Snapshot>>,
-    ) -> Result<(Arc<Snapshot>, ZoneLoad), ZoneError> {
+    fn load_one(&self, file: &Path, previous: Option<&Arc<Snapshot>>) -> Result<(Arc<Snapshot>, ZoneLoad), ZoneError> {
         let err = |text: String| ZoneError::single(Diagnostic::error(file, 0, text));
         let snap_path = self.snapshot_path(file);
         // Unchanged since the last load?
         if let Some(prev) = previous {
             let srcs: Vec<PathBuf> = prev.sources().iter().map(PathBuf::from).collect();
             if source_digest(&srcs).ok() == Some(prev.source_digest()) {
-                return Ok((
-                    prev.clone(),
-                    ZoneLoad::Unchanged {
-                        zone: to_text(prev.origin()),
-                    },
-                ));
+                return Ok((prev.clone(), ZoneLoad::Unchanged { zone: to_text(prev.origin()) }));
             }
         }
         // A current snapshot on disk from an earlier run?
@@ -234,10 +208,7 @@ impl ZoneStore {
                     if srcs.first().map(PathBuf::as_path) == Some(file)
                         && source_digest(&srcs).ok() == Some(snap.source_digest())
                     {
-                        let outcome = ZoneLoad::Reused {
-                            zone: to_text(snap.origin()),
-                            serial: snap.serial(),
-                        };
+                        let outcome = ZoneLoad::Reused { zone: to_text(snap.origin()), serial: snap.serial() };
                         return Ok((Arc::new(snap), outcome));
                     }
                 }
@@ -251,8 +222,7 @@ impl ZoneStore {
         let compiled = compile(&parsed, None)?;
         write_atomic(&snap_path, &compiled.payload, parsed.digest)
             .map_err(|e| err(format!("writing the snapshot failed: {e}")))?;
-        let snap = Snapshot::open(&snap_path)
-            .map_err(|e| err(format!("reading back the snapshot failed: {e}")))?;
+        let snap = Snapshot::open(&snap_path).map_err(|e| err(format!("reading back the snapshot failed: {e}")))?;
         let outcome = ZoneLoad::Compiled {
             zone: to_text(&compiled.origin),
             serial: compiled.serial,
@@ -280,10 +250,7 @@ impl ZoneStore {
 
 /// The initial `$ORIGIN` for a zone file, from its name.
 pub fn initial_origin(file: &Path) -> String {
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     match stem.trim_end_matches('.') {
         "" | "root" => ".".to_owned(),
         s => format!("{s}."),

@@ -23,6 +23,7 @@ use meshdns_schemas::zone_snapshot::{Node, RRset};
 use crate::dns::iana::{Rcode, Rtype};
 use crate::dns::wire::builder::{Full, Owner, ResponseBuilder, Section};
 use crate::dns::wire::name::{MAX_NAME_LEN, is_subdomain};
+use crate::zone::set::ZoneSet;
 use crate::zone::snapshot::{Snapshot, flags};
 
 /// Longest CNAME/DNAME chain followed inside one zone.
@@ -51,11 +52,7 @@ struct Additional<'z> {
 
 impl<'z> Additional<'z> {
     fn push(&mut self, name: &'z [u8], required: bool) {
-        if self.len < MAX_ADDITIONAL
-            && !self.names[..self.len]
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
+        if self.len < MAX_ADDITIONAL && !self.names[..self.len].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             self.names[self.len] = (name, required);
             self.len += 1;
         }
@@ -76,11 +73,7 @@ impl Current {
         &self.buf[..self.len]
     }
     fn owner(&self) -> Owner<'_> {
-        if self.is_qname {
-            Owner::Question
-        } else {
-            Owner::Name(self.name())
-        }
+        if self.is_qname { Owner::Question } else { Owner::Name(self.name()) }
     }
     fn set(&mut self, name: &[u8]) {
         self.buf[..name.len()].copy_from_slice(name);
@@ -92,6 +85,7 @@ impl Current {
 /// Resolves `qname` (lower-cased wire, at or below the zone origin) in `zone`
 /// and writes answer, authority and additional records into `b`.
 pub(super) fn resolve(
+    zones: &ZoneSet,
     zone: &Snapshot,
     qname: &[u8],
     qtype: Rtype,
@@ -100,13 +94,11 @@ pub(super) fn resolve(
 ) -> Outcome {
     let start = b.mark();
     let mut r = Resolver {
+        zones,
         zone,
         qtype,
         dnssec_ok,
-        additional: Additional {
-            names: [(&[][..], false); MAX_ADDITIONAL],
-            len: 0,
-        },
+        additional: Additional { names: [(&[][..], false); MAX_ADDITIONAL], len: 0 },
     };
     let mut out = match r.run(qname, b) {
         Ok(o) => o,
@@ -114,11 +106,7 @@ pub(super) fn resolve(
             // RFC 2181 §9: the answer does not fit; send the question with TC
             // and let the client retry over TCP.
             b.rollback(start);
-            return Outcome {
-                rcode: Rcode::NOERROR,
-                authoritative: true,
-                truncated: true,
-            };
+            return Outcome { rcode: Rcode::NOERROR, authoritative: true, truncated: true };
         }
     };
     if r.write_additional(b) {
@@ -135,13 +123,10 @@ enum Step {
     Follow,
 }
 
-const DONE_AUTH: Outcome = Outcome {
-    rcode: Rcode::NOERROR,
-    authoritative: true,
-    truncated: false,
-};
+const DONE_AUTH: Outcome = Outcome { rcode: Rcode::NOERROR, authoritative: true, truncated: false };
 
 struct Resolver<'z> {
+    zones: &'z ZoneSet,
     zone: &'z Snapshot,
     qtype: Rtype,
     dnssec_ok: bool,
@@ -152,11 +137,7 @@ impl<'z> Resolver<'z> {
     fn run(&mut self, qname: &[u8], b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
         let zone = self.zone;
         let origin_len = zone.origin().len();
-        let mut cur = Current {
-            buf: [0; MAX_NAME_LEN],
-            len: qname.len(),
-            is_qname: true,
-        };
+        let mut cur = Current { buf: [0; MAX_NAME_LEN], len: qname.len(), is_qname: true };
         cur.buf[..qname.len()].copy_from_slice(qname);
         for link in 0..MAX_CHAIN {
             let first = link == 0;
@@ -173,9 +154,7 @@ impl<'z> Resolver<'z> {
                     let (ce_idx, ce) = self.closest_encloser(&cur.buf[..rel_len]);
                     let occluder = if ce.flags() & flags::OCCLUDED != 0 {
                         Some(ce.occluder())
-                    } else if (ce.flags() & flags::CUT != 0 && !is_apex(&ce))
-                        || ce.flags() & flags::DNAME != 0
-                    {
+                    } else if (ce.flags() & flags::CUT != 0 && !is_apex(&ce)) || ce.flags() & flags::DNAME != 0 {
                         Some(ce_idx)
                     } else {
                         None
@@ -187,7 +166,7 @@ impl<'z> Resolver<'z> {
                         }
                     }
                     if ce.flags() & flags::WILDCARD_CHILD == 0 {
-                        return self.negative(Rcode::NXDOMAIN, b);
+                        return self.name_error(&cur, first, b);
                     }
                     // RFC 4592 §3.3.3: the source of synthesis `*.<closest encloser>`.
                     let ce_name = zone.node_name(&ce);
@@ -197,7 +176,7 @@ impl<'z> Resolver<'z> {
                     wild[2..2 + ce_name.len()].copy_from_slice(ce_name);
                     match zone.find(&wild[..2 + ce_name.len()]) {
                         Some((_, w)) => w,
-                        None => return self.negative(Rcode::NXDOMAIN, b),
+                        None => return self.name_error(&cur, first, b),
                     }
                 }
             };
@@ -241,15 +220,20 @@ impl<'z> Resolver<'z> {
         Ok(DONE_AUTH)
     }
 
-    /// Continues the chain at `target` if it is inside this zone.
-    fn enter(&self, target: &[u8], cur: &mut Current) -> bool {
+    /// Continues the chain at `target` if it is inside a served zone: this
+    /// one, or another (RFC 1034 §4.3.2 step 3.a restarts the lookup at the
+    /// new name; NSD and Knot follow into their other zones too).
+    fn enter(&mut self, target: &[u8], cur: &mut Current) -> bool {
         let mut lower = [0u8; MAX_NAME_LEN];
         let Some(l) = lower.get_mut(..target.len()) else {
             return false;
         };
         crate::dns::wire::name::lowercase_into(target, l);
         if !is_subdomain(l, self.zone.origin()) {
-            return false;
+            match self.zones.find(l, false) {
+                Some(other) => self.zone = other,
+                None => return false,
+            }
         }
         cur.set(l);
         true
@@ -266,10 +250,7 @@ impl<'z> Resolver<'z> {
             }
         }
         let apex = self.zone.apex();
-        (
-            apex,
-            self.zone.node(apex).unwrap_or(Node::new(0, 0, 0, 0, 0, 0)),
-        )
+        (apex, self.zone.node(apex).unwrap_or(Node::new(0, 0, 0, 0, 0, 0)))
     }
 
     /// The current name is at or below node `idx`, a cut or a DNAME.
@@ -303,23 +284,13 @@ impl<'z> Resolver<'z> {
         let new_len = prefix_len + target.len();
         if new_len > MAX_NAME_LEN {
             // RFC 6672 §2.2: the substituted name would be too long.
-            return Ok(Step::Done(Outcome {
-                rcode: Rcode::YXDOMAIN,
-                authoritative: true,
-                truncated: false,
-            }));
+            return Ok(Step::Done(Outcome { rcode: Rcode::YXDOMAIN, authoritative: true, truncated: false }));
         }
         let mut synth = [0u8; MAX_NAME_LEN];
         synth[..prefix_len].copy_from_slice(&cur.buf[..prefix_len]);
         synth[prefix_len..new_len].copy_from_slice(target);
         // The synthesized CNAME (RFC 6672 §3.2) carries the DNAME's TTL.
-        b.record(
-            Section::Answer,
-            cur.owner(),
-            Rtype::CNAME,
-            dname.ttl(),
-            &synth[..new_len],
-        )?;
+        b.record(Section::Answer, cur.owner(), Rtype::CNAME, dname.ttl(), &synth[..new_len])?;
         if !self.enter(&synth[..new_len], cur) {
             return Ok(Step::Done(DONE_AUTH));
         }
@@ -334,7 +305,10 @@ impl<'z> Resolver<'z> {
             return self.negative(Rcode::SERVFAIL, b);
         };
         self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ns, b)?;
-        if self.dnssec_ok {
+        // RFC 4035 §3.1.4: a signed zone adds the DS RRset to referrals for
+        // DO queries. An unsigned zone (no RRSIG at its apex) has no proof to
+        // offer, and NSD and Knot leave DS out there too.
+        if self.dnssec_ok && zone.node(zone.apex()).is_some_and(|apex| zone.rrset_at(&apex, Rtype::RRSIG.0).is_some()) {
             if let Some(ds) = zone.rrset_at(cut, Rtype::DS.0) {
                 self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ds, b)?;
             }
@@ -350,11 +324,16 @@ impl<'z> Resolver<'z> {
             };
             self.additional.push(target, required);
         }
-        Ok(Outcome {
-            rcode: Rcode::NOERROR,
-            authoritative: false,
-            truncated: false,
-        })
+        Ok(Outcome { rcode: Rcode::NOERROR, authoritative: false, truncated: false })
+    }
+
+    /// The current name does not exist in this zone: NXDOMAIN — unless this
+    /// is a DS query sent to the parent side of a zone we also serve, whose
+    /// apex does exist on this server even where the parent has no
+    /// delegation for it; then NODATA, as NSD answers.
+    fn name_error(&mut self, cur: &Current, first: bool, b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
+        let apex_here = first && self.qtype == Rtype::DS && self.zones.get(cur.name()).is_some();
+        self.negative(if apex_here { Rcode::NOERROR } else { Rcode::NXDOMAIN }, b)
     }
 
     /// NXDOMAIN or NODATA: the SOA in authority (RFC 2308 §3).
@@ -363,11 +342,8 @@ impl<'z> Resolver<'z> {
         if let Some(apex) = zone.node(zone.apex()) {
             if let Some(soa) = zone.rrset_at(&apex, Rtype::SOA.0) {
                 if let Some(rdata) = zone.records(&soa).next() {
-                    let minimum = rdata
-                        .len()
-                        .checked_sub(4)
-                        .and_then(|at| crate::dns::wire::read_u32(rdata, at))
-                        .unwrap_or(0);
+                    let minimum =
+                        rdata.len().checked_sub(4).and_then(|at| crate::dns::wire::read_u32(rdata, at)).unwrap_or(0);
                     b.record(
                         Section::Authority,
                         Owner::Name(zone.origin()),
@@ -378,19 +354,10 @@ impl<'z> Resolver<'z> {
                 }
             }
         }
-        Ok(Outcome {
-            rcode,
-            authoritative: true,
-            truncated: false,
-        })
+        Ok(Outcome { rcode, authoritative: true, truncated: false })
     }
 
-    fn answer_rrset(
-        &mut self,
-        cur: &Current,
-        rrset: &RRset,
-        b: &mut ResponseBuilder<'_>,
-    ) -> Result<(), Full> {
+    fn answer_rrset(&mut self, cur: &Current, rrset: &RRset, b: &mut ResponseBuilder<'_>) -> Result<(), Full> {
         self.write_rrset(Section::Answer, cur.owner(), rrset, b)?;
         // Addresses of the names an answer points at (RFC 1035 §3.3.9, §3.3.11; RFC 2782).
         let offset = match Rtype(rrset.rtype()) {
@@ -422,32 +389,25 @@ impl<'z> Resolver<'z> {
     }
 
     /// Writes A and AAAA records of the collected names that are in this
-    /// zone. Returns whether required glue had to be left out (set TC).
+    /// zone: every A first, then the AAAAs, so that when space runs out
+    /// each server keeps at least its IPv4 address (NSD does the same).
+    /// Returns whether required glue had to be left out (set TC).
     fn write_additional(&self, b: &mut ResponseBuilder<'_>) -> bool {
         let zone = self.zone;
         let origin = zone.origin();
         let mut missing_required = false;
-        for &(name, required) in &self.additional.names[..self.additional.len] {
-            let mut lower = [0u8; MAX_NAME_LEN];
-            let Some(l) = lower.get_mut(..name.len()) else {
-                continue;
-            };
-            crate::dns::wire::name::lowercase_into(name, l);
-            if !is_subdomain(l, origin) {
-                continue;
-            }
-            let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else {
-                continue;
-            };
-            for rtype in [Rtype::A, Rtype::AAAA] {
-                let Some(rrset) = zone.rrset_at(&node, rtype.0) else {
+        for rtype in [Rtype::A, Rtype::AAAA] {
+            for &(name, required) in &self.additional.names[..self.additional.len] {
+                let mut lower = [0u8; MAX_NAME_LEN];
+                let Some(l) = lower.get_mut(..name.len()) else { continue };
+                crate::dns::wire::name::lowercase_into(name, l);
+                if !is_subdomain(l, origin) {
                     continue;
-                };
+                }
+                let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else { continue };
+                let Some(rrset) = zone.rrset_at(&node, rtype.0) else { continue };
                 let mark = b.mark();
-                if self
-                    .write_rrset(Section::Additional, Owner::Name(name), &rrset, b)
-                    .is_err()
-                {
+                if self.write_rrset(Section::Additional, Owner::Name(name), &rrset, b).is_err() {
                     b.rollback(mark);
                     missing_required |= required;
                 }
@@ -463,11 +423,7 @@ fn is_apex(node: &Node) -> bool {
 
 /// A node's absolute name.
 fn abs_name(zone: &Snapshot, node: &Node) -> Current {
-    let mut c = Current {
-        buf: [0; MAX_NAME_LEN],
-        len: 0,
-        is_qname: false,
-    };
+    let mut c = Current { buf: [0; MAX_NAME_LEN], len: 0, is_qname: false };
     let rel = zone.node_name(node);
     let origin = zone.origin();
     let len = (rel.len() + origin.len()).min(MAX_NAME_LEN);

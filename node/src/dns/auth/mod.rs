@@ -36,9 +36,7 @@ pub struct AnswerConfig {
 
 impl Default for AnswerConfig {
     fn default() -> Self {
-        AnswerConfig {
-            udp_payload: DEFAULT_UDP_PAYLOAD,
-        }
+        AnswerConfig { udp_payload: DEFAULT_UDP_PAYLOAD }
     }
 }
 
@@ -71,19 +69,8 @@ pub fn answer(
         Err(QueryError::FormErr { header, .. }) => {
             // RFC 1035 §4.1.1 FORMERR; no question echoed, since it may be what was malformed.
             let b = ResponseBuilder::new(out, MIN_UDP_PAYLOAD as usize, None, false)?;
-            let len = b.finish(
-                header.id,
-                header.flags,
-                ResponseFlags::default(),
-                Rcode::FORMERR,
-                None,
-            );
-            return Some(Answered {
-                len,
-                rcode: Rcode::FORMERR,
-                qtype: None,
-                truncated: false,
-            });
+            let len = b.finish(header.id, header.flags, ResponseFlags::default(), Rcode::FORMERR, None);
+            return Some(Answered { len, rcode: Rcode::FORMERR, qtype: None, truncated: false });
         }
     };
     let limit = match (transport, q.edns) {
@@ -93,26 +80,12 @@ pub fn answer(
         }
         (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
     };
-    let opt = q.edns.map(|e| OptOut {
-        udp_payload: cfg.udp_payload,
-        dnssec_ok: e.dnssec_ok,
-    });
+    let opt = q.edns.map(|e| OptOut { udp_payload: cfg.udp_payload, dnssec_ok: e.dnssec_ok });
     let question = &msg[crate::dns::wire::HEADER_LEN..q.question_end];
     let mut b = ResponseBuilder::new(out, limit, Some(question), opt.is_some())?;
     let simple = |b: ResponseBuilder<'_>, rcode: Rcode| {
-        let len = b.finish(
-            q.header.id,
-            q.header.flags,
-            ResponseFlags::default(),
-            rcode,
-            opt,
-        );
-        Some(Answered {
-            len,
-            rcode,
-            qtype: Some(q.qtype),
-            truncated: false,
-        })
+        let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), rcode, opt);
+        Some(Answered { len, rcode, qtype: Some(q.qtype), truncated: false })
     };
 
     // RFC 6891 §6.1.3: only version 0 exists.
@@ -128,14 +101,7 @@ pub fn answer(
     // Zone transfers are only served over TCP by the transfer module;
     // other meta-types cannot be asked for (RFC 6895 §3.1).
     if q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR || q.qtype.is_unanswerable_meta() {
-        return simple(
-            b,
-            if q.qtype == Rtype::OPT {
-                Rcode::FORMERR
-            } else {
-                Rcode::NOTIMP
-            },
-        );
+        return simple(b, if q.qtype == Rtype::OPT { Rcode::FORMERR } else { Rcode::NOTIMP });
     }
 
     let mut lower = [0u8; MAX_NAME_LEN];
@@ -146,18 +112,10 @@ pub fn answer(
         return simple(b, Rcode::REFUSED);
     };
     let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
-    let outcome = lookup::resolve(zone, qname, q.qtype, dnssec_ok, &mut b);
-    let flags = ResponseFlags {
-        authoritative: outcome.authoritative,
-        truncated: outcome.truncated,
-    };
+    let outcome = lookup::resolve(zones, zone, qname, q.qtype, dnssec_ok, &mut b);
+    let flags = ResponseFlags { authoritative: outcome.authoritative, truncated: outcome.truncated };
     let len = b.finish(q.header.id, q.header.flags, flags, outcome.rcode, opt);
-    Some(Answered {
-        len,
-        rcode: outcome.rcode,
-        qtype: Some(q.qtype),
-        truncated: outcome.truncated,
-    })
+    Some(Answered { len, rcode: outcome.rcode, qtype: Some(q.qtype), truncated: outcome.truncated })
 }
 
 /// Checks that `q` parsed as a query (used by the transfer module).

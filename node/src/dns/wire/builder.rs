@@ -64,15 +64,8 @@ impl<'b> ResponseBuilder<'b> {
     /// `limit` is the largest message allowed (512, the EDNS payload size, or
     /// 65535 on TCP). Returns `None` if the question alone does not fit, which
     /// cannot happen for a question that came in a query of at most `limit`.
-    pub fn new(
-        buf: &'b mut [u8],
-        limit: usize,
-        question: Option<&[u8]>,
-        reserve_opt: bool,
-    ) -> Option<Self> {
-        let limit = limit
-            .min(buf.len())
-            .checked_sub(if reserve_opt { OPT_RR_LEN } else { 0 })?;
+    pub fn new(buf: &'b mut [u8], limit: usize, question: Option<&[u8]>, reserve_opt: bool) -> Option<Self> {
+        let limit = limit.min(buf.len()).checked_sub(if reserve_opt { OPT_RR_LEN } else { 0 })?;
         let mut b = ResponseBuilder {
             buf,
             pos: HEADER_LEN,
@@ -113,11 +106,7 @@ impl<'b> ResponseBuilder<'b> {
 
     /// A point to come back to with [`Self::rollback`].
     pub fn mark(&self) -> Mark {
-        Mark {
-            pos: self.pos,
-            counts: self.counts,
-            entries: self.n_entries,
-        }
+        Mark { pos: self.pos, counts: self.counts, entries: self.n_entries }
     }
 
     /// Forgets everything written since `mark`.
@@ -216,9 +205,7 @@ impl<'b> ResponseBuilder<'b> {
     fn find(&self, suffix: &[u8]) -> Option<u16> {
         self.entries[..self.n_entries]
             .iter()
-            .find(|&&(pos, len)| {
-                len as usize == suffix.len() && self.equals_at(pos as usize, suffix)
-            })
+            .find(|&&(pos, len)| len as usize == suffix.len() && self.equals_at(pos as usize, suffix))
             .map(|&(pos, _)| pos)
     }
 
@@ -245,10 +232,7 @@ impl<'b> ResponseBuilder<'b> {
                 return true;
             }
             let n = len as usize;
-            let (Some(ours), Some(theirs)) = (
-                self.buf.get(pos + 1..pos + 1 + n),
-                name.get(at + 1..at + 1 + n),
-            ) else {
+            let (Some(ours), Some(theirs)) = (self.buf.get(pos + 1..pos + 1 + n), name.get(at + 1..at + 1 + n)) else {
                 return false;
             };
             if !ours.eq_ignore_ascii_case(theirs) {
@@ -295,8 +279,7 @@ impl<'b> ResponseBuilder<'b> {
         let mut arcount = self.counts[2];
         if let Some(opt) = opt {
             // Room was reserved in `new`, so this always fits.
-            let ttl =
-                ((rcode.extended_bits() as u32) << 24) | if opt.dnssec_ok { 0x8000 } else { 0 };
+            let ttl = ((rcode.extended_bits() as u32) << 24) | if opt.dnssec_ok { 0x8000 } else { 0 };
             let rr = [
                 0, // root owner
                 0,

@@ -20,10 +20,7 @@ pub struct Header {
 impl Header {
     /// Reads the header, if the message is long enough to have one.
     pub fn parse(msg: &[u8]) -> Option<Header> {
-        Some(Header {
-            id: read_u16(msg, 0)?,
-            flags: read_u16(msg, 2)?,
-        })
+        Some(Header { id: read_u16(msg, 0)?, flags: read_u16(msg, 2)? })
     }
     /// The QR bit: set on responses.
     pub fn is_response(self) -> bool {
@@ -89,11 +86,7 @@ impl<'a> Query<'a> {
         if header.is_response() || msg.len() < HEADER_LEN {
             return Err(QueryError::Drop);
         }
-        let formerr = |question_end, reason| QueryError::FormErr {
-            header,
-            question_end,
-            reason,
-        };
+        let formerr = |question_end, reason| QueryError::FormErr { header, question_end, reason };
         let count = |pos| read_u16(msg, pos).unwrap_or(0);
         let (qdcount, ancount, nscount, arcount) = (count(4), count(6), count(8), count(10));
         // RFC 1035 §4.1.2 allows several questions, but no server answers
@@ -103,46 +96,29 @@ impl<'a> Query<'a> {
         }
         let qname_len = plain_name_len(msg, HEADER_LEN).map_err(|_| formerr(None, "bad QNAME"))?;
         let qname_end = HEADER_LEN + qname_len;
-        let (Some(qtype), Some(qclass)) = (read_u16(msg, qname_end), read_u16(msg, qname_end + 2))
-        else {
+        let (Some(qtype), Some(qclass)) = (read_u16(msg, qname_end), read_u16(msg, qname_end + 2)) else {
             return Err(formerr(None, "question runs past the end"));
         };
         let question_end = qname_end + 4;
         let qname = &msg[HEADER_LEN..qname_end];
         debug_assert!(qname.len() <= MAX_NAME_LEN);
         if header.opcode() == Opcode::QUERY && (ancount != 0 || nscount != 0) {
-            return Err(formerr(
-                Some(question_end),
-                "a query carries answer or authority records",
-            ));
+            return Err(formerr(Some(question_end), "a query carries answer or authority records"));
         }
         let edns = if header.opcode() == Opcode::QUERY {
-            parse_additional(msg, question_end, arcount)
-                .map_err(|reason| formerr(Some(question_end), reason))?
+            parse_additional(msg, question_end, arcount).map_err(|reason| formerr(Some(question_end), reason))?
         } else {
             // NOTIFY and UPDATE messages have sections of their own; their
             // handlers parse them. Here only the question matters.
             None
         };
-        Ok(Query {
-            msg,
-            header,
-            qname,
-            qtype: Rtype(qtype),
-            qclass: Class(qclass),
-            question_end,
-            edns,
-        })
+        Ok(Query { msg, header, qname, qtype: Rtype(qtype), qclass: Class(qclass), question_end, edns })
     }
 }
 
 /// Walks the additional section of a QUERY: at most one OPT, owned by the root
 /// (RFC 6891 §6.1.1); other records (e.g. TSIG) are skipped over, not trusted.
-fn parse_additional(
-    msg: &[u8],
-    mut pos: usize,
-    arcount: u16,
-) -> Result<Option<Edns>, &'static str> {
+fn parse_additional(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, &'static str> {
     let mut edns = None;
     for _ in 0..arcount {
         let owner_len = skip_name(msg, pos).ok_or("bad owner name in additional section")?;
@@ -151,9 +127,7 @@ fn parse_additional(
         let class = read_u16(msg, rr + 2).ok_or("truncated additional record")?;
         let ttl = read_u32(msg, rr + 4).ok_or("truncated additional record")?;
         let rdlen = read_u16(msg, rr + 8).ok_or("truncated additional record")? as usize;
-        let rdata = msg
-            .get(rr + 10..rr + 10 + rdlen)
-            .ok_or("RDATA runs past the end")?;
+        let rdata = msg.get(rr + 10..rr + 10 + rdlen).ok_or("RDATA runs past the end")?;
         if Rtype(rtype) == Rtype::OPT {
             if edns.is_some() {
                 return Err("more than one OPT record");

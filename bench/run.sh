@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# Benchmark meshdns against NSD and Knot DNS on the same generated zone.
+#
+#   bench/run.sh                 full run (~10 minutes), writes docs/benchmarks.md
+#   BENCH_QUICK=1 bench/run.sh   smoke test: 3 s runs, 1 run each, no 1M zone
+#
+# Needs: the release binary (target/release/meshdns, or MESHDNS=path), nsd,
+# knotd/knotc, kzonecheck (knot-dnssecutils), dnsperf, dig, taskset, python3,
+# and 2 cores: every server is pinned to core 0, dnsperf to core 1. Traffic
+# goes to 127.0.0.1 only. Raw outputs go to bench/results/ (git-ignored).
+# Every server this script starts is stopped by the EXIT trap; a watchdog
+# ends the script after BENCH_MAX_SECONDS (default 1500).
+set -euo pipefail
+export LC_ALL=C
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+MESHDNS=${MESHDNS:-$ROOT/target/release/meshdns}
+OUT=${BENCH_OUT:-$ROOT/docs/benchmarks.md}
+RES=$HERE/results
+QUICK=${BENCH_QUICK:-0}
+BASE=${BENCH_PORT_BASE:-15300}
+MAX_SECONDS=${BENCH_MAX_SECONDS:-1500}
+
+MAIN_N=100000
+CLIENTS=8
+RATE=50000
+if [[ $QUICK == 1 ]]; then
+    DUR=3 RUNS=1 RATE_DUR=3 SIZES=(10000 100000)
+else
+    DUR=15 RUNS=3 RATE_DUR=20 SIZES=(10000 100000 1000000)
+fi
+SERVERS=(meshdns nsd knot)
+declare -A PORT=([meshdns]=$((BASE + 1)) [nsd]=$((BASE + 11)) [knot]=$((BASE + 21)))
+HTTP_PORT=$((BASE + 2))
+PROBE_NAME=last-record.bench.test.
+PROBE_ADDR=192.0.2.255
+CLK_TCK=$(getconf CLK_TCK)
+
+for tool in nsd knotd knotc kzonecheck nsd-checkzone dnsperf dig taskset python3 curl; do
+    command -v "$tool" >/dev/null || { echo "bench: missing $tool" >&2; exit 1; }
+done
+[[ -x $MESHDNS ]] || { echo "bench: no meshdns binary at $MESHDNS" >&2; exit 1; }
+[[ $(nproc) -ge 2 ]] || { echo "bench: needs 2 cores" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/meshdns-bench.XXXXXX)
+declare -A PID=()      # server name -> pid of the process we started
+STARTED=()             # every pid we started, for the trap
+WATCHDOG=
+
+log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
+
+# All pids of a process tree (NSD forks xfrd and server children).
+tree_pids() {
+    local p=$1 c
+    echo "$p"
+    for c in $(ps -o pid= --ppid "$p" 2>/dev/null); do tree_pids "$c"; done
+}
+
+stop_pid() {
+    local p=$1 tree i
+    kill -0 "$p" 2>/dev/null || return 0
+    tree=$(tree_pids "$p")
+    kill -TERM "$p" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.1
+    done
+    for i in $tree; do kill -KILL "$i" 2>/dev/null || true; done
+    wait "$p" 2>/dev/null || true
+}
+
+cleanup() {
+    local p
+    trap - EXIT INT TERM
+    for p in "${STARTED[@]}"; do stop_pid "$p"; done
+    [[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+(
+    for ((i = 0; i < MAX_SECONDS; i++)); do sleep 1; done
+    echo "bench: time limit of ${MAX_SECONDS}s hit, stopping" >&2
+    kill -TERM $$
+) &
+WATCHDOG=$!
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# utime+stime in clock ticks, summed over a process tree. The comm field can
+# hold spaces ("nsd: server 1"), so split after the last ')'.
+cpu_ticks() {
+    local sum=0 p rest
+    for p in $(tree_pids "$1"); do
+        rest=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+        set -- $rest
+        sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+
+# VmRSS and Pss (kB) summed over a process tree. NSD's children share the zone
+# copy-on-write with their parent, so the RSS sum counts it more than once;
+# Pss divides shared pages between the processes that map them.
+mem_kb() {
+    local rss=0 pss=0 p v
+    for p in $(tree_pids "$1"); do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) && rss=$((rss + ${v:-0}))
+        v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) && pss=$((pss + ${v:-0}))
+    done
+    echo "$rss $pss"
+}
+
+record() { printf '%s\t%s\n' "$1" "$2" >>"$RES/measures.tsv"; }
+cmdlog() { printf '%s\n' "$*" | sed "s#$WORK#\$WORK#g; s#$ROOT/##g" >>"$RES/commands.txt"; }
+
+# Poll (bounded) until the server gives the right answer; prints ms since $2.
+wait_answer() {
+    local port=$1 t0=$2 limit_s=$3 pid=$4 got
+    local deadline=$(($(now_ms) + limit_s * 1000))
+    while (($(now_ms) < deadline)); do
+        got=$(taskset -c 1 dig @127.0.0.1 -p "$port" +norec +tries=1 +time=1 +short "$PROBE_NAME" A 2>/dev/null || true)
+        if [[ $got == "$PROBE_ADDR" ]]; then
+            echo $(($(now_ms) - t0))
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || { log "server pid $pid exited while loading"; return 1; }
+        sleep 0.01
+    done
+    log "no correct answer on port $port within ${limit_s}s"
+    return 1
+}
+
+write_configs() { # zone_dir
+    local zd=$1
+    mkdir -p "$WORK/nsd" "$WORK/knot/run" "$WORK/knot/storage"
+    cat >"$WORK/nsd/nsd.conf" <<EOF
+server:
+    server-count: 1
+    ip-address: 127.0.0.1@${PORT[nsd]}
+    do-ip6: no
+    username: ""
+    chroot: ""
+    zonesdir: "$zd"
+    pidfile: "$WORK/nsd/nsd.pid"
+    database: ""
+    xfrdfile: "$WORK/nsd/xfrd.state"
+    xfrdir: "$WORK/nsd"
+    zonelistfile: "$WORK/nsd/zone.list"
+    logfile: "$WORK/nsd/nsd.log"
+    minimal-responses: yes
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: bench.test.
+    zonefile: bench.test.zone
+EOF
+    cat >"$WORK/knot/knot.conf" <<EOF
+server:
+    rundir: "$WORK/knot/run"
+    listen: 127.0.0.1@${PORT[knot]}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "$WORK/knot/storage"
+template:
+  - id: default
+    storage: "$zd"
+    file: "%s.zone"
+    journal-content: none
+    zonefile-sync: -1
+    zonefile-load: whole
+zone:
+  - domain: bench.test.
+EOF
+}
+
+# start_server NAME ZONE_DIR LABEL [DATA_DIR]: starts pinned to core 0, waits
+# for a correct answer and records load_ms (and meshdns's own startup_ms).
+start_server() {
+    local s=$1 zd=$2 label=$3 dd=${4:-$WORK/meshdns-data} t0 ms p errlog
+    errlog="$RES/server-$s-$label.log"
+    write_configs "$zd"
+    t0=$(now_ms)
+    case $s in
+    meshdns)
+        cmdlog "taskset -c 0 $MESHDNS serve --zone-dir $zd --listen 127.0.0.1:${PORT[meshdns]} --data-dir $dd --http 127.0.0.1:$HTTP_PORT --udp-workers 1"
+        taskset -c 0 "$MESHDNS" serve --zone-dir "$zd" --listen "127.0.0.1:${PORT[meshdns]}" \
+            --data-dir "$dd" --http "127.0.0.1:$HTTP_PORT" --udp-workers 1 2>"$errlog" >&2 &
+        ;;
+    nsd)
+        rm -f "$WORK/nsd/nsd.log"
+        cmdlog "taskset -c 0 nsd -d -c \$WORK/nsd/nsd.conf"
+        taskset -c 0 nsd -d -c "$WORK/nsd/nsd.conf" 2>"$errlog" >&2 &
+        ;;
+    knot)
+        rm -rf "$WORK/knot/storage"/* "$WORK/knot/run"/*
+        cmdlog "taskset -c 0 knotd -c \$WORK/knot/knot.conf"
+        taskset -c 0 knotd -c "$WORK/knot/knot.conf" 2>"$errlog" >&2 &
+        ;;
+    esac
+    p=$!
+    PID[$s]=$p
+    STARTED+=("$p")
+    if ! ms=$(wait_answer "${PORT[$s]}" "$t0" 600 "$p"); then
+        log "$s ($label) did not come up; its log:"
+        tail -20 "$errlog" >&2
+        [[ $s == nsd ]] && tail -20 "$WORK/nsd/nsd.log" >&2
+        exit 1
+    fi
+    record "load_ms.$s.$label" "$ms"
+    if [[ $s == meshdns ]]; then
+        local sm
+        sm=$(sed 's/\x1b\[[0-9;]*m//g' "$errlog" | grep -o 'serving.*startup_ms=[0-9]*' | grep -o '[0-9]*$' | tail -1 || true)
+        record "startup_ms.meshdns.$label" "${sm:-?}"
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/readyz") != 200 ]]; then
+            log "meshdns answers but /readyz is not 200"
+            record "readyz.meshdns.$label" "not-200"
+        fi
+    fi
+    log "$s ($label) answering after ${ms} ms"
+}
+
+stop_server() {
+    local s=$1
+    stop_pid "${PID[$s]}"
+    unset "PID[$s]"
+}
+
+alive() { kill -0 "${PID[$1]}" 2>/dev/null; }
+
+# dnsperf_run SERVER TAG OUTFILE [extra dnsperf args...]: records the
+# server's CPU ticks over the run, and dnsperf's own CPU seconds (OUTFILE.cpu).
+dnsperf_run() {
+    local s=$1 tag=$2 out=$3 c0 c1 rc=0 TIMEFORMAT='%U %S'
+    shift 3
+    alive "$s" || { log "$s is not running before $tag"; record "died.$s" "before $tag"; return 1; }
+    cmdlog "taskset -c 1 dnsperf -s 127.0.0.1 -p ${PORT[$s]} -d \$WORK/queries.txt -c $CLIENTS $*"
+    c0=$(cpu_ticks "${PID[$s]}")
+    { time taskset -c 1 dnsperf -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/queries.txt" -c "$CLIENTS" "$@" \
+        >"$out" 2>&1 || rc=$?; } 2>"$out.cpu"
+    c1=$(cpu_ticks "${PID[$s]}")
+    record "cpu_ticks.$s.$tag" "$((c1 - c0))"
+    ((rc == 0)) || { log "dnsperf exited $rc against $s, see $out"; return 1; }
+    alive "$s" || { log "$s died during $tag"; record "died.$s" "during $tag"; return 1; }
+    log "$s $tag: $(awk '/Queries per second/ {print $4}' "$out") qps, server CPU $((c1 - c0)) ticks"
+}
+
+mkdir -p "$RES" "$(dirname "$OUT")"
+rm -f "$RES"/*.txt "$RES"/*.cpu "$RES"/*.log "$RES"/*.tsv "$RES"/*.conf
+: >"$RES/measures.tsv"
+: >"$RES/commands.txt"
+
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "nproc=$(nproc)"
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "kernel=$(uname -srm)"
+    echo "mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "meshdns_version=$("$MESHDNS" version 2>&1 | head -1)"
+    echo "meshdns_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)"
+    echo "meshdns_dirty=$(git -C "$ROOT" status --porcelain -- node schemas Cargo.toml Cargo.lock 2>/dev/null | wc -l)"
+    echo "meshdns_binary_mtime=$(date -u -r "$MESHDNS" '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "nsd_version=$(nsd -v 2>&1 | head -1) (Debian $(dpkg-query -W -f='${Version}' nsd 2>/dev/null))"
+    echo "knot_version=$(knotd -V 2>&1 | head -1) (Debian $(dpkg-query -W -f='${Version}' knot 2>/dev/null))"
+    echo "dnsperf_version=$(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)"
+    echo "dig_version=$(dig -v 2>&1 | head -1)"
+    echo "quick=$QUICK"
+    echo "dur=$DUR"
+    echo "runs=$RUNS"
+    echo "rate=$RATE"
+    echo "rate_dur=$RATE_DUR"
+    echo "clients=$CLIENTS"
+    echo "clk_tck=$CLK_TCK"
+    echo "sizes=${SIZES[*]}"
+    echo "main_n=$MAIN_N"
+} >"$RES/meta.txt"
+
+# ---------------------------------------------------------------- zone + checks
+log "generating the $MAIN_N-name zone and queries"
+mkdir -p "$WORK/zone-$MAIN_N"
+cmdlog "python3 bench/gen_zone.py $MAIN_N \$WORK/zone-$MAIN_N/bench.test.zone \$WORK/queries.txt"
+python3 "$HERE/gen_zone.py" "$MAIN_N" "$WORK/zone-$MAIN_N/bench.test.zone" "$WORK/queries.txt"
+ZF="$WORK/zone-$MAIN_N/bench.test.zone"
+record "zone_lines.$MAIN_N" "$(grep -vc '^[;$]' "$ZF")"
+record "zone_bytes.$MAIN_N" "$(stat -c %s "$ZF")"
+awk '{print $2}' "$WORK/queries.txt" | sort | uniq -c >"$RES/query-types.txt"
+
+check() { # label command...
+    local label=$1 t0 rc=0
+    shift
+    cmdlog "$*"
+    t0=$(now_ms)
+    timeout 300 "$@" >"$RES/zonecheck-$label.txt" 2>&1 || rc=$?
+    record "zonecheck_rc.$label" "$rc"
+    record "zonecheck_ms.$label" "$(($(now_ms) - t0))"
+    log "zone check $label: rc=$rc"
+}
+check nsd nsd-checkzone bench.test. "$ZF"
+check knot kzonecheck -v -o bench.test. "$ZF"
+check meshdns "$MESHDNS" zone check "$ZF"
+
+# ----------------------------------------------------------- main comparison
+log "starting the three servers on the $MAIN_N-name zone"
+for s in "${SERVERS[@]}"; do
+    start_server "$s" "$WORK/zone-$MAIN_N" main
+done
+for s in "${SERVERS[@]}"; do
+    read -r rss pss <<<"$(mem_kb "${PID[$s]}")"
+    record "rss_idle_kb.$s" "$rss"
+    record "pss_idle_kb.$s" "$pss"
+done
+
+log "comparing answers on every 100th query"
+awk 'NR % 100 == 0' "$WORK/queries.txt" >"$WORK/sample.txt"
+cmdlog "python3 bench/compare.py \$WORK/sample.txt meshdns=${PORT[meshdns]} nsd=${PORT[nsd]} knot=${PORT[knot]}"
+python3 "$HERE/compare.py" "$WORK/sample.txt" "meshdns=${PORT[meshdns]}" "nsd=${PORT[nsd]}" "knot=${PORT[knot]}" \
+    >"$RES/compare.txt" 2>&1 || log "compare.py failed"
+
+log "full-load runs: $RUNS x ${DUR}s per server, interleaved"
+for ((r = 1; r <= RUNS; r++)); do
+    for s in "${SERVERS[@]}"; do
+        dnsperf_run "$s" "full$r" "$RES/dnsperf-full-$s-$r.txt" -l "$DUR" || true
+        sleep 1
+    done
+done
+
+log "fixed-rate runs: $RATE qps for ${RATE_DUR}s"
+for s in "${SERVERS[@]}"; do
+    dnsperf_run "$s" rate "$RES/dnsperf-rate-$s.txt" -l "$RATE_DUR" -Q "$RATE" || true
+    if alive "$s"; then
+        read -r rss pss <<<"$(mem_kb "${PID[$s]}")"
+        record "rss_load_kb.$s" "$rss"
+        record "pss_load_kb.$s" "$pss"
+        record "nproc_tree.$s" "$(tree_pids "${PID[$s]}" | wc -l)"
+        record "threads.$s" "$(awk '/^Threads:/ {print $2}' "/proc/${PID[$s]}/status")"
+    fi
+    sleep 1
+done
+cp "$WORK/nsd/nsd.conf" "$RES/nsd.conf"
+cp "$WORK/knot/knot.conf" "$RES/knot.conf"
+sed -i "s#$WORK#\$WORK#g" "$RES/nsd.conf" "$RES/knot.conf"
+cp "$WORK/nsd/nsd.log" "$RES/nsd-main.log" 2>/dev/null || true
+for s in "${SERVERS[@]}"; do stop_server "$s"; done
+
+# ----------------------------------------------------------------- size sweep
+for n in "${SIZES[@]}"; do
+    zd="$WORK/zone-$n"
+    if [[ ! -f $zd/bench.test.zone ]]; then
+        log "generating the $n-name zone"
+        mkdir -p "$zd"
+        python3 "$HERE/gen_zone.py" "$n" "$zd/bench.test.zone" "$WORK/queries-$n.txt" --queries 1000
+    fi
+    record "zone_lines.$n" "$(grep -vc '^[;$]' "$zd/bench.test.zone")"
+    record "zone_bytes.$n" "$(stat -c %s "$zd/bench.test.zone")"
+    dd="$WORK/meshdns-data-$n"
+    rm -rf "$dd"
+    for label in "compile$n" "restart$n"; do
+        start_server meshdns "$zd" "$label" "$dd"
+        sleep 0.5
+        read -r rss pss <<<"$(mem_kb "${PID[meshdns]}")"
+        record "rss_kb.meshdns.$label" "$rss"
+        record "pss_kb.meshdns.$label" "$pss"
+        stop_server meshdns
+    done
+    record "snapshot_bytes.$n" "$(du -sb "$dd" | cut -f1)"
+    for s in nsd knot; do
+        start_server "$s" "$zd" "size$n"
+        sleep 0.5
+        read -r rss pss <<<"$(mem_kb "${PID[$s]}")"
+        record "rss_kb.$s.size$n" "$rss"
+        record "pss_kb.$s.size$n" "$pss"
+        stop_server "$s"
+    done
+    rm -rf "$dd"
+    [[ $n != "$MAIN_N" ]] && rm -rf "$zd"
+done
+
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/meta.txt"
+log "writing $OUT"
+python3 "$HERE/report.py" "$RES" "$OUT"
+log "done"

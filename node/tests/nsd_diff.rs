@@ -1,0 +1,274 @@
+//! Differential conformance: the same zones in NSD and in meshdns, the same
+//! queries to both, the answers compared.
+//!
+//! Zones: `tests/data/semantics.test.zone` (wildcards, DNAME, CNAME chains,
+//! delegations, empty non-terminals, many types) and the real root zone of
+//! March 2018 from `../shared/zones/root.zone` (1,545 delegations with glue).
+//! Queries: every owner name (taken from NSD's own AXFR) × its types and the
+//! common ones, a non-existent child of each, a mixed-case variant, names
+//! below delegations and wildcard matches; with EDNS, with DO, and without
+//! EDNS (512-byte limit).
+//!
+//! Compared: rcode, AA, TC, and the answer and authority sections. What is
+//! normalised, and why:
+//! - records within a section are sorted and owner names lower-cased: RRset
+//!   order carries no meaning (RFC 2181 §5) and names compare
+//!   case-insensitively (RFC 4343);
+//! - the additional section is compared for referrals only: NSD with
+//!   `minimal-responses: yes` adds nothing for MX/SRV/NS answers, meshdns adds
+//!   in-zone target addresses (RFC 1035 §3.3.9, §3.3.11), and neither is
+//!   required; referral glue is required (RFC 9471) and is compared;
+//! - a CNAME whose in-zone target does not exist: NSD 4.6 answers NOERROR,
+//!   meshdns NXDOMAIN as RFC 6604 §3 requires (the rcode of the last name);
+//!   that one difference is accepted;
+//! - a referral whose in-domain glue does not fit (512 bytes without EDNS):
+//!   meshdns sets TC as RFC 9471 §3 requires, NSD 4.6 (older than that RFC)
+//!   sends part of the glue without TC; accepted when the authority
+//!   sections agree;
+//! - names below an owner of only NSEC3 records are not compared (RFC 5155
+//!   §7.2.8 takes such owners out of the namespace; NSD 4.6 still treats them
+//!   as closest enclosers);
+//! - ANY is not compared: RFC 8482 lets a server pick any one RRset.
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Edns, Message, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+struct Nsd {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nsd(zones: &[(&str, &Path)]) -> Nsd {
+    assert!(
+        Command::new("nsd").arg("-v").stderr(Stdio::null()).status().is_ok(),
+        "NSD is not installed: run the README's test command (it installs nsd), or apt-get install -y nsd"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let d = dir.path().display();
+    let mut conf = format!(
+        "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n  logfile: \"{d}/nsd.log\"\n  minimal-responses: yes\n  refuse-any: no\n  hide-version: yes\n  rrl-ratelimit: 0\n  verbosity: 1\nremote-control:\n  control-enable: no\n"
+    );
+    for (name, file) in zones {
+        conf +=
+            &format!("zone:\n  name: \"{name}\"\n  zonefile: \"{}\"\n  provide-xfr: 127.0.0.1 NOKEY\n", file.display());
+    }
+    std::fs::write(dir.path().join("nsd.conf"), conf).unwrap();
+    let child = Command::new("nsd")
+        .args(["-d", "-c"])
+        .arg(dir.path().join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let nsd = Nsd { child, addr, _dir: dir };
+    let origin = zones[0].0;
+    wait_for("NSD to answer", Duration::from_secs(30), || {
+        let r = udp_exchange(nsd.addr, &query(origin, RecordType::SOA).to_vec().unwrap())?;
+        (Message::from_vec(&r).ok()?.response_code() == ResponseCode::NoError).then_some(())
+    });
+    nsd
+}
+
+fn udp_exchange(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.send_to(bytes, addr).ok()?;
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    Some(buf[..n].to_vec())
+}
+
+/// All records of a zone by AXFR.
+fn axfr(addr: SocketAddr, zone: &str) -> Vec<hickory_proto::rr::Record> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write_tcp(&mut s, &plain_query(zone, RecordType::AXFR).to_vec().unwrap());
+    let mut out = Vec::new();
+    let mut soas = 0;
+    while soas < 2 {
+        let m = Message::from_vec(&read_tcp(&mut s).expect("AXFR ended early")).unwrap();
+        assert_eq!(m.response_code(), ResponseCode::NoError, "AXFR of {zone} refused");
+        for r in m.answers() {
+            if r.record_type() == RecordType::SOA {
+                soas += 1;
+            }
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Normalised {
+    rcode: ResponseCode,
+    aa: bool,
+    tc: bool,
+    answer: Vec<String>,
+    authority: Vec<String>,
+    additional: Vec<String>,
+}
+
+fn normalise(m: &Message) -> Normalised {
+    let referral = !m.authoritative() && m.answers().is_empty() && m.response_code() == ResponseCode::NoError;
+    Normalised {
+        rcode: m.response_code(),
+        aa: m.authoritative(),
+        tc: m.truncated(),
+        answer: lines(m.answers()),
+        authority: lines(m.name_servers()),
+        additional: if referral { lines(m.additionals()) } else { Vec::new() },
+    }
+}
+
+fn mixed_case(name: &str) -> String {
+    name.chars().enumerate().map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c }).collect()
+}
+
+#[test]
+fn answers_match_nsd_on_the_semantics_zone_and_the_root_zone() {
+    let root = shared_dir().join("zones/root.zone");
+    assert!(root.exists(), "{} is missing: the shared test data must sit beside the clone", root.display());
+    let semantics = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone");
+    let nsd = start_nsd(&[("semantics.test", &semantics), (".", &root)]);
+    let zones = zone_dir(&[]);
+    std::fs::copy(&semantics, zones.path().join("semantics.test.zone")).unwrap();
+    std::fs::copy(&root, zones.path().join("root.zone")).unwrap();
+    let ours = Server::with_zones(zones.path());
+
+    let common_types = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::NS,
+        RecordType::MX,
+        RecordType::TXT,
+        RecordType::SOA,
+        RecordType::DS,
+        RecordType::CNAME,
+    ];
+    let mut questions: BTreeSet<(String, RecordType)> = BTreeSet::new();
+    for zone in ["semantics.test.", "."] {
+        let records = axfr(nsd.addr, zone);
+        assert!(records.len() > 10, "AXFR of {zone} from NSD returned {} records", records.len());
+        let owners: BTreeSet<Name> = records.iter().map(|r| r.name().clone()).collect();
+        // Names owning only NSEC3 records are outside the namespace (RFC 5155
+        // §7.2.8); NSD still uses them as closest enclosers for names below
+        // them, meshdns does not. Names below them are not compared.
+        let nsec3_only: BTreeSet<Name> = owners
+            .iter()
+            .filter(|o| records.iter().filter(|r| r.name() == *o).all(|r| r.record_type() == RecordType::NSEC3))
+            .cloned()
+            .collect();
+        for r in &records {
+            questions.insert((r.name().to_ascii(), r.record_type()));
+            // Names the records point at: CNAME/DNAME/NS/MX targets.
+            let target = match r.data() {
+                RData::CNAME(c) => Some(c.0.clone()),
+                RData::NS(n) => Some(n.0.clone()),
+                RData::MX(m) => Some(m.exchange().clone()),
+                _ => None,
+            };
+            if let Some(t) = target {
+                questions.insert((t.to_ascii(), RecordType::A));
+            }
+        }
+        for owner in &owners {
+            let o = owner.to_ascii();
+            for t in common_types {
+                questions.insert((o.clone(), t));
+            }
+            if !nsec3_only.contains(owner) {
+                questions.insert((format!("zz-nx.{}", o.trim_start_matches("*.")), RecordType::A));
+            }
+            questions.insert((mixed_case(&o), RecordType::A));
+        }
+    }
+    for extra in [
+        "host3.semantics.test.",
+        "foo.bar.semantics.test.",
+        "_ssh._tcp.host3.semantics.test.",
+        "sub.*.semantics.test.",
+        "x.sub.*.semantics.test.",
+        "ghost.*.semantics.test.",
+        "b.ent.semantics.test.",
+        "ent.semantics.test.",
+        "x.cn.semantics.test.",
+        "deep.x.cn.semantics.test.",
+        "a.b.dn.semantics.test.",
+        "x.dn.semantics.test.",
+        "deep.below.subdel.semantics.test.",
+        "ns.subdel.semantics.test.",
+        "x.v6del.semantics.test.",
+        "WWW.Semantics.TEST.",
+        "www.example.",
+        "nx-tld-that-does-not-exist.",
+        "a.b.c.d.com.",
+    ] {
+        for t in [RecordType::A, RecordType::MX, RecordType::TXT, RecordType::DS, RecordType::NS, RecordType::AAAA] {
+            questions.insert((extra.to_owned(), t));
+        }
+    }
+    // Questions with odd names in AXFR output may not parse back; skip those.
+    let questions: Vec<_> = questions.into_iter().filter(|(n, _)| Name::from_ascii(n).is_ok()).collect();
+    assert!(questions.len() > 20_000, "only {} questions", questions.len());
+
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for (i, (name, rtype)) in questions.iter().enumerate() {
+        // Variants: EDNS 1232; every 7th also with DO; every 5th without EDNS.
+        let mut variants = vec![query(name, *rtype)];
+        if i % 7 == 0 {
+            let mut m = plain_query(name, *rtype);
+            let mut e = Edns::new();
+            e.set_max_payload(1232).set_dnssec_ok(true);
+            m.set_edns(e);
+            variants.push(m);
+        }
+        if i % 5 == 0 {
+            variants.push(plain_query(name, *rtype));
+        }
+        for q in variants {
+            let bytes = q.to_vec().unwrap();
+            let theirs = Message::from_vec(&udp_exchange(nsd.addr, &bytes).expect("NSD did not answer")).unwrap();
+            let mine = Message::from_vec(&ours.udp_raw(&bytes).expect("meshdns did not answer")).unwrap();
+            compared += 1;
+            let (t, m) = (normalise(&theirs), normalise(&mine));
+            let dangling_cname = t.rcode == ResponseCode::NoError
+                && m.rcode == ResponseCode::NXDomain
+                && !m.answer.is_empty()
+                && t.answer == m.answer
+                && t.authority == m.authority;
+            let rfc9471_tc = m.tc && !t.tc && !m.aa && t.authority == m.authority && t.rcode == m.rcode;
+            if t != m && !dangling_cname && !rfc9471_tc {
+                mismatches.push(format!(
+                    "{name} {rtype} (edns: {:?})\n  nsd:     {t:?}\n  meshdns: {m:?}",
+                    q.extensions().as_ref().map(|e| e.flags().dnssec_ok)
+                ));
+            }
+        }
+    }
+    eprintln!("compared {compared} answers over {} questions", questions.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} answers differ from NSD; first ones:\n{}",
+        mismatches.len(),
+        mismatches.iter().take(6).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
