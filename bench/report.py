@@ -158,32 +158,51 @@ def main():
                 for t, r in zip(ticks, full[s])]
         cutil = [None if not r or r.get("client_cpu") is None or not r["runtime"]
                  else r["client_cpu"] / r["runtime"] * 100 for r in full[s]]
+        other = []
+        for i, r in enumerate(full[s], 1):
+            b = num(m.get(f"sys_busy_ticks.{s}.full{i}"))
+            t = num(m.get(f"cpu_ticks.{s}.full{i}"))
+            if b is None or t is None or not r or r.get("client_cpu") is None:
+                other.append(None)
+            else:
+                other.append(max(0.0, (b - t) / tck - r["client_cpu"]) / r["runtime"] * 100)
         summ[s] = {
             "qps": mean(qps), "qps_min": min(qps) if qps else None, "qps_max": max(qps) if qps else None,
             "lat": mean([r["lat"] for r in rs]), "lost": sum(r["lost"] or 0 for r in rs) if rs else None,
             "sent": sum(r["sent"] or 0 for r in rs) if rs else None,
             "cpu_us_full": mean(cpu_us), "util": mean(util), "cutil": mean(cutil),
+            "other": mean(other),
         }
         rr = rate[s]
         t = num(m.get(f"cpu_ticks.{s}.rate"))
         summ[s]["rate"] = rr
         summ[s]["rate_ticks"] = t
         summ[s]["cpu_us"] = None if (t is None or not rr or not rr["completed"]) else t / tck / rr["completed"] * 1e6
+        b = num(m.get(f"sys_busy_ticks.{s}.rate"))
+        summ[s]["rate_other"] = (None if b is None or t is None or not rr or rr.get("client_cpu") is None
+                                 else max(0.0, (b - t) / tck - rr["client_cpu"]) / rr["runtime"] * 100)
 
     w(f"## Results on the {int(main_n):,}-name zone\n")
     w(f"### Full load ({runs} x {meta.get('dur')} s, {meta.get('clients')} clients, no rate limit)\n")
     w("| server | queries/s (mean) | min - max | avg latency | lost / sent | server CPU busy | "
-      "CPU per query at full load | dnsperf CPU busy |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+      "CPU per query at full load | implied 1-core capacity | dnsperf CPU busy | other CPU |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in SERVERS:
         d = summ[s]
         w(f"| {TITLE[s]} | {fmt(d['qps'])} | {fmt(d['qps_min'])} - {fmt(d['qps_max'])} | "
           f"{fmt(d['lat'] and d['lat'] * 1e3, '{:.3f} ms')} | {fmt(d['lost'])} / {fmt(d['sent'])} | "
-          f"{fmt(d['util'], '{:.0f}%')} | {fmt(d['cpu_us_full'], '{:.2f} µs')} | {fmt(d['cutil'], '{:.0f}%')} |")
+          f"{fmt(d['util'], '{:.0f}%')} | {fmt(d['cpu_us_full'], '{:.2f} µs')} | "
+          f"{fmt(d['cpu_us_full'] and 1e6 / d['cpu_us_full'], '{:,.0f}/s')} | {fmt(d['cutil'], '{:.0f}%')} | "
+          f"{fmt(d['other'], '{:.0f}%')} |")
     w("\nPer run (queries/s): " + "; ".join(
         f"{TITLE[s]} " + ", ".join(fmt(r and r['qps']) for r in full[s]) for s in SERVERS) + ".\n")
     w("Response codes (first full-load run): " + "; ".join(
         f"{TITLE[s]}: {full[s][0]['rcodes'] if full[s] and full[s][0] else 'n/a'}" for s in SERVERS) + ".\n")
+    w("\"server CPU busy\" and \"dnsperf CPU busy\" are CPU time over wall time of the run (100% = one core). "
+      "\"Implied 1-core capacity\" is 1 / (CPU per query at full load): the rate the server would reach with its "
+      "core fully busy, if cost per query stayed the same. \"Other CPU\" is all busy CPU time of the machine during "
+      "the run (`/proc/stat`, both cores, including interrupt and softirq time not charged to a process) minus the "
+      "server's and dnsperf's, in % of one core: a noise indicator.\n")
     busy = [s for s in SERVERS if summ[s]["cutil"] and summ[s]["cutil"] > 90]
     if busy:
         w(f"dnsperf kept its core more than 90% busy against {', '.join(TITLE[s] for s in busy)}: for those "
@@ -191,13 +210,14 @@ def main():
           "the CPU-per-query figures below do not depend on that.\n")
 
     w(f"### CPU per query at a fixed {int(num(meta.get('rate')) or 0):,} queries/s ({meta.get('rate_dur')} s)\n")
-    w("| server | queries completed | lost | achieved queries/s | avg latency | server CPU (s) | CPU per query |")
-    w("|---|---:|---:|---:|---:|---:|---:|")
+    w("| server | queries completed | lost | achieved queries/s | avg latency | server CPU (s) | CPU per query | other CPU |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
     for s in SERVERS:
         rr, d = summ[s]["rate"], summ[s]
         w(f"| {TITLE[s]} | {fmt(rr and rr['completed'])} | {fmt(rr and rr['lost'])} | {fmt(rr and rr['qps'])} | "
           f"{fmt(rr and rr['lat'] and rr['lat'] * 1e3, '{:.3f} ms')} | "
-          f"{fmt(d['rate_ticks'] and d['rate_ticks'] / tck, '{:.2f}')} | {fmt(d['cpu_us'], '{:.2f} µs')} |")
+          f"{fmt(d['rate_ticks'] and d['rate_ticks'] / tck, '{:.2f}')} | {fmt(d['cpu_us'], '{:.2f} µs')} | "
+          f"{fmt(d['rate_other'], '{:.0f}%')} |")
     w("")
 
     w("### Ratios\n")

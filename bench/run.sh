@@ -113,6 +113,10 @@ mem_kb() {
     echo "$rss $pss"
 }
 
+# Busy clock ticks of all cores (user nice system irq softirq steal), to see
+# how much CPU went to anything besides the server and dnsperf during a run.
+sys_busy() { awk '/^cpu[0-9]/ {b += $2 + $3 + $4 + $7 + $8 + $9} END {print b}' /proc/stat; }
+
 record() { printf '%s\t%s\n' "$1" "$2" >>"$RES/measures.tsv"; }
 cmdlog() { printf '%s\n' "$*" | sed "s#$WORK#\$WORK#g; s#$ROOT/##g" >>"$RES/commands.txt"; }
 
@@ -241,15 +245,18 @@ alive() { kill -0 "${PID[$1]}" 2>/dev/null; }
 # dnsperf_run SERVER TAG OUTFILE [extra dnsperf args...]: records the
 # server's CPU ticks over the run, and dnsperf's own CPU seconds (OUTFILE.cpu).
 dnsperf_run() {
-    local s=$1 tag=$2 out=$3 c0 c1 rc=0 TIMEFORMAT='%U %S'
+    local s=$1 tag=$2 out=$3 c0 c1 b0 b1 rc=0 TIMEFORMAT='%U %S'
     shift 3
     alive "$s" || { log "$s is not running before $tag"; record "died.$s" "before $tag"; return 1; }
     cmdlog "taskset -c 1 dnsperf -s 127.0.0.1 -p ${PORT[$s]} -d \$WORK/queries.txt -c $CLIENTS $*"
+    b0=$(sys_busy)
     c0=$(cpu_ticks "${PID[$s]}")
     { time taskset -c 1 dnsperf -s 127.0.0.1 -p "${PORT[$s]}" -d "$WORK/queries.txt" -c "$CLIENTS" "$@" \
         >"$out" 2>&1 || rc=$?; } 2>"$out.cpu"
     c1=$(cpu_ticks "${PID[$s]}")
+    b1=$(sys_busy)
     record "cpu_ticks.$s.$tag" "$((c1 - c0))"
+    record "sys_busy_ticks.$s.$tag" "$((b1 - b0))"
     ((rc == 0)) || { log "dnsperf exited $rc against $s, see $out"; return 1; }
     alive "$s" || { log "$s died during $tag"; record "died.$s" "during $tag"; return 1; }
     log "$s $tag: $(awk '/Queries per second/ {print $4}' "$out") qps, server CPU $((c1 - c0)) ticks"
