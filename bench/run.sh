@@ -48,7 +48,8 @@ declare -A PID=()      # server name -> pid of the process we started
 STARTED=()             # every pid we started, for the trap
 WATCHDOG=
 
-log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
+exec 3>&2 # log to the original stderr even inside redirected blocks
+log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&3; }
 
 # All pids of a process tree (NSD forks xfrd and server children).
 tree_pids() {
@@ -62,12 +63,22 @@ stop_pid() {
     kill -0 "$p" 2>/dev/null || return 0
     tree=$(tree_pids "$p")
     kill -TERM "$p" 2>/dev/null || true
+    # Wait (at most 10 s) for the whole tree to go, then kill what is left.
     for ((i = 0; i < 100; i++)); do
-        kill -0 "$p" 2>/dev/null || break
+        any_alive $tree || break
         sleep 0.1
     done
     for i in $tree; do kill -KILL "$i" 2>/dev/null || true; done
     wait "$p" 2>/dev/null || true
+}
+
+any_alive() {
+    local q
+    for q in "$@"; do
+        # A zombie child of ours still answers kill -0; count only live ones.
+        [[ -e /proc/$q/stat ]] && [[ $(sed 's/.*) //' "/proc/$q/stat" 2>/dev/null | cut -d' ' -f1) != Z ]] && return 0
+    done
+    return 1
 }
 
 cleanup() {
@@ -82,7 +93,7 @@ trap 'log "interrupted"; exit 130' INT TERM
 
 (
     for ((i = 0; i < MAX_SECONDS; i++)); do sleep 1; done
-    echo "bench: time limit of ${MAX_SECONDS}s hit, stopping" >&2
+    echo "bench: time limit of ${MAX_SECONDS}s hit, stopping" >&3
     kill -TERM $$
 ) &
 WATCHDOG=$!
