@@ -102,6 +102,8 @@ def main():
                      ("loadavg_end", "load average at end"),
                      ("meshdns_version", "meshdns"), ("meshdns_commit", "meshdns commit (HEAD)"),
                      ("meshdns_binary_mtime", "meshdns binary built"),
+                     ("meshdns_binary_sha256", "meshdns binary sha256 (first 16)"),
+                     ("busy_before", "machine busy before start"),
                      ("nsd_version", "NSD"), ("knot_version", "Knot DNS"),
                      ("dnsperf_version", "dnsperf (Debian)"), ("dig_version", "dig")):
         w(f"| {label} | {meta.get(k, '?')} |")

@@ -129,7 +129,7 @@ mem_kb() {
 sys_busy() { awk '/^cpu[0-9]/ {b += $2 + $3 + $4 + $7 + $8 + $9} END {print b}' /proc/stat; }
 
 record() { printf '%s\t%s\n' "$1" "$2" >>"$RES/measures.tsv"; }
-cmdlog() { printf '%s\n' "$*" | sed "s#$WORK#\$WORK#g; s#$ROOT/##g" >>"$RES/commands.txt"; }
+cmdlog() { printf '%s\n' "$*" | sed "s#$WORK/meshdns #target/release/meshdns #; s#$WORK#\$WORK#g; s#$ROOT/##g" >>"$RES/commands.txt"; }
 
 # Poll (bounded) until the server gives the right answer; prints ms since $2.
 wait_answer() {
@@ -273,6 +273,22 @@ dnsperf_run() {
     log "$s $tag: $(awk '/Queries per second/ {print $4}' "$out") qps, server CPU $((c1 - c0)) ticks"
 }
 
+# Run a private copy of the binary: a rebuild during the run must not swap it.
+cp "$MESHDNS" "$WORK/meshdns"
+MESHDNS_SRC=$MESHDNS
+MESHDNS=$WORK/meshdns
+
+# Wait (bounded, BENCH_IDLE_WAIT seconds) for the machine to be quiet: less
+# than 15% of one core busy over 2 s.
+idle_pct=
+for ((i = 0; i < ${BENCH_IDLE_WAIT:-120}; i += 2)); do
+    b0=$(sys_busy)
+    sleep 2
+    idle_pct=$((($(sys_busy) - b0) * 100 / (2 * CLK_TCK)))
+    ((idle_pct < 15)) && break
+    ((i == 0)) && log "machine busy (${idle_pct}% of a core), waiting up to ${BENCH_IDLE_WAIT:-120}s"
+done
+
 mkdir -p "$RES" "$(dirname "$OUT")"
 rm -f "$RES"/*.txt "$RES"/*.cpu "$RES"/*.log "$RES"/*.tsv "$RES"/*.conf
 : >"$RES/measures.tsv"
@@ -288,7 +304,9 @@ rm -f "$RES"/*.txt "$RES"/*.cpu "$RES"/*.log "$RES"/*.tsv "$RES"/*.conf
     echo "meshdns_version=$("$MESHDNS" version 2>&1 | head -1)"
     echo "meshdns_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)"
     echo "meshdns_dirty=$(git -C "$ROOT" status --porcelain -- node schemas Cargo.toml Cargo.lock 2>/dev/null | wc -l)"
-    echo "meshdns_binary_mtime=$(date -u -r "$MESHDNS" '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "meshdns_binary_mtime=$(date -u -r "$MESHDNS_SRC" '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "meshdns_binary_sha256=$(sha256sum "$MESHDNS" | cut -c1-16)"
+    echo "busy_before=${idle_pct}% of one core (2 s sample before the run)"
     echo "nsd_version=$(nsd -v 2>&1 | head -1) (Debian $(dpkg-query -W -f='${Version}' nsd 2>/dev/null))"
     echo "knot_version=$(knotd -V 2>&1 | head -1) (Debian $(dpkg-query -W -f='${Version}' knot 2>/dev/null))"
     echo "dnsperf_version=$(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null)"

@@ -32,89 +32,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use common::nsd::*;
 use common::*;
 use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-
-struct Nsd {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_nsd(zones: &[(&str, &Path)]) -> Nsd {
-    assert!(
-        Command::new("nsd").arg("-v").stderr(Stdio::null()).status().is_ok(),
-        "NSD is not installed: run the README's test command (it installs nsd), or apt-get install -y nsd"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let d = dir.path().display();
-    let mut conf = format!(
-        "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n  logfile: \"{d}/nsd.log\"\n  minimal-responses: yes\n  refuse-any: no\n  hide-version: yes\n  rrl-ratelimit: 0\n  verbosity: 1\nremote-control:\n  control-enable: no\n"
-    );
-    for (name, file) in zones {
-        conf +=
-            &format!("zone:\n  name: \"{name}\"\n  zonefile: \"{}\"\n  provide-xfr: 127.0.0.1 NOKEY\n", file.display());
-    }
-    std::fs::write(dir.path().join("nsd.conf"), conf).unwrap();
-    let child = Command::new("nsd")
-        .args(["-d", "-c"])
-        .arg(dir.path().join("nsd.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let nsd = Nsd { child, addr, _dir: dir };
-    let origin = zones[0].0;
-    wait_for("NSD to answer", Duration::from_secs(30), || {
-        let r = udp_exchange(nsd.addr, &query(origin, RecordType::SOA).to_vec().unwrap())?;
-        (Message::from_vec(&r).ok()?.response_code() == ResponseCode::NoError).then_some(())
-    });
-    nsd
-}
-
-fn udp_exchange(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    s.send_to(bytes, addr).ok()?;
-    let mut buf = vec![0u8; 65535];
-    let (n, _) = s.recv_from(&mut buf).ok()?;
-    Some(buf[..n].to_vec())
-}
-
-/// All records of a zone by AXFR.
-fn axfr(addr: SocketAddr, zone: &str) -> Vec<hickory_proto::rr::Record> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write_tcp(&mut s, &plain_query(zone, RecordType::AXFR).to_vec().unwrap());
-    let mut out = Vec::new();
-    let mut soas = 0;
-    while soas < 2 {
-        let m = Message::from_vec(&read_tcp(&mut s).expect("AXFR ended early")).unwrap();
-        assert_eq!(m.response_code(), ResponseCode::NoError, "AXFR of {zone} refused");
-        for r in m.answers() {
-            if r.record_type() == RecordType::SOA {
-                soas += 1;
-            }
-            out.push(r.clone());
-        }
-    }
-    out
-}
 
 #[derive(Debug, PartialEq, Eq)]
 struct Normalised {

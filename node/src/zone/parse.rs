@@ -121,9 +121,14 @@ fn read_one(
         let entry = match zonefile.next_entry() {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
-            // domain's message is "line:col: what".
+            // domain's message is "line:col: what", where line:col is where
+            // the scanner stopped (often the start of the next line); the
+            // entry being read started at `entry_start`, which is the line
+            // an operator needs.
             Err(e) => {
-                return Err(ZoneError::single(Diagnostic::error_raw(path, format!("{e}"))));
+                let text = e.to_string();
+                let what = text.splitn(3, ':').nth(2).map_or(text.as_str(), str::trim_start);
+                return Err(err(lines.first_content_line(&bytes, entry_start), what.to_owned()));
             }
         };
         let entry_end = zonefile.current_offset();

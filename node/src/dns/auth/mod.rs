@@ -122,3 +122,79 @@ pub fn answer(
 pub fn parse(msg: &[u8]) -> Result<Query<'_>, QueryError> {
     Query::parse(msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::zone::{compile, parse, snapshot::Snapshot};
+
+    fn demo_zones() -> ZoneSet {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("example.com.zone");
+        std::fs::write(&file, crate::zone::DEMO_ZONE).unwrap_or_else(|e| panic!("{e}"));
+        let parsed = parse::parse_file(&file, Some("example.com.")).unwrap_or_else(|e| panic!("{e}"));
+        let compiled = compile::compile(&parsed, None).unwrap_or_else(|e| panic!("{e}"));
+        let mut image = vec![0u8; crate::zone::snapshot::FILE_HEADER_LEN];
+        image.extend_from_slice(&compiled.payload);
+        let path = dir.path().join("z.snap");
+        crate::zone::snapshot::write_atomic(&path, &compiled.payload, 0).unwrap_or_else(|e| panic!("{e}"));
+        let snap = Snapshot::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        ZoneSet::new(vec![Arc::new(snap)])
+    }
+
+    /// A valid query for `www.example.com. A` with EDNS, to mutate.
+    const SEED: &[u8] = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x07example\x03com\x00\x00\x01\x00\x01\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00";
+
+    fn check(msg: &[u8], zones: &ZoneSet) {
+        let mut out = vec![0u8; 65535];
+        for transport in [Transport::Udp, Transport::Tcp] {
+            if let Some(a) = answer(msg, zones, &mut out, transport, &AnswerConfig::default()) {
+                let limit = if transport == Transport::Udp { 1232 } else { 65535 };
+                assert!(a.len <= limit, "response of {} bytes over the {limit} limit", a.len);
+                // Every response we send must itself be a well-formed message.
+                let parsed = hickory_proto::op::Message::from_vec(&out[..a.len]);
+                assert!(parsed.is_ok(), "unparseable response {:?} to {msg:02x?}", parsed.err());
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_query_is_answered() {
+        let zones = demo_zones();
+        let mut out = vec![0u8; 65535];
+        let a = answer(SEED, &zones, &mut out, Transport::Udp, &AnswerConfig::default());
+        assert_eq!(a.map(|a| a.rcode), Some(Rcode::NOERROR));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            check(&bytes, &demo_zones_cached());
+        }
+
+        #[test]
+        fn mutated_queries_never_panic_and_answers_parse(
+            flips in proptest::collection::vec((0usize..SEED.len(), any::<u8>()), 1..6),
+            cut in 0usize..=SEED.len(),
+        ) {
+            let mut msg = SEED.to_vec();
+            for (at, b) in flips {
+                msg[at] = b;
+            }
+            msg.truncate(cut.max(12));
+            check(&msg, &demo_zones_cached());
+        }
+    }
+
+    fn demo_zones_cached() -> Arc<ZoneSet> {
+        use std::sync::OnceLock;
+        static ZONES: OnceLock<Arc<ZoneSet>> = OnceLock::new();
+        ZONES.get_or_init(|| Arc::new(demo_zones())).clone()
+    }
+}

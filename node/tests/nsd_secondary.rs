@@ -1,0 +1,57 @@
+//! Interoperability: a real NSD runs as a secondary of meshdns, pulls the
+//! zone by AXFR, serves the same records, and follows a change.
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::nsd::*;
+use common::*;
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+
+fn sorted(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    lines(records)
+}
+
+#[test]
+fn nsd_secondary_transfers_the_zone_from_meshdns_and_follows_a_change() {
+    let zones = zone_dir(&[]);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone");
+    std::fs::copy(&src, zones.path().join("semantics.test.zone")).unwrap();
+    let ours = Server::with_zones(zones.path());
+
+    let sec_dir = tempfile::tempdir().unwrap();
+    let sec_file = sec_dir.path().join("semantics.test.secondary");
+    let extra =
+        format!("  request-xfr: AXFR {}@{} NOKEY\n  allow-notify: 127.0.0.1 NOKEY\n", ours.dns.ip(), ours.dns.port());
+    // `start_nsd_with` waits until NSD answers the SOA, i.e. until the transfer is done.
+    let nsd = start_nsd_with(&[("semantics.test", &sec_file)], &extra, "semantics.test.");
+
+    let mine = sorted(&axfr(ours.dns, "semantics.test."));
+    let theirs = sorted(&axfr(nsd.addr, "semantics.test."));
+    assert_eq!(mine.len(), 59);
+    assert_eq!(mine, theirs, "NSD's copy differs from meshdns's zone");
+    // NSD answers from the transferred copy like meshdns does.
+    for name in ["web.semantics.test.", "host3.semantics.test.", "x.dn.semantics.test."] {
+        let q = query(name, RecordType::A).to_vec().unwrap();
+        let a = Message::from_vec(&udp_exchange(nsd.addr, &q).unwrap()).unwrap();
+        let b = ours.udp(&Message::from_vec(&q).unwrap());
+        assert_eq!(lines(a.answers()), lines(b.answers()), "{name}");
+    }
+
+    // A change on meshdns: new serial, new record; NSD pulls it.
+    let text = std::fs::read_to_string(&src).unwrap().replace("2026112501", "2026112502") + "added IN A 192.0.2.123\n";
+    std::fs::write(zones.path().join("semantics.test.zone"), text).unwrap();
+    let out = Command::new(BIN).args(["zone", "reload", "--http", &ours.http.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let said = nsd.control(&["force_transfer", "semantics.test"]);
+    assert!(said.contains("ok"), "nsd-control: {said}");
+    wait_for("NSD to serve the new record", Duration::from_secs(30), || {
+        let q = query("added.semantics.test.", RecordType::A).to_vec().unwrap();
+        let r = Message::from_vec(&udp_exchange(nsd.addr, &q)?).ok()?;
+        (r.answers().len() == 1).then_some(())
+    });
+    assert_eq!(sorted(&axfr(ours.dns, "semantics.test.")), sorted(&axfr(nsd.addr, "semantics.test.")));
+}

@@ -1,0 +1,230 @@
+//! Zone lifecycle with the real binary: broken files, reloads, snapshots,
+//! and the `zone check` / `zone reload` / `config check` commands.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+const GOOD: &str = "$ORIGIN good.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\n";
+
+fn good_with(serial: u32, www: &str) -> String {
+    format!(
+        "$ORIGIN good.test.\n$TTL 300\n@ SOA ns hostmaster {serial} 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A {www}\n"
+    )
+}
+
+fn a_of(s: &Server, name: &str) -> Option<String> {
+    let r = s.query(name, RecordType::A);
+    r.answers().iter().find_map(|a| match a.data() {
+        RData::A(ip) => Some(ip.to_string()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_broken_zone_file_fails_alone_with_file_and_line() {
+    let d = zone_dir(&[
+        ("good.test.zone", GOOD),
+        (
+            "bad.test.zone",
+            "$ORIGIN bad.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 300.1.2.3\n",
+        ),
+    ]);
+    let s = Server::with_zones(d.path());
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.10"));
+    assert_eq!(s.query("www.bad.test.", RecordType::A).response_code(), ResponseCode::Refused);
+    let log = s.log_text();
+    assert!(log.contains("bad.test.zone:5:"), "the log names file and line:\n{log}");
+    let (_, metrics) = s.http_get("/metrics").unwrap();
+    assert!(metrics.contains("meshdns_zone_load_errors_total{file="), "{metrics}");
+    assert!(metrics.contains("meshdns_zone_serial{zone=\"good.test.\"} 1"), "{metrics}");
+}
+
+#[test]
+fn sighup_and_zone_reload_swap_changes_in_and_a_failed_reload_keeps_the_old_version() {
+    let d = zone_dir(&[("good.test.zone", GOOD)]);
+    let s = Server::with_zones(d.path());
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.10"));
+
+    // SIGHUP picks up an edit.
+    std::fs::write(d.path().join("good.test.zone"), good_with(2, "192.0.2.20")).unwrap();
+    s.signal(1);
+    wait_for("the SIGHUP reload", Duration::from_secs(10), || {
+        (a_of(&s, "www.good.test.").as_deref() == Some("192.0.2.20")).then_some(())
+    });
+
+    // `meshdns zone reload` with a broken file: exit 1, the reason, old version still served.
+    std::fs::write(
+        d.path().join("good.test.zone"),
+        "$ORIGIN good.test.\n@ SOA ns hostmaster 3 3600 600 86400 60\nwww CNAME a\nwww A 192.0.2.30\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["zone", "reload", "--http", &s.http.to_string()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("CNAME and other data") && text.contains("previous version still served"), "{text}");
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.20"));
+
+    // Fixed: reload succeeds with exit 0.
+    std::fs::write(d.path().join("good.test.zone"), good_with(4, "192.0.2.40")).unwrap();
+    let out = Command::new(BIN).args(["zone", "reload", "--http", &s.http.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.40"));
+
+    // A new file is a new zone; a removed file is a removed zone.
+    std::fs::write(d.path().join("second.test.zone"), GOOD.replace("good.test.", "second.test.")).unwrap();
+    std::fs::remove_file(d.path().join("good.test.zone")).unwrap();
+    let out = Command::new(BIN).args(["zone", "reload", "--http", &s.http.to_string()]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(a_of(&s, "www.second.test.").as_deref(), Some("192.0.2.10"));
+    assert_eq!(s.query("www.good.test.", RecordType::A).response_code(), ResponseCode::Refused);
+}
+
+#[test]
+fn a_restart_reuses_snapshots_and_a_corrupt_snapshot_is_rebuilt_not_served() {
+    let d = zone_dir(&[("good.test.zone", GOOD)]);
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::builder().zone_dir(d.path()).data_dir(data.path()).start();
+    assert!(s.log_text().contains("zone compiled"));
+    assert!(s.stop().success());
+
+    let s = Server::builder().zone_dir(d.path()).data_dir(data.path()).start();
+    assert!(s.log_text().contains("zone loaded from its snapshot"), "{}", s.log_text());
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.10"));
+    drop(s);
+
+    // Flip one byte in the middle of every snapshot.
+    for e in std::fs::read_dir(data.path().join("snapshots")).unwrap() {
+        let p = e.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let s = Server::builder().zone_dir(d.path()).data_dir(data.path()).start();
+    let log = s.log_text();
+    assert!(log.contains("checksum mismatch") && log.contains("zone compiled"), "{log}");
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.10"));
+}
+
+#[test]
+fn include_with_origin_and_every_listed_record_type_load() {
+    let d = zone_dir(&[
+        (
+            "inc.test.zone",
+            "$ORIGIN inc.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n$INCLUDE sub.inc sub.inc.test.\nafter A 192.0.2.3\n",
+        ),
+        ("sub.inc", "www A 192.0.2.2\n"),
+    ]);
+    let s = Server::with_zones(d.path());
+    assert_eq!(a_of(&s, "www.sub.inc.test.").as_deref(), Some("192.0.2.2"));
+    // The including file's origin is restored after the include.
+    assert_eq!(a_of(&s, "after.inc.test.").as_deref(), Some("192.0.2.3"));
+    drop(s);
+
+    let d = zone_dir(&[]);
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone"),
+        d.path().join("semantics.test.zone"),
+    )
+    .unwrap();
+    let s = Server::with_zones(d.path());
+    for (name, t) in [
+        ("ptr", RecordType::PTR),
+        ("srv", RecordType::SRV),
+        ("naptr", RecordType::NAPTR),
+        ("sshfp", RecordType::SSHFP),
+        ("tlsa", RecordType::TLSA),
+        ("smimea", RecordType::Unknown(53)),
+        ("svc", RecordType::SVCB),
+        ("https", RecordType::HTTPS),
+        ("nsec", RecordType::NSEC),
+        ("rrsig", RecordType::RRSIG),
+        ("unknown", RecordType::Unknown(65534)),
+        ("", RecordType::CAA),
+        ("", RecordType::DNSKEY),
+        ("", RecordType::NSEC3PARAM),
+        ("subdel", RecordType::DS),
+        ("dn", RecordType::Unknown(39)),
+    ] {
+        let qname = if name.is_empty() { "semantics.test.".to_string() } else { format!("{name}.semantics.test.") };
+        let r = s.query(&qname, t);
+        assert_eq!(r.answers().len(), 1, "{qname} {t}: {r:?}");
+        assert_eq!(r.answers()[0].record_type(), t, "{qname}");
+    }
+}
+
+#[test]
+fn zone_check_reports_named_checkzone_style_errors() {
+    let d = zone_dir(&[
+        ("ok.test.zone", GOOD),
+        ("nosoa.test.zone", "$ORIGIN nosoa.test.\nwww A 192.0.2.1\n"),
+        (
+            "cname.test.zone",
+            "$ORIGIN cname.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww CNAME ns\nwww TXT \"x\"\n",
+        ),
+        (
+            "glue.test.zone",
+            "$ORIGIN glue.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nsub NS ns.sub\n",
+        ),
+        (
+            "outside.test.zone",
+            "$ORIGIN outside.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nelsewhere.example. A 192.0.2.9\n",
+        ),
+        (
+            "syntax.test.zone",
+            "$ORIGIN syntax.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww MX ten mail\n",
+        ),
+    ]);
+    let check = |f: &str| {
+        let out = Command::new(BIN).args(["zone", "check"]).arg(d.path().join(f)).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = check("ok.test.zone");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok: zone good.test. serial 1"), "{text}");
+    let (code, text) = check("nosoa.test.zone");
+    assert_eq!(code, Some(1));
+    assert!(text.contains("no SOA record"), "{text}");
+    let (code, text) = check("cname.test.zone");
+    assert_eq!(code, Some(1));
+    assert!(text.contains("cname.test.zone:6: error:") && text.contains("CNAME and other data"), "{text}");
+    let (code, text) = check("glue.test.zone");
+    assert_eq!(code, Some(1));
+    assert!(text.contains("ns.sub.glue.test.") && text.contains("glue is required"), "{text}");
+    let (code, text) = check("outside.test.zone");
+    assert_eq!(code, Some(0), "out-of-zone data is a warning");
+    assert!(text.contains("outside.test.zone:5: warning:") && text.contains("outside the zone"), "{text}");
+    let (code, text) = check("syntax.test.zone");
+    assert_eq!(code, Some(1));
+    assert!(text.contains("syntax.test.zone:5:"), "{text}");
+}
+
+#[test]
+fn config_check_rejects_unknown_keys_and_bad_values_clearly() {
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good.toml");
+    std::fs::write(&good, "[server]\nlisten = [\"127.0.0.1:5353\"]\n[log]\nformat = \"json\"\n").unwrap();
+    let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let typo = d.path().join("typo.toml");
+    std::fs::write(&typo, "[server]\nlisen = [\"127.0.0.1:5353\"]\n").unwrap();
+    let out = Command::new(BIN).args(["config", "check", "--config"]).arg(&typo).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("typo.toml") && err.contains("lisen"), "{err}");
+
+    let out =
+        Command::new(BIN).args(["config", "check"]).env("MESHDNS_SERVER_LISTEN", "not-an-address").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
+
+    // serve refuses to start on a bad config, and says why.
+    let out = Command::new(BIN).args(["serve", "--config"]).arg(&typo).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
