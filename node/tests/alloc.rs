@@ -2,6 +2,8 @@
 //! allocator watches `answer` over every kind of answer (hit, CNAME chain,
 //! wildcard, DNAME, referral with glue, NXDOMAIN, NODATA, TC, FORMERR,
 //! REFUSED), run over the same zone set and buffers the UDP workers use.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -29,6 +29,8 @@
 //!   §7.2.8 takes such owners out of the namespace; NSD 4.6 still treats them
 //!   as closest enclosers);
 //! - ANY is not compared: RFC 8482 lets a server pick any one RRset.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

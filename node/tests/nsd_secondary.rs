@@ -1,5 +1,7 @@
 //! Interoperability: a real NSD runs as a secondary of meshdns, pulls the
 //! zone by AXFR, serves the same records, and follows a change.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

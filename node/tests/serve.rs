@@ -1,5 +1,7 @@
 //! The real binary over real sockets: RFC behaviour of the answers and of
 //! the UDP and TCP transports.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Read;

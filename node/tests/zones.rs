@@ -1,5 +1,7 @@
 //! Zone lifecycle with the real binary: broken files, reloads, snapshots,
 //! and the `zone check` / `zone reload` / `config check` commands.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

@@ -69,14 +69,13 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
             format!("second SOA record (the first is at line {})", first_soa.at.line),
         )));
     }
-    if let Some(expected) = expected_origin {
-        if expected != origin.as_slice() {
+    if let Some(expected) = expected_origin
+        && expected != origin.as_slice() {
             return Err(ZoneError::single(error(
                 &first_soa.at,
                 format!("SOA owner {} does not match the zone name {}", to_text(&origin), to_text(expected)),
             )));
         }
-    }
     let serial = first_soa
         .rdata
         .get(first_soa.rdata.len().saturating_sub(20)..)
@@ -150,8 +149,8 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
             types_here.push((rtype, first.at.clone()));
         }
         let has_cname = types_here.iter().any(|(t, _)| *t == Rtype::CNAME.0);
-        if has_cname {
-            if let Some((t, at)) =
+        if has_cname
+            && let Some((t, at)) =
                 types_here.iter().find(|(t, _)| ![Rtype::CNAME.0, Rtype::RRSIG.0, Rtype::NSEC.0].contains(t))
             {
                 errors.push(error(
@@ -159,7 +158,6 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
                     format!("{} has a CNAME and other data ({}) (RFC 1034 §3.6.2)", to_text(owner), rtype_name(*t)),
                 ));
             }
-        }
     }
     b.finish_flags();
 
@@ -193,7 +191,7 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
             continue;
         };
         let cut_name = b.abs_name(idx);
-        for target in b.rdatas(&ns) {
+        for target in b.rdatas(ns) {
             if !is_subdomain(&target.to_ascii_lowercase(), &origin) {
                 continue;
             }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests run
+# beside meshdns (NSD, Knot, dnsperf, dig/nsupdate, iproute2, nftables) when
+# missing, then checks formatting and lints and runs every test.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh nsd_diff   # extra arguments go to the test runner (a filter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nsd >/dev/null 2>&1 || need+=(nsd)
+command -v nsd-control >/dev/null 2>&1 || need+=(nsd)
+command -v knotd >/dev/null 2>&1 || need+=(knot)
+command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
+command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+if ((${#need[@]})); then
+  echo "scripts/test.sh: installing ${need[*]}" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # Debian's nsd/knot packages try to start their daemons; policy-rc.d keeps
+  # them from doing so (and from binding port 53) where that is honoured.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+  # nextest does not run doctests.
+  cargo test --workspace --doc
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
