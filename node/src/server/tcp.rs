@@ -98,11 +98,12 @@ async fn connection(
         let started = Instant::now();
         let msg = &inbuf[..len];
         if let Ok(q) = parse(msg)
-            && (q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR) {
-                let a = transfer::serve(&mut stream, &q, peer.ip(), &shared, &mut outbuf).await?;
-                shard.record(Proto::Tcp, &a, started.elapsed().as_nanos() as u64);
-                continue;
-            }
+            && (q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR)
+        {
+            let a = transfer::serve(&mut stream, &q, peer.ip(), &shared, &mut outbuf).await?;
+            shard.record(Proto::Tcp, &a, started.elapsed().as_nanos() as u64);
+            continue;
+        }
         let zones = shared.store.current_full();
         let Some(a) = answer(msg, &zones, &mut outbuf[2..], Transport::Tcp, &shared.answer) else {
             shard.record_dropped();

@@ -57,8 +57,7 @@ pub async fn serve(
     let Some(zone) = zones.get(qname) else {
         return Err(too_big());
     };
-    let records = RecordCursor::new(zone);
-    let mut cursor = records;
+    let mut cursor = RecordCursor::new();
     let mut first = true;
     let mut total = 0;
     while !cursor.done() {
@@ -104,7 +103,7 @@ fn fill(
                 break;
             }
             wrote += 1;
-            cursor.advance(zone);
+            cursor.advance();
         }
         if wrote > 0 || cursor.done() {
             let flags = ResponseFlags { authoritative: true, truncated: false };
@@ -129,7 +128,7 @@ struct RecordCursor {
 type Name = ([u8; MAX_NAME_LEN], usize);
 
 impl RecordCursor {
-    fn new(_zone: &Snapshot) -> Self {
+    fn new() -> Self {
         RecordCursor { phase: 0, node: 0, rrset: 0, record: 0 }
     }
 
@@ -183,7 +182,7 @@ impl RecordCursor {
         }
     }
 
-    fn advance(&mut self, _zone: &Snapshot) {
+    fn advance(&mut self) {
         match self.phase {
             0 => self.phase = 1,
             1 => self.record += 1,

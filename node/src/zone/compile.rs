@@ -70,12 +70,13 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
         )));
     }
     if let Some(expected) = expected_origin
-        && expected != origin.as_slice() {
-            return Err(ZoneError::single(error(
-                &first_soa.at,
-                format!("SOA owner {} does not match the zone name {}", to_text(&origin), to_text(expected)),
-            )));
-        }
+        && expected != origin.as_slice()
+    {
+        return Err(ZoneError::single(error(
+            &first_soa.at,
+            format!("SOA owner {} does not match the zone name {}", to_text(&origin), to_text(expected)),
+        )));
+    }
     let serial = first_soa
         .rdata
         .get(first_soa.rdata.len().saturating_sub(20)..)
@@ -152,12 +153,12 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
         if has_cname
             && let Some((t, at)) =
                 types_here.iter().find(|(t, _)| ![Rtype::CNAME.0, Rtype::RRSIG.0, Rtype::NSEC.0].contains(t))
-            {
-                errors.push(error(
-                    at,
-                    format!("{} has a CNAME and other data ({}) (RFC 1034 §3.6.2)", to_text(owner), rtype_name(*t)),
-                ));
-            }
+        {
+            errors.push(error(
+                at,
+                format!("{} has a CNAME and other data ({}) (RFC 1034 §3.6.2)", to_text(owner), rtype_name(*t)),
+            ));
+        }
     }
     b.finish_flags();
 

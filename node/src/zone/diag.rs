@@ -20,9 +20,8 @@ pub enum Severity {
 pub struct Diagnostic {
     /// The file.
     pub file: PathBuf,
-    /// 1-based line, or 0 for the whole file. `None` when `text` already
-    /// starts with `line:col:` (the scanner's own messages).
-    pub line: Option<u32>,
+    /// 1-based line, or 0 for the whole file.
+    pub line: u32,
     /// Error or warning.
     pub severity: Severity,
     /// What is wrong, quoting the input.
@@ -32,15 +31,11 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `line`.
     pub fn error(file: &Path, line: u32, text: String) -> Self {
-        Diagnostic { file: file.to_owned(), line: Some(line), severity: Severity::Error, text }
-    }
-    /// An error whose text carries its own `line:col:` prefix.
-    pub fn error_raw(file: &Path, text: String) -> Self {
-        Diagnostic { file: file.to_owned(), line: None, severity: Severity::Error, text }
+        Diagnostic { file: file.to_owned(), line, severity: Severity::Error, text }
     }
     /// A warning at `line`.
     pub fn warning(file: &Path, line: u32, text: String) -> Self {
-        Diagnostic { file: file.to_owned(), line: Some(line), severity: Severity::Warning, text }
+        Diagnostic { file: file.to_owned(), line, severity: Severity::Warning, text }
     }
 }
 
@@ -50,24 +45,7 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}: {}", self.file.display(), line, sev, self.text),
-            None => {
-                // "line:col: text" from the scanner becomes "file:line:col: error: text".
-                let (pos, text) = split_position(&self.text);
-                write!(f, "{}:{}: {}: {}", self.file.display(), pos, sev, text)
-            }
-        }
-    }
-}
-
-fn split_position(text: &str) -> (&str, &str) {
-    let mut parts = text.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(l), Some(c), Some(rest)) if l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok() => {
-            (&text[..l.len() + 1 + c.len()], rest.trim_start())
-        }
-        _ => ("0", text),
+        write!(f, "{}:{}: {}: {}", self.file.display(), self.line, sev, self.text)
     }
 }
 

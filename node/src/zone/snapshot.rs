@@ -26,7 +26,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use meshdns_schemas::zone_snapshot::{Node, RRset, ZoneSnapshot, root_as_zone_snapshot};
+use meshdns_schemas::zone_snapshot::{Node, RRset, root_as_zone_snapshot};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// First eight bytes of every snapshot file.
@@ -75,15 +75,9 @@ pub enum SnapshotError {
     },
 }
 
-enum Backing {
-    Mapped(memmap2::Mmap),
-    #[cfg_attr(not(test), allow(dead_code))]
-    Owned(Vec<u8>),
-}
-
 /// A verified, read-only zone snapshot.
 pub struct Snapshot {
-    backing: Backing,
+    map: memmap2::Mmap,
     path: PathBuf,
     source_digest: u64,
     origin: Box<[u8]>,
@@ -131,21 +125,12 @@ impl Snapshot {
         // them afterwards, so the mapping stays valid and immutable for the
         // life of the `Mmap`. A replacement is a new inode, not a rewrite.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        Self::from_backing(Backing::Mapped(map), path)
+        Self::from_map(map, path)
     }
 
-    /// Verifies an in-memory snapshot file image (tests).
-    #[cfg(test)]
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Snapshot, SnapshotError> {
-        Self::from_backing(Backing::Owned(bytes), Path::new("<memory>"))
-    }
-
-    fn from_backing(backing: Backing, path: &Path) -> Result<Snapshot, SnapshotError> {
+    fn from_map(map: memmap2::Mmap, path: &Path) -> Result<Snapshot, SnapshotError> {
         let corrupt = |what| SnapshotError::Corrupt { path: path.to_owned(), what };
-        let bytes: &[u8] = match &backing {
-            Backing::Mapped(m) => m,
-            Backing::Owned(v) => v,
-        };
+        let bytes: &[u8] = &map;
         let header = bytes.get(..FILE_HEADER_LEN).ok_or_else(|| corrupt("shorter than the header"))?;
         if &header[0..8] != MAGIC {
             return Err(corrupt("bad magic"));
@@ -181,9 +166,8 @@ impl Snapshot {
         if !slots.is_power_of_two() || slots <= node_count as usize {
             return Err(corrupt("index size"));
         }
-        let _ = snap as ZoneSnapshot;
         let s = Snapshot {
-            backing,
+            map,
             path: path.to_owned(),
             source_digest,
             origin,
@@ -237,10 +221,7 @@ impl Snapshot {
     }
 
     fn bytes(&self) -> &[u8] {
-        match &self.backing {
-            Backing::Mapped(m) => m,
-            Backing::Owned(v) => v,
-        }
+        &self.map
     }
 
     /// The file this snapshot was mapped from.

@@ -308,10 +308,12 @@ impl<'z> Resolver<'z> {
         // RFC 4035 §3.1.4: a signed zone adds the DS RRset to referrals for
         // DO queries. An unsigned zone (no RRSIG at its apex) has no proof to
         // offer, and NSD and Knot leave DS out there too.
-        if self.dnssec_ok && zone.node(zone.apex()).is_some_and(|apex| zone.rrset_at(&apex, Rtype::RRSIG.0).is_some())
-            && let Some(ds) = zone.rrset_at(cut, Rtype::DS.0) {
-                self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ds, b)?;
-            }
+        if self.dnssec_ok
+            && zone.node(zone.apex()).is_some_and(|apex| zone.rrset_at(&apex, Rtype::RRSIG.0).is_some())
+            && let Some(ds) = zone.rrset_at(cut, Rtype::DS.0)
+        {
+            self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ds, b)?;
+        }
         for target in zone.records(&ns) {
             let mut lower = [0u8; MAX_NAME_LEN];
             let required = match lower.get_mut(..target.len()) {
@@ -340,17 +342,11 @@ impl<'z> Resolver<'z> {
         let zone = self.zone;
         if let Some(apex) = zone.node(zone.apex())
             && let Some(soa) = zone.rrset_at(&apex, Rtype::SOA.0)
-                && let Some(rdata) = zone.records(&soa).next() {
-                    let minimum =
-                        rdata.len().checked_sub(4).and_then(|at| crate::dns::wire::read_u32(rdata, at)).unwrap_or(0);
-                    b.record(
-                        Section::Authority,
-                        Owner::Name(zone.origin()),
-                        Rtype::SOA,
-                        soa.ttl().min(minimum),
-                        rdata,
-                    )?;
-                }
+            && let Some(rdata) = zone.records(&soa).next()
+        {
+            let minimum = rdata.len().checked_sub(4).and_then(|at| crate::dns::wire::read_u32(rdata, at)).unwrap_or(0);
+            b.record(Section::Authority, Owner::Name(zone.origin()), Rtype::SOA, soa.ttl().min(minimum), rdata)?;
+        }
         Ok(Outcome { rcode, authoritative: true, truncated: false })
     }
 

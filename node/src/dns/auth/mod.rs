@@ -138,8 +138,6 @@ mod tests {
         std::fs::write(&file, crate::zone::DEMO_ZONE).unwrap_or_else(|e| panic!("{e}"));
         let parsed = parse::parse_file(&file, Some("example.com.")).unwrap_or_else(|e| panic!("{e}"));
         let compiled = compile::compile(&parsed, None).unwrap_or_else(|e| panic!("{e}"));
-        let mut image = vec![0u8; crate::zone::snapshot::FILE_HEADER_LEN];
-        image.extend_from_slice(&compiled.payload);
         let path = dir.path().join("z.snap");
         crate::zone::snapshot::write_atomic(&path, &compiled.payload, 0).unwrap_or_else(|e| panic!("{e}"));
         let snap = Snapshot::open(&path).unwrap_or_else(|e| panic!("{e}"));
