@@ -30,9 +30,10 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
+  # nextest does not run doctests; run them first so the summary printed
+  # last is the whole suite's.
+  cargo test --workspace --doc --quiet
   cargo nextest run --workspace --no-fail-fast "$@"
-  # nextest does not run doctests.
-  cargo test --workspace --doc
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
