@@ -230,3 +230,39 @@ fn config_check_rejects_unknown_keys_and_bad_values_clearly() {
     let out = Command::new(BIN).args(["serve", "--config"]).arg(&typo).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Unmounts on drop, also when the test fails.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_data_disk_still_serves_every_zone_from_memory() {
+    // A 64 KiB tmpfs, filled up: snapshots cannot be written. Needs root
+    // (CI runs as root).
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("full");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&mnt).status().unwrap();
+    assert!(mounted.success(), "mounting a tmpfs failed: this test needs root");
+    let _guard = Tmpfs(mnt.clone());
+    std::fs::create_dir(mnt.join("snapshots")).unwrap();
+    let filler = mnt.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+
+    let d = zone_dir(&[("good.test.zone", GOOD)]);
+    let s = Server::builder().zone_dir(d.path()).data_dir(&mnt).start();
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.10"));
+    let log = s.log_text();
+    assert!(log.contains("serving the zone from memory") && log.contains("No space left on device"), "{log}");
+    // Nothing half-written is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(mnt.join("snapshots")).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

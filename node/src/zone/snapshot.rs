@@ -128,6 +128,17 @@ impl Snapshot {
         Self::from_map(map, path)
     }
 
+    /// The same snapshot held in anonymous memory, for when the data
+    /// directory cannot be written (a full disk). `path` is only a label.
+    pub fn in_memory(payload: &[u8], source_digest: u64, path: &Path) -> Result<Snapshot, SnapshotError> {
+        let io = |source| SnapshotError::Io { path: path.to_owned(), source };
+        let header = file_header(payload, source_digest);
+        let mut map = memmap2::MmapMut::map_anon(FILE_HEADER_LEN + payload.len()).map_err(io)?;
+        map[..FILE_HEADER_LEN].copy_from_slice(&header);
+        map[FILE_HEADER_LEN..].copy_from_slice(payload);
+        Self::from_map(map.make_read_only().map_err(io)?, path)
+    }
+
     fn from_map(map: memmap2::Mmap, path: &Path) -> Result<Snapshot, SnapshotError> {
         let corrupt = |what| SnapshotError::Corrupt { path: path.to_owned(), what };
         let bytes: &[u8] = &map;
@@ -336,6 +347,15 @@ impl<'s> Iterator for Records<'s> {
     }
 }
 
+fn file_header(payload: &[u8], source_digest: u64) -> [u8; FILE_HEADER_LEN] {
+    let mut header = [0u8; FILE_HEADER_LEN];
+    header[0..8].copy_from_slice(MAGIC);
+    header[8..16].copy_from_slice(&xxh3_64(payload).to_le_bytes());
+    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[24..32].copy_from_slice(&source_digest.to_le_bytes());
+    header
+}
+
 /// Writes a snapshot file atomically: temp file, fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, payload: &[u8], source_digest: u64) -> Result<(), SnapshotError> {
     let io = |source| SnapshotError::Io { path: path.to_owned(), source };
@@ -344,12 +364,7 @@ pub fn write_atomic(path: &Path, payload: &[u8], source_digest: u64) -> Result<(
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
-        let mut header = [0u8; FILE_HEADER_LEN];
-        header[0..8].copy_from_slice(MAGIC);
-        header[8..16].copy_from_slice(&xxh3_64(payload).to_le_bytes());
-        header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        header[24..32].copy_from_slice(&source_digest.to_le_bytes());
-        f.write_all(&header)?;
+        f.write_all(&file_header(payload, source_digest))?;
         f.write_all(payload)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

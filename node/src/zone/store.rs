@@ -220,9 +220,18 @@ impl ZoneStore {
         let started = Instant::now();
         let parsed = parse_file(file, Some(&initial_origin(file)))?;
         let compiled = compile(&parsed, None)?;
-        write_atomic(&snap_path, &compiled.payload, parsed.digest)
-            .map_err(|e| err(format!("writing the snapshot failed: {e}")))?;
-        let snap = Snapshot::open(&snap_path).map_err(|e| err(format!("reading back the snapshot failed: {e}")))?;
+        // A snapshot that cannot be written (full or read-only disk) must not
+        // take the zone down: serve the same bytes from memory and say so.
+        // A restart (or a reload after the file changes) writes it once
+        // there is room.
+        let snap = match write_atomic(&snap_path, &compiled.payload, parsed.digest) {
+            Ok(()) => Snapshot::open(&snap_path).map_err(|e| err(format!("reading back the snapshot failed: {e}")))?,
+            Err(e) => {
+                tracing::warn!(zone = %to_text(&compiled.origin), error = %e, "snapshot could not be written; serving the zone from memory");
+                Snapshot::in_memory(&compiled.payload, parsed.digest, &snap_path)
+                    .map_err(|e| err(format!("building the in-memory snapshot failed: {e}")))?
+            }
+        };
         let outcome = ZoneLoad::Compiled {
             zone: to_text(&compiled.origin),
             serial: compiled.serial,
