@@ -267,3 +267,28 @@ fn no_arguments_serves_the_demo_zone_and_sigterm_exits_zero() {
     assert!(status.success(), "exit status {status}");
     assert!(s.log_text().contains("stopped"));
 }
+
+#[test]
+fn both_udp_paths_answer_alike_and_oversized_datagrams_are_dropped() {
+    let (z, batched) = semantics_server();
+    let single = Server::builder().zone_dir(z.path()).env("MESHDNS_SERVER_UDP_BATCH", "false").start();
+    for (name, t) in [
+        ("web.semantics.test.", RecordType::A),
+        ("host3.semantics.test.", RecordType::MX),
+        ("zz.host1.semantics.test.", RecordType::A),
+    ] {
+        let q = query(name, t);
+        let (a, b) = (batched.udp(&q), single.udp(&q));
+        assert_eq!(
+            (a.response_code(), lines(a.answers()), lines(a.name_servers())),
+            (b.response_code(), lines(b.answers()), lines(b.name_servers()))
+        );
+    }
+    // A 5000-byte datagram is longer than any query: dropped and counted, not answered.
+    let mut huge = query("web.semantics.test.", RecordType::A).to_vec().unwrap();
+    huge.resize(5000, 0);
+    assert!(batched.udp_raw(&huge).is_none());
+    assert_eq!(batched.query("web.semantics.test.", RecordType::A).answers().len(), 1);
+    let (_, metrics) = batched.http_get("/metrics").unwrap();
+    assert!(metrics.contains("meshdns_messages_dropped_total 1"), "{metrics}");
+}

@@ -74,6 +74,8 @@ pub struct Config {
     pub http: SocketAddr,
     /// UDP sockets per listener.
     pub udp_workers: usize,
+    /// Whether UDP workers use recvmmsg/sendmmsg.
+    pub udp_batch: bool,
     /// Largest UDP response / advertised EDNS payload.
     pub edns_udp_payload: u16,
     /// TCP idle timeout.
@@ -123,6 +125,13 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "SERVER_LISTEN" => raw.server.listen = Some(list(&value)),
         "SERVER_HTTP" => raw.server.http = Some(value),
         "SERVER_UDP_WORKERS" => raw.server.udp_workers = Some(num(&value)? as usize),
+        "SERVER_UDP_BATCH" => {
+            raw.server.udp_batch = Some(match value.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => return Err(invalid(key, other, "expected true or false")),
+            })
+        }
         "SERVER_EDNS_UDP_PAYLOAD" => {
             raw.server.edns_udp_payload =
                 Some(u16::try_from(num(&value)?).map_err(|_| invalid(key, &value, "expected at most 65535"))?)
@@ -209,6 +218,7 @@ impl Config {
                 None | Some(0) => cores,
                 Some(n) => n,
             },
+            udp_batch: s.udp_batch.unwrap_or(true),
             edns_udp_payload,
             tcp_idle_timeout: Duration::from_millis(s.tcp_idle_timeout_ms.unwrap_or(10_000)),
             tcp_max_connections,

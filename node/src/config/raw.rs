@@ -35,6 +35,8 @@ pub struct RawServer {
     pub http: Option<String>,
     /// UDP sockets (and threads) per listen address; 0 = one per core.
     pub udp_workers: Option<usize>,
+    /// Use recvmmsg/sendmmsg batches (Linux) instead of one call per datagram.
+    pub udp_batch: Option<bool>,
     /// Largest UDP response and the EDNS payload size advertised.
     pub edns_udp_payload: Option<u16>,
     /// Close TCP connections idle this long (milliseconds).

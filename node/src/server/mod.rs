@@ -5,6 +5,7 @@ pub mod http;
 pub mod tcp;
 pub mod transfer;
 pub mod udp;
+pub mod udp_batch;
 
 use std::sync::Arc;
 

@@ -64,6 +64,9 @@ pub fn spawn(
 }
 
 fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) {
+    if shared.config.udp_batch {
+        return worker_batched(sock, shared, stop, shard);
+    }
     let shard = shared.metrics.shard(shard);
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = vec![0u8; 65535];
@@ -97,5 +100,52 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
             }
             None => shard.record_dropped(),
         }
+    }
+}
+
+/// The same loop over `recvmmsg`/`sendmmsg` (see [`super::udp_batch`]).
+fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) {
+    use std::os::fd::AsRawFd;
+
+    use super::udp_batch::{RecvBatch, SendBatch};
+
+    let shard = shared.metrics.shard(shard);
+    let fd = sock.as_raw_fd();
+    let mut received = RecvBatch::new();
+    let mut replies = SendBatch::new(shared.answer.udp_payload.max(512) as usize);
+    let local = sock.local_addr().ok();
+    let _span = tracing::debug_span!("udp", ?local, batched = true).entered();
+    while !stop.load(Ordering::Relaxed) {
+        let n = match received.recv(fd) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive error");
+                continue;
+            }
+        };
+        let zones = shared.store.current();
+        for i in 0..n {
+            let Some(query) = received.datagram(i) else {
+                shard.record_dropped();
+                continue;
+            };
+            let started = Instant::now();
+            match answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer) {
+                Some(a) => {
+                    shard.record(Proto::Udp, &a, started.elapsed().as_nanos() as u64);
+                    replies.push(&received, i, a.len);
+                }
+                None => shard.record_dropped(),
+            }
+        }
+        replies.send(fd);
     }
 }

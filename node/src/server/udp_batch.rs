@@ -1,0 +1,178 @@
+//! Batched UDP I/O for Linux: `recvmmsg(2)` and `sendmmsg(2)`.
+//!
+//! Under load several queries wait in the socket buffer; one `recvmmsg`
+//! takes up to [`BATCH`] of them and one `sendmmsg` sends all their answers,
+//! instead of two system calls per query. With `MSG_WAITFORONE` the receive
+//! returns as soon as one datagram is there, so batching never adds latency.
+//!
+//! This is the second audited `unsafe` module of the crate (the first maps
+//! snapshots): the kernel writes into buffers we describe with raw
+//! pointers. All of them live in boxed slices owned by the batch, allocated
+//! once per worker thread and never moved or resized afterwards, so the
+//! pointers stay valid for as long as the batch exists.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::RawFd;
+
+/// Datagrams per system call.
+pub const BATCH: usize = 32;
+
+/// Largest query read; longer datagrams are dropped (no real DNS query
+/// over UDP comes close: questions are at most ~300 bytes with EDNS).
+pub const MAX_QUERY: usize = 4096;
+
+/// Received datagrams: their bytes and where they came from.
+pub struct RecvBatch {
+    bufs: Box<[u8]>,
+    addrs: Box<[libc::sockaddr_storage]>,
+    /// Pointed to by `hdrs`; kept alive here, never read from Rust.
+    _iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+    count: usize,
+}
+
+impl RecvBatch {
+    /// Buffers for [`BATCH`] datagrams.
+    pub fn new() -> Self {
+        let mut bufs = vec![0u8; BATCH * MAX_QUERY].into_boxed_slice();
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for
+        // which all-zero bytes are a valid value.
+        let mut addrs: Box<[libc::sockaddr_storage]> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
+        let mut iovs: Box<[libc::iovec]> = (0..BATCH)
+            .map(|i| libc::iovec { iov_base: bufs[i * MAX_QUERY..].as_mut_ptr().cast(), iov_len: MAX_QUERY })
+            .collect();
+        let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
+            .map(|i| {
+                // SAFETY: as above, all-zero is valid; the pointers are set next.
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+                h.msg_hdr.msg_iov = &mut iovs[i];
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        RecvBatch { bufs, addrs, _iovs: iovs, hdrs, count: 0 }
+    }
+
+    /// Blocks until at least one datagram arrives (or the socket's receive
+    /// timeout passes) and takes up to [`BATCH`]. Returns how many.
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for h in self.hdrs.iter_mut() {
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+        // SAFETY: `hdrs` holds BATCH headers whose name and iovec pointers
+        // point into `addrs`, `iovs` and `bufs`, all owned by `self`, alive
+        // and unaliased for the call; the lengths given match the buffers.
+        let n = unsafe {
+            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut())
+        };
+        if n < 0 {
+            self.count = 0;
+            return Err(io::Error::last_os_error());
+        }
+        self.count = n as usize;
+        Ok(self.count)
+    }
+
+    /// Datagram `i` of the last receive, or `None` if it was cut short
+    /// (longer than [`MAX_QUERY`]).
+    pub fn datagram(&self, i: usize) -> Option<&[u8]> {
+        let h = self.hdrs.get(i).filter(|_| i < self.count)?;
+        if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return None;
+        }
+        let len = (h.msg_len as usize).min(MAX_QUERY);
+        self.bufs.get(i * MAX_QUERY..i * MAX_QUERY + len)
+    }
+
+    /// Where datagram `i` came from, as the kernel wrote it.
+    fn source(&self, i: usize) -> (&libc::sockaddr_storage, u32) {
+        (&self.addrs[i], self.hdrs[i].msg_hdr.msg_namelen)
+    }
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Answers to send, each to the source of the datagram it answers.
+pub struct SendBatch {
+    bufs: Box<[u8]>,
+    buf_len: usize,
+    addrs: Box<[libc::sockaddr_storage]>,
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+    count: usize,
+}
+
+impl SendBatch {
+    /// Buffers for [`BATCH`] answers of up to `max_len` bytes.
+    pub fn new(max_len: usize) -> Self {
+        let mut bufs = vec![0u8; BATCH * max_len].into_boxed_slice();
+        // SAFETY: plain C structs; all-zero is valid.
+        let mut addrs: Box<[libc::sockaddr_storage]> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
+        let mut iovs: Box<[libc::iovec]> =
+            (0..BATCH).map(|i| libc::iovec { iov_base: bufs[i * max_len..].as_mut_ptr().cast(), iov_len: 0 }).collect();
+        let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
+            .map(|i| {
+                // SAFETY: plain C struct; all-zero is valid; pointers set next.
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                h.msg_hdr.msg_iov = &mut iovs[i];
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        SendBatch { bufs, buf_len: max_len, addrs, iovs, hdrs, count: 0 }
+    }
+
+    /// The buffer for the next answer.
+    pub fn next_buf(&mut self) -> &mut [u8] {
+        let at = self.count * self.buf_len;
+        &mut self.bufs[at..at + self.buf_len]
+    }
+
+    /// Queues the `len` bytes written to [`Self::next_buf`] as the answer
+    /// to datagram `i` of `from`.
+    pub fn push(&mut self, from: &RecvBatch, i: usize, len: usize) {
+        let j = self.count;
+        let (addr, namelen) = from.source(i);
+        self.addrs[j] = *addr;
+        self.iovs[j].iov_len = len.min(self.buf_len);
+        self.hdrs[j].msg_hdr.msg_namelen = namelen;
+        self.count += 1;
+    }
+
+    /// Sends every queued answer. A datagram the kernel refuses (say, an
+    /// ICMP error surfacing) is skipped; the others still go. Returns how
+    /// many were sent.
+    pub fn send(&mut self, fd: RawFd) -> usize {
+        let mut sent = 0;
+        let mut at = 0;
+        while at < self.count {
+            // SAFETY: headers `at..count` point into `addrs`, `iovs` and
+            // `bufs` owned by `self`; each iov length is within its buffer.
+            let n = unsafe { libc::sendmmsg(fd, self.hdrs[at..].as_mut_ptr(), (self.count - at) as u32, 0) };
+            if n <= 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::debug!(error = %e, "udp send failed; dropping one answer");
+                at += 1;
+            } else {
+                sent += n as usize;
+                at += n as usize;
+            }
+        }
+        self.count = 0;
+        sent
+    }
+}
