@@ -205,6 +205,10 @@ def main():
       "core fully busy, if cost per query stayed the same. \"Other CPU\" is all busy CPU time of the machine during "
       "the run (`/proc/stat`, both cores, including interrupt and softirq time not charged to a process) minus the "
       "server's and dnsperf's, in % of one core: a noise indicator.\n")
+    retried = {k[8:]: v for k, v in m.items() if k.startswith("retried.")}
+    if retried:
+        w("Runs repeated because other processes kept the machine more than 10% of a core busy "
+          "(the last attempt is the one shown): " + ", ".join(f"{k} ({v}x)" for k, v in sorted(retried.items())) + ".\n")
     busy = [s for s in SERVERS if summ[s]["cutil"] and summ[s]["cutil"] > 90]
     if busy:
         w(f"dnsperf kept its core more than 90% busy against {', '.join(TITLE[s] for s in busy)}: for those "

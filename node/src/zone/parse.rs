@@ -23,28 +23,37 @@ use super::diag::{Diagnostic, ZoneError};
 /// `$INCLUDE` nesting allowed before the file is rejected.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
 
-/// One record as read from a file.
+/// A byte range in [`ParsedFile::arena`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// One record as read from a file. Its bytes live in the file's arena, so
+/// a million records cost two allocations, not two million.
 #[derive(Clone, Debug)]
 pub struct RawRecord {
     /// Absolute owner name, lower-cased wire form.
-    pub owner: Vec<u8>,
+    pub owner: Span,
     /// TYPE.
     pub rtype: u16,
     /// TTL in seconds.
     pub ttl: u32,
     /// RDATA in wire form, names uncompressed and as written (case kept).
-    pub rdata: Vec<u8>,
+    pub rdata: Span,
     /// Where it was written, for diagnostics.
     pub at: Location,
 }
 
-/// A file and line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A place in a source file: which file, and the byte offset where the
+/// entry starts (its line is worked out only when a message needs it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
     /// Index into [`ParsedFile::sources`].
     pub source: u16,
-    /// 1-based line.
-    pub line: u32,
+    /// Byte offset of the entry (before any leading blanks or comments).
+    pub offset: u32,
 }
 
 /// Everything read from a zone file and its includes.
@@ -52,10 +61,71 @@ pub struct Location {
 pub struct ParsedFile {
     /// Records in file order.
     pub records: Vec<RawRecord>,
+    /// Owner names and RDATA of every record, back to back.
+    arena: Vec<u8>,
     /// The zone file, then each included file in the order read.
     pub sources: Vec<PathBuf>,
     /// Digest over every source's path and bytes (see [`source_digest`]).
     pub digest: u64,
+    /// Newline offsets per source, built on the first diagnostic.
+    lines: Vec<std::cell::OnceCell<Vec<u32>>>,
+}
+
+impl ParsedFile {
+    /// The owner name of `r`.
+    pub fn owner(&self, r: &RawRecord) -> &[u8] {
+        self.span(r.owner)
+    }
+
+    /// The RDATA of `r`.
+    pub fn rdata(&self, r: &RawRecord) -> &[u8] {
+        self.span(r.rdata)
+    }
+
+    fn span(&self, s: Span) -> &[u8] {
+        self.arena.get(s.start as usize..(s.start + s.len) as usize).unwrap_or(&[])
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Option<Span> {
+        let start = u32::try_from(self.arena.len()).ok()?;
+        let len = u32::try_from(bytes.len()).ok()?;
+        start.checked_add(len)?;
+        self.arena.extend_from_slice(bytes);
+        Some(Span { start, len })
+    }
+
+    /// The file of a location.
+    pub fn file(&self, at: &Location) -> &Path {
+        self.sources.get(at.source as usize).map_or(Path::new(""), PathBuf::as_path)
+    }
+
+    /// The 1-based line of the first non-blank, non-comment byte at or
+    /// after `at` (re-reads the file once, on the first call for it).
+    pub fn line(&self, at: &Location) -> u32 {
+        let Some(cell) = self.lines.get(at.source as usize) else { return 0 };
+        let bytes = std::fs::read(self.file(at)).unwrap_or_default();
+        let newlines = cell
+            .get_or_init(|| bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i as u32).collect());
+        let content = first_content(&bytes, at.offset as usize) as u32;
+        (newlines.partition_point(|&nl| nl < content) + 1) as u32
+    }
+}
+
+/// The first byte at or after `from` that is not blank or inside a comment.
+fn first_content(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' => at += 1,
+            b';' => {
+                while bytes.get(at).is_some_and(|&c| c != b'\n') {
+                    at += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    at
 }
 
 /// Parses `path` with `origin` (absolute, text) as the initial origin.
@@ -108,14 +178,21 @@ fn read_one(
     let source = u16::try_from(out.sources.len()).map_err(|_| err(0, "too many included files".into()))?;
     out.sources.push(path.to_owned());
 
+    out.lines.push(std::cell::OnceCell::new());
+
     let smimea_at = smimea::rewrite(&mut bytes);
-    let lines = LineIndex::new(&bytes);
+    // Line numbers for messages, computed from the original bytes on demand.
+    let line_at = |offset: usize| {
+        let content = first_content(&bytes, offset);
+        bytes[..content].iter().filter(|&&b| b == b'\n').count() as u32 + 1
+    };
     let mut zonefile = Zonefile::with_capacity(bytes.len());
     zonefile.extend_from_slice(&bytes);
     zonefile.set_default_class(Class::IN);
     if let Some(o) = origin {
         zonefile.set_origin(o);
     }
+    let mut scratch = Vec::with_capacity(512);
     let mut entry_start = 0usize;
     loop {
         let entry = match zonefile.next_entry() {
@@ -128,40 +205,43 @@ fn read_one(
             Err(e) => {
                 let text = e.to_string();
                 let what = text.splitn(3, ':').nth(2).map_or(text.as_str(), str::trim_start);
-                return Err(err(lines.first_content_line(&bytes, entry_start), what.to_owned()));
+                return Err(err(line_at(entry_start), what.to_owned()));
             }
         };
         let entry_end = zonefile.current_offset();
-        let line = lines.first_content_line(&bytes, entry_start);
+        let at = Location { source, offset: entry_start as u32 };
         match entry {
             Entry::Record(record) => {
                 if record.class() != Class::IN {
-                    return Err(err(line, format!("class {} is not supported, only IN", record.class())));
+                    return Err(err(
+                        line_at(entry_start),
+                        format!("class {} is not supported, only IN", record.class()),
+                    ));
                 }
-                let mut owner = Vec::with_capacity(32);
+                scratch.clear();
                 // Canonical form lower-cases the owner (RFC 4034 §6.2).
-                let _ = record.owner().compose_canonical(&mut owner);
-                let mut rdata = Vec::new();
-                record.data().compose_rdata(&mut rdata).map_err(|_| err(line, "record data too long".into()))?;
+                let _ = record.owner().compose_canonical(&mut scratch);
+                let owner = out.push(&scratch).ok_or_else(|| err(0, "zone larger than 4 GiB".into()))?;
+                scratch.clear();
+                record
+                    .data()
+                    .compose_rdata(&mut scratch)
+                    .map_err(|_| err(line_at(entry_start), "record data too long".into()))?;
                 let mut rtype = record.rtype().to_int();
-                at_sign::resolve(rtype, &mut rdata);
+                at_sign::resolve(rtype, &mut scratch);
                 if record.rtype() == Rtype::TLSA && smimea_at.iter().any(|&p| (entry_start..entry_end).contains(&p)) {
                     rtype = Rtype::SMIMEA.to_int();
                 }
-                if rdata.len() > u16::MAX as usize {
-                    return Err(err(line, "record data longer than 65535 octets".into()));
+                if scratch.len() > u16::MAX as usize {
+                    return Err(err(line_at(entry_start), "record data longer than 65535 octets".into()));
                 }
-                out.records.push(RawRecord {
-                    owner,
-                    rtype,
-                    ttl: record.ttl().as_secs(),
-                    rdata,
-                    at: Location { source, line },
-                });
+                let rdata = out.push(&scratch).ok_or_else(|| err(0, "zone larger than 4 GiB".into()))?;
+                out.records.push(RawRecord { owner, rtype, ttl: record.ttl().as_secs(), rdata, at });
             }
             Entry::Include { path: inc, origin: inc_origin } => {
                 let inc_path = path.parent().unwrap_or(Path::new(".")).join(inc.as_ref() as &str);
                 let inc_origin = inc_origin.or_else(|| zonefile.origin().ok());
+                let line = line_at(entry_start);
                 read_one(&inc_path, inc_origin, depth + 1, out, hasher).map_err(|e| {
                     e.with_context(Diagnostic::error(path, line, format!("in $INCLUDE {}", inc_path.display())))
                 })?;
@@ -170,34 +250,6 @@ fn read_one(
         entry_start = entry_end;
     }
     Ok(())
-}
-
-/// Byte offset → line number.
-struct LineIndex {
-    newlines: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(bytes: &[u8]) -> Self {
-        LineIndex { newlines: bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect() }
-    }
-
-    /// Line of the first byte at or after `from` that is not blank or comment.
-    fn first_content_line(&self, bytes: &[u8], from: usize) -> u32 {
-        let mut at = from;
-        while let Some(&b) = bytes.get(at) {
-            match b {
-                b' ' | b'\t' | b'\r' | b'\n' => at += 1,
-                b';' => {
-                    while bytes.get(at).is_some_and(|&c| c != b'\n') {
-                        at += 1;
-                    }
-                }
-                _ => break,
-            }
-        }
-        (self.newlines.partition_point(|&nl| nl < at) + 1) as u32
-    }
 }
 
 /// `@` as a name inside RDATA (`www CNAME @`, `@ MX 10 @`).

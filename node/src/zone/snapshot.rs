@@ -375,3 +375,18 @@ pub fn write_atomic(path: &Path, payload: &[u8], source_digest: u64) -> Result<(
     }
     result.map_err(io)
 }
+
+/// Hands memory freed after a compile back to the operating system.
+///
+/// Compiling a large zone allocates several times the snapshot's size and
+/// frees it again; glibc keeps freed heap pages mapped, so without this a
+/// node that compiled a 1M-record zone would keep hundreds of MB resident
+/// that it no longer uses.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; glibc serialises it with
+    // the allocator's own locks, so it is safe from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

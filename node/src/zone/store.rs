@@ -180,6 +180,9 @@ impl ZoneStore {
         self.current.store(Arc::new(ZoneSet::new(next.values().cloned().collect())));
         *loaded = next;
         self.remove_stale_snapshots(&loaded);
+        if report.zones.iter().any(|z| matches!(z, ZoneLoad::Compiled { .. })) {
+            super::snapshot::release_freed_memory();
+        }
         Ok(report)
     }
 
@@ -224,11 +227,11 @@ impl ZoneStore {
         // take the zone down: serve the same bytes from memory and say so.
         // A restart (or a reload after the file changes) writes it once
         // there is room.
-        let snap = match write_atomic(&snap_path, &compiled.payload, parsed.digest) {
+        let snap = match write_atomic(&snap_path, compiled.payload(), parsed.digest) {
             Ok(()) => Snapshot::open(&snap_path).map_err(|e| err(format!("reading back the snapshot failed: {e}")))?,
             Err(e) => {
                 tracing::warn!(zone = %to_text(&compiled.origin), error = %e, "snapshot could not be written; serving the zone from memory");
-                Snapshot::in_memory(&compiled.payload, parsed.digest, &snap_path)
+                Snapshot::in_memory(compiled.payload(), parsed.digest, &snap_path)
                     .map_err(|e| err(format!("building the in-memory snapshot failed: {e}")))?
             }
         };

@@ -139,7 +139,7 @@ mod tests {
         let parsed = parse::parse_file(&file, Some("example.com.")).unwrap_or_else(|e| panic!("{e}"));
         let compiled = compile::compile(&parsed, None).unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("z.snap");
-        crate::zone::snapshot::write_atomic(&path, &compiled.payload, 0).unwrap_or_else(|e| panic!("{e}"));
+        crate::zone::snapshot::write_atomic(&path, compiled.payload(), 0).unwrap_or_else(|e| panic!("{e}"));
         let snap = Snapshot::open(&path).unwrap_or_else(|e| panic!("{e}"));
         ZoneSet::new(vec![Arc::new(snap)])
     }
