@@ -208,7 +208,7 @@ def main():
     retried = {k[8:]: v for k, v in m.items() if k.startswith("retried.")}
     if retried:
         w("Runs repeated because other processes kept the machine more than 10% of a core busy "
-          "(the last attempt is the one shown): " + ", ".join(f"{k} ({v}x)" for k, v in sorted(retried.items())) + ".\n")
+          "(the least disturbed attempt is the one shown): " + ", ".join(f"{k} ({v}x)" for k, v in sorted(retried.items())) + ".\n")
     busy = [s for s in SERVERS if summ[s]["cutil"] and summ[s]["cutil"] > 90]
     if busy:
         w(f"dnsperf kept its core more than 90% busy against {', '.join(TITLE[s] for s in busy)}: for those "
@@ -256,7 +256,9 @@ def main():
     w("## Size sweep: load time and memory\n")
     w("Each server is started alone on the zone, timed until the zone's last record answers, its memory read "
       "0.5 s later (no query traffic), then stopped. meshdns \"compile\" = first start with an empty data dir; "
-      "\"restart\" = second start reusing the snapshot written by the first.\n")
+      "\"restart\" = second start reusing the snapshot written by the first. Each measurement is taken "
+      f"{meta.get('sweep_reps', '1')} time(s); the shortest load time (and shortest startup_ms) is shown, and the "
+      "memory of the last start.\n")
     w("| names | records | zone file | meshdns compile: load / startup_ms / RSS | meshdns restart: load / startup_ms / RSS "
       "| snapshot on disk | NSD: load / RSS (PSS) | Knot: load / RSS |")
     w("|---:|---:|---:|---|---|---:|---|---|")
