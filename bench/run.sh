@@ -438,6 +438,7 @@ for n in "${SIZES[@]}"; do
     if [[ ! -f $zd/bench.test.zone ]]; then
         log "generating the $n-name zone"
         mkdir -p "$zd"
+        cmdlog "python3 bench/gen_zone.py $n \$WORK/zone-$n/bench.test.zone \$WORK/queries-$n.txt --queries 1000"
         python3 "$HERE/gen_zone.py" "$n" "$zd/bench.test.zone" "$WORK/queries-$n.txt" --queries 1000
     fi
     record "zone_lines.$n" "$(grep -vc '^[;$]' "$zd/bench.test.zone")"
