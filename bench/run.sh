@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark meshdns against NSD and Knot DNS on the same generated zone.
 #
-#   bench/run.sh                 full run (~10 minutes), writes docs/benchmarks.md
+#   bench/run.sh                 full run (about 5 minutes), writes docs/benchmarks.md
 #   BENCH_QUICK=1 bench/run.sh   smoke test: 3 s runs, 1 run each, no 1M zone
+#   BENCH_OUT=file BENCH_RESULTS=dir  write the report / raw outputs elsewhere
 #
 # Needs: the release binary (target/release/meshdns, or MESHDNS=path), nsd,
 # knotd/knotc, kzonecheck (knot-dnssecutils), dnsperf, dig, taskset, python3,
@@ -17,7 +18,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 MESHDNS=${MESHDNS:-$ROOT/target/release/meshdns}
 OUT=${BENCH_OUT:-$ROOT/docs/benchmarks.md}
-RES=$HERE/results
+RES=${BENCH_RESULTS:-$HERE/results}
 QUICK=${BENCH_QUICK:-0}
 BASE=${BENCH_PORT_BASE:-15300}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-1500}
