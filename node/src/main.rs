@@ -140,6 +140,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut udp_threads = Vec::new();
+    let mut udp_wakers = Vec::new();
+    for socks in &udp_sockets {
+        for s in socks {
+            udp_wakers.push(s.try_clone().context("cloning a UDP socket")?);
+        }
+    }
     for (i, socks) in udp_sockets.into_iter().enumerate() {
         udp_threads.extend(server::udp::spawn(socks, shared.clone(), stop.clone(), i * cfg.udp_workers)?);
     }
@@ -192,7 +198,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
         // Stop accepting, let in-flight work finish, then exit.
         shared.ready.store(false, Ordering::Release);
-        stop.store(true, Ordering::Relaxed);
+        server::udp::stop(&udp_wakers, &stop);
         let _ = shutdown_tx.send(true);
         let deadline = Instant::now() + cfg.shutdown_grace;
         while limit.available_permits() < cfg.tcp_max_connections && Instant::now() < deadline {
