@@ -270,8 +270,8 @@ fn no_arguments_serves_the_demo_zone_and_sigterm_exits_zero() {
 
 #[test]
 fn both_udp_paths_answer_alike_and_oversized_datagrams_are_dropped() {
-    let (z, batched) = semantics_server();
-    let single = Server::builder().zone_dir(z.path()).env("MESHDNS_SERVER_UDP_BATCH", "false").start();
+    let (z, single) = semantics_server();
+    let batched = Server::builder().zone_dir(z.path()).env("MESHDNS_SERVER_UDP_BATCH", "true").start();
     for (name, t) in [
         ("web.semantics.test.", RecordType::A),
         ("host3.semantics.test.", RecordType::MX),
@@ -284,10 +284,14 @@ fn both_udp_paths_answer_alike_and_oversized_datagrams_are_dropped() {
             (b.response_code(), lines(b.answers()), lines(b.name_servers()))
         );
     }
-    // A 5000-byte datagram is longer than any query: dropped and counted, not answered.
+    // A 5000-byte datagram is longer than any query: in batch mode it is
+    // dropped and counted, not answered (single calls read it whole and
+    // answer FORMERR for the trailing bytes).
     let mut huge = query("web.semantics.test.", RecordType::A).to_vec().unwrap();
     huge.resize(5000, 0);
     assert!(batched.udp_raw(&huge).is_none());
+    let r = Message::from_vec(&single.udp_raw(&huge).unwrap()).unwrap();
+    assert_eq!(r.response_code(), ResponseCode::FormErr);
     assert_eq!(batched.query("web.semantics.test.", RecordType::A).answers().len(), 1);
     let (_, metrics) = batched.http_get("/metrics").unwrap();
     assert!(metrics.contains("meshdns_messages_dropped_total 1"), "{metrics}");

@@ -218,7 +218,7 @@ impl Config {
                 None | Some(0) => cores,
                 Some(n) => n,
             },
-            udp_batch: s.udp_batch.unwrap_or(true),
+            udp_batch: s.udp_batch.unwrap_or(false),
             edns_udp_payload,
             tcp_idle_timeout: Duration::from_millis(s.tcp_idle_timeout_ms.unwrap_or(10_000)),
             tcp_max_connections,

@@ -35,7 +35,7 @@ pub struct RawServer {
     pub http: Option<String>,
     /// UDP sockets (and threads) per listen address; 0 = one per core.
     pub udp_workers: Option<usize>,
-    /// Use recvmmsg/sendmmsg batches (Linux) instead of one call per datagram.
+    /// Use recvmmsg/sendmmsg batches (Linux) instead of one call per datagram (default off).
     pub udp_batch: Option<bool>,
     /// Largest UDP response and the EDNS payload size advertised.
     pub edns_udp_payload: Option<u16>,
