@@ -185,6 +185,13 @@ def main():
                                  else max(0.0, (b - t) / tck - rr["client_cpu"]) / rr["runtime"] * 100)
 
     w(f"## Results on the {int(main_n):,}-name zone\n")
+    noisy = {k[6:]: v for k, v in m.items() if k.startswith("noisy.")}
+    if noisy:
+        w("**Measurements started while other processes kept the machine busy** (after waiting "
+          "up to BENCH_QUIET_WAIT s for a quiet second; % of one core): "
+          + ", ".join(f"{k} ({v}%)" for k, v in sorted(noisy.items())) + ".\n")
+    else:
+        w("Every measurement started on a quiet machine (less than 15% of one core busy over the second before).\n")
     w(f"### Full load ({runs} x {meta.get('dur')} s, {meta.get('clients')} clients, no rate limit)\n")
     w("| server | queries/s (mean) | min - max | avg latency | lost / sent | server CPU busy | "
       "CPU per query at full load | implied 1-core capacity | dnsperf CPU busy | other CPU |")

@@ -129,6 +129,20 @@ mem_kb() {
 # how much CPU went to anything besides the server and dnsperf during a run.
 sys_busy() { awk '/^cpu[0-9]/ {b += $2 + $3 + $4 + $7 + $8 + $9} END {print b}' /proc/stat; }
 
+# Wait (at most BENCH_QUIET_WAIT seconds) until less than 15% of one core is
+# busy over 1 s; if that never happens, note it and go on.
+wait_quiet() {
+    local i b0 pct=0
+    for ((i = 0; i < ${BENCH_QUIET_WAIT:-60}; i++)); do
+        b0=$(sys_busy)
+        sleep 1
+        pct=$((($(sys_busy) - b0) * 100 / CLK_TCK))
+        ((pct < 15)) && return 0
+    done
+    log "$1: machine still busy (${pct}% of a core), going on"
+    record "noisy.$1" "$pct"
+}
+
 record() { printf '%s\t%s\n' "$1" "$2" >>"$RES/measures.tsv"; }
 # Keep the smaller of the value already recorded under KEY (if any) and VALUE.
 record_min() {
@@ -306,6 +320,7 @@ measured_run() {
     local -a tk=() bz=()
     shift 3
     for ((try = 0; ; try++)); do
+        wait_quiet "$s.$tag"
         dnsperf_run "$s" "$tag" "$out.try$try" "$@" || return 1
         tk[try]=$(last_measure "cpu_ticks.$s.$tag")
         bz[try]=$(last_measure "sys_busy_ticks.$s.$tag")
@@ -393,6 +408,7 @@ check meshdns "$MESHDNS" zone check "$ZF"
 # ----------------------------------------------------------- main comparison
 log "starting the three servers on the $MAIN_N-name zone"
 for s in "${SERVERS[@]}"; do
+    wait_quiet "$s.main"
     start_server "$s" "$WORK/zone-$MAIN_N" main
 done
 for s in "${SERVERS[@]}"; do
@@ -450,6 +466,7 @@ for n in "${SIZES[@]}"; do
     for ((rep = 1; rep <= SWEEP_REPS; rep++)); do
         rm -rf "$dd"
         for label in "compile$n" "restart$n"; do
+            wait_quiet "meshdns.$label"
             start_server meshdns "$zd" "$label" "$dd"
             sleep 0.5
             read -r rss pss <<<"$(mem_kb "${PID[meshdns]}")"
@@ -459,6 +476,7 @@ for n in "${SIZES[@]}"; do
         done
         record "snapshot_bytes.$n" "$(du -sb "$dd" | cut -f1)"
         for s in nsd knot; do
+            wait_quiet "$s.size$n"
             start_server "$s" "$zd" "size$n"
             sleep 0.5
             read -r rss pss <<<"$(mem_kb "${PID[$s]}")"
