@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark meshdns against NSD and Knot DNS on the same generated zone.
 #
-#   bench/run.sh                 full run (about 5 minutes), writes docs/benchmarks.md
+#   bench/run.sh                 full run (about 7 minutes), writes docs/benchmarks.md
 #   BENCH_QUICK=1 bench/run.sh   smoke test: 3 s runs, 1 run each, no 1M zone
 #   BENCH_OUT=file BENCH_RESULTS=dir  write the report / raw outputs elsewhere
 #
@@ -431,9 +431,14 @@ for ((r = 1; r <= RUNS; r++)); do
     done
 done
 
-log "fixed-rate runs: $RATE qps for ${RATE_DUR}s"
+log "fixed-rate runs: $RUNS x $RATE qps for ${RATE_DUR}s per server, interleaved"
+for ((r = 1; r <= RUNS; r++)); do
+    for s in "${SERVERS[@]}"; do
+        measured_run "$s" "rate$r" "$RES/dnsperf-rate-$s-$r.txt" -l "$RATE_DUR" -Q "$RATE" || true
+        sleep 1
+    done
+done
 for s in "${SERVERS[@]}"; do
-    measured_run "$s" rate "$RES/dnsperf-rate-$s.txt" -l "$RATE_DUR" -Q "$RATE" || true
     if alive "$s"; then
         read -r rss pss <<<"$(mem_kb "${PID[$s]}")"
         record "rss_load_kb.$s" "$rss"
@@ -441,7 +446,6 @@ for s in "${SERVERS[@]}"; do
         record "nproc_tree.$s" "$(tree_pids "${PID[$s]}" | wc -l)"
         record "threads.$s" "$(awk '/^Threads:/ {print $2}' "/proc/${PID[$s]}/status")"
     fi
-    sleep 1
 done
 cp "$WORK/nsd/nsd.conf" "$RES/nsd.conf"
 cp "$WORK/knot/knot.conf" "$RES/knot.conf"
