@@ -103,10 +103,15 @@ def main():
                      ("meshdns_version", "meshdns"), ("meshdns_commit", "meshdns commit (HEAD)"),
                      ("meshdns_binary_mtime", "meshdns binary built"),
                      ("meshdns_binary_sha256", "meshdns binary sha256 (first 16)"),
+                     ("meshdns_last_source_commit", "last commit touching node/, schemas/, Cargo files"),
+                     ("meshdns_udp_defaults", "meshdns UDP defaults (`meshdns config check`)"),
                      ("busy_before", "machine busy before start"),
                      ("nsd_version", "NSD"), ("knot_version", "Knot DNS"),
                      ("dnsperf_version", "dnsperf (Debian)"), ("dig_version", "dig")):
         w(f"| {label} | {meta.get(k, '?')} |")
+    if meta.get("meshdns_binary_stale") == "1":
+        w("\nNote: the meshdns binary is older than the last commit touching its sources: it was built "
+          "before that commit and may not include it.")
     if meta.get("meshdns_dirty", "0") not in ("0", ""):
         w(f"\nNote: the work tree had {meta['meshdns_dirty']} uncommitted change(s) under "
           "node/, schemas/ or Cargo files when this ran; the binary may not match HEAD exactly.")

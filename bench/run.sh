@@ -364,6 +364,10 @@ rm -f "$RES"/*.txt "$RES"/*.cpu "$RES"/*.try* "$RES"/*.log "$RES"/*.tsv "$RES"/*
     echo "meshdns_dirty=$(git -C "$ROOT" status --porcelain -- node schemas Cargo.toml Cargo.lock 2>/dev/null | wc -l)"
     echo "meshdns_binary_mtime=$(date -u -r "$MESHDNS_SRC" '+%Y-%m-%d %H:%M:%S UTC')"
     echo "meshdns_binary_sha256=$(sha256sum "$MESHDNS" | cut -c1-16)"
+    echo "meshdns_last_source_commit=$(git -C "$ROOT" log -1 --format='%h %ci' -- node schemas Cargo.toml Cargo.lock 2>/dev/null)"
+    src_ct=$(git -C "$ROOT" log -1 --format=%ct -- node schemas Cargo.toml Cargo.lock 2>/dev/null || echo 0)
+    echo "meshdns_binary_stale=$((${src_ct:-0} > $(stat -c %Y "$MESHDNS_SRC") ? 1 : 0))"
+    echo "meshdns_udp_defaults=$(cd "$WORK" && "$MESHDNS" config check 2>&1 | grep -oE 'udp_(workers|batch): [a-z0-9]+' | tr '\n' ' ')"
     echo "busy_before=${idle_pct}% of one core (2 s sample before the run)"
     echo "nsd_version=$(nsd -v 2>&1 | head -1) (Debian $(dpkg-query -W -f='${Version}' nsd 2>/dev/null))"
     echo "knot_version=$(knotd -V 2>&1 | head -1) (Debian $(dpkg-query -W -f='${Version}' knot 2>/dev/null))"
