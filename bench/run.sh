@@ -38,9 +38,18 @@ PROBE_NAME=last-record.bench.test.
 PROBE_ADDR=192.0.2.255
 CLK_TCK=$(getconf CLK_TCK)
 
-for tool in nsd knotd knotc kzonecheck nsd-checkzone dnsperf dig taskset python3 curl; do
-    command -v "$tool" >/dev/null || { echo "bench: missing $tool" >&2; exit 1; }
+# Install what is missing (Debian package per tool), as scripts/test.sh does.
+declare -A PKG=([nsd]=nsd [nsd-checkzone]=nsd [knotd]=knot [knotc]=knot [kzonecheck]=knot-dnssecutils
+                [dnsperf]=dnsperf [dig]=bind9-dnsutils [taskset]=util-linux [python3]=python3 [curl]=curl)
+missing=()
+for tool in "${!PKG[@]}"; do
+    command -v "$tool" >/dev/null || missing+=("${PKG[$tool]}")
 done
+if ((${#missing[@]})); then
+    echo "bench: installing ${missing[*]}" >&2
+    sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+fi
 [[ -x $MESHDNS ]] || { echo "bench: no meshdns binary at $MESHDNS" >&2; exit 1; }
 [[ $(nproc) -ge 2 ]] || { echo "bench: needs 2 cores" >&2; exit 1; }
 
