@@ -296,3 +296,17 @@ fn both_udp_paths_answer_alike_and_oversized_datagrams_are_dropped() {
     let (_, metrics) = batched.http_get("/metrics").unwrap();
     assert!(metrics.contains("meshdns_messages_dropped_total 1"), "{metrics}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let (z, _) = semantics_server();
+    let s = Server::builder().zone_dir(z.path()).env("MESHDNS_LOG_FORMAT", "json").start();
+    assert_eq!(s.query("web.semantics.test.", RecordType::A).answers().len(), 1);
+    let log = s.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{log}");
+    for l in lines {
+        assert!(l.starts_with('{') && l.ends_with('}') && l.contains("\"level\":"), "not a JSON log line: {l}");
+    }
+    assert!(log.contains("\"message\":\"serving\""), "{log}");
+}
