@@ -85,22 +85,7 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
     let local = sock.local_addr().ok();
     let _span = tracing::debug_span!("udp", ?local).entered();
     while !stop.load(Ordering::Relaxed) {
-        let (n, peer) = match sock.recv_from(&mut inbuf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                // ICMP errors from earlier sends surface here; keep serving.
-                tracing::debug!(error = %e, "udp receive error");
-                continue;
-            }
-        };
+        let Some((n, peer)) = received(sock.recv_from(&mut inbuf)) else { continue };
         let started = Instant::now();
         let zones = shared.store.current();
         match answer(&inbuf[..n], &zones, &mut outbuf, Transport::Udp, &shared.answer) {
@@ -123,29 +108,15 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
 
     let shard = shared.metrics.shard(shard);
     let fd = sock.as_raw_fd();
-    let mut received = RecvBatch::new();
+    let mut batch = RecvBatch::new();
     let mut replies = SendBatch::new(shared.answer.udp_payload.max(512) as usize);
     let local = sock.local_addr().ok();
     let _span = tracing::debug_span!("udp", ?local, batched = true).entered();
     while !stop.load(Ordering::Relaxed) {
-        let n = match received.recv(fd) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive error");
-                continue;
-            }
-        };
+        let Some(n) = received(batch.recv(fd)) else { continue };
         let zones = shared.store.current();
         for i in 0..n {
-            let Some(query) = received.datagram(i) else {
+            let Some(query) = batch.datagram(i) else {
                 shard.record_dropped();
                 continue;
             };
@@ -153,11 +124,25 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
             match answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer) {
                 Some(a) => {
                     shard.record(Proto::Udp, &a, started.elapsed().as_nanos() as u64);
-                    replies.push(&received, i, a.len);
+                    replies.push(&batch, i, a.len);
                 }
                 None => shard.record_dropped(),
             }
         }
         replies.send(fd);
+    }
+}
+
+/// The result of a receive, or `None` to try again: interruptions, and
+/// errors such as ICMP port-unreachable from an earlier send surfacing on
+/// this socket, must not stop the worker.
+fn received<T>(result: std::io::Result<T>) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "udp receive error");
+            None
+        }
     }
 }
