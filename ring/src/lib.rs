@@ -184,6 +184,23 @@ impl Ring {
         best.into_iter().map(|(_, i)| &self.entries[i].member).collect()
     }
 
+    /// The `k` representatives of a scope: the members that speak for a
+    /// site in its region's gossip pool, or for a region in the global one.
+    ///
+    /// They are the owners of a key fixed per scope, so every node with the
+    /// same member set picks the same ones without a vote. Rendezvous order
+    /// makes the choice stable: a member leaving that was not a
+    /// representative changes nothing, and a representative leaving is
+    /// replaced by exactly one newcomer while the others stay.
+    pub fn representatives(&self, scope: Scope<'_>, k: usize) -> Vec<&Member> {
+        let key = match scope {
+            Scope::Global => "representatives/global".to_owned(),
+            Scope::Region(r) => format!("representatives/region/{r}"),
+            Scope::Site { region, site } => format!("representatives/site/{region}/{site}"),
+        };
+        self.owners(key.as_bytes(), k, scope)
+    }
+
     /// The owner of `key` within `scope`.
     pub fn owner(&self, key: &[u8], scope: Scope<'_>) -> Option<&Member> {
         self.owners(key, 1, scope).into_iter().next()

@@ -106,3 +106,33 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Representatives are stable: removing a non-representative changes
+    /// nothing; removing a representative replaces it with exactly one
+    /// other member of the scope while the rest stay.
+    #[test]
+    fn representatives_change_only_when_one_leaves(
+        ids in proptest::collection::btree_set("[a-z0-9]{1,10}", 3..80),
+        k in 1usize..4,
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let ids: Vec<String> = ids.into_iter().collect();
+        let ring = Ring::new(members(&ids));
+        let scope = Scope::Site { region: "r0", site: "s0" };
+        let before: Vec<String> = ring.representatives(scope, k).iter().map(|m| m.id.clone()).collect();
+        let in_scope: Vec<&Member> = ring.members().filter(|m| m.region == "r0" && m.site == "s0").collect();
+        prop_assert_eq!(before.len(), k.min(in_scope.len()));
+        let gone = pick.get(&ids).clone();
+        let after: Vec<String> = ring.without(&gone).representatives(scope, k).iter().map(|m| m.id.clone()).collect();
+        if before.contains(&gone) {
+            let kept: Vec<&String> = before.iter().filter(|id| **id != gone).collect();
+            prop_assert!(kept.iter().all(|id| after.contains(id)), "a surviving representative lost its role");
+            prop_assert!(after.len() >= kept.len() && after.len() <= kept.len() + 1);
+        } else {
+            prop_assert_eq!(before, after);
+        }
+    }
+}
