@@ -28,8 +28,11 @@
 //! for 20–200 members, against 1/N for rendezvous). Keeping jump minimal
 //! needs a slot table whose layout depends on the order of past joins and
 //! leaves, which two nodes with the same member set need not share.
-//! Rendezvous costs O(N) per lookup instead of O(log N); with pools of a
-//! few hundred members that is about a microsecond (`benches/lookup.rs`).
+//! Rendezvous costs O(N) per lookup instead of O(log N): measured with
+//! `cargo bench -p meshdns-ring` (2-core EPYC VM), one owner among 200
+//! members takes 0.28 µs, among 1,000 1.1 µs, among 10,000 10 µs; three
+//! owners within a site of a 200-member ring 0.45 µs. Placement is asked
+//! on membership changes, not per query, so that is cheap enough.
 //!
 //! # Example
 //!
