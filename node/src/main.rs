@@ -185,12 +185,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading zones");
+                    // Not awaited here: SIGTERM must be heard during a long reload.
                     let s = shared.clone();
-                    match tokio::task::spawn_blocking(move || s.store.reload()).await {
-                        Ok(Ok(report)) => server::http::log_report(&report),
-                        Ok(Err(e)) => tracing::error!(error = %e, "reload failed; still serving the previous zones"),
-                        Err(e) => tracing::error!(error = %e, "reload task failed"),
-                    }
+                    tokio::task::spawn_blocking(move || match s.store.reload() {
+                        Ok(report) => server::http::log_report(&report),
+                        Err(e) => tracing::error!(error = %e, "reload failed; still serving the previous zones"),
+                    });
                 }
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }

@@ -310,3 +310,85 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(log.contains("\"message\":\"serving\""), "{log}");
 }
+
+#[test]
+fn cnames_into_another_served_zone_are_followed_there() {
+    // The target zone's origin is shorter than the CNAME's zone (a past
+    // bug took the first zone's origin length for the second lookup).
+    let z = zone_dir(&[
+        (
+            "long-origin.example.zone",
+            "$ORIGIN long-origin.example.\n@ SOA ns h 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww CNAME cdn.io.\nnx CNAME nothing.cdn.io.\n",
+        ),
+        ("cdn.io.zone", "$ORIGIN cdn.io.\n@ SOA ns h 7 3600 600 86400 30\n@ NS ns\nns A 192.0.2.2\n@ A 198.51.100.7\n"),
+    ]);
+    let s = Server::with_zones(z.path());
+    let r = s.query("www.long-origin.example.", RecordType::A);
+    assert_eq!(r.response_code(), ResponseCode::NoError);
+    assert_eq!(lines(r.answers()), vec!["cdn.io. 3600 a 198.51.100.7", "www.long-origin.example. 3600 cname cdn.io."]);
+    // NXDOMAIN from the second zone, with its SOA (RFC 6604 §3).
+    let r = s.query("nx.long-origin.example.", RecordType::A);
+    assert_eq!(r.response_code(), ResponseCode::NXDomain);
+    assert_eq!(r.name_servers()[0].name().to_ascii(), "cdn.io.");
+    // And the server is still up.
+    assert_eq!(s.query("ns.cdn.io.", RecordType::A).answers().len(), 1);
+}
+
+#[test]
+fn rfc4035_signed_zones_return_rrsigs_to_do_queries() {
+    const SIG: &str = "13 2 3600 20260101000000 20251201000000 12345 signed.test. oJB1W6WNGv+ldvQ3WDG0MQkg5IEhjRip8WTrPYGv07h108dUKGMeDPKijVCHX3DDKdfb+v6oB9wfuh3DTJXUAQ==";
+    let z = zone_dir(&[(
+        "signed.test.zone",
+        &format!(
+            "$ORIGIN signed.test.\n@ SOA ns h 1 3600 600 86400 60\n@ RRSIG SOA {SIG}\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.80\nwww RRSIG A {SIG}\nwww RRSIG TXT {SIG}\n"
+        ),
+    )]);
+    let s = Server::with_zones(z.path());
+    let mut q = plain_query("www.signed.test.", RecordType::A);
+    let mut e = Edns::new();
+    e.set_max_payload(1232).set_dnssec_ok(true);
+    q.set_edns(e.clone());
+    let r = s.udp(&q);
+    let types: Vec<RecordType> = r.answers().iter().map(|a| a.record_type()).collect();
+    assert_eq!(types, vec![RecordType::A, RecordType::RRSIG], "only the RRSIG covering A");
+    // Without DO, no signatures.
+    assert_eq!(s.query("www.signed.test.", RecordType::A).answers().len(), 1);
+    // NXDOMAIN with DO: the SOA and its signature.
+    let mut q = plain_query("nx.signed.test.", RecordType::A);
+    q.set_edns(e);
+    let r = s.udp(&q);
+    assert_eq!(r.response_code(), ResponseCode::NXDomain);
+    let types: Vec<RecordType> = r.name_servers().iter().map(|a| a.record_type()).collect();
+    assert_eq!(types, vec![RecordType::SOA, RecordType::RRSIG]);
+    assert!(s.log_text().contains("signed zone"), "the missing denial proofs are warned about");
+}
+
+#[test]
+fn rfc1995_ixfr_with_the_clients_soa_gets_the_whole_zone() {
+    let (_z, s) = semantics_server();
+    let mut q = plain_query("semantics.test.", RecordType::IXFR);
+    let soa = hickory_proto::rr::Record::from_rdata(
+        "semantics.test.".parse().unwrap(),
+        0,
+        RData::SOA(hickory_proto::rr::rdata::SOA::new(
+            "ns1.semantics.test.".parse().unwrap(),
+            "hostmaster.semantics.test.".parse().unwrap(),
+            2026112400,
+            7200,
+            3600,
+            1209600,
+            300,
+        )),
+    );
+    q.add_name_server(soa);
+    let mut c = TcpStream::connect(s.dns).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write_tcp(&mut c, &q.to_vec().unwrap());
+    let mut records = Vec::new();
+    while records.iter().filter(|r: &&hickory_proto::rr::Record| r.record_type() == RecordType::SOA).count() < 2 {
+        let m = Message::from_vec(&read_tcp(&mut c).expect("transfer ended early")).unwrap();
+        assert_eq!(m.response_code(), ResponseCode::NoError);
+        records.extend(m.answers().iter().cloned());
+    }
+    assert_eq!(records.len(), 59);
+}

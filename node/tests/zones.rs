@@ -266,3 +266,36 @@ fn a_full_data_disk_still_serves_every_zone_from_memory() {
     let leftovers: Vec<_> = std::fs::read_dir(mnt.join("snapshots")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_zone_file_broken_before_a_restart_serves_its_last_good_snapshot() {
+    let d = zone_dir(&[("good.test.zone", GOOD)]);
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::builder().zone_dir(d.path()).data_dir(data.path()).start();
+    assert!(s.stop().success());
+    std::fs::write(
+        d.path().join("good.test.zone"),
+        "$ORIGIN good.test.\n@ SOA ns hostmaster 2 3600 600 86400 60\nwww A not-an-address\n",
+    )
+    .unwrap();
+    let s = Server::builder().zone_dir(d.path()).data_dir(data.path()).start();
+    assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.10"), "{}", s.log_text());
+    assert!(s.log_text().contains("kept_previous=true"), "{}", s.log_text());
+}
+
+#[test]
+fn a_file_included_twice_is_not_a_loop_but_including_itself_is() {
+    let d = zone_dir(&[
+        (
+            "twice.test.zone",
+            "$ORIGIN twice.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n$INCLUDE common.inc a.twice.test.\n$INCLUDE common.inc b.twice.test.\n",
+        ),
+        ("common.inc", "www A 192.0.2.7\n"),
+        ("loop.test.zone", "$ORIGIN loop.test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n$INCLUDE self.inc\n"),
+        ("self.inc", "$INCLUDE self.inc\n"),
+    ]);
+    let s = Server::with_zones(d.path());
+    assert_eq!(a_of(&s, "www.a.twice.test.").as_deref(), Some("192.0.2.7"));
+    assert_eq!(a_of(&s, "www.b.twice.test.").as_deref(), Some("192.0.2.7"));
+    assert!(s.log_text().contains("$INCLUDE loop"), "{}", s.log_text());
+}

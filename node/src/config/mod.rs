@@ -181,6 +181,10 @@ impl Config {
                 "must be at least 512 (RFC 6891 §6.2.5)",
             ));
         }
+        let tcp_idle_timeout_ms = s.tcp_idle_timeout_ms.unwrap_or(10_000);
+        if tcp_idle_timeout_ms == 0 {
+            return Err(invalid("server.tcp_idle_timeout_ms", "0", "must be at least 1 (milliseconds)"));
+        }
         let tcp_max_connections = s.tcp_max_connections.unwrap_or(1024);
         if tcp_max_connections == 0 {
             return Err(invalid("server.tcp_max_connections", "0", "must be at least 1"));
@@ -220,7 +224,7 @@ impl Config {
             },
             udp_batch: s.udp_batch.unwrap_or(false),
             edns_udp_payload,
-            tcp_idle_timeout: Duration::from_millis(s.tcp_idle_timeout_ms.unwrap_or(10_000)),
+            tcp_idle_timeout: Duration::from_millis(tcp_idle_timeout_ms),
             tcp_max_connections,
             shutdown_grace: Duration::from_millis(s.shutdown_grace_ms.unwrap_or(5_000)),
             zone_dir: raw.zones.dir.as_ref().map(PathBuf::from),
@@ -256,6 +260,14 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         let e = load_raw(None, [("MESHDNS_SERVR_LISTEN".to_string(), "x".to_string())].into_iter()).unwrap_err();
         assert!(e.to_string().contains("MESHDNS_SERVR_LISTEN"));
+    }
+
+    #[test]
+    fn a_zero_tcp_idle_timeout_is_refused() {
+        let mut raw = RawConfig::default();
+        raw.server.tcp_idle_timeout_ms = Some(0);
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("server.tcp_idle_timeout_ms"), "{e}");
     }
 
     #[test]

@@ -17,17 +17,37 @@ use super::SharedRef;
 use crate::dns::wire::name::to_text;
 use crate::zone::store::{LoadReport, ZoneLoad};
 
+/// Most concurrent HTTP connections; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+/// Time allowed for a request's headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest an HTTP connection may stay open (a reload of large zones included).
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Serves HTTP until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, shared: SharedRef, mut shutdown: watch::Receiver<bool>) {
+    // A scraper or health checker needs a handful of connections; idle or
+    // slow ones must not pile up and take file descriptors from DNS.
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
         };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(req, shared.clone()));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            // Reloads can take seconds; anything else is quick.
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            drop(permit);
         });
     }
 }

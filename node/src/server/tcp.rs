@@ -111,7 +111,11 @@ async fn connection(
         };
         shard.record(Proto::Tcp, &a, started.elapsed().as_nanos() as u64);
         outbuf[..2].copy_from_slice(&(a.len as u16).to_be_bytes());
-        stream.write_all(&outbuf[..2 + a.len]).await?;
+        // A client that stops reading must not hold its connection slot forever.
+        match tokio::time::timeout(idle, stream.write_all(&outbuf[..2 + a.len])).await {
+            Ok(r) => r?,
+            Err(_) => break,
+        }
     }
     let _ = stream.shutdown().await;
     Ok(())

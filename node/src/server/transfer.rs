@@ -51,7 +51,7 @@ pub async fn serve(
     if let Some(rcode) = refusal {
         let b = ResponseBuilder::new(&mut out[2..], 65535, Some(question), opt.is_some()).ok_or_else(too_big)?;
         let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), rcode, opt);
-        send(stream, out, len).await?;
+        send(stream, out, len, shared.config.tcp_idle_timeout).await?;
         return Ok(Answered { len, rcode, qtype: Some(q.qtype), truncated: false });
     }
     let Some(zone) = zones.get(qname) else {
@@ -62,7 +62,7 @@ pub async fn serve(
     let mut total = 0;
     while !cursor.done() {
         let len = fill(zone, &mut cursor, &mut out[2..], first.then_some(question), q, opt)?;
-        send(stream, out, len).await?;
+        send(stream, out, len, shared.config.tcp_idle_timeout).await?;
         total += len;
         first = false;
     }
@@ -74,9 +74,13 @@ fn too_big() -> std::io::Error {
     std::io::Error::other("transfer message does not fit")
 }
 
-async fn send(stream: &mut TcpStream, out: &mut [u8], len: usize) -> std::io::Result<()> {
+async fn send(stream: &mut TcpStream, out: &mut [u8], len: usize, idle: std::time::Duration) -> std::io::Result<()> {
     out[..2].copy_from_slice(&(len as u16).to_be_bytes());
-    stream.write_all(&out[..2 + len]).await
+    // A secondary that stops reading gives up its slot after the idle timeout.
+    match tokio::time::timeout(idle, stream.write_all(&out[..2 + len])).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading the transfer")),
+    }
 }
 
 /// Fills one message with as many records as fit.
@@ -121,15 +125,18 @@ struct RecordCursor {
     phase: u8,
     node: u32,
     rrset: u32,
-    /// Index of the record within the RRset.
-    record: u32,
+    /// Byte offset of the next record within the RRset's RDATA list, so
+    /// a large RRset is walked once, not once per record.
+    offset: u32,
+    /// Length (with its 2-byte prefix) of the record `peek` returned.
+    peeked: u32,
 }
 
 type Name = ([u8; MAX_NAME_LEN], usize);
 
 impl RecordCursor {
     fn new() -> Self {
-        RecordCursor { phase: 0, node: 0, rrset: 0, record: 0 }
+        RecordCursor { phase: 0, node: 0, rrset: 0, offset: 0, peeked: 0 }
     }
 
     fn done(&self) -> bool {
@@ -156,7 +163,7 @@ impl RecordCursor {
                     if self.rrset >= node.rrset_count() as u32 {
                         self.node += 1;
                         self.rrset = 0;
-                        self.record = 0;
+                        self.offset = 0;
                         continue;
                     }
                     let Some(rrset) = zone.rrset(node.rrset_start() + self.rrset) else {
@@ -167,13 +174,14 @@ impl RecordCursor {
                         self.rrset += 1;
                         continue;
                     }
-                    match zone.records(&rrset).nth(self.record as usize) {
+                    match zone.records_from(&rrset, self.offset as usize).next() {
                         Some(rdata) => {
+                            self.peeked = 2 + rdata.len() as u32;
                             return Some((name_of(zone, self.node), Rtype(rrset.rtype()), rrset.ttl(), rdata));
                         }
                         None => {
                             self.rrset += 1;
-                            self.record = 0;
+                            self.offset = 0;
                         }
                     }
                 }
@@ -185,7 +193,7 @@ impl RecordCursor {
     fn advance(&mut self) {
         match self.phase {
             0 => self.phase = 1,
-            1 => self.record += 1,
+            1 => self.offset += self.peeked,
             _ => self.phase = 3,
         }
     }

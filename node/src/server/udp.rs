@@ -88,7 +88,7 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
         let Some((n, peer)) = received(sock.recv_from(&mut inbuf)) else { continue };
         let started = Instant::now();
         let zones = shared.store.current();
-        match answer(&inbuf[..n], &zones, &mut outbuf, Transport::Udp, &shared.answer) {
+        match guarded(|| answer(&inbuf[..n], &zones, &mut outbuf, Transport::Udp, &shared.answer)) {
             Some(a) => {
                 shard.record(Proto::Udp, &a, started.elapsed().as_nanos() as u64);
                 if let Err(e) = sock.send_to(&outbuf[..a.len], peer) {
@@ -121,7 +121,7 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
                 continue;
             };
             let started = Instant::now();
-            match answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer) {
+            match guarded(|| answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer)) {
                 Some(a) => {
                     shard.record(Proto::Udp, &a, started.elapsed().as_nanos() as u64);
                     replies.push(&batch, i, a.len);
@@ -142,6 +142,19 @@ fn received<T>(result: std::io::Result<T>) -> Option<T> {
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
         Err(e) => {
             tracing::debug!(error = %e, "udp receive error");
+            None
+        }
+    }
+}
+
+/// Runs the answer path so that a bug that panics on some input costs that
+/// one query (no reply, counted as dropped, logged) instead of the worker
+/// thread: a handful of such queries must not take UDP service down.
+fn guarded<T>(f: impl FnOnce() -> Option<T>) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            tracing::error!("the answer path panicked on a query (a bug: please report it); no reply sent");
             None
         }
     }

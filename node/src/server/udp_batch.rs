@@ -27,8 +27,8 @@ pub const MAX_QUERY: usize = 4096;
 pub struct RecvBatch {
     bufs: Box<[u8]>,
     addrs: Box<[libc::sockaddr_storage]>,
-    /// Pointed to by `hdrs`; kept alive here, never read from Rust.
-    _iovs: Box<[libc::iovec]>,
+    /// Pointed to by `hdrs` during a call.
+    iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
     count: usize,
 }
@@ -54,14 +54,22 @@ impl RecvBatch {
                 h
             })
             .collect();
-        RecvBatch { bufs, addrs, _iovs: iovs, hdrs, count: 0 }
+        RecvBatch { bufs, addrs, iovs, hdrs, count: 0 }
     }
 
-    /// Blocks until at least one datagram arrives (or the socket's receive
-    /// timeout passes) and takes up to [`BATCH`]. Returns how many.
+    /// Blocks until at least one datagram arrives (or the socket is shut
+    /// down) and takes up to [`BATCH`]. Returns how many.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        for h in self.hdrs.iter_mut() {
+        // Pointers are taken afresh from `&mut self` right before the call,
+        // so no write through the owning boxes can invalidate them first.
+        for i in 0..BATCH {
+            self.iovs[i].iov_base = self.bufs[i * MAX_QUERY..].as_mut_ptr().cast();
+            self.iovs[i].iov_len = MAX_QUERY;
+            let h = &mut self.hdrs[i];
+            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+            h.msg_hdr.msg_iov = &mut self.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
@@ -154,6 +162,14 @@ impl SendBatch {
     /// ICMP error surfacing) is skipped; the others still go. Returns how
     /// many were sent.
     pub fn send(&mut self, fd: RawFd) -> usize {
+        // Fresh pointers, as in `RecvBatch::recv`.
+        for j in 0..self.count {
+            self.iovs[j].iov_base = self.bufs[j * self.buf_len..].as_mut_ptr().cast();
+            let h = &mut self.hdrs[j];
+            h.msg_hdr.msg_name = (&mut self.addrs[j] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_iov = &mut self.iovs[j];
+            h.msg_hdr.msg_iovlen = 1;
+        }
         let mut sent = 0;
         let mut at = 0;
         while at < self.count {

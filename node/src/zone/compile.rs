@@ -165,6 +165,14 @@ pub fn compile(parsed: &ParsedFile, expected_origin: Option<&[u8]>) -> Result<Co
         }
     }
 
+    // Pre-signed zones: signatures are served, denial proofs not yet.
+    if b.sets(&b.nodes[0]).iter().any(|(r, _)| r.rtype() == Rtype::RRSIG.0) {
+        let text = "signed zone: DO answers carry RRSIGs, but NXDOMAIN/NODATA answers carry no NSEC/NSEC3 proof yet, \
+                    so validating resolvers will reject this zone's negative answers"
+            .to_owned();
+        warnings.push(warning(&first_soa.at, text));
+    }
+
     // Data hidden below cuts and DNAMEs.
     for (idx, n) in b.nodes.iter().enumerate() {
         if n.flags & flags::OCCLUDED == 0 || n.flags & flags::HAS_DATA == 0 {

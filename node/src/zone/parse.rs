@@ -52,7 +52,7 @@ pub struct RawRecord {
 pub struct Location {
     /// Index into [`ParsedFile::sources`].
     pub source: u16,
-    /// Byte offset of the entry (before any leading blanks or comments).
+    /// Byte offset of the entry's first character.
     pub offset: u32,
 }
 
@@ -99,15 +99,15 @@ impl ParsedFile {
         self.sources.get(at.source as usize).map_or(Path::new(""), PathBuf::as_path)
     }
 
-    /// The 1-based line of the first non-blank, non-comment byte at or
-    /// after `at` (re-reads the file once, on the first call for it).
+    /// The 1-based line of a location. The first call for a source reads
+    /// that file once to index its newlines.
     pub fn line(&self, at: &Location) -> u32 {
         let Some(cell) = self.lines.get(at.source as usize) else { return 0 };
-        let bytes = std::fs::read(self.file(at)).unwrap_or_default();
-        let newlines = cell
-            .get_or_init(|| bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i as u32).collect());
-        let content = first_content(&bytes, at.offset as usize) as u32;
-        (newlines.partition_point(|&nl| nl < content) + 1) as u32
+        let newlines = cell.get_or_init(|| {
+            let bytes = std::fs::read(self.file(at)).unwrap_or_default();
+            bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i as u32).collect()
+        });
+        (newlines.partition_point(|&nl| nl < at.offset) + 1) as u32
     }
 }
 
@@ -135,7 +135,7 @@ pub fn parse_file(path: &Path, origin: Option<&str>) -> Result<ParsedFile, ZoneE
     let origin = origin.and_then(|o| Name::<Bytes>::bytes_from_str(o).ok());
     let mut out = ParsedFile::default();
     let mut hasher = Xxh3::new();
-    read_one(path, origin, 0, &mut out, &mut hasher)?;
+    read_one(path, origin, &mut Vec::new(), &mut out, &mut hasher)?;
     out.digest = hasher.digest();
     Ok(out)
 }
@@ -159,18 +159,21 @@ fn feed(hasher: &mut Xxh3, path: &Path, bytes: &[u8]) {
     hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
 }
 
+/// Reads one file. `chain` holds the files being read, outermost first:
+/// a file may be included twice, but never from inside itself.
 fn read_one(
     path: &Path,
     origin: Option<Name<Bytes>>,
-    depth: usize,
+    chain: &mut Vec<PathBuf>,
     out: &mut ParsedFile,
     hasher: &mut Xxh3,
 ) -> Result<(), ZoneError> {
     let err = |line: u32, msg: String| ZoneError::single(Diagnostic::error(path, line, msg));
-    if depth > MAX_INCLUDE_DEPTH {
+    if chain.len() > MAX_INCLUDE_DEPTH {
         return Err(err(0, format!("$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH} levels")));
     }
-    if out.sources.iter().any(|p| p == path) {
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    if chain.contains(&canonical) {
         return Err(err(0, "$INCLUDE loop: file includes itself".into()));
     }
     let mut bytes = std::fs::read(path).map_err(|e| err(0, format!("cannot read: {e}")))?;
@@ -209,7 +212,7 @@ fn read_one(
             }
         };
         let entry_end = zonefile.current_offset();
-        let at = Location { source, offset: entry_start as u32 };
+        let at = Location { source, offset: first_content(&bytes, entry_start) as u32 };
         match entry {
             Entry::Record(record) => {
                 if record.class() != Class::IN {
@@ -242,7 +245,10 @@ fn read_one(
                 let inc_path = path.parent().unwrap_or(Path::new(".")).join(inc.as_ref() as &str);
                 let inc_origin = inc_origin.or_else(|| zonefile.origin().ok());
                 let line = line_at(entry_start);
-                read_one(&inc_path, inc_origin, depth + 1, out, hasher).map_err(|e| {
+                chain.push(canonical.clone());
+                let included = read_one(&inc_path, inc_origin, chain, out, hasher);
+                chain.pop();
+                included.map_err(|e| {
                     e.with_context(Diagnostic::error(path, line, format!("in $INCLUDE {}", inc_path.display())))
                 })?;
             }
@@ -341,10 +347,7 @@ mod smimea {
                 && bytes.len() >= i + 7
                 && bytes[i..i + 6].eq_ignore_ascii_case(b"SMIMEA")
                 && bytes[i + 6].is_ascii_whitespace()
-                && bytes[i + 7..]
-                    .iter()
-                    .find(|c| !c.is_ascii_whitespace() && **c != b'(')
-                    .is_some_and(u8::is_ascii_digit)
+                && next_token_is_number(&bytes[i + 6..])
             {
                 bytes[i..i + 6].copy_from_slice(b"TLSA  ");
                 found.push(i);
@@ -355,8 +358,33 @@ mod smimea {
         found
     }
 
+    /// Whether the next token is a number: on the same line, or on a later
+    /// one only after an opening parenthesis (a record continued in
+    /// parentheses). A name at the end of a line followed by a line that
+    /// starts with a digit is not a type token.
+    fn next_token_is_number(rest: &[u8]) -> bool {
+        let mut in_parens = false;
+        for &c in rest {
+            match c {
+                b'(' => in_parens = true,
+                b'\n' if !in_parens => return false,
+                c if c.is_ascii_whitespace() => {}
+                c => return c.is_ascii_digit(),
+            }
+        }
+        false
+    }
+
     #[cfg(test)]
     mod tests {
+        #[test]
+        fn a_name_smimea_at_a_line_end_is_left_alone() {
+            let mut z = b"mail CNAME smimea\n1 PTR host.\nx SMIMEA (\n 3 0 1 AB )\n".to_vec();
+            let at = super::rewrite(&mut z);
+            assert_eq!(at, vec![32]);
+            assert!(z.starts_with(b"mail CNAME smimea\n1 PTR host.\nx TLSA   ("));
+        }
+
         #[test]
         fn rfc8162_type_token_is_rewritten_but_names_are_not() {
             let mut z = b"smimea 60 IN SMIMEA 3 0 1 ABCD\n@ CNAME smimea\n".to_vec();

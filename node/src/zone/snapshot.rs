@@ -327,8 +327,15 @@ impl Snapshot {
 
     /// The RDATA of each record in `rrset`.
     pub fn records<'s>(&'s self, rrset: &RRset) -> Records<'s> {
+        self.records_from(rrset, 0)
+    }
+
+    /// The RDATA of the records in `rrset` from byte `offset` of its list
+    /// (each record takes 2 + its RDATA length).
+    pub fn records_from<'s>(&'s self, rrset: &RRset, offset: usize) -> Records<'s> {
         let start = self.rdata.start + rrset.rdata_offset() as usize;
-        Records { rest: self.bytes().get(start..start + rrset.rdata_len() as usize).unwrap_or(&[]) }
+        let list = self.bytes().get(start..start + rrset.rdata_len() as usize).unwrap_or(&[]);
+        Records { rest: list.get(offset..).unwrap_or(&[]) }
     }
 }
 

@@ -145,8 +145,12 @@ impl ZoneStore {
                     if let Ok(mut f) = self.failures.lock() {
                         *f.entry(file.display().to_string()).or_default() += 1;
                     }
-                    let kept_previous = previous.is_some();
-                    if let Some(prev) = previous {
+                    // The last good version: the one in memory, or after a
+                    // restart the snapshot it left on disk (its sources have
+                    // changed since, which is why it was not reused).
+                    let fallback = previous.or_else(|| self.last_good_snapshot(file));
+                    let kept_previous = fallback.is_some();
+                    if let Some(prev) = fallback {
                         next.insert(file.clone(), prev);
                     }
                     report.zones.push(ZoneLoad::Failed { file: file.clone(), error, kept_previous });
@@ -179,7 +183,7 @@ impl ZoneStore {
         }
         self.current.store(Arc::new(ZoneSet::new(next.values().cloned().collect())));
         *loaded = next;
-        self.remove_stale_snapshots(&loaded);
+        self.remove_stale_snapshots(&loaded, &files);
         if report.zones.iter().any(|z| matches!(z, ZoneLoad::Compiled { .. })) {
             super::snapshot::release_freed_memory();
         }
@@ -245,13 +249,23 @@ impl ZoneStore {
         Ok((Arc::new(snap), outcome))
     }
 
-    fn remove_stale_snapshots(&self, loaded: &BTreeMap<PathBuf, Arc<Snapshot>>) {
+    /// A valid snapshot on disk compiled from `file`, however old.
+    fn last_good_snapshot(&self, file: &Path) -> Option<Arc<Snapshot>> {
+        let snap = Snapshot::open(&self.snapshot_path(file)).ok()?;
+        (snap.sources().first().map(Path::new) == Some(file)).then(|| Arc::new(snap))
+    }
+
+    /// Deletes snapshots that belong to no zone file any more. A snapshot
+    /// of a file that still exists is kept even when unused: it is the last
+    /// good version to fall back on if that file is broken at a restart.
+    fn remove_stale_snapshots(&self, loaded: &BTreeMap<PathBuf, Arc<Snapshot>>, files: &[PathBuf]) {
         let Ok(entries) = std::fs::read_dir(&self.snapshot_dir) else {
             return;
         };
+        let wanted: Vec<PathBuf> = files.iter().map(|f| self.snapshot_path(f)).collect();
         for e in entries.flatten() {
             let p = e.path();
-            let in_use = loaded.values().any(|s| s.path() == p);
+            let in_use = loaded.values().any(|s| s.path() == p) || wanted.contains(&p);
             if !in_use && p.extension().is_some_and(|x| x == "snap") {
                 // Already-mapped snapshots stay valid after unlink.
                 let _ = std::fs::remove_file(&p);

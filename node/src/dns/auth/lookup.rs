@@ -129,19 +129,24 @@ struct Resolver<'z> {
     zones: &'z ZoneSet,
     zone: &'z Snapshot,
     qtype: Rtype,
+    /// DO was set on the query.
     dnssec_ok: bool,
     additional: Additional<'z>,
 }
 
 impl<'z> Resolver<'z> {
     fn run(&mut self, qname: &[u8], b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
-        let zone = self.zone;
-        let origin_len = zone.origin().len();
         let mut cur = Current { buf: [0; MAX_NAME_LEN], len: qname.len(), is_qname: true };
         cur.buf[..qname.len()].copy_from_slice(qname);
         for link in 0..MAX_CHAIN {
+            // A CNAME may have moved the walk into another served zone:
+            // take the zone afresh on every link.
+            let zone = self.zone;
             let first = link == 0;
-            let rel_len = cur.len - origin_len;
+            // `enter` only admits names at or below the zone's origin.
+            let Some(rel_len) = cur.len.checked_sub(zone.origin().len()) else {
+                return self.negative(Rcode::SERVFAIL, b);
+            };
             let node = match zone.find(&cur.buf[..rel_len]) {
                 Some((_, node)) if node.flags() & flags::OCCLUDED != 0 => {
                     match self.occluded_by(node.occluder(), &mut cur, first, b)? {
@@ -191,21 +196,21 @@ impl<'z> Resolver<'z> {
                 // RFC 8482 §4.2: one RRset is a complete answer to ANY.
                 return match zone.rrsets_at(&node).next() {
                     Some(rrset) => {
-                        self.answer_rrset(&cur, &rrset, b)?;
+                        self.answer_rrset(&cur, &node, &rrset, b)?;
                         Ok(DONE_AUTH)
                     }
                     None => self.negative(Rcode::NOERROR, b),
                 };
             }
             if let Some(rrset) = zone.rrset_at(&node, self.qtype.0) {
-                self.answer_rrset(&cur, &rrset, b)?;
+                self.answer_rrset(&cur, &node, &rrset, b)?;
                 return Ok(DONE_AUTH);
             }
             if node.flags() & flags::CNAME != 0 {
                 let Some(cname) = zone.rrset_at(&node, Rtype::CNAME.0) else {
                     break;
                 };
-                self.write_rrset(Section::Answer, cur.owner(), &cname, b)?;
+                self.write_rrset(Section::Answer, cur.owner(), &cname, Some(&node), b)?;
                 let Some(target) = zone.records(&cname).next() else {
                     break;
                 };
@@ -279,7 +284,7 @@ impl<'z> Resolver<'z> {
         let Some(target) = zone.records(&dname).next() else {
             return self.negative(Rcode::SERVFAIL, b).map(Step::Done);
         };
-        self.write_rrset(Section::Answer, Owner::Name(node_name.name()), &dname, b)?;
+        self.write_rrset(Section::Answer, Owner::Name(node_name.name()), &dname, Some(&node), b)?;
         let prefix_len = cur.len - node_name.len;
         let new_len = prefix_len + target.len();
         if new_len > MAX_NAME_LEN {
@@ -304,7 +309,7 @@ impl<'z> Resolver<'z> {
         let Some(ns) = zone.rrset_at(cut, Rtype::NS.0) else {
             return self.negative(Rcode::SERVFAIL, b);
         };
-        self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ns, b)?;
+        self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ns, None, b)?;
         // RFC 4035 §3.1.4: a signed zone adds the DS RRset to referrals for
         // DO queries. An unsigned zone (no RRSIG at its apex) has no proof to
         // offer, and NSD and Knot leave DS out there too.
@@ -312,7 +317,7 @@ impl<'z> Resolver<'z> {
             && zone.node(zone.apex()).is_some_and(|apex| zone.rrset_at(&apex, Rtype::RRSIG.0).is_some())
             && let Some(ds) = zone.rrset_at(cut, Rtype::DS.0)
         {
-            self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ds, b)?;
+            self.write_rrset(Section::Authority, Owner::Name(cut_name.name()), &ds, Some(cut), b)?;
         }
         for target in zone.records(&ns) {
             let mut lower = [0u8; MAX_NAME_LEN];
@@ -337,21 +342,39 @@ impl<'z> Resolver<'z> {
         self.negative(if apex_here { Rcode::NOERROR } else { Rcode::NXDOMAIN }, b)
     }
 
-    /// NXDOMAIN or NODATA: the SOA in authority (RFC 2308 §3).
+    /// NXDOMAIN or NODATA: the SOA in authority (RFC 2308 §3), with its
+    /// RRSIGs for DO queries to a signed zone. NSEC/NSEC3 denial proofs are
+    /// not added yet (the zone compiler warns about that for signed zones).
     fn negative(&mut self, rcode: Rcode, b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
         let zone = self.zone;
-        if let Some(apex) = zone.node(zone.apex())
-            && let Some(soa) = zone.rrset_at(&apex, Rtype::SOA.0)
+        let apex = zone.node(zone.apex());
+        let soa = apex.as_ref().and_then(|a| zone.rrset_at(a, Rtype::SOA.0));
+        if let (Some(apex), Some(soa)) = (apex, soa)
             && let Some(rdata) = zone.records(&soa).next()
         {
             let minimum = rdata.len().checked_sub(4).and_then(|at| crate::dns::wire::read_u32(rdata, at)).unwrap_or(0);
-            b.record(Section::Authority, Owner::Name(zone.origin()), Rtype::SOA, soa.ttl().min(minimum), rdata)?;
+            let ttl = soa.ttl().min(minimum);
+            b.record(Section::Authority, Owner::Name(zone.origin()), Rtype::SOA, ttl, rdata)?;
+            if self.wants_signatures()
+                && let Some(sigs) = zone.rrset_at(&apex, Rtype::RRSIG.0)
+            {
+                let covers_soa = |sig: &&[u8]| sig.get(..2) == Some(&Rtype::SOA.0.to_be_bytes()[..]);
+                for sig in zone.records(&sigs).filter(covers_soa) {
+                    b.record(Section::Authority, Owner::Name(zone.origin()), Rtype::RRSIG, ttl, sig)?;
+                }
+            }
         }
         Ok(Outcome { rcode, authoritative: true, truncated: false })
     }
 
-    fn answer_rrset(&mut self, cur: &Current, rrset: &RRset, b: &mut ResponseBuilder<'_>) -> Result<(), Full> {
-        self.write_rrset(Section::Answer, cur.owner(), rrset, b)?;
+    fn answer_rrset(
+        &mut self,
+        cur: &Current,
+        node: &Node,
+        rrset: &RRset,
+        b: &mut ResponseBuilder<'_>,
+    ) -> Result<(), Full> {
+        self.write_rrset(Section::Answer, cur.owner(), rrset, Some(node), b)?;
         // Addresses of the names an answer points at (RFC 1035 §3.3.9, §3.3.11; RFC 2782).
         let offset = match Rtype(rrset.rtype()) {
             Rtype::NS => 0,
@@ -367,16 +390,34 @@ impl<'z> Resolver<'z> {
         Ok(())
     }
 
+    /// DO was set and the current zone is signed (an RRSIG at its apex):
+    /// only then do signatures and DS records belong in the response. An
+    /// unsigned zone has nothing to prove, and NSD and Knot send none there.
+    fn wants_signatures(&self) -> bool {
+        self.dnssec_ok
+            && self.zone.node(self.zone.apex()).is_some_and(|apex| self.zone.rrset_at(&apex, Rtype::RRSIG.0).is_some())
+    }
+
+    /// Writes an RRset and, for DO queries, the RRSIGs at `signed_at` that
+    /// cover its type (RFC 4035 §3.1.1: a signed zone returns them with
+    /// the data). Pass `None` for data that is not signed (referral NS, glue).
     fn write_rrset(
         &self,
         section: Section,
         owner: Owner<'_>,
         rrset: &RRset,
+        signed_at: Option<&Node>,
         b: &mut ResponseBuilder<'_>,
     ) -> Result<(), Full> {
         let rtype = Rtype(rrset.rtype());
         for rdata in self.zone.records(rrset) {
             b.record(section, owner, rtype, rrset.ttl(), rdata)?;
+        }
+        let Some(node) = signed_at.filter(|_| rtype != Rtype::RRSIG && self.wants_signatures()) else { return Ok(()) };
+        let Some(sigs) = self.zone.rrset_at(node, Rtype::RRSIG.0) else { return Ok(()) };
+        // The first two octets of RRSIG RDATA are the type covered (RFC 4034 §3.1).
+        for sig in self.zone.records(&sigs).filter(|sig| sig.get(..2) == Some(&rtype.0.to_be_bytes()[..])) {
+            b.record(section, owner, Rtype::RRSIG, sigs.ttl(), sig)?;
         }
         Ok(())
     }
@@ -400,7 +441,7 @@ impl<'z> Resolver<'z> {
                 let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else { continue };
                 let Some(rrset) = zone.rrset_at(&node, rtype.0) else { continue };
                 let mark = b.mark();
-                if self.write_rrset(Section::Additional, Owner::Name(name), &rrset, b).is_err() {
+                if self.write_rrset(Section::Additional, Owner::Name(name), &rrset, None, b).is_err() {
                     b.rollback(mark);
                     missing_required |= required;
                 }

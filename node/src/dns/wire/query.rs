@@ -102,11 +102,14 @@ impl<'a> Query<'a> {
         let question_end = qname_end + 4;
         let qname = &msg[HEADER_LEN..qname_end];
         debug_assert!(qname.len() <= MAX_NAME_LEN);
-        if header.opcode() == Opcode::QUERY && (ancount != 0 || nscount != 0) {
+        // RFC 1995 §3: an IXFR query carries the client's SOA in authority.
+        let authority_allowed = if Rtype(qtype) == Rtype::IXFR { 1 } else { 0 };
+        if header.opcode() == Opcode::QUERY && (ancount != 0 || nscount > authority_allowed) {
             return Err(formerr(Some(question_end), "a query carries answer or authority records"));
         }
         let edns = if header.opcode() == Opcode::QUERY {
-            parse_additional(msg, question_end, arcount).map_err(|reason| formerr(Some(question_end), reason))?
+            parse_additional(msg, question_end, nscount, arcount)
+                .map_err(|reason| formerr(Some(question_end), reason))?
         } else {
             // NOTIFY and UPDATE messages have sections of their own; their
             // handlers parse them. Here only the question matters.
@@ -116,9 +119,18 @@ impl<'a> Query<'a> {
     }
 }
 
-/// Walks the additional section of a QUERY: at most one OPT, owned by the root
+/// Skips `nscount` authority records (an IXFR's SOA), then walks the
+/// additional section of a QUERY: at most one OPT, owned by the root
 /// (RFC 6891 §6.1.1); other records (e.g. TSIG) are skipped over, not trusted.
-fn parse_additional(msg: &[u8], mut pos: usize, arcount: u16) -> Result<Option<Edns>, &'static str> {
+fn parse_additional(msg: &[u8], mut pos: usize, nscount: u16, arcount: u16) -> Result<Option<Edns>, &'static str> {
+    for _ in 0..nscount {
+        let owner_len = skip_name(msg, pos).ok_or("bad owner name in authority section")?;
+        let rdlen = read_u16(msg, pos + owner_len + 8).ok_or("truncated authority record")? as usize;
+        pos += owner_len + 10 + rdlen;
+        if pos > msg.len() {
+            return Err("authority record runs past the end");
+        }
+    }
     let mut edns = None;
     for _ in 0..arcount {
         let owner_len = skip_name(msg, pos).ok_or("bad owner name in additional section")?;
