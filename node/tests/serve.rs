@@ -230,15 +230,7 @@ fn rfc7766_tcp_pipelining_idle_timeout_and_connection_limit() {
 #[test]
 fn axfr_is_served_to_allowed_clients_and_refused_to_others() {
     let (z, s) = semantics_server();
-    let mut c = TcpStream::connect(s.dns).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write_tcp(&mut c, &plain_query("semantics.test.", RecordType::AXFR).to_vec().unwrap());
-    let mut records = Vec::new();
-    while records.iter().filter(|r: &&hickory_proto::rr::Record| r.record_type() == RecordType::SOA).count() < 2 {
-        let m = Message::from_vec(&read_tcp(&mut c).expect("transfer ended early")).unwrap();
-        assert_eq!(m.response_code(), ResponseCode::NoError);
-        records.extend(m.answers().iter().cloned());
-    }
+    let records = transfer(s.dns, &plain_query("semantics.test.", RecordType::AXFR));
     assert_eq!(records.first().unwrap().record_type(), RecordType::SOA);
     assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
     assert_eq!(records.len(), 58 + 1, "every record plus the closing SOA");
@@ -381,14 +373,6 @@ fn rfc1995_ixfr_with_the_clients_soa_gets_the_whole_zone() {
         )),
     );
     q.add_name_server(soa);
-    let mut c = TcpStream::connect(s.dns).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write_tcp(&mut c, &q.to_vec().unwrap());
-    let mut records = Vec::new();
-    while records.iter().filter(|r: &&hickory_proto::rr::Record| r.record_type() == RecordType::SOA).count() < 2 {
-        let m = Message::from_vec(&read_tcp(&mut c).expect("transfer ended early")).unwrap();
-        assert_eq!(m.response_code(), ResponseCode::NoError);
-        records.extend(m.answers().iter().cloned());
-    }
+    let records = transfer(s.dns, &q);
     assert_eq!(records.len(), 59);
 }

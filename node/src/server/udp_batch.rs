@@ -34,27 +34,16 @@ pub struct RecvBatch {
 }
 
 impl RecvBatch {
-    /// Buffers for [`BATCH`] datagrams.
+    /// Buffers for [`BATCH`] datagrams. The kernel-facing pointers are
+    /// filled in by [`Self::recv`] right before each call.
     pub fn new() -> Self {
-        let mut bufs = vec![0u8; BATCH * MAX_QUERY].into_boxed_slice();
-        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for
-        // which all-zero bytes are a valid value.
-        let mut addrs: Box<[libc::sockaddr_storage]> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
-        let mut iovs: Box<[libc::iovec]> = (0..BATCH)
-            .map(|i| libc::iovec { iov_base: bufs[i * MAX_QUERY..].as_mut_ptr().cast(), iov_len: MAX_QUERY })
-            .collect();
-        let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
-            .map(|i| {
-                // SAFETY: as above, all-zero is valid; the pointers are set next.
-                let mut h: libc::mmsghdr = unsafe { zeroed() };
-                h.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
-                h.msg_hdr.msg_iov = &mut iovs[i];
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        RecvBatch { bufs, addrs, iovs, hdrs, count: 0 }
+        RecvBatch {
+            bufs: vec![0u8; BATCH * MAX_QUERY].into_boxed_slice(),
+            addrs: zeroed_slice(),
+            iovs: zeroed_slice(),
+            hdrs: zeroed_slice(),
+            count: 0,
+        }
     }
 
     /// Blocks until at least one datagram arrives (or the socket is shut
@@ -121,24 +110,17 @@ pub struct SendBatch {
 }
 
 impl SendBatch {
-    /// Buffers for [`BATCH`] answers of up to `max_len` bytes.
+    /// Buffers for [`BATCH`] answers of up to `max_len` bytes. The
+    /// kernel-facing pointers are filled in by [`Self::send`].
     pub fn new(max_len: usize) -> Self {
-        let mut bufs = vec![0u8; BATCH * max_len].into_boxed_slice();
-        // SAFETY: plain C structs; all-zero is valid.
-        let mut addrs: Box<[libc::sockaddr_storage]> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
-        let mut iovs: Box<[libc::iovec]> =
-            (0..BATCH).map(|i| libc::iovec { iov_base: bufs[i * max_len..].as_mut_ptr().cast(), iov_len: 0 }).collect();
-        let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
-            .map(|i| {
-                // SAFETY: plain C struct; all-zero is valid; pointers set next.
-                let mut h: libc::mmsghdr = unsafe { zeroed() };
-                h.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                h.msg_hdr.msg_iov = &mut iovs[i];
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        SendBatch { bufs, buf_len: max_len, addrs, iovs, hdrs, count: 0 }
+        SendBatch {
+            bufs: vec![0u8; BATCH * max_len].into_boxed_slice(),
+            buf_len: max_len,
+            addrs: zeroed_slice(),
+            iovs: zeroed_slice(),
+            hdrs: zeroed_slice(),
+            count: 0,
+        }
     }
 
     /// The buffer for the next answer.
@@ -191,4 +173,11 @@ impl SendBatch {
         self.count = 0;
         sent
     }
+}
+
+/// [`BATCH`] all-zero C structs.
+fn zeroed_slice<T>() -> Box<[T]> {
+    // SAFETY: only used for sockaddr_storage, iovec and mmsghdr, plain C
+    // structs for which all-zero bytes are a valid (empty) value.
+    (0..BATCH).map(|_| unsafe { zeroed() }).collect()
 }

@@ -235,6 +235,27 @@ pub fn read_tcp(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Sends a zone transfer request over TCP and collects the records until
+/// the closing SOA (RFC 5936 §2.2).
+pub fn transfer(addr: SocketAddr, request: &Message) -> Vec<hickory_proto::rr::Record> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write_tcp(&mut s, &request.to_vec().unwrap());
+    let mut out = Vec::new();
+    let mut soas = 0;
+    while soas < 2 {
+        let m = Message::from_vec(&read_tcp(&mut s).expect("transfer ended early")).unwrap();
+        assert_eq!(m.response_code(), hickory_proto::op::ResponseCode::NoError, "transfer refused");
+        for r in m.answers() {
+            if r.record_type() == RecordType::SOA {
+                soas += 1;
+            }
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
 /// A query with EDNS (payload 1232), like `dig` sends.
 pub fn query(name: &str, rtype: RecordType) -> Message {
     let mut m = plain_query(name, rtype);

@@ -2,7 +2,7 @@
 //! interoperability tests.
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -75,22 +75,7 @@ pub fn udp_exchange(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// All records of a zone by AXFR.
 pub fn axfr(addr: SocketAddr, zone: &str) -> Vec<hickory_proto::rr::Record> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write_tcp(&mut s, &plain_query(zone, RecordType::AXFR).to_vec().unwrap());
-    let mut out = Vec::new();
-    let mut soas = 0;
-    while soas < 2 {
-        let m = Message::from_vec(&read_tcp(&mut s).expect("AXFR ended early")).unwrap();
-        assert_eq!(m.response_code(), ResponseCode::NoError, "AXFR of {zone} refused");
-        for r in m.answers() {
-            if r.record_type() == RecordType::SOA {
-                soas += 1;
-            }
-            out.push(r.clone());
-        }
-    }
-    out
+    transfer(addr, &plain_query(zone, RecordType::AXFR))
 }
 
 /// `start_nsd_with` for primary zones, probing the first.
