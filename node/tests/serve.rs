@@ -376,3 +376,33 @@ fn rfc1995_ixfr_with_the_clients_soa_gets_the_whole_zone() {
     let records = transfer(s.dns, &q);
     assert_eq!(records.len(), 59);
 }
+
+#[test]
+fn every_listen_address_serves_udp_and_tcp_ipv6_included() {
+    let zones = zone_dir(&[]);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone"),
+        zones.path().join("semantics.test.zone"),
+    )
+    .unwrap();
+    let v6_port = free_port();
+    let v6: std::net::SocketAddr = format!("[::1]:{v6_port}").parse().unwrap();
+    let s = Server::builder().zone_dir(zones.path()).arg("--listen").arg(&v6.to_string()).start();
+    // The first address (IPv4) still works.
+    assert_eq!(s.query("web.semantics.test.", RecordType::A).answers().len(), 1);
+    // UDP over IPv6.
+    let q = query("web.semantics.test.", RecordType::AAAA);
+    let u = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    u.send_to(&q.to_vec().unwrap(), v6).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = u.recv_from(&mut buf).unwrap();
+    let r = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(lines(r.answers()), vec!["web.semantics.test. 3600 aaaa 2001:db8::80"]);
+    // TCP over IPv6.
+    let mut c = TcpStream::connect(v6).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write_tcp(&mut c, &q.to_vec().unwrap());
+    let r = Message::from_vec(&read_tcp(&mut c).unwrap()).unwrap();
+    assert_eq!(r.answers().len(), 1);
+}
