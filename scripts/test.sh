@@ -22,9 +22,16 @@ if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  # Debian's nsd/knot packages try to start their daemons; policy-rc.d keeps
-  # them from doing so (and from binding port 53) where that is honoured.
+  # Debian's nsd/knot packages try to start their daemons on port 53; a
+  # policy-rc.d that says "no" keeps them stopped (the tests start their own).
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ -z "$made_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
 cargo fmt --all -- --check
