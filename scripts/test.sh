@@ -18,6 +18,7 @@ command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 if ((${#need[@]})); then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "scripts/test.sh: installing ${need[*]}" >&2
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
