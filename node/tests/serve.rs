@@ -13,10 +13,16 @@ use common::*;
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
-fn semantics_server() -> (tempfile::TempDir, Server) {
+/// A zone directory holding `tests/data/semantics.test.zone`.
+fn semantics_zone_dir() -> tempfile::TempDir {
     let zones = zone_dir(&[]);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone");
     std::fs::copy(src, zones.path().join("semantics.test.zone")).unwrap();
+    zones
+}
+
+fn semantics_server() -> (tempfile::TempDir, Server) {
+    let zones = semantics_zone_dir();
     let s = Server::with_zones(zones.path());
     (zones, s)
 }
@@ -177,12 +183,7 @@ fn malformed_and_unsupported_queries_get_the_right_rcode_and_never_stop_the_serv
 
 #[test]
 fn rfc7766_tcp_pipelining_idle_timeout_and_connection_limit() {
-    let zones = zone_dir(&[]);
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone"),
-        zones.path().join("semantics.test.zone"),
-    )
-    .unwrap();
+    let zones = semantics_zone_dir();
     let s = Server::builder()
         .zone_dir(zones.path())
         .env("MESHDNS_SERVER_TCP_IDLE_TIMEOUT_MS", "400")
@@ -379,12 +380,7 @@ fn rfc1995_ixfr_with_the_clients_soa_gets_the_whole_zone() {
 
 #[test]
 fn every_listen_address_serves_udp_and_tcp_ipv6_included() {
-    let zones = zone_dir(&[]);
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone"),
-        zones.path().join("semantics.test.zone"),
-    )
-    .unwrap();
+    let zones = semantics_zone_dir();
     let v6_port = free_port();
     let v6: std::net::SocketAddr = format!("[::1]:{v6_port}").parse().unwrap();
     let s = Server::builder().zone_dir(zones.path()).arg("--listen").arg(&v6.to_string()).start();
