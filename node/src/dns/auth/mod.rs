@@ -130,22 +130,30 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::zone::{compile, parse, snapshot::Snapshot};
 
-    fn demo_zones() -> ZoneSet {
+    /// The demo zone plus a second zone, with CNAME and DNAME chains
+    /// between them, so mutated queries reach cross-zone lookups too.
+    fn demo_zones() -> Arc<ZoneSet> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let file = dir.path().join("example.com.zone");
-        std::fs::write(&file, crate::zone::DEMO_ZONE).unwrap_or_else(|e| panic!("{e}"));
-        let parsed = parse::parse_file(&file, Some("example.com.")).unwrap_or_else(|e| panic!("{e}"));
-        let compiled = compile::compile(&parsed, None).unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("z.snap");
-        crate::zone::snapshot::write_atomic(&path, compiled.payload(), 0).unwrap_or_else(|e| panic!("{e}"));
-        let snap = Snapshot::open(&path).unwrap_or_else(|e| panic!("{e}"));
-        ZoneSet::new(vec![Arc::new(snap)])
+        let zones = dir.path().join("zones");
+        std::fs::create_dir(&zones).unwrap_or_else(|e| panic!("{e}"));
+        let demo = crate::zone::DEMO_ZONE.to_owned() + "cross IN CNAME cdn.io.\nloop IN CNAME back.io.\n";
+        std::fs::write(zones.join("example.com.zone"), demo).unwrap_or_else(|e| panic!("{e}"));
+        let io = "$ORIGIN io.\n@ SOA ns h 1 3600 600 86400 30\n@ NS ns\nns A 192.0.2.2\ncdn A 198.51.100.7\n\
+                  back CNAME loop.example.com.\ndn DNAME example.com.\n";
+        std::fs::write(zones.join("io.zone"), io).unwrap_or_else(|e| panic!("{e}"));
+        let store = crate::zone::store::ZoneStore::new(&zones, &dir.path().join("data"));
+        let report = store.reload().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.failures(), 0, "{report:?}");
+        // The snapshots stay mapped after the directory is removed.
+        store.current_full()
     }
 
     /// A valid query for `www.example.com. A` with EDNS, to mutate.
     const SEED: &[u8] = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x07example\x03com\x00\x00\x01\x00\x01\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00";
+    /// `loop.dn.io. A`: a DNAME into the demo zone, then CNAMEs between the
+    /// two zones until the chain limit.
+    const SEED_CROSS: &[u8] = b"\x12\x35\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x04loop\x02dn\x02io\x00\x00\x01\x00\x01\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00";
 
     fn check(msg: &[u8], zones: &ZoneSet) {
         let mut out = vec![0u8; 65535];
@@ -164,8 +172,10 @@ mod tests {
     fn the_seed_query_is_answered() {
         let zones = demo_zones();
         let mut out = vec![0u8; 65535];
-        let a = answer(SEED, &zones, &mut out, Transport::Udp, &AnswerConfig::default());
-        assert_eq!(a.map(|a| a.rcode), Some(Rcode::NOERROR));
+        for seed in [SEED, SEED_CROSS] {
+            let a = answer(seed, &zones, &mut out, Transport::Udp, &AnswerConfig::default());
+            assert_eq!(a.map(|a| a.rcode), Some(Rcode::NOERROR));
+        }
     }
 
     proptest! {
@@ -178,12 +188,15 @@ mod tests {
 
         #[test]
         fn mutated_queries_never_panic_and_answers_parse(
+            cross in any::<bool>(),
             flips in proptest::collection::vec((0usize..SEED.len(), any::<u8>()), 1..6),
             cut in 0usize..=SEED.len(),
         ) {
-            let mut msg = SEED.to_vec();
+            let mut msg = if cross { SEED_CROSS.to_vec() } else { SEED.to_vec() };
             for (at, b) in flips {
-                msg[at] = b;
+                if let Some(byte) = msg.get_mut(at) {
+                    *byte = b;
+                }
             }
             msg.truncate(cut.max(12));
             check(&msg, &demo_zones_cached());
@@ -193,6 +206,6 @@ mod tests {
     fn demo_zones_cached() -> Arc<ZoneSet> {
         use std::sync::OnceLock;
         static ZONES: OnceLock<Arc<ZoneSet>> = OnceLock::new();
-        ZONES.get_or_init(|| Arc::new(demo_zones())).clone()
+        ZONES.get_or_init(demo_zones).clone()
     }
 }
