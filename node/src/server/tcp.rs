@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::{SharedRef, transfer};
-use crate::dns::auth::{Transport, answer, parse};
+use crate::dns::auth::{Transport, answer_parsed, parse};
 use crate::dns::iana::Rtype;
 use crate::metrics::Proto;
 
@@ -97,15 +97,16 @@ async fn connection(
         }
         let started = Instant::now();
         let msg = &inbuf[..len];
-        if let Ok(q) = parse(msg)
+        let parsed = parse(msg);
+        if let Ok(q) = &parsed
             && (q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR)
         {
-            let a = transfer::serve(&mut stream, &q, peer.ip(), &shared, &mut outbuf).await?;
+            let a = transfer::serve(&mut stream, q, peer.ip(), &shared, &mut outbuf).await?;
             shard.record(Proto::Tcp, &a, started.elapsed().as_nanos() as u64);
             continue;
         }
         let zones = shared.store.current_full();
-        let Some(a) = answer(msg, &zones, &mut outbuf[2..], Transport::Tcp, &shared.answer) else {
+        let Some(a) = answer_parsed(parsed, &zones, &mut outbuf[2..], Transport::Tcp, &shared.answer) else {
             shard.record_dropped();
             continue;
         };

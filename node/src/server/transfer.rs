@@ -20,6 +20,7 @@ use crate::dns::wire::builder::{Full, OptOut, Owner, ResponseBuilder, ResponseFl
 use crate::dns::wire::name::{MAX_NAME_LEN, lowercase_into};
 use crate::dns::wire::query::Query;
 use crate::zone::snapshot::Snapshot;
+use meshdns_schemas::zone_snapshot::Node;
 
 /// Target size of one transfer message; a record too big for it gets a
 /// message of its own up to 65535 bytes.
@@ -200,12 +201,8 @@ impl RecordCursor {
 }
 
 fn name_of(zone: &Snapshot, node: u32) -> Name {
-    let mut buf = [0u8; MAX_NAME_LEN];
-    let rel = zone.node(node).map(|n| zone.node_name(&n)).unwrap_or(&[]);
-    let origin = zone.origin();
-    let len = (rel.len() + origin.len()).min(MAX_NAME_LEN);
-    let r = rel.len().min(len);
-    buf[..r].copy_from_slice(&rel[..r]);
-    buf[r..len].copy_from_slice(&origin[..len - r]);
-    (buf, len)
+    // Node indices come from the snapshot's own (verified) ranges; the
+    // fallback, the origin alone, is never reached in practice.
+    let node = zone.node(node).unwrap_or(Node::new(0, 0, 0, 0, 0, 0));
+    zone.absolute_name(&node)
 }

@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use meshdns_schemas::zone_snapshot::{Node, RRset, root_as_zone_snapshot};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::dns::wire::name::MAX_NAME_LEN;
+
 /// First eight bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"MESHZSN1";
 /// Length of the file header before the FlatBuffer.
@@ -292,6 +294,18 @@ impl Snapshot {
     pub fn node_name(&self, node: &Node) -> &[u8] {
         let start = self.names.start + node.name_offset() as usize;
         self.bytes().get(start..start + node.name_len() as usize).unwrap_or(&[])
+    }
+
+    /// A node's absolute name (relative name + origin) in a stack buffer,
+    /// with its length.
+    pub fn absolute_name(&self, node: &Node) -> ([u8; MAX_NAME_LEN], usize) {
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let rel = self.node_name(node);
+        let len = (rel.len() + self.origin.len()).min(MAX_NAME_LEN);
+        let r = rel.len().min(len);
+        buf[..r].copy_from_slice(&rel[..r]);
+        buf[r..len].copy_from_slice(&self.origin[..len - r]);
+        (buf, len)
     }
 
     /// Finds the node whose relative lower-cased wire name is `rel`.

@@ -455,14 +455,8 @@ fn is_apex(node: &Node) -> bool {
     node.name_len() == 0
 }
 
-/// A node's absolute name.
+/// A node's absolute name, as a [`Current`] (not the QNAME).
 fn abs_name(zone: &Snapshot, node: &Node) -> Current {
-    let mut c = Current { buf: [0; MAX_NAME_LEN], len: 0, is_qname: false };
-    let rel = zone.node_name(node);
-    let origin = zone.origin();
-    let len = (rel.len() + origin.len()).min(MAX_NAME_LEN);
-    c.buf[..rel.len().min(len)].copy_from_slice(&rel[..rel.len().min(len)]);
-    c.buf[rel.len().min(len)..len].copy_from_slice(&origin[..len - rel.len().min(len)]);
-    c.len = len;
-    c
+    let (buf, len) = zone.absolute_name(node);
+    Current { buf, len, is_qname: false }
 }

@@ -63,7 +63,19 @@ pub fn answer(
     transport: Transport,
     cfg: &AnswerConfig,
 ) -> Option<Answered> {
-    let q = match Query::parse(msg) {
+    answer_parsed(Query::parse(msg), zones, out, transport, cfg)
+}
+
+/// [`answer`] for a message the caller has already parsed (TCP parses
+/// first to route zone transfers, and should not parse twice).
+pub fn answer_parsed(
+    parsed: Result<Query<'_>, QueryError>,
+    zones: &ZoneSet,
+    out: &mut [u8],
+    transport: Transport,
+    cfg: &AnswerConfig,
+) -> Option<Answered> {
+    let q = match parsed {
         Ok(q) => q,
         Err(QueryError::Drop) => return None,
         Err(QueryError::FormErr { header, .. }) => {
@@ -81,7 +93,7 @@ pub fn answer(
         (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
     };
     let opt = q.edns.map(|e| OptOut { udp_payload: cfg.udp_payload, dnssec_ok: e.dnssec_ok });
-    let question = &msg[crate::dns::wire::HEADER_LEN..q.question_end];
+    let question = &q.msg[crate::dns::wire::HEADER_LEN..q.question_end];
     let mut b = ResponseBuilder::new(out, limit, Some(question), opt.is_some())?;
     let simple = |b: ResponseBuilder<'_>, rcode: Rcode| {
         let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), rcode, opt);
