@@ -1,9 +1,11 @@
-//! [`MeshCore`]: the merged membership view and the pools to be in.
+//! [`MeshCore`]: the merged membership view, the pools to be in, and what
+//! to relay across tiers.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use meshdns_ring::{Member, Ring};
 
+use crate::facts::{Liveness, NodeFacts, PeerRecord, Roles, Source};
 use crate::tier::{Pool, TierConfig, plan};
 
 /// Something the driver must do.
@@ -21,22 +23,25 @@ pub enum Action {
 /// A change in the merged view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MembershipEvent {
-    /// A member became known and alive (or changed its site).
-    Up(Member),
-    /// A member is no longer alive in any pool this node hears.
-    Down(String),
+    /// A member became known and alive, or changed what it publishes about
+    /// itself (site, generation, addresses, roles).
+    Up(Box<PeerRecord>),
+    /// A member is no longer alive: declared dead, left, or forgotten.
+    Down(String, Liveness),
 }
 
 /// This node's view of the cluster; see the crate docs for how to drive it.
 #[derive(Debug)]
 pub struct MeshCore {
-    me: Member,
+    me: NodeFacts,
     cfg: TierConfig,
-    /// Live members as each joined pool last reported them.
-    views: BTreeMap<Pool, BTreeMap<String, Member>>,
+    /// Records as each joined pool last reported them, by member id.
+    views: BTreeMap<Pool, BTreeMap<String, PeerRecord>>,
     /// Pools this node is in.
     joined: BTreeSet<Pool>,
-    /// The merged view.
+    /// Every member known, whatever its liveness, merged over the pools.
+    merged: BTreeMap<String, PeerRecord>,
+    /// The live members.
     ring: Ring,
     actions: VecDeque<Action>,
 }
@@ -46,26 +51,59 @@ pub struct MeshCore {
 /// one or two rounds settle it, and the next pool view continues anyway.
 const MAX_ROUNDS: usize = 4;
 
+/// How high a pool sits: relays flow up from lower levels and down from
+/// higher ones, never sideways, so no record can feed itself.
+fn level(p: &Pool) -> u8 {
+    match p {
+        Pool::Site { .. } => 0,
+        Pool::Region(_) => 1,
+        Pool::Global => 2,
+    }
+}
+
+/// Which of two records of one member to believe: the newer incarnation;
+/// then what this node heard itself over hearsay; then, between relays,
+/// the more severe liveness (a death travels up faster than a stale "alive"
+/// from another path is withdrawn).
+fn better(a: &PeerRecord, b: &PeerRecord) -> bool {
+    if a.facts.generation != b.facts.generation {
+        return a.facts.generation > b.facts.generation;
+    }
+    match (&a.source, &b.source) {
+        (Source::Direct, Source::Via(_)) => true,
+        (Source::Via(_), Source::Direct) => false,
+        (Source::Direct, Source::Direct) => a.liveness < b.liveness,
+        (Source::Via(_), Source::Via(_)) => a.liveness > b.liveness,
+    }
+}
+
 impl MeshCore {
-    /// A core for `me`. Its first action is joining its site pool.
-    pub fn new(me: Member, cfg: TierConfig) -> MeshCore {
+    /// A core for the node described by `me`. Its first action is joining
+    /// its site pool.
+    pub fn new(me: NodeFacts, cfg: TierConfig) -> MeshCore {
         let site = Pool::site(&me.region, &me.site);
         let mut core = MeshCore {
-            ring: Ring::new([me.clone()]),
+            ring: Ring::new([me.member()]),
+            merged: BTreeMap::new(),
             me,
             cfg,
             views: BTreeMap::new(),
             joined: BTreeSet::new(),
             actions: VecDeque::new(),
         };
+        core.merged.insert(core.me.id.clone(), core.my_record());
         core.joined.insert(site.clone());
         core.actions.push_back(Action::JoinPool(site));
         core
     }
 
-    /// This node.
-    pub fn me(&self) -> &Member {
+    /// This node's facts (its roles follow the pools it is in).
+    pub fn me(&self) -> &NodeFacts {
         &self.me
+    }
+
+    fn my_record(&self) -> PeerRecord {
+        PeerRecord { facts: self.me.clone(), liveness: Liveness::Alive, source: Source::Direct }
     }
 
     /// Every member this node knows to be alive, itself included.
@@ -73,18 +111,51 @@ impl MeshCore {
         &self.ring
     }
 
+    /// Every member this node knows of, alive or not, with the record it
+    /// believes.
+    pub fn records(&self) -> &BTreeMap<String, PeerRecord> {
+        &self.merged
+    }
+
     /// The pools this node is in.
     pub fn pools(&self) -> &BTreeSet<Pool> {
         &self.joined
     }
 
-    /// A pool reports its live members. Reports from pools this node is not
-    /// in (a late report after leaving) are ignored.
-    pub fn handle_pool_view(&mut self, pool: Pool, members: Vec<Member>) {
+    /// This node's tier roles.
+    pub fn roles(&self) -> Roles {
+        self.me.roles
+    }
+
+    /// Updates what this node publishes about itself (addresses, load).
+    /// Roles are the core's own and are kept.
+    pub fn set_facts(&mut self, mut facts: NodeFacts) {
+        facts.roles = self.me.roles;
+        self.me = facts;
+        self.merged.insert(self.me.id.clone(), self.my_record());
+    }
+
+    /// A pool reports what it knows: its members, with their liveness
+    /// (`Source::Direct`), and the relay records its live members publish
+    /// (`Source::Via`). Reports from pools this node is not in (a late
+    /// report after leaving) are ignored.
+    pub fn handle_pool_view(&mut self, pool: Pool, records: Vec<PeerRecord>) {
         if !self.joined.contains(&pool) {
             return;
         }
-        self.views.insert(pool, members.into_iter().map(|m| (m.id.clone(), m)).collect());
+        let mut view: BTreeMap<String, PeerRecord> = BTreeMap::new();
+        for r in records {
+            if r.facts.id == self.me.id {
+                continue;
+            }
+            match view.get(&r.facts.id) {
+                Some(old) if !better(&r, old) => {}
+                _ => {
+                    view.insert(r.facts.id.clone(), r);
+                }
+            }
+        }
+        self.views.insert(pool, view);
         for _ in 0..MAX_ROUNDS {
             self.merge();
             if !self.replan() {
@@ -98,30 +169,83 @@ impl MeshCore {
         self.actions.pop_front()
     }
 
+    /// The relay records this node should publish in `pool`, by member id:
+    /// news flows up (members of this node's site into its region pool,
+    /// of its region into the global pool, from lower pools only) and down
+    /// (members outside a pool's scope, from higher pools only). A record
+    /// never returns to where it came from, so a dead member cannot be kept
+    /// alive by two representatives repeating each other.
+    pub fn relays(&self, pool: &Pool) -> BTreeMap<String, PeerRecord> {
+        let mut out: BTreeMap<String, PeerRecord> = BTreeMap::new();
+        if !self.joined.contains(pool) {
+            return out;
+        }
+        let inside = |r: &PeerRecord| match pool {
+            Pool::Site { region, site } => &r.facts.region == region && &r.facts.site == site,
+            Pool::Region(region) => &r.facts.region == region,
+            Pool::Global => true,
+        };
+        let mine_below = |r: &PeerRecord| match pool {
+            Pool::Site { .. } => false,
+            Pool::Region(_) => r.facts.region == self.me.region && r.facts.site == self.me.site,
+            Pool::Global => r.facts.region == self.me.region,
+        };
+        for (from, view) in &self.views {
+            let up = level(from) < level(pool);
+            let down = level(from) > level(pool);
+            for (id, r) in view {
+                let take = (up && mine_below(r)) || (down && !inside(r));
+                if !take {
+                    continue;
+                }
+                match out.get(id) {
+                    Some(old) if !better(r, old) => {}
+                    _ => {
+                        out.insert(id.clone(), r.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Rebuilds the merged view and queues events for what changed.
     fn merge(&mut self) {
-        let mut merged: BTreeMap<String, Member> = BTreeMap::new();
+        let mut merged: BTreeMap<String, PeerRecord> = BTreeMap::new();
         for view in self.views.values() {
-            for (id, m) in view {
-                merged.entry(id.clone()).or_insert_with(|| m.clone());
+            for (id, r) in view {
+                match merged.get(id) {
+                    Some(old) if !better(r, old) => {}
+                    _ => {
+                        merged.insert(id.clone(), r.clone());
+                    }
+                }
             }
         }
-        merged.insert(self.me.id.clone(), self.me.clone());
-        let before: BTreeMap<&str, &Member> = self.ring.members().map(|m| (m.id.as_str(), m)).collect();
-        for (id, m) in &merged {
-            if before.get(id.as_str()) != Some(&m) {
-                self.actions.push_back(Action::Event(MembershipEvent::Up(m.clone())));
+        merged.insert(self.me.id.clone(), self.my_record());
+        for (id, r) in &merged {
+            let before = self.merged.get(id);
+            let was_live = before.is_some_and(|b| b.liveness.is_live());
+            if r.liveness.is_live() {
+                if !was_live || before.is_some_and(|b| b.facts != r.facts) {
+                    self.actions.push_back(Action::Event(MembershipEvent::Up(Box::new(r.clone()))));
+                }
+            } else if was_live {
+                self.actions.push_back(Action::Event(MembershipEvent::Down(id.clone(), r.liveness)));
             }
         }
-        for id in before.keys().filter(|id| !merged.contains_key(**id)) {
-            self.actions.push_back(Action::Event(MembershipEvent::Down((*id).to_owned())));
+        for (id, b) in &self.merged {
+            if b.liveness.is_live() && !merged.contains_key(id) {
+                self.actions.push_back(Action::Event(MembershipEvent::Down(id.clone(), Liveness::Dead)));
+            }
         }
-        self.ring = Ring::new(merged.into_values());
+        self.ring = Ring::new(merged.values().filter(|r| r.liveness.is_live()).map(|r| r.facts.member()));
+        self.merged = merged;
     }
 
     /// Joins and leaves pools to match the plan. Returns whether anything changed.
     fn replan(&mut self) -> bool {
-        let wanted = plan(&self.me, &self.ring, &self.cfg);
+        let wanted = plan(&self.me.member(), &self.ring, &self.cfg);
         let joins: Vec<Pool> = wanted.difference(&self.joined).cloned().collect();
         let leaves: Vec<Pool> = self.joined.difference(&wanted).cloned().collect();
         for p in &joins {
@@ -131,8 +255,43 @@ impl MeshCore {
             self.views.remove(p);
             self.actions.push_back(Action::LeavePool(p.clone()));
         }
+        self.me.roles = Roles {
+            region: wanted.iter().any(|p| matches!(p, Pool::Region(_))),
+            global: wanted.contains(&Pool::Global),
+        };
+        self.merged.insert(self.me.id.clone(), self.my_record());
         self.joined = wanted;
         !joins.is_empty() || !leaves.is_empty()
+    }
+}
+
+/// Facts for tests and examples: `id` in `region`/`site`, everything else
+/// zero.
+pub fn test_facts(id: &str, region: &str, site: &str) -> NodeFacts {
+    NodeFacts {
+        id: id.to_owned(),
+        generation: 1,
+        region: region.to_owned(),
+        site: site.to_owned(),
+        gossip: std::net::SocketAddr::from(([127, 0, 0, 1], 7946)),
+        dns: None,
+        grpc: None,
+        quic: None,
+        version: "test".to_owned(),
+        started_unix: 0,
+        load: 0,
+        roles: Roles::default(),
+    }
+}
+
+/// A member heard directly, alive.
+pub fn direct(facts: NodeFacts) -> PeerRecord {
+    PeerRecord { facts, liveness: Liveness::Alive, source: Source::Direct }
+}
+
+impl From<&PeerRecord> for Member {
+    fn from(r: &PeerRecord) -> Member {
+        r.facts.member()
     }
 }
 
@@ -144,13 +303,21 @@ mod tests {
         std::iter::from_fn(|| core.poll_action()).collect()
     }
 
-    fn site(n: usize) -> Vec<Member> {
-        (0..n).map(|i| Member::new(format!("n{i}"), "eu", "fra1")).collect()
+    fn site(n: usize) -> Vec<NodeFacts> {
+        (0..n).map(|i| test_facts(&format!("n{i}"), "eu", "fra1")).collect()
+    }
+
+    fn view(facts: &[NodeFacts]) -> Vec<PeerRecord> {
+        facts.iter().cloned().map(direct).collect()
+    }
+
+    fn ups(actions: &[Action]) -> usize {
+        actions.iter().filter(|a| matches!(a, Action::Event(MembershipEvent::Up(_)))).count()
     }
 
     #[test]
     fn first_action_is_joining_the_site_pool() {
-        let mut core = MeshCore::new(Member::new("n0", "eu", "fra1"), TierConfig::default());
+        let mut core = MeshCore::new(test_facts("n0", "eu", "fra1"), TierConfig::default());
         assert_eq!(drain(&mut core), vec![Action::JoinPool(Pool::site("eu", "fra1"))]);
     }
 
@@ -161,13 +328,13 @@ mod tests {
         let mut reps = BTreeSet::new();
         for me in &members {
             let mut core = MeshCore::new(me.clone(), cfg);
-            core.handle_pool_view(Pool::site("eu", "fra1"), members.clone());
+            core.handle_pool_view(Pool::site("eu", "fra1"), view(&members));
             let actions = drain(&mut core);
             if actions.contains(&Action::JoinPool(Pool::Region("eu".into()))) {
                 reps.insert(me.id.clone());
+                assert!(core.roles().region);
             }
-            let ups = actions.iter().filter(|a| matches!(a, Action::Event(MembershipEvent::Up(_)))).count();
-            assert_eq!(ups, 5, "every other member is reported up once (a core knows itself from the start)");
+            assert_eq!(ups(&actions), 5, "every other member is reported up once (a core knows itself from the start)");
         }
         assert_eq!(reps.len(), 2, "two site representatives, agreed without a vote");
     }
@@ -176,43 +343,79 @@ mod tests {
     fn a_representative_dying_promotes_another_which_joins_the_region_pool() {
         let members = site(5);
         let cfg = TierConfig::default();
-        let reps = crate::tier::site_representatives(&Ring::new(members.clone()), &cfg);
-        let dead = reps.iter().next().cloned().unwrap_or_default();
-        let survivors: Vec<Member> = members.iter().filter(|m| m.id != dead).cloned().collect();
-        let new_reps = crate::tier::site_representatives(&Ring::new(survivors.clone()), &cfg);
-        let promoted = new_reps.difference(&reps).next().cloned().unwrap_or_default();
-        let me = members.iter().find(|m| m.id == promoted).cloned().unwrap_or_else(|| Member::new("?", "eu", "fra1"));
+        let ring = Ring::new(members.iter().map(NodeFacts::member));
+        let reps = crate::tier::site_representatives(&ring, &cfg);
+        let dead = reps.iter().next().cloned().unwrap();
+        let after = crate::tier::site_representatives(&ring.without(&dead), &cfg);
+        let promoted = after.difference(&reps).next().cloned().unwrap();
+        let me = members.iter().find(|m| m.id == promoted).cloned().unwrap();
         let mut core = MeshCore::new(me, cfg);
-        core.handle_pool_view(Pool::site("eu", "fra1"), members);
+        core.handle_pool_view(Pool::site("eu", "fra1"), view(&members));
         assert!(!core.pools().contains(&Pool::Region("eu".into())));
         drain(&mut core);
-        core.handle_pool_view(Pool::site("eu", "fra1"), survivors);
+        // The failure detector declares it dead: it stays in the view as dead.
+        let mut v = view(&members);
+        v.iter_mut().filter(|r| r.facts.id == dead).for_each(|r| r.liveness = Liveness::Dead);
+        core.handle_pool_view(Pool::site("eu", "fra1"), v);
         let actions = drain(&mut core);
-        assert!(actions.contains(&Action::Event(MembershipEvent::Down(dead))));
+        assert!(actions.contains(&Action::Event(MembershipEvent::Down(dead.clone(), Liveness::Dead))));
         assert!(actions.contains(&Action::JoinPool(Pool::Region("eu".into()))));
+        assert_eq!(core.records()[&dead].liveness, Liveness::Dead);
+        assert!(core.members().get(&dead).is_none());
     }
 
     #[test]
-    fn members_learned_in_the_region_pool_join_the_view() {
-        // Two members: both represent the site, so this node is in the region pool.
-        let cfg = TierConfig { site_representatives: 2, region_representatives: 1 };
-        let mut core = MeshCore::new(Member::new("a", "eu", "fra1"), cfg);
-        core.handle_pool_view(
-            Pool::site("eu", "fra1"),
-            vec![Member::new("a", "eu", "fra1"), Member::new("b", "eu", "fra1")],
-        );
-        assert!(core.pools().contains(&Pool::Region("eu".into())));
-        drain(&mut core);
-        let remote = Member::new("c", "eu", "ams1");
-        core.handle_pool_view(
-            Pool::Region("eu".into()),
-            vec![Member::new("a", "eu", "fra1"), Member::new("b", "eu", "fra1"), remote.clone()],
-        );
-        assert!(core.members().get("c").is_some());
-        let actions = drain(&mut core);
-        assert!(actions.contains(&Action::Event(MembershipEvent::Up(remote))));
-        // A view from a pool this node is not in is ignored.
-        core.handle_pool_view(Pool::Region("us".into()), vec![Member::new("z", "us", "iad1")]);
+    fn a_newer_generation_replaces_the_old_incarnation() {
+        let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+        let mut old = direct(test_facts("b", "eu", "fra1"));
+        old.liveness = Liveness::Dead;
+        let mut new = direct(test_facts("b", "eu", "fra1"));
+        new.facts.generation = 2;
+        core.handle_pool_view(Pool::site("eu", "fra1"), vec![old, new]);
+        assert_eq!(core.records()["b"].facts.generation, 2);
+        assert!(core.members().get("b").is_some());
+    }
+
+    /// Two sites of one region, each with two nodes: every node learns the
+    /// other site through the region pool, and a death in one site reaches
+    /// the other as a relayed "dead".
+    #[test]
+    fn relays_carry_members_across_tiers_and_never_loop() {
+        let cfg = TierConfig::default();
+        let a = [test_facts("a1", "eu", "fra1"), test_facts("a2", "eu", "fra1")];
+        let b = [test_facts("b1", "eu", "ams1"), test_facts("b2", "eu", "ams1")];
+        // a1 is a representative of fra1 (both members are).
+        let mut a1 = MeshCore::new(a[0].clone(), cfg);
+        a1.handle_pool_view(Pool::site("eu", "fra1"), view(&a));
+        assert!(a1.pools().contains(&Pool::Region("eu".into())));
+        // It publishes its site upward, nothing downward yet.
+        let up = a1.relays(&Pool::Region("eu".into()));
+        assert_eq!(up.keys().collect::<Vec<_>>(), vec!["a2"]);
+        assert!(a1.relays(&Pool::site("eu", "fra1")).is_empty());
+        // The region pool shows b1 directly and b2 through b1's relay.
+        let mut b2_via = direct(b[1].clone());
+        b2_via.source = Source::Via("b1".into());
+        let region_view = vec![direct(a[1].clone()), direct(b[0].clone()), b2_via.clone()];
+        a1.handle_pool_view(Pool::Region("eu".into()), region_view.clone());
+        assert!(a1.members().get("b2").is_some());
+        // Downward into its site: the other site's members, not its own.
+        let down = a1.relays(&Pool::site("eu", "fra1"));
+        assert_eq!(down.keys().collect::<Vec<_>>(), vec!["b1", "b2"]);
+        // And b2 is never sent back up into the region pool it came from.
+        assert!(!a1.relays(&Pool::Region("eu".into())).contains_key("b2"));
+        // b2 dies: its site's representative relays it as dead.
+        let mut b2_dead = b2_via;
+        b2_dead.liveness = Liveness::Dead;
+        a1.handle_pool_view(Pool::Region("eu".into()), vec![direct(a[1].clone()), direct(b[0].clone()), b2_dead]);
+        let actions = drain(&mut a1);
+        assert!(actions.contains(&Action::Event(MembershipEvent::Down("b2".into(), Liveness::Dead))));
+        assert_eq!(a1.relays(&Pool::site("eu", "fra1"))["b2"].liveness, Liveness::Dead);
+    }
+
+    #[test]
+    fn a_view_from_a_pool_not_joined_is_ignored() {
+        let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+        core.handle_pool_view(Pool::Region("us".into()), vec![direct(test_facts("z", "us", "iad1"))]);
         assert!(core.members().get("z").is_none());
     }
 }

@@ -23,14 +23,12 @@
 //! # Example
 //!
 //! ```
-//! use meshdns_mesh::{Action, MeshCore, tier::{Pool, TierConfig}};
-//! use meshdns_ring::Member;
+//! use meshdns_mesh::{Action, MeshCore, direct, test_facts, tier::{Pool, TierConfig}};
 //!
-//! let me = Member::new("a", "eu", "fra1");
-//! let mut core = MeshCore::new(me.clone(), TierConfig::default());
-//! // The site pool reports two live members: both are site representatives
+//! let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+//! // The site pool reports another live member: both are site representatives
 //! // (the default is two per site), so this node joins the region pool.
-//! core.handle_pool_view(Pool::site("eu", "fra1"), vec![me, Member::new("b", "eu", "fra1")]);
+//! core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(test_facts("b", "eu", "fra1"))]);
 //! let mut joined = Vec::new();
 //! while let Some(action) = core.poll_action() {
 //!     if let Action::JoinPool(pool) = action {
@@ -42,6 +40,9 @@
 #![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
 mod core;
+pub mod facts;
+pub mod gossip;
 pub mod tier;
 
-pub use crate::core::{Action, MembershipEvent, MeshCore};
+pub use crate::core::{Action, MembershipEvent, MeshCore, direct, test_facts};
+pub use crate::facts::{Liveness, NodeFacts, PeerRecord, Roles, Source};

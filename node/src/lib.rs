@@ -35,6 +35,7 @@
 //! ```
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod metrics;

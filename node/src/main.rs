@@ -17,6 +17,9 @@ use meshdns::server::{self, Shared};
 use meshdns::zone::diag::Severity;
 use meshdns::zone::store::{ZoneStore, initial_origin};
 use meshdns::zone::{DEMO_ZONE, DEMO_ZONE_FILE, compile, parse};
+use meshdns_mesh::gossip::{GossipSettings, Mesh, MeshConfig};
+use meshdns_mesh::tier::TierConfig;
+use meshdns_mesh::{NodeFacts, Roles};
 
 fn main() -> ExitCode {
     match run() {
@@ -30,14 +33,20 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => serve(args),
+    match cli.command.unwrap_or(Command::Serve(Box::default())) {
+        Command::Serve(args) => serve(*args),
         Command::Zone(ZoneCommand::Check { files, origin }) => zone_check(&files, origin.as_deref()),
         Command::Zone(ZoneCommand::Reload { http }) => zone_reload(http),
         Command::Config(ConfigCommand::Check { config }) => {
             let cfg = load_config(config.as_deref(), &ServeArgs::default())?;
             println!("configuration ok");
             println!("{cfg:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster(args) => {
+            let rt =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
+            rt.block_on(meshdns::cluster::client::run(&args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {
@@ -67,6 +76,27 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if let Some(f) = &args.log_format {
         raw.log.format = Some(f.clone());
     }
+    if let Some(v) = &args.cluster {
+        raw.mesh.cluster = Some(v.clone());
+    }
+    if let Some(v) = &args.node_id {
+        raw.mesh.node_id = Some(v.clone());
+    }
+    if let Some(v) = &args.region {
+        raw.mesh.region = Some(v.clone());
+    }
+    if let Some(v) = &args.site {
+        raw.mesh.site = Some(v.clone());
+    }
+    if let Some(v) = &args.gossip {
+        raw.mesh.gossip = Some(v.clone());
+    }
+    if !args.seeds.is_empty() {
+        raw.mesh.seeds = Some(args.seeds.clone());
+    }
+    if let Some(v) = &args.grpc {
+        raw.grpc.listen = Some(v.clone());
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -92,8 +122,61 @@ fn demo_zone_dir(data_dir: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// What the mesh needs from the configuration.
+fn mesh_config(cfg: &Config, started_unix_ms: u64) -> MeshConfig {
+    let m = &cfg.mesh;
+    MeshConfig {
+        cluster: m.cluster.clone(),
+        facts: NodeFacts {
+            id: m.node_id.clone(),
+            // A restart gets a larger generation, which replaces the old
+            // incarnation on every node.
+            generation: started_unix_ms,
+            region: m.region.clone(),
+            site: m.site.clone(),
+            gossip: m.gossip,
+            dns: cfg.listen.first().copied(),
+            grpc: Some(cfg.grpc.listen),
+            quic: None,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_unix: started_unix_ms / 1000,
+            load: 0,
+            roles: Roles::default(),
+        },
+        tiers: TierConfig {
+            site_representatives: m.site_representatives,
+            region_representatives: m.region_representatives,
+        },
+        seeds: m.seeds.clone(),
+        gossip: GossipSettings {
+            interval: m.gossip_interval,
+            phi_threshold: m.phi_threshold,
+            dead_grace: m.dead_grace,
+            ..GossipSettings::default()
+        },
+    }
+}
+
+/// Publishes queries per second (over 10 s) as this node's load figure.
+async fn publish_load(shared: Arc<Shared>, mesh: Arc<meshdns_mesh::gossip::MeshHandle>) {
+    const EVERY: Duration = Duration::from_secs(10);
+    let mut last = shared.metrics.total_queries();
+    loop {
+        tokio::time::sleep(EVERY).await;
+        let now = shared.metrics.total_queries();
+        mesh.set_load(now.saturating_sub(last) / EVERY.as_secs());
+        last = now;
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // the binary is a driver: it reads the wall clock once, at start
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    let started_unix_ms = unix_ms_now();
     let cfg = load_config(args.config.as_deref(), &args)?;
     init_logging(&cfg);
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -119,6 +202,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         answer: AnswerConfig { udp_payload: cfg.edns_udp_payload },
         config: cfg.clone(),
         ready: AtomicBool::new(false),
+        mesh: std::sync::OnceLock::new(),
     });
 
     // Bind everything before serving anything, so a bad address fails fast.
@@ -137,6 +221,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let http_listener =
         std::net::TcpListener::bind(cfg.http).with_context(|| format!("binding HTTP {} (choose --http)", cfg.http))?;
     http_listener.set_nonblocking(true)?;
+    let grpc_listener = std::net::TcpListener::bind(cfg.grpc.listen)
+        .with_context(|| format!("binding gRPC {} (choose --grpc)", cfg.grpc.listen))?;
+    grpc_listener.set_nonblocking(true)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut udp_threads = Vec::new();
@@ -168,8 +255,31 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             shared.clone(),
             shutdown_rx.clone(),
         ));
+        let mesh = Arc::new(
+            Mesh::start(mesh_config(&cfg, started_unix_ms))
+                .await
+                .context("starting the mesh (check --gossip and --seeds)")?,
+        );
+        let _ = shared.mesh.set(mesh.clone());
+        tokio::spawn(publish_load(shared.clone(), mesh.clone()));
+        let grpc = tokio::spawn(meshdns::cluster::service::serve(
+            tokio::net::TcpListener::from_std(grpc_listener)?,
+            mesh.clone(),
+            cfg.grpc.clone(),
+            shutdown_rx.clone(),
+        ));
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = grpc.await {
+                tracing::error!(error = %e, "the gRPC admin API stopped");
+            }
+        });
         shared.ready.store(true, Ordering::Release);
         tracing::info!(
+            node = %cfg.mesh.node_id,
+            region = %cfg.mesh.region,
+            site = %cfg.mesh.site,
+            gossip = %cfg.mesh.gossip,
+            grpc = %cfg.grpc.listen,
             listen = ?cfg.listen,
             http = %cfg.http,
             zones = shared.store.current().zones().len(),
@@ -196,8 +306,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             }
         }
-        // Stop accepting, let in-flight work finish, then exit.
+        // Stop accepting, tell the mesh, let in-flight work finish, then exit.
         shared.ready.store(false, Ordering::Release);
+        mesh.leave(Duration::from_secs(2)).await;
         server::udp::stop(&udp_wakers, &stop);
         let _ = shutdown_tx.send(true);
         let deadline = Instant::now() + cfg.shutdown_grace;

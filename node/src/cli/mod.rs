@@ -18,13 +18,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: serve zones over UDP and TCP, metrics over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Work with zone files.
     #[command(subcommand)]
     Zone(ZoneCommand),
     /// Work with the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect the cluster through any node's gRPC admin API.
+    Cluster(ClusterArgs),
     /// Print the version.
     Version,
 }
@@ -53,6 +55,82 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long)]
     pub log_format: Option<String>,
+    /// Cluster name; nodes of another cluster are not admitted [default: meshdns].
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// This node's id, unique in the cluster [default: the host name].
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Region of this node [default: local].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Site (data centre, PoP) of this node [default: local].
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Base gossip address: UDP PORT, PORT+1 and PORT+2 for the site, region
+    /// and global pools, TCP PORT for referrals [default: 127.0.0.1:7944].
+    #[arg(long)]
+    pub gossip: Option<String>,
+    /// Gossip addresses of other nodes, comma-separated host:port; host names
+    /// are re-resolved (a Kubernetes headless service works).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// gRPC admin API address [default: 127.0.0.1:7947].
+    #[arg(long)]
+    pub grpc: Option<String>,
+}
+
+/// `meshdns cluster ...`: where to connect, how to print, what to ask.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The node to ask: its gRPC address, http://HOST:PORT or https://HOST:PORT.
+    #[arg(long, global = true, default_value = "127.0.0.1:7947", env = "MESHDNS_ENDPOINT")]
+    pub endpoint: String,
+    /// Output: a table for people, or JSON for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Bearer token, if the node requires one (also MESHDNS_GRPC_TOKEN).
+    #[arg(long, global = true, env = "MESHDNS_GRPC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to verify a TLS endpoint with.
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, global = true, default_value_t = 5)]
+    pub timeout: u64,
+    /// What to ask.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// Output format of `meshdns cluster ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns.
+    Table,
+    /// One JSON document (`watch`: one per line).
+    Json,
+}
+
+/// `meshdns cluster` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Every member the node knows: id, region, site, addresses, roles,
+    /// liveness, last heard, version.
+    Members,
+    /// Which members own a key in the node's site, its region and the cluster.
+    Ring {
+        /// The key, e.g. a zone name.
+        #[arg(long)]
+        key: String,
+        /// Owners per scope.
+        #[arg(long, default_value_t = 3)]
+        n: u32,
+    },
+    /// Counts per region and site, the node's pools and the age of its view.
+    Status,
+    /// Stream membership events until interrupted.
+    Watch,
 }
 
 /// `meshdns zone ...`

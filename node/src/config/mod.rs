@@ -21,6 +21,12 @@ use raw::RawConfig;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1053";
 /// Default metrics/health listener (the Prometheus CoreDNS port).
 pub const DEFAULT_HTTP: &str = "127.0.0.1:9153";
+/// Default base gossip address: UDP 7944 (site pool), 7945 (region pool),
+/// 7946 (global pool), and TCP 7944 for referrals; clear of the gRPC (7947)
+/// and QUIC (7948) defaults.
+pub const DEFAULT_GOSSIP: &str = "127.0.0.1:7944";
+/// Default gRPC admin address.
+pub const DEFAULT_GRPC: &str = "127.0.0.1:7947";
 /// Default data directory, under the working directory.
 pub const DEFAULT_DATA_DIR: &str = "meshdns-data";
 
@@ -94,6 +100,136 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// Cluster membership.
+    pub mesh: MeshSettings,
+    /// Admin API.
+    pub grpc: GrpcSettings,
+}
+
+/// `[mesh]`, checked.
+#[derive(Clone, Debug)]
+pub struct MeshSettings {
+    /// Cluster name.
+    pub cluster: String,
+    /// Node id.
+    pub node_id: String,
+    /// Region.
+    pub region: String,
+    /// Site.
+    pub site: String,
+    /// Base gossip address.
+    pub gossip: SocketAddr,
+    /// Seeds, `host:port`.
+    pub seeds: Vec<String>,
+    /// Gossip round.
+    pub gossip_interval: Duration,
+    /// phi-accrual threshold.
+    pub phi_threshold: f64,
+    /// How long dead members are remembered.
+    pub dead_grace: Duration,
+    /// Representatives per site.
+    pub site_representatives: usize,
+    /// Representatives per region.
+    pub region_representatives: usize,
+}
+
+/// `[grpc]`, checked.
+#[derive(Clone, Debug)]
+pub struct GrpcSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Bearer token clients must send, if any.
+    pub token: Option<String>,
+    /// Certificate and key files: serve TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// The host name, as the default node id.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "meshdns".to_owned())
+}
+
+fn label(key: &str, v: &str) -> Result<String, ConfigError> {
+    if meshdns_mesh::facts::valid_label(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(key, v, "expected 1-63 letters, digits, '-', '_' or '.'"))
+    }
+}
+
+fn mesh_settings(m: &raw::RawMesh) -> Result<MeshSettings, ConfigError> {
+    let gossip = addr("mesh.gossip", m.gossip.as_deref().unwrap_or(DEFAULT_GOSSIP))?;
+    if gossip.port() == 0 || gossip.port() > 65533 {
+        return Err(invalid(
+            "mesh.gossip",
+            &gossip.to_string(),
+            "the port must be 1-65533: the node gossips on it and the next two ports",
+        ));
+    }
+    let seeds = m.seeds.clone().unwrap_or_default();
+    for seed in &seeds {
+        let ok = seed.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            return Err(invalid(
+                "mesh.seeds",
+                seed,
+                "expected host:port, e.g. 10.0.0.1:7946 or meshdns-0.meshdns:7946",
+            ));
+        }
+    }
+    let interval = m.gossip_interval_ms.unwrap_or(1_000);
+    if !(10..=60_000).contains(&interval) {
+        return Err(invalid("mesh.gossip_interval_ms", &interval.to_string(), "expected 10 to 60000"));
+    }
+    let phi = m.phi_threshold.unwrap_or(8.0);
+    if !(1.0..=100.0).contains(&phi) {
+        return Err(invalid("mesh.phi_threshold", &phi.to_string(), "expected 1 to 100 (8 is the usual)"));
+    }
+    let dead_grace_s = m.dead_grace_s.unwrap_or(900);
+    if !(10..=86_400).contains(&dead_grace_s) {
+        return Err(invalid("mesh.dead_grace_s", &dead_grace_s.to_string(), "expected 10 to 86400 seconds"));
+    }
+    let reps = |key: &str, v: Option<usize>| match v.unwrap_or(2) {
+        0 => Err(invalid(key, "0", "at least 1")),
+        n if n > 16 => Err(invalid(key, &n.to_string(), "at most 16")),
+        n => Ok(n),
+    };
+    Ok(MeshSettings {
+        cluster: label("mesh.cluster", m.cluster.as_deref().unwrap_or("meshdns"))?,
+        node_id: label("mesh.node_id", &m.node_id.clone().unwrap_or_else(hostname))?,
+        region: label("mesh.region", m.region.as_deref().unwrap_or("local"))?,
+        site: label("mesh.site", m.site.as_deref().unwrap_or("local"))?,
+        gossip,
+        seeds,
+        gossip_interval: Duration::from_millis(interval),
+        phi_threshold: phi,
+        dead_grace: Duration::from_secs(dead_grace_s),
+        site_representatives: reps("mesh.site_representatives", m.site_representatives)?,
+        region_representatives: reps("mesh.region_representatives", m.region_representatives)?,
+    })
+}
+
+fn grpc_settings(g: &raw::RawGrpc) -> Result<GrpcSettings, ConfigError> {
+    let tls = match (&g.tls_cert, &g.tls_key) {
+        (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+        (None, None) => None,
+        (Some(c), None) => return Err(invalid("grpc.tls_key", c, "tls_cert is set: tls_key is needed too")),
+        (None, Some(k)) => return Err(invalid("grpc.tls_cert", k, "tls_key is set: tls_cert is needed too")),
+    };
+    if let Some(t) = &g.token
+        && (t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(invalid("grpc.token", "(hidden)", "expected at least 16 printable characters, no spaces"));
+    }
+    Ok(GrpcSettings {
+        listen: addr("grpc.listen", g.listen.as_deref().unwrap_or(DEFAULT_GRPC))?,
+        token: g.token.clone(),
+        tls,
+    })
 }
 
 /// Reads and merges the file (if any) and the environment into a [`RawConfig`].
@@ -144,6 +280,23 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "TRANSFER_ALLOW" => raw.transfer.allow = Some(list(&value)),
         "LOG_FORMAT" => raw.log.format = Some(value),
         "LOG_LEVEL" => raw.log.level = Some(value),
+        "MESH_CLUSTER" => raw.mesh.cluster = Some(value),
+        "MESH_NODE_ID" => raw.mesh.node_id = Some(value),
+        "MESH_REGION" => raw.mesh.region = Some(value),
+        "MESH_SITE" => raw.mesh.site = Some(value),
+        "MESH_GOSSIP" => raw.mesh.gossip = Some(value),
+        "MESH_SEEDS" => raw.mesh.seeds = Some(list(&value)),
+        "MESH_GOSSIP_INTERVAL_MS" => raw.mesh.gossip_interval_ms = Some(num(&value)?),
+        "MESH_PHI_THRESHOLD" => {
+            raw.mesh.phi_threshold = Some(value.parse().map_err(|_| invalid(key, &value, "expected a number"))?)
+        }
+        "MESH_DEAD_GRACE_S" => raw.mesh.dead_grace_s = Some(num(&value)?),
+        "MESH_SITE_REPRESENTATIVES" => raw.mesh.site_representatives = Some(num(&value)? as usize),
+        "MESH_REGION_REPRESENTATIVES" => raw.mesh.region_representatives = Some(num(&value)? as usize),
+        "GRPC_LISTEN" => raw.grpc.listen = Some(value),
+        "GRPC_TOKEN" => raw.grpc.token = Some(value),
+        "GRPC_TLS_CERT" => raw.grpc.tls_cert = Some(value),
+        "GRPC_TLS_KEY" => raw.grpc.tls_key = Some(value),
         // Read by main before anything else; not a setting.
         "CONFIG" => {}
         _ => {
@@ -232,6 +385,8 @@ impl Config {
             transfer_allow,
             log_format,
             log_level,
+            mesh: mesh_settings(&raw.mesh)?,
+            grpc: grpc_settings(&raw.grpc)?,
         })
     }
 }

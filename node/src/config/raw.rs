@@ -23,6 +23,12 @@ pub struct RawConfig {
     /// `[log]`
     #[serde(default)]
     pub log: RawLog,
+    /// `[mesh]`
+    #[serde(default)]
+    pub mesh: RawMesh,
+    /// `[grpc]`
+    #[serde(default)]
+    pub grpc: RawGrpc,
 }
 
 /// `[server]`: listeners and limits.
@@ -79,4 +85,46 @@ pub struct RawLog {
     pub format: Option<String>,
     /// A tracing filter, e.g. `info` or `meshdns=debug`.
     pub level: Option<String>,
+}
+
+/// `[mesh]`: cluster membership.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawMesh {
+    /// Cluster name; nodes of other clusters are not admitted.
+    pub cluster: Option<String>,
+    /// This node's id (default: the host name).
+    pub node_id: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Site.
+    pub site: Option<String>,
+    /// Base gossip address (UDP PORT..PORT+2, referrals on TCP PORT).
+    pub gossip: Option<String>,
+    /// Gossip addresses of other nodes, `host:port`.
+    pub seeds: Option<Vec<String>>,
+    /// Gossip round.
+    pub gossip_interval_ms: Option<u64>,
+    /// phi-accrual threshold.
+    pub phi_threshold: Option<f64>,
+    /// How long dead members are remembered.
+    pub dead_grace_s: Option<u64>,
+    /// Representatives per site in the region pool.
+    pub site_representatives: Option<usize>,
+    /// Representatives per region in the global pool.
+    pub region_representatives: Option<usize>,
+}
+
+/// `[grpc]`: the admin API.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrpc {
+    /// Listen address.
+    pub listen: Option<String>,
+    /// Bearer token required from clients.
+    pub token: Option<String>,
+    /// PEM certificate chain: serve TLS.
+    pub tls_cert: Option<String>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
 }

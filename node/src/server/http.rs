@@ -96,6 +96,9 @@ async fn handle(req: Request<Incoming>, shared: SharedRef) -> Result<Response<Fu
 pub fn render_metrics(shared: &SharedRef) -> String {
     let mut out = String::with_capacity(8192);
     shared.metrics.render(&mut out);
+    if let Some(mesh) = shared.mesh.get() {
+        crate::cluster::metrics::render(&mesh.snapshot(), &mut out);
+    }
     let zones = shared.store.current_full();
     out.push_str("# HELP meshdns_zones_loaded Zones being served.\n# TYPE meshdns_zones_loaded gauge\n");
     let _ = writeln!(out, "meshdns_zones_loaded {}", zones.zones().len());

@@ -26,6 +26,8 @@ pub struct Shared {
     pub answer: AnswerConfig,
     /// Set once every listener is up and the zones are loaded.
     pub ready: std::sync::atomic::AtomicBool,
+    /// The mesh, once started (its metrics join `/metrics`).
+    pub mesh: std::sync::OnceLock<std::sync::Arc<meshdns_mesh::gossip::MeshHandle>>,
 }
 
 /// Shared state handle.

@@ -26,6 +26,16 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A base gossip port: TCP and UDP PORT, and UDP PORT+1 and PORT+2, free now.
+pub fn free_gossip_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 65000 && (1..3).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok()) {
+            return p;
+        }
+    }
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, or panics after `limit`.
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -42,6 +52,8 @@ pub struct Server {
     pub child: Option<Child>,
     pub dns: SocketAddr,
     pub http: SocketAddr,
+    pub gossip: SocketAddr,
+    pub grpc: SocketAddr,
     pub data_dir: PathBuf,
     pub zone_dir: PathBuf,
     pub log: PathBuf,
@@ -54,6 +66,7 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     wait_ready: bool,
+    gossip: Option<SocketAddr>,
 }
 
 impl ServerBuilder {
@@ -73,6 +86,11 @@ impl ServerBuilder {
         self.args.push(a.into());
         self
     }
+    /// Gossip on this base address instead of a fresh one (a restart).
+    pub fn gossip(mut self, a: SocketAddr) -> Self {
+        self.gossip = Some(a);
+        self
+    }
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
         self
@@ -85,6 +103,9 @@ impl ServerBuilder {
             let (port, http_port) = (free_port(), free_port());
             let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+            let gossip: SocketAddr =
+                self.gossip.unwrap_or_else(|| format!("127.0.0.1:{}", free_gossip_port()).parse().unwrap());
+            let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
             let log = tmp.path().join(format!("meshdns-{attempt}.log"));
             let mut cmd = Command::new(BIN);
             cmd.arg("serve")
@@ -92,6 +113,7 @@ impl ServerBuilder {
                 .arg("--data-dir")
                 .arg(&data_dir)
                 .args(["--udp-workers", "2"])
+                .args(["--gossip", &gossip.to_string(), "--grpc", &grpc.to_string()])
                 .args(&self.args)
                 .env("MESHDNS_LOG_LEVEL", "debug")
                 .stdout(Stdio::null())
@@ -107,6 +129,8 @@ impl ServerBuilder {
                 child: Some(child),
                 dns,
                 http,
+                gossip,
+                grpc,
                 data_dir: data_dir.clone(),
                 zone_dir: self.zone_dir.clone().unwrap_or_default(),
                 log,
@@ -138,7 +162,14 @@ impl ServerBuilder {
 
 impl Server {
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { zone_dir: None, data_dir: None, env: Vec::new(), args: Vec::new(), wait_ready: true }
+        ServerBuilder {
+            zone_dir: None,
+            data_dir: None,
+            env: Vec::new(),
+            args: Vec::new(),
+            wait_ready: true,
+            gossip: None,
+        }
     }
 
     pub fn with_zones(zone_dir: &Path) -> Server {
@@ -199,6 +230,33 @@ impl Server {
     pub fn query(&self, name: &str, rtype: RecordType) -> Message {
         self.udp(&query(name, rtype))
     }
+
+    /// Runs `meshdns cluster ARGS --endpoint <this node>`: (success, stdout, stderr).
+    pub fn cluster(&self, args: &[&str]) -> (bool, String, String) {
+        cluster_cli(&self.grpc.to_string(), args)
+    }
+
+    /// `cluster members --output json`, parsed; `None` if the call failed.
+    pub fn members(&self) -> Option<serde_json::Value> {
+        let (ok, out, _) = self.cluster(&["members", "--output", "json"]);
+        if ok { serde_json::from_str(&out).ok() } else { None }
+    }
+
+    /// Liveness of member `id` in this node's view (`None`: not listed).
+    pub fn liveness_of(&self, id: &str) -> Option<String> {
+        let m = self.members()?;
+        m["members"].as_array()?.iter().find(|x| x["id"] == id).map(|x| x["liveness"].as_str().unwrap_or("").to_owned())
+    }
+}
+
+/// Runs `meshdns cluster ARGS --endpoint ENDPOINT`: (success, stdout, stderr).
+pub fn cluster_cli(endpoint: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).arg("cluster").args(args).args(["--endpoint", endpoint]).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 impl Drop for Server {

@@ -1,0 +1,615 @@
+//! The async driver: chitchat pools on real UDP sockets around a
+//! [`MeshCore`].
+//!
+//! [`Mesh::start`] spawns one task that, every tick (a quarter of the
+//! gossip interval, at most 250 ms):
+//!
+//! 1. reads each joined pool's chitchat state into [`PeerRecord`]s and
+//!    hands them to the core;
+//! 2. carries out the core's actions: starts a chitchat instance for a
+//!    pool to join (site pool on the base gossip port, region pool on the
+//!    next, global on the one after), announces the leave and stops one
+//!    to leave, and broadcasts membership events;
+//! 3. publishes this node's facts and the core's relay records in each pool;
+//! 4. while a pool has no other live member, gossips to contacts for it:
+//!    members the core knows to be in it, and what seeds referred
+//!    ([`referral`]);
+//! 5. publishes a [`MeshSnapshot`] for the API, metrics and the CLI.
+//!
+//! All decisions are the core's; this module only moves bytes and reads
+//! clocks, so the simulator can drive the same core with virtual time.
+
+mod pool;
+pub mod referral;
+pub mod transport;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use meshdns_ring::Ring;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use self::pool::{PoolRuntime, pool_addr};
+use self::referral::Contact;
+use self::transport::Traffic;
+use crate::core::{Action, MembershipEvent, MeshCore};
+use crate::facts::{Liveness, NodeFacts, PeerRecord, Source};
+use crate::tier::{Pool, TierConfig};
+
+/// Gossip timing and garbage collection.
+#[derive(Clone, Debug)]
+pub struct GossipSettings {
+    /// How often each pool gossips (chitchat's round).
+    pub interval: Duration,
+    /// phi-accrual threshold above which a member is declared dead.
+    pub phi_threshold: f64,
+    /// How long a dead member is remembered (and reported dead) before
+    /// chitchat forgets it. chitchat's default of 24 h lets a churning pool
+    /// collect enough dead members to overflow its digest datagram.
+    pub dead_grace: Duration,
+    /// How long a deleted key's tombstone is kept.
+    pub tombstone_grace: Duration,
+    /// A live member not heard from for this many gossip intervals is
+    /// reported as suspect.
+    pub suspect_intervals: u32,
+}
+
+impl Default for GossipSettings {
+    fn default() -> Self {
+        GossipSettings {
+            interval: Duration::from_secs(1),
+            phi_threshold: 8.0,
+            dead_grace: Duration::from_secs(15 * 60),
+            tombstone_grace: Duration::from_secs(60 * 60),
+            suspect_intervals: 3,
+        }
+    }
+}
+
+/// Everything [`Mesh::start`] needs.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// Cluster name: nodes of different clusters never admit each other.
+    pub cluster: String,
+    /// This node (its roles are managed by the core).
+    pub facts: NodeFacts,
+    /// Representatives per tier.
+    pub tiers: TierConfig,
+    /// Seed gossip addresses (`host:port`; host names are re-resolved).
+    pub seeds: Vec<String>,
+    /// Timing.
+    pub gossip: GossipSettings,
+}
+
+/// Why the mesh could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// A pool's UDP port, or the referral TCP port, could not be bound.
+    #[error(
+        "cannot gossip in {pool:?} on {addr}: {reason} (choose another --gossip port; the node uses it and the next two)"
+    )]
+    Bind {
+        /// Pool.
+        pool: Pool,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        reason: String,
+    },
+    /// The base port leaves no room for the two upper pools.
+    #[error("gossip port of {0} is too high: the node also uses the next two ports")]
+    PortRange(SocketAddr),
+}
+
+/// One member as the API shows it.
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    /// What this node believes about it.
+    pub record: PeerRecord,
+    /// Time since its heartbeat last moved, for members heard directly.
+    pub last_heard: Option<Duration>,
+}
+
+/// One joined pool as the API shows it.
+#[derive(Clone, Debug)]
+pub struct PoolStatus {
+    /// The pool.
+    pub pool: Pool,
+    /// Its UDP address.
+    pub addr: SocketAddr,
+    /// Live members other than this node.
+    pub live_peers: usize,
+    /// (messages in, bytes in, messages out, bytes out) since start.
+    pub traffic: (u64, u64, u64, u64),
+}
+
+/// The mesh as this node sees it at one moment.
+#[derive(Clone, Debug)]
+pub struct MeshSnapshot {
+    /// Cluster name.
+    pub cluster: String,
+    /// This node, with its current roles.
+    pub me: NodeFacts,
+    /// Every member known, by id (this node included).
+    pub members: BTreeMap<String, MemberView>,
+    /// Live members as a ring.
+    pub ring: Ring,
+    /// Pools this node gossips in.
+    pub pools: Vec<PoolStatus>,
+    /// Pools that could not be joined, with why.
+    pub pool_errors: Vec<(Pool, String)>,
+    /// When the snapshot was taken.
+    pub taken: Instant,
+    /// When the merged view last changed.
+    pub changed: Instant,
+    /// Times the set of representatives changed, as seen here.
+    pub representative_changes: u64,
+    /// Relay records that could not be read, since start.
+    pub bad_relay_records: u64,
+}
+
+/// A membership event with the wall-clock time it was seen.
+#[derive(Clone, Debug)]
+pub struct EventRecord {
+    /// Milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// The event.
+    pub event: MembershipEvent,
+}
+
+enum Command {
+    Leave(oneshot::Sender<()>),
+}
+
+/// A running mesh; dropping it stops gossip without announcing a leave
+/// (call [`MeshHandle::leave`] first on a graceful shutdown).
+pub struct MeshHandle {
+    snapshot: Arc<ArcSwap<MeshSnapshot>>,
+    events: broadcast::Sender<EventRecord>,
+    commands: mpsc::Sender<Command>,
+    load: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+    referral_task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MeshHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.referral_task.abort();
+    }
+}
+
+impl MeshHandle {
+    /// The latest view.
+    pub fn snapshot(&self) -> Arc<MeshSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Membership events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.events.subscribe()
+    }
+
+    /// Sets the load figure published in gossip (queries per second).
+    pub fn set_load(&self, qps: u64) {
+        self.load.store(qps, Ordering::Relaxed);
+    }
+
+    /// Announces a leave in every pool, gives it `grace` to spread, and
+    /// stops gossiping.
+    pub async fn leave(&self, grace: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Leave(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(grace, rx).await;
+        }
+    }
+}
+
+/// Namespace for [`Mesh::start`].
+pub struct Mesh;
+
+#[allow(clippy::disallowed_methods)] // a driver: the one place that reads the wall clock
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Mesh {
+    /// Binds the site pool and the referral listener, and starts the driver
+    /// task. Fails if either address cannot be bound.
+    pub async fn start(cfg: MeshConfig) -> Result<MeshHandle, MeshError> {
+        let site = Pool::site(&cfg.facts.region, &cfg.facts.site);
+        pool_addr(cfg.facts.gossip, &Pool::Global).ok_or(MeshError::PortRange(cfg.facts.gossip))?;
+        let listener = tokio::net::TcpListener::bind(cfg.facts.gossip).await.map_err(|e| MeshError::Bind {
+            pool: site.clone(),
+            addr: cfg.facts.gossip,
+            reason: format!("referral listener (TCP): {e}"),
+        })?;
+        let mut core = MeshCore::new(cfg.facts.clone(), cfg.tiers);
+        let now = Instant::now();
+        let snapshot = Arc::new(ArcSwap::from_pointee(MeshSnapshot {
+            cluster: cfg.cluster.clone(),
+            me: cfg.facts.clone(),
+            members: BTreeMap::new(),
+            ring: core.members().clone(),
+            pools: Vec::new(),
+            pool_errors: Vec::new(),
+            taken: now,
+            changed: now,
+            representative_changes: 0,
+            bad_relay_records: 0,
+        }));
+        let (events, _) = broadcast::channel(1024);
+        let (commands, command_rx) = mpsc::channel(4);
+        let load = Arc::new(AtomicU64::new(0));
+
+        // The site pool must bind now, so a bad --gossip fails at start.
+        let mut pools = BTreeMap::new();
+        let traffic = Arc::new(Traffic::default());
+        // Seeds are not handed to chitchat: a seed in another site would
+        // answer every round with "wrong cluster". Referrals find the site.
+        let first = PoolRuntime::start(&cfg.cluster, site.clone(), 0, core.me(), &cfg.gossip, traffic).await?;
+        pools.insert(site.clone(), first);
+        // The core's first action is that join: it is done.
+        let mut pending = Vec::new();
+        while let Some(a) = core.poll_action() {
+            if a != Action::JoinPool(site.clone()) {
+                pending.push(a);
+            }
+        }
+
+        let contacts_view = snapshot.clone();
+        let referral_task =
+            tokio::spawn(referral::serve(listener, cfg.cluster.clone(), move || contacts(&contacts_view.load())));
+        let driver = Driver {
+            cfg,
+            core,
+            pools,
+            pool_errors: BTreeMap::new(),
+            traffic_by_pool: BTreeMap::new(),
+            snapshot: snapshot.clone(),
+            events: events.clone(),
+            load: load.clone(),
+            referred: Vec::new(),
+            last_referral: None,
+            referral_rx: None,
+            changed: now,
+            representative_changes: 0,
+            bad_relay_records: 0,
+            reps: BTreeSet::new(),
+            joins: 0,
+        };
+        let task = tokio::spawn(driver.run(command_rx, pending));
+        Ok(MeshHandle { snapshot, events, commands, load, task, referral_task })
+    }
+}
+
+/// What a seed tells a newcomer: the representatives it knows, and the
+/// members of its own site.
+fn contacts(s: &MeshSnapshot) -> Vec<Contact> {
+    s.members
+        .values()
+        .filter(|m| m.record.liveness.is_live())
+        .filter(|m| {
+            let f = &m.record.facts;
+            f.roles.region || f.roles.global || (f.region == s.me.region && f.site == s.me.site)
+        })
+        .take(5_000)
+        .map(|m| {
+            let f = &m.record.facts;
+            Contact {
+                id: f.id.clone(),
+                region: f.region.clone(),
+                site: f.site.clone(),
+                gossip: f.gossip,
+                region_pool: f.roles.region,
+                global_pool: f.roles.global,
+            }
+        })
+        .collect()
+}
+
+struct Driver {
+    cfg: MeshConfig,
+    core: MeshCore,
+    pools: BTreeMap<Pool, PoolRuntime>,
+    pool_errors: BTreeMap<Pool, String>,
+    /// Traffic counters outlive a pool's instance, so leaving and rejoining
+    /// a pool does not reset its metrics.
+    traffic_by_pool: BTreeMap<Pool, Arc<Traffic>>,
+    snapshot: Arc<ArcSwap<MeshSnapshot>>,
+    events: broadcast::Sender<EventRecord>,
+    load: Arc<AtomicU64>,
+    /// Contacts from the last successful referral.
+    referred: Vec<Contact>,
+    last_referral: Option<Instant>,
+    referral_rx: Option<oneshot::Receiver<Vec<Contact>>>,
+    changed: Instant,
+    representative_changes: u64,
+    bad_relay_records: u64,
+    reps: BTreeSet<(String, bool)>,
+    /// Pool joins so far (numbers chitchat incarnations).
+    joins: u64,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, pending: Vec<Action>) {
+        let tick = (self.cfg.gossip.interval / 4).min(Duration::from_millis(250)).max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for a in pending {
+            self.act(a).await;
+        }
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.step().await,
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Leave(done)) => {
+                        self.leave().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    async fn step(&mut self) {
+        let now = Instant::now();
+        let suspect_after = self.cfg.gossip.interval * self.cfg.gossip.suspect_intervals;
+        let mut last_heard: HashMap<String, Duration> = HashMap::new();
+        let joined: Vec<Pool> = self.pools.keys().cloned().collect();
+        for p in joined {
+            let Some(rt) = self.pools.get_mut(&p) else { continue };
+            let read = rt.read(now, suspect_after).await;
+            self.bad_relay_records += read.bad_records;
+            for (id, d) in read.last_heard {
+                let e = last_heard.entry(id).or_insert(d);
+                *e = (*e).min(d);
+            }
+            self.core.handle_pool_view(p, read.records);
+            while let Some(a) = self.core.poll_action() {
+                self.act(a).await;
+            }
+        }
+        // Pools the core wants but that failed to start: retry.
+        let missing: Vec<Pool> = self.core.pools().iter().filter(|p| !self.pools.contains_key(*p)).cloned().collect();
+        for p in missing {
+            self.join(p).await;
+        }
+
+        let mut facts = self.core.me().clone();
+        facts.load = self.load.load(Ordering::Relaxed);
+        self.core.set_facts(facts);
+        let me = self.core.me().clone();
+        for (p, rt) in self.pools.iter_mut() {
+            let relays = self.core.relays(p);
+            rt.publish(&me, &relays).await;
+        }
+        self.seek_contacts(now).await;
+        self.publish_snapshot(now, last_heard).await;
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::JoinPool(p) => self.join(p).await,
+            Action::LeavePool(p) => {
+                self.pool_errors.remove(&p);
+                if let Some(rt) = self.pools.remove(&p) {
+                    tracing::info!(pool = ?p, "no longer a representative: leaving the pool");
+                    rt.announce_leave(true).await;
+                    let grace = self.cfg.gossip.interval;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = rt.handle.shutdown().await;
+                    });
+                }
+            }
+            Action::Event(e) => {
+                match &e {
+                    MembershipEvent::Up(r) => {
+                        tracing::info!(member = %r.facts.id, region = %r.facts.region, site = %r.facts.site, "member up")
+                    }
+                    MembershipEvent::Down(id, why) => tracing::info!(member = %id, state = %why, "member down"),
+                }
+                let _ = self.events.send(EventRecord { unix_ms: unix_ms(), event: e });
+                self.changed = Instant::now();
+            }
+        }
+    }
+
+    async fn join(&mut self, p: Pool) {
+        if self.pools.contains_key(&p) {
+            return;
+        }
+        let traffic = self.traffic_by_pool.entry(p.clone()).or_default().clone();
+        self.joins += 1;
+        let instance = self.joins;
+        match PoolRuntime::start(&self.cfg.cluster, p.clone(), instance, self.core.me(), &self.cfg.gossip, traffic)
+            .await
+        {
+            Ok(rt) => {
+                tracing::info!(pool = ?p, addr = %rt.addr, "representative: joined the pool");
+                self.pool_errors.remove(&p);
+                self.pools.insert(p, rt);
+            }
+            Err(e) => {
+                if self.pool_errors.insert(p.clone(), e.to_string()).is_none() {
+                    tracing::error!(error = %e, "cannot join a pool; retrying");
+                }
+            }
+        }
+    }
+
+    /// Finds peers for pools where this node is alone: asks the seeds for
+    /// a referral, and gossips to members known (or referred) to be in the
+    /// pool.
+    async fn seek_contacts(&mut self, now: Instant) {
+        let mut fresh_referral = false;
+        if let Some(rx) = &mut self.referral_rx {
+            match rx.try_recv() {
+                Ok(c) => {
+                    self.referred = c;
+                    self.referral_rx = None;
+                    fresh_referral = true;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => self.referral_rx = None,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+        }
+        let mut lonely = Vec::new();
+        for (p, rt) in &self.pools {
+            if rt.live_peers().await == 0 {
+                lonely.push(p.clone());
+            }
+        }
+        // A fresh referral is also tried in pools that have peers: it heals
+        // a pool split for longer than the dead-member grace period.
+        let hint_pools: Vec<Pool> = if fresh_referral { self.pools.keys().cloned().collect() } else { lonely.clone() };
+        // Seeds are asked often while some pool is empty, rarely otherwise
+        // (a partition longer than the dead-member grace period is healed by
+        // that slow refresh).
+        let every = if lonely.is_empty() { Duration::from_secs(30) } else { Duration::from_secs(2) };
+        if !self.cfg.seeds.is_empty()
+            && self.referral_rx.is_none()
+            && self.last_referral.is_none_or(|t| now.duration_since(t) >= every)
+        {
+            self.last_referral = Some(now);
+            let (tx, rx) = oneshot::channel();
+            self.referral_rx = Some(rx);
+            let seeds = self.cfg.seeds.clone();
+            let request = referral::Request { cluster: self.cfg.cluster.clone(), id: self.core.me().id.clone() };
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                for seed in seeds {
+                    let addrs = match tokio::net::lookup_host(&seed).await {
+                        Ok(a) => a.collect::<Vec<_>>(),
+                        Err(e) => {
+                            tracing::warn!(seed = %seed, error = %e, "cannot resolve seed");
+                            continue;
+                        }
+                    };
+                    for addr in addrs {
+                        match referral::ask(addr, &request).await {
+                            Ok(c) => all.extend(c),
+                            Err(e @ referral::ReferralError::Refused(..)) => {
+                                tracing::error!(error = %e, "seed refused")
+                            }
+                            Err(e) => tracing::debug!(error = %e, "referral failed"),
+                        }
+                    }
+                }
+                let _ = tx.send(all);
+            });
+        }
+        let me = self.core.me().clone();
+        for p in hint_pools {
+            let Some(rt) = self.pools.get_mut(&p) else { continue };
+            if !fresh_referral && rt.last_hinted.is_some_and(|t| now.duration_since(t) < self.cfg.gossip.interval) {
+                continue;
+            }
+            rt.last_hinted = Some(now);
+            let from_view = self.core.records().values().filter(|r| r.liveness.is_live()).map(|r| {
+                (
+                    r.facts.id.clone(),
+                    r.facts.region.clone(),
+                    r.facts.site.clone(),
+                    r.facts.gossip,
+                    r.facts.roles.region,
+                    r.facts.roles.global,
+                )
+            });
+            let referred = self
+                .referred
+                .iter()
+                .map(|c| (c.id.clone(), c.region.clone(), c.site.clone(), c.gossip, c.region_pool, c.global_pool));
+            let mut targets = BTreeSet::new();
+            for (id, region, site, gossip, in_region, in_global) in from_view.chain(referred) {
+                if id == me.id {
+                    continue;
+                }
+                let fits = match &p {
+                    Pool::Site { region: r, site: s } => &region == r && &site == s,
+                    Pool::Region(r) => &region == r && in_region,
+                    Pool::Global => in_global,
+                };
+                if let (true, Some(addr)) = (fits, pool_addr(gossip, &p)) {
+                    targets.insert(addr);
+                }
+            }
+            for addr in targets.into_iter().take(8) {
+                let _ = rt.handle.gossip(addr);
+            }
+        }
+    }
+
+    async fn publish_snapshot(&mut self, now: Instant, last_heard: HashMap<String, Duration>) {
+        let records = self.core.records();
+        let reps: BTreeSet<(String, bool)> = records
+            .values()
+            .filter(|r| r.liveness.is_live() && (r.facts.roles.region || r.facts.roles.global))
+            .map(|r| (r.facts.id.clone(), r.facts.roles.global))
+            .collect();
+        if reps != self.reps {
+            if !self.reps.is_empty() {
+                self.representative_changes += 1;
+            }
+            self.reps = reps;
+        }
+        let members = records
+            .iter()
+            .map(|(id, r)| {
+                let heard = if r.source == Source::Direct && id != &self.core.me().id {
+                    last_heard.get(id).copied()
+                } else {
+                    None
+                };
+                (id.clone(), MemberView { record: r.clone(), last_heard: heard })
+            })
+            .collect();
+        let mut pools = Vec::new();
+        for (p, rt) in &self.pools {
+            pools.push(PoolStatus {
+                pool: p.clone(),
+                addr: rt.addr,
+                live_peers: rt.live_peers().await,
+                traffic: rt.traffic.read(),
+            });
+        }
+        self.snapshot.store(Arc::new(MeshSnapshot {
+            cluster: self.cfg.cluster.clone(),
+            me: self.core.me().clone(),
+            members,
+            ring: self.core.members().clone(),
+            pools,
+            pool_errors: self.pool_errors.iter().map(|(p, e)| (p.clone(), e.clone())).collect(),
+            taken: now,
+            changed: self.changed,
+            representative_changes: self.representative_changes,
+            bad_relay_records: self.bad_relay_records,
+        }));
+    }
+
+    async fn leave(&mut self) {
+        tracing::info!(pools = self.pools.len(), "leaving the mesh");
+        for rt in self.pools.values() {
+            rt.announce_leave(false).await;
+        }
+        // One round for the Syn/SynAck/Ack that carries "leaving" to finish.
+        tokio::time::sleep(self.cfg.gossip.interval.min(Duration::from_millis(500))).await;
+        for (_, rt) in std::mem::take(&mut self.pools) {
+            let _ = rt.handle.shutdown().await;
+        }
+        let mut s = (*self.snapshot.load_full()).clone();
+        s.pools.clear();
+        if let Some(me) = s.members.get_mut(&s.me.id) {
+            me.record.liveness = Liveness::Left;
+        }
+        self.snapshot.store(Arc::new(s));
+    }
+}

@@ -1,0 +1,157 @@
+//! Referrals: how a new node finds the pools above its site.
+//!
+//! Seeds are gossip addresses of any node in the cluster, in any site. A
+//! seed in another site cannot admit the newcomer to its own site pool
+//! (chitchat rejects a different cluster id), so besides chitchat's UDP
+//! gossip on `PORT`, every node answers on TCP `PORT` with the members it
+//! knows that gossip in upper pools (the representatives), plus its own
+//! site. The newcomer then gossips straight into the pools it belongs in.
+//!
+//! One JSON line each way. Every read is bounded in size and time; a peer
+//! that sends garbage is answered with an error and dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Largest request accepted.
+const MAX_REQUEST: u64 = 4 * 1024;
+/// Largest answer accepted (about 5,000 representatives).
+const MAX_ANSWER: u64 = 1024 * 1024;
+/// Time allowed for one exchange.
+pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the newcomer sends.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Request {
+    /// The cluster it wants to join: a seed of another cluster refuses.
+    pub(crate) cluster: String,
+    /// Who is asking (for the seed's logs).
+    pub(crate) id: String,
+}
+
+/// One member worth gossiping with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Node id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// Site.
+    pub site: String,
+    /// Base gossip address.
+    pub gossip: SocketAddr,
+    /// In its region's pool.
+    pub region_pool: bool,
+    /// In the global pool.
+    pub global_pool: bool,
+}
+
+/// What the seed answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Answer {
+    /// Members to gossip with.
+    Contacts(Vec<Contact>),
+    /// The request was refused, and why.
+    Refused(String),
+}
+
+/// Why a referral failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferralError {
+    /// Could not reach the seed.
+    #[error("seed {0} unreachable: {1}")]
+    Unreachable(SocketAddr, std::io::Error),
+    /// The seed took too long.
+    #[error("seed {0} did not answer within {1:?}")]
+    Timeout(SocketAddr, Duration),
+    /// The seed answered something that is not a referral.
+    #[error("seed {0} sent an invalid answer: {1}")]
+    Invalid(SocketAddr, String),
+    /// The seed refused (another cluster).
+    #[error("seed {0} refused: {1}")]
+    Refused(SocketAddr, String),
+}
+
+/// Asks `seed` for contacts.
+pub(crate) async fn ask(seed: SocketAddr, request: &Request) -> Result<Vec<Contact>, ReferralError> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(seed).await.map_err(|e| ReferralError::Unreachable(seed, e))?;
+        let mut line = serde_json::to_vec(request).map_err(|e| ReferralError::Invalid(seed, e.to_string()))?;
+        line.push(b'\n');
+        stream.write_all(&line).await.map_err(|e| ReferralError::Unreachable(seed, e))?;
+        let mut reader = BufReader::new(stream).take(MAX_ANSWER);
+        let mut answer = String::new();
+        reader.read_line(&mut answer).await.map_err(|e| ReferralError::Invalid(seed, e.to_string()))?;
+        match serde_json::from_str::<Answer>(&answer) {
+            Ok(Answer::Contacts(c)) => Ok(c),
+            Ok(Answer::Refused(why)) => Err(ReferralError::Refused(seed, why)),
+            Err(e) => Err(ReferralError::Invalid(seed, e.to_string())),
+        }
+    };
+    tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+        .await
+        .map_err(|_| ReferralError::Timeout(seed, EXCHANGE_TIMEOUT))?
+}
+
+/// Serves referrals on `listener` until the task is dropped. `contacts`
+/// is called for each valid request of the right cluster.
+pub(crate) async fn serve<F>(listener: TcpListener, cluster: String, contacts: F)
+where
+    F: Fn() -> Vec<Contact> + Send + Sync + 'static,
+{
+    let contacts = std::sync::Arc::new(contacts);
+    // A few concurrent exchanges are plenty: referrals happen at join time.
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "referral accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue; // dropped: the asker retries later
+        };
+        let contacts = contacts.clone();
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(stream, from, &cluster, &*contacts)).await;
+        });
+    }
+}
+
+async fn answer(
+    stream: TcpStream,
+    from: SocketAddr,
+    cluster: &str,
+    contacts: &(dyn Fn() -> Vec<Contact> + Send + Sync),
+) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read).take(MAX_REQUEST);
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.is_err() {
+        return;
+    }
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(req) if req.cluster == cluster => {
+            tracing::debug!(%from, asker = %req.id, "referral");
+            Answer::Contacts(contacts())
+        }
+        Ok(req) => {
+            tracing::warn!(%from, asker = %req.id, their_cluster = %req.cluster, "refused a node of another cluster");
+            Answer::Refused(format!("this node belongs to cluster {cluster:?}, not {:?}", req.cluster))
+        }
+        Err(_) => Answer::Refused("not a meshdns referral request".to_owned()),
+    };
+    if let Ok(mut bytes) = serde_json::to_vec(&reply) {
+        bytes.push(b'\n');
+        let _ = write.write_all(&bytes).await;
+    }
+}
