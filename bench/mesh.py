@@ -11,9 +11,14 @@ joining through the first node as their seed):
   * failure detection: SIGKILL one node, time until every other node counts it dead;
   * gossip traffic: UDP payload bytes in and out per node per second over 60 s, by pool tier.
 Then, for the loss run, the same cluster runs inside a network namespace made for the
-purpose whose loopback drops 5% of packets (tc netem); every "member down" a node logs
-there is a false suspicion (nothing is killed). The namespace is deleted on exit,
-also on failure or Ctrl-C.
+purpose whose loopback drops 5% of UDP datagrams; every "member down" a node logs there
+is a false suspicion (nothing is killed). The namespace is deleted on exit, also on
+failure or Ctrl-C.
+
+The loss is made with `tc qdisc ... netem loss 5%` when the kernel has netem, else with
+an nftables rule in the namespace (`meta l4proto udp numgen random mod 100 < 5 drop` on
+the input hook: on the output hook the sender would get EPERM, which is not loss): every datagram, once, with the same chance. Kernels built without
+CONFIG_NET_SCH_NETEM (like the one these figures were first taken on) need the latter.
 
 Traffic stays on loopback (or the namespace's loopback). Nodes use ports from 20000 up.
 """
@@ -165,8 +170,19 @@ def loss_run(binary, n, interval_ms, minutes, loss):
     subprocess.run(["ip", "netns", "add", NETNS], check=True)
     try:
         subprocess.run(["ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", NETNS, "tc", "qdisc", "add", "dev", "lo", "root", "netem",
-                        "loss", f"{loss}%"], check=True)
+        netem = subprocess.run(["ip", "netns", "exec", NETNS, "tc", "qdisc", "add", "dev", "lo", "root", "netem",
+                                "loss", f"{loss}%"], capture_output=True)
+        method = f"tc netem loss {loss:g}%"
+        if netem.returncode != 0:
+            if loss != int(loss):
+                raise SystemExit("without netem, loss must be a whole percentage")
+            nft = ["ip", "netns", "exec", NETNS, "nft"]
+            subprocess.run(nft + ["add", "table", "inet", "meshdns_loss"], check=True)
+            subprocess.run(nft + ["add", "chain", "inet", "meshdns_loss", "in",
+                                  "{ type filter hook input priority 0; }"], check=True)
+            subprocess.run(nft + ["add", "rule", "inet", "meshdns_loss", "in", "meta", "l4proto", "udp",
+                                  "numgen", "random", "mod", "100", "lt", str(int(loss)), "drop"], check=True)
+            method = f"nftables input hook: udp numgen random mod 100 < {int(loss)} drop (no netem in this kernel)"
         with tempfile.TemporaryDirectory() as workdir:
             nodes = start_cluster(binary, n, interval_ms, workdir, NETNS)
             try:
@@ -182,7 +198,7 @@ def loss_run(binary, n, interval_ms, minutes, loss):
                 for x in nodes:
                     x.stop()
         per_node = {k: (after.get(k, 0) - before.get(k, 0)) / n / (minutes * 60) for k in after}
-        return {"n": n, "minutes": minutes, "loss": loss, "false_downs": sum(downs),
+        return {"n": n, "minutes": minutes, "loss": loss, "method": method, "false_downs": sum(downs),
                 "worst_node": max(downs), "alive_end": alive_end, "traffic": per_node}
     finally:
         subprocess.run(["ip", "netns", "del", NETNS], stderr=subprocess.DEVNULL)
@@ -246,9 +262,8 @@ def main():
     if loss:
         lines += [
             "",
-            f"Loss run: {loss['n']} nodes in a network namespace whose loopback drops {loss['loss']:g}% of packets",
-            f"(`tc netem loss {loss['loss']:g}%`, so every datagram is lost with that chance), "
-            f"{loss['minutes']:g} minutes after convergence:",
+            f"Loss run: {loss['n']} nodes in a network namespace whose loopback drops {loss['loss']:g}% of UDP",
+            f"datagrams (`{loss['method']}`), {loss['minutes']:g} minutes after convergence:",
             f"**{loss['false_downs']} false failure detections** in all (worst node: {loss['worst_node']}); "
             f"alive counts at the end: {sorted(set(loss['alive_end']))}; gossip per node per second: "
             f"{fmt_traffic(loss['traffic'])}.",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests run
-# beside meshdns (NSD, Knot, dnsperf, dig/nsupdate, iproute2, nftables) when
+# beside meshdns (NSD, Knot, dnsperf, dig/nsupdate, iproute2, nftables, openssl) when
 # missing, then checks formatting and lints and runs every test.
 #
 #   scripts/test.sh            # everything
@@ -17,6 +17,8 @@ command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The admin API TLS test makes its certificates with openssl.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if ((${#need[@]})); then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "scripts/test.sh: installing ${need[*]}" >&2
