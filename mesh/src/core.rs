@@ -39,6 +39,10 @@ pub struct MeshCore {
     views: BTreeMap<Pool, BTreeMap<String, PeerRecord>>,
     /// Pools this node is in.
     joined: BTreeSet<Pool>,
+    /// Pools the plan no longer wants but that are kept (view and relays)
+    /// until the driver reports them left, so the tier above never loses
+    /// this site while the successor joins.
+    lingering: BTreeSet<Pool>,
     /// Every member known, whatever its liveness, merged over the pools.
     merged: BTreeMap<String, PeerRecord>,
     /// The live members.
@@ -50,6 +54,21 @@ pub struct MeshCore {
 /// pool can shrink the view, which can change the plan again; in practice
 /// one or two rounds settle it, and the next pool view continues anyway.
 const MAX_ROUNDS: usize = 4;
+
+/// Whether a member with `facts` belongs to `pool`'s scope.
+fn in_scope(pool: &Pool, facts: &NodeFacts) -> bool {
+    match pool {
+        Pool::Site { region, site } => &facts.region == region && &facts.site == site,
+        Pool::Region(region) => &facts.region == region,
+        Pool::Global => true,
+    }
+}
+
+/// Facts that matter to the rest of the node: all but the load figure,
+/// which changes all the time and is not worth an event.
+fn same_identity(a: &NodeFacts, b: &NodeFacts) -> bool {
+    NodeFacts { load: 0, ..a.clone() } == NodeFacts { load: 0, ..b.clone() }
+}
 
 /// How high a pool sits: relays flow up from lower levels and down from
 /// higher ones, never sideways, so no record can feed itself.
@@ -89,6 +108,7 @@ impl MeshCore {
             cfg,
             views: BTreeMap::new(),
             joined: BTreeSet::new(),
+            lingering: BTreeSet::new(),
             actions: VecDeque::new(),
         };
         core.merged.insert(core.me.id.clone(), core.my_record());
@@ -139,14 +159,37 @@ impl MeshCore {
     /// (`Source::Direct`), and the relay records its live members publish
     /// (`Source::Via`). Reports from pools this node is not in (a late
     /// report after leaving) are ignored.
+    ///
+    /// Relay records that break the relay rules are dropped: a relayer may
+    /// only send down members outside the pool's scope, and up members of
+    /// its own site (into a region pool) or region (into the global pool);
+    /// and nobody relays this node's own site, which it hears first-hand.
     pub fn handle_pool_view(&mut self, pool: Pool, records: Vec<PeerRecord>) {
-        if !self.joined.contains(&pool) {
+        if !self.joined.contains(&pool) && !self.lingering.contains(&pool) {
             return;
         }
+        let relayers: BTreeMap<String, NodeFacts> = records
+            .iter()
+            .filter(|r| r.source == Source::Direct)
+            .map(|r| (r.facts.id.clone(), r.facts.clone()))
+            .collect();
+        let my_site = Pool::site(&self.me.region, &self.me.site);
         let mut view: BTreeMap<String, PeerRecord> = BTreeMap::new();
         for r in records {
             if r.facts.id == self.me.id {
                 continue;
+            }
+            if let Source::Via(via) = &r.source {
+                let Some(x) = relayers.get(via) else { continue };
+                let down = !in_scope(&pool, &r.facts);
+                let up = match &pool {
+                    Pool::Site { .. } => false,
+                    Pool::Region(_) => r.facts.region == x.region && r.facts.site == x.site,
+                    Pool::Global => r.facts.region == x.region,
+                };
+                if !(down || up) || in_scope(&my_site, &r.facts) {
+                    continue;
+                }
             }
             match view.get(&r.facts.id) {
                 Some(old) if !better(&r, old) => {}
@@ -164,6 +207,37 @@ impl MeshCore {
         }
     }
 
+    /// Whether `pool`, which this node is leaving, now has every member the
+    /// plan wants in it (other than this node) alive: the successor is in
+    /// place and leaving loses nothing.
+    pub fn successors_present(&self, pool: &Pool) -> bool {
+        let expected: BTreeSet<String> = match pool {
+            Pool::Site { .. } => return true,
+            Pool::Region(region) => crate::tier::site_representatives(&self.ring, &self.cfg)
+                .into_iter()
+                .filter(|id| self.ring.get(id).is_some_and(|m| &m.region == region))
+                .collect(),
+            Pool::Global => crate::tier::region_representatives(&self.ring, &self.cfg),
+        };
+        let present: BTreeSet<&String> = self
+            .views
+            .get(pool)
+            .map(|v| {
+                v.values().filter(|r| r.source == Source::Direct && r.liveness.is_live()).map(|r| &r.facts.id).collect()
+            })
+            .unwrap_or_default();
+        expected.iter().filter(|id| **id != self.me.id).all(|id| present.contains(id))
+    }
+
+    /// The driver has left `pool` (after [`Action::LeavePool`]): its view
+    /// and relays are dropped. Ignored if the plan wants the pool again.
+    pub fn pool_left(&mut self, pool: &Pool) {
+        if self.lingering.remove(pool) {
+            self.views.remove(pool);
+            self.merge();
+        }
+    }
+
     /// The next action, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
@@ -177,14 +251,9 @@ impl MeshCore {
     /// alive by two representatives repeating each other.
     pub fn relays(&self, pool: &Pool) -> BTreeMap<String, PeerRecord> {
         let mut out: BTreeMap<String, PeerRecord> = BTreeMap::new();
-        if !self.joined.contains(pool) {
+        if !self.joined.contains(pool) && !self.lingering.contains(pool) {
             return out;
         }
-        let inside = |r: &PeerRecord| match pool {
-            Pool::Site { region, site } => &r.facts.region == region && &r.facts.site == site,
-            Pool::Region(region) => &r.facts.region == region,
-            Pool::Global => true,
-        };
         let mine_below = |r: &PeerRecord| match pool {
             Pool::Site { .. } => false,
             Pool::Region(_) => r.facts.region == self.me.region && r.facts.site == self.me.site,
@@ -194,7 +263,10 @@ impl MeshCore {
             let up = level(from) < level(pool);
             let down = level(from) > level(pool);
             for (id, r) in view {
-                let take = (up && mine_below(r)) || (down && !inside(r));
+                // Up: only what the lower pool holds first-hand (members of
+                // its own scope), never what was sent down into it, or two
+                // representatives of one site would feed each other.
+                let take = (up && in_scope(from, &r.facts) && mine_below(r)) || (down && !in_scope(pool, &r.facts));
                 if !take {
                     continue;
                 }
@@ -227,7 +299,7 @@ impl MeshCore {
             let before = self.merged.get(id);
             let was_live = before.is_some_and(|b| b.liveness.is_live());
             if r.liveness.is_live() {
-                if !was_live || before.is_some_and(|b| b.facts != r.facts) {
+                if !was_live || before.is_some_and(|b| !same_identity(&b.facts, &r.facts)) {
                     self.actions.push_back(Action::Event(MembershipEvent::Up(Box::new(r.clone()))));
                 }
             } else if was_live {
@@ -251,8 +323,12 @@ impl MeshCore {
         for p in &joins {
             self.actions.push_back(Action::JoinPool(p.clone()));
         }
+        for p in &joins {
+            self.lingering.remove(p);
+        }
         for p in &leaves {
-            self.views.remove(p);
+            // Kept until `pool_left`: see `lingering`.
+            self.lingering.insert(p.clone());
             self.actions.push_back(Action::LeavePool(p.clone()));
         }
         self.me.roles = Roles {
@@ -410,6 +486,98 @@ mod tests {
         let actions = drain(&mut a1);
         assert!(actions.contains(&Action::Event(MembershipEvent::Down("b2".into(), Liveness::Dead))));
         assert_eq!(a1.relays(&Pool::site("eu", "fra1"))["b2"].liveness, Liveness::Dead);
+    }
+
+    fn via(facts: NodeFacts, relayer: &str) -> PeerRecord {
+        PeerRecord { facts, liveness: Liveness::Alive, source: Source::Via(relayer.into()) }
+    }
+
+    /// Two global representatives in one site: what one sends down into the
+    /// site must not go back up into the global pool through the other, or
+    /// a site that dies as a whole would stay alive forever.
+    #[test]
+    fn what_was_sent_down_is_never_sent_back_up() {
+        let cfg = TierConfig::default();
+        let g = test_facts("g", "eu", "fra1");
+        let g2 = test_facts("g2", "eu", "fra1");
+        let b2 = test_facts("b2", "eu", "ams1");
+        let mut core = MeshCore::new(g.clone(), cfg);
+        core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(g2.clone()), via(b2.clone(), "g2")]);
+        assert!(core.pools().contains(&Pool::Global), "a site of two in a region of one site: g is global");
+        core.handle_pool_view(Pool::Region("eu".into()), vec![direct(g2.clone())]);
+        core.handle_pool_view(Pool::Global, vec![direct(g2.clone())]);
+        assert!(core.members().get("b2").is_some(), "b2 is known through g2's down-relay");
+        assert!(!core.relays(&Pool::Global).contains_key("b2"), "but g never relays it up");
+        assert!(!core.relays(&Pool::Region("eu".into())).contains_key("b2"));
+        assert!(core.relays(&Pool::Global).contains_key("g2"), "its own site goes up");
+    }
+
+    #[test]
+    fn relays_that_break_the_rules_are_dropped() {
+        let cfg = TierConfig::default();
+        let me = test_facts("a", "eu", "fra1");
+        let mate = test_facts("m", "eu", "fra1");
+        let mut core = MeshCore::new(me, cfg);
+        // A relay about a member of this node's own site, however new, is
+        // ignored: the site pool is heard first-hand.
+        let mut forged = via(mate.clone(), "x");
+        forged.facts.generation = u64::MAX;
+        forged.liveness = Liveness::Dead;
+        let x = test_facts("x", "us", "iad1");
+        core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(mate.clone())]);
+        core.handle_pool_view(Pool::Global, vec![direct(x.clone()), forged]);
+        assert_eq!(core.records()["m"].liveness, Liveness::Alive);
+        assert_eq!(core.records()["m"].facts.generation, 1);
+        // Up into the global pool, x may only relay its own region.
+        let other = test_facts("o", "ap", "sin1");
+        core.handle_pool_view(
+            Pool::Global,
+            vec![direct(x.clone()), via(other, "x"), via(test_facts("y", "us", "sfo1"), "x")],
+        );
+        assert!(core.members().get("o").is_none(), "x relayed another region up");
+        assert!(core.members().get("y").is_some());
+        // A relay from someone not live in the pool is dropped.
+        core.handle_pool_view(Pool::Global, vec![via(test_facts("z", "us", "sfo1"), "nobody")]);
+        assert!(core.members().get("z").is_none());
+    }
+
+    #[test]
+    fn a_demoted_pool_keeps_relaying_until_left() {
+        let cfg = TierConfig::default();
+        let all = site(5);
+        let ring = Ring::new(all.iter().map(NodeFacts::member));
+        let reps = crate::tier::site_representatives(&ring, &cfg);
+        let me = all.iter().find(|f| !reps.contains(&f.id)).cloned().unwrap();
+        let others: Vec<NodeFacts> = all.iter().filter(|f| f.id != me.id).cloned().collect();
+        let mut core = MeshCore::new(me, cfg);
+        // Alone with one other member, this node represents the site.
+        core.handle_pool_view(Pool::site("eu", "fra1"), view(&others[..1]));
+        let region = Pool::Region("eu".into());
+        assert!(core.pools().contains(&region));
+        drain(&mut core);
+        // The rest of the site arrives: two others now represent it.
+        core.handle_pool_view(Pool::site("eu", "fra1"), view(&others));
+        assert!(drain(&mut core).contains(&Action::LeavePool(region.clone())));
+        assert!(!core.roles().region);
+        assert!(!core.relays(&region).is_empty(), "still relaying its site while lingering");
+        assert!(!core.successors_present(&region), "the successors are not in the region pool yet");
+        let successors: Vec<PeerRecord> = others.iter().filter(|f| reps.contains(&f.id)).cloned().map(direct).collect();
+        core.handle_pool_view(region.clone(), successors);
+        assert!(core.successors_present(&region));
+        core.pool_left(&region);
+        assert!(core.relays(&region).is_empty());
+    }
+
+    #[test]
+    fn load_changes_are_not_events() {
+        let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+        let b = test_facts("b", "eu", "fra1");
+        core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(b.clone())]);
+        drain(&mut core);
+        let mut busy = b;
+        busy.load = 5_000;
+        core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(busy)]);
+        assert_eq!(ups(&drain(&mut core)), 0);
     }
 
     #[test]

@@ -181,6 +181,9 @@ impl PeerRecord {
         if p.len() != 13 || p[0] != "1" {
             return Err(err("not a version 1 record"));
         }
+        if !valid_label(id) || !valid_label(p[2]) || !valid_label(p[3]) {
+            return Err(err("bad id, region or site"));
+        }
         let addr = |s: &str| -> Result<Option<SocketAddr>, RecordError> {
             if s.is_empty() { Ok(None) } else { s.parse().map(Some).map_err(|_| err("bad address")) }
         };
@@ -248,6 +251,8 @@ mod tests {
             assert!(PeerRecord::decode("a", "b", bad).is_err(), "{bad}");
         }
         assert!(PeerRecord::decode("a", "b", "1|1|eu|fra1|1.2.3.4:5||||v|1|1|site|zombie").is_err());
+        assert!(PeerRecord::decode("a", "b", "1|1|e u|fra1|1.2.3.4:5||||v|1|1|site|alive").is_err());
+        assert!(PeerRecord::decode("a b", "b", "1|1|eu|fra1|1.2.3.4:5||||v|1|1|site|alive").is_err());
     }
 
     #[test]

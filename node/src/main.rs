@@ -123,7 +123,7 @@ fn demo_zone_dir(data_dir: &Path) -> Result<PathBuf> {
 }
 
 /// What the mesh needs from the configuration.
-fn mesh_config(cfg: &Config, started_unix_ms: u64) -> MeshConfig {
+fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfig {
     let m = &cfg.mesh;
     MeshConfig {
         cluster: m.cluster.clone(),
@@ -131,7 +131,7 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64) -> MeshConfig {
             id: m.node_id.clone(),
             // A restart gets a larger generation, which replaces the old
             // incarnation on every node.
-            generation: started_unix_ms,
+            generation,
             region: m.region.clone(),
             site: m.site.clone(),
             gossip: m.gossip,
@@ -169,6 +169,23 @@ async fn publish_load(shared: Arc<Shared>, mesh: Arc<meshdns_mesh::gossip::MeshH
     }
 }
 
+/// This start's generation: the start time in milliseconds, but always
+/// above the last one recorded in the data dir, so a clock stepped back
+/// cannot make an old incarnation look newer.
+fn next_generation(data_dir: &Path, now_ms: u64) -> Result<u64> {
+    let file = data_dir.join("mesh-generation");
+    let last = match std::fs::read_to_string(&file) {
+        Ok(s) => s.trim().parse::<u64>().ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let generation = last.map_or(now_ms, |l| now_ms.max(l.saturating_add(1)));
+    let tmp = data_dir.join("mesh-generation.tmp");
+    std::fs::write(&tmp, generation.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    Ok(generation)
+}
+
 #[allow(clippy::disallowed_methods)] // the binary is a driver: it reads the wall clock once, at start
 fn unix_ms_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -180,6 +197,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let cfg = load_config(args.config.as_deref(), &args)?;
     init_logging(&cfg);
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let generation = next_generation(&cfg.data_dir, started_unix_ms)?;
     let zone_dir = match &cfg.zone_dir {
         Some(d) => d.clone(),
         None => {
@@ -256,7 +274,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             shutdown_rx.clone(),
         ));
         let mesh = Arc::new(
-            Mesh::start(mesh_config(&cfg, started_unix_ms))
+            Mesh::start(mesh_config(&cfg, started_unix_ms, generation))
                 .await
                 .context("starting the mesh (check --gossip and --seeds)")?,
         );

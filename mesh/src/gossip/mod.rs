@@ -151,6 +151,8 @@ pub struct MeshSnapshot {
     pub representative_changes: u64,
     /// Relay records that could not be read, since start.
     pub bad_relay_records: u64,
+    /// Pool instances restarted after their gossip task stopped.
+    pub pool_restarts: u64,
 }
 
 /// A membership event with the wall-clock time it was seen.
@@ -242,6 +244,7 @@ impl Mesh {
             changed: now,
             representative_changes: 0,
             bad_relay_records: 0,
+            pool_restarts: 0,
         }));
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::channel(4);
@@ -282,6 +285,10 @@ impl Mesh {
             bad_relay_records: 0,
             reps: BTreeSet::new(),
             joins: 0,
+            leaving: BTreeMap::new(),
+            stopping: BTreeMap::new(),
+            pool_restarts: 0,
+            hint_offset: 0,
         };
         let task = tokio::spawn(driver.run(command_rx, pending));
         Ok(MeshHandle { snapshot, events, commands, load, task, referral_task })
@@ -298,7 +305,8 @@ fn contacts(s: &MeshSnapshot) -> Vec<Contact> {
             let f = &m.record.facts;
             f.roles.region || f.roles.global || (f.region == s.me.region && f.site == s.me.site)
         })
-        .take(5_000)
+        // At most ~350 bytes each: well inside the asker's 2 MiB limit.
+        .take(2_000)
         .map(|m| {
             let f = &m.record.facts;
             Contact {
@@ -334,6 +342,15 @@ struct Driver {
     reps: BTreeSet<(String, bool)>,
     /// Pool joins so far (numbers chitchat incarnations).
     joins: u64,
+    /// Pools being left, since when: kept until the successors are in
+    /// (or a bound passes), so the tier above never loses this site.
+    leaving: BTreeMap<Pool, Instant>,
+    /// Pools whose instance is shutting down.
+    stopping: BTreeMap<Pool, tokio::task::JoinHandle<()>>,
+    /// Pool instances restarted after chitchat's task ended.
+    pool_restarts: u64,
+    /// Rotates which contacts get hints, so one bad set cannot stall a join.
+    hint_offset: usize,
 }
 
 impl Driver {
@@ -377,6 +394,16 @@ impl Driver {
                 self.act(a).await;
             }
         }
+        self.finish_leaves(now).await;
+        // A pool whose chitchat task ended (it panics on an oversized
+        // digest) is dropped here and joined afresh below.
+        let dead: Vec<Pool> =
+            self.pools.iter().filter(|(_, rt)| rt.terminated.load(Ordering::Acquire)).map(|(p, _)| p.clone()).collect();
+        for p in dead {
+            tracing::error!(pool = ?p, "the pool's gossip task stopped; restarting it");
+            self.pools.remove(&p);
+            self.pool_restarts += 1;
+        }
         // Pools the core wants but that failed to start: retry.
         let missing: Vec<Pool> = self.core.pools().iter().filter(|p| !self.pools.contains_key(*p)).cloned().collect();
         for p in missing {
@@ -400,14 +427,11 @@ impl Driver {
             Action::JoinPool(p) => self.join(p).await,
             Action::LeavePool(p) => {
                 self.pool_errors.remove(&p);
-                if let Some(rt) = self.pools.remove(&p) {
-                    tracing::info!(pool = ?p, "no longer a representative: leaving the pool");
-                    rt.announce_leave(true).await;
-                    let grace = self.cfg.gossip.interval;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(grace).await;
-                        let _ = rt.handle.shutdown().await;
-                    });
+                if self.pools.contains_key(&p) {
+                    tracing::info!(pool = ?p, "no longer a representative: leaving the pool once the successor is in");
+                    self.leaving.entry(p).or_insert_with(Instant::now);
+                } else {
+                    self.core.pool_left(&p);
                 }
             }
             Action::Event(e) => {
@@ -423,17 +447,55 @@ impl Driver {
         }
     }
 
+    /// Leaves the pools whose successors are in place, or that have waited
+    /// ten gossip intervals.
+    async fn finish_leaves(&mut self, now: Instant) {
+        let bound = self.cfg.gossip.interval * 10;
+        let due: Vec<Pool> = self
+            .leaving
+            .iter()
+            .filter(|(p, since)| self.core.successors_present(p) || now.duration_since(**since) >= bound)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            self.leaving.remove(&p);
+            self.core.pool_left(&p);
+            if let Some(rt) = self.pools.remove(&p) {
+                tracing::info!(pool = ?p, "left the pool");
+                rt.announce_leave(true).await;
+                let grace = self.cfg.gossip.interval;
+                self.stopping.insert(
+                    p,
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = rt.handle.shutdown().await;
+                    }),
+                );
+            }
+        }
+        while let Some(a) = self.core.poll_action() {
+            self.act(a).await;
+        }
+    }
+
     async fn join(&mut self, p: Pool) {
+        if self.leaving.remove(&p).is_some() {
+            tracing::info!(pool = ?p, "representative again: staying in the pool");
+        }
         if self.pools.contains_key(&p) {
             return;
         }
+        // A previous instance still shutting down holds the port.
+        if let Some(stopping) = self.stopping.remove(&p) {
+            let _ = tokio::time::timeout(self.cfg.gossip.interval * 2 + Duration::from_secs(1), stopping).await;
+        }
         let traffic = self.traffic_by_pool.entry(p.clone()).or_default().clone();
-        self.joins += 1;
-        let instance = self.joins;
+        let instance = self.joins + 1;
         match PoolRuntime::start(&self.cfg.cluster, p.clone(), instance, self.core.me(), &self.cfg.gossip, traffic)
             .await
         {
             Ok(rt) => {
+                self.joins = instance;
                 tracing::info!(pool = ?p, addr = %rt.addr, "representative: joined the pool");
                 self.pool_errors.remove(&p);
                 self.pools.insert(p, rt);
@@ -542,8 +604,13 @@ impl Driver {
                     targets.insert(addr);
                 }
             }
-            for addr in targets.into_iter().take(8) {
-                let _ = rt.handle.gossip(addr);
+            let targets: Vec<SocketAddr> = targets.into_iter().collect();
+            if !targets.is_empty() {
+                let start = self.hint_offset % targets.len();
+                for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {
+                    let _ = rt.handle.gossip(*addr);
+                }
+                self.hint_offset = self.hint_offset.wrapping_add(8);
             }
         }
     }
@@ -592,6 +659,7 @@ impl Driver {
             changed: self.changed,
             representative_changes: self.representative_changes,
             bad_relay_records: self.bad_relay_records,
+            pool_restarts: self.pool_restarts,
         }));
     }
 

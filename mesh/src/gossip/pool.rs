@@ -96,6 +96,13 @@ pub(crate) struct PoolRuntime {
     published_facts: Vec<(String, String)>,
     /// Last heartbeat seen per member incarnation, and when it moved.
     heartbeats: HashMap<ChitchatId, (u64, Instant)>,
+    /// Incarnations the failure detector has called live at least once.
+    /// chitchat lists a newcomer as dead until its second heartbeat; that
+    /// first "dead" is not news and must not travel.
+    ever_live: std::collections::HashSet<ChitchatId>,
+    /// Set when chitchat's task ends (it panics when a digest outgrows a
+    /// datagram); the driver then restarts the pool.
+    pub(crate) terminated: Arc<std::sync::atomic::AtomicBool>,
     /// When hints were last gossiped to.
     pub(crate) last_hinted: Option<Instant>,
 }
@@ -144,6 +151,13 @@ impl PoolRuntime {
             .await
             .map_err(|e| MeshError::Bind { pool: pool.clone(), addr, reason: format!("{e:#}") })?;
         initial.pop();
+        let terminated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = handle.termination_watcher();
+        let flag = terminated.clone();
+        tokio::spawn(async move {
+            let _ = watcher.await;
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        });
         Ok(PoolRuntime {
             handle,
             traffic,
@@ -151,6 +165,8 @@ impl PoolRuntime {
             published: BTreeMap::new(),
             published_facts: initial,
             heartbeats: HashMap::new(),
+            ever_live: std::collections::HashSet::new(),
+            terminated,
             last_hinted: None,
         })
     }
@@ -183,11 +199,12 @@ impl PoolRuntime {
             let liveness = if state.get(STATE_KEY) == Some(LEAVING) {
                 Liveness::Left
             } else if live.contains(id) {
+                self.ever_live.insert(id.clone());
                 if heard > suspect_after { Liveness::Suspect } else { Liveness::Alive }
-            } else if dead.contains(id) {
+            } else if dead.contains(id) && self.ever_live.contains(id) {
                 Liveness::Dead
             } else {
-                continue; // not yet judged by the failure detector
+                continue; // not yet judged, or never seen alive
             };
             let entry = out.last_heard.entry(facts.id.clone()).or_insert(heard);
             *entry = (*entry).min(heard);
@@ -203,6 +220,7 @@ impl PoolRuntime {
             out.records.push(PeerRecord { facts, liveness, source: Source::Direct });
         }
         // Forget incarnations chitchat has garbage-collected.
+        self.ever_live.retain(|id| seen.contains_key(id));
         self.heartbeats = seen;
         out
     }

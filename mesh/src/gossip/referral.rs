@@ -19,8 +19,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Largest request accepted.
 const MAX_REQUEST: u64 = 4 * 1024;
-/// Largest answer accepted (about 5,000 representatives).
-const MAX_ANSWER: u64 = 1024 * 1024;
+/// Largest answer accepted (2,000 contacts of at most ~350 bytes each).
+const MAX_ANSWER: u64 = 2 * 1024 * 1024;
+/// Time allowed to send the request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// Concurrent exchanges per peer address.
+const PER_PEER: usize = 4;
 /// Time allowed for one exchange.
 pub(crate) const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -106,6 +110,8 @@ where
     let contacts = std::sync::Arc::new(contacts);
     // A few concurrent exchanges are plenty: referrals happen at join time.
     let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let per_peer: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Default::default();
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(s) => s,
@@ -118,11 +124,28 @@ where
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             continue; // dropped: the asker retries later
         };
+        {
+            let Ok(mut counts) = per_peer.lock() else { continue };
+            let n = counts.entry(from.ip()).or_insert(0);
+            if *n >= PER_PEER {
+                continue; // one address cannot hold every slot
+            }
+            *n += 1;
+        }
         let contacts = contacts.clone();
         let cluster = cluster.clone();
+        let per_peer = per_peer.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(stream, from, &cluster, &*contacts)).await;
+            if let Ok(mut counts) = per_peer.lock()
+                && let Some(n) = counts.get_mut(&from.ip())
+            {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&from.ip());
+                }
+            }
         });
     }
 }
@@ -136,8 +159,9 @@ async fn answer(
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read).take(MAX_REQUEST);
     let mut line = String::new();
-    if reader.read_line(&mut line).await.is_err() {
-        return;
+    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
     }
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(req) if req.cluster == cluster => {
@@ -146,7 +170,8 @@ async fn answer(
         }
         Ok(req) => {
             tracing::warn!(%from, asker = %req.id, their_cluster = %req.cluster, "refused a node of another cluster");
-            Answer::Refused(format!("this node belongs to cluster {cluster:?}, not {:?}", req.cluster))
+            // The cluster name is not given away: it is what admits a node.
+            Answer::Refused(format!("this node does not belong to cluster {:?}", req.cluster))
         }
         Err(_) => Answer::Refused("not a meshdns referral request".to_owned()),
     };

@@ -77,6 +77,12 @@ pub fn render(s: &MeshSnapshot, out: &mut String) {
     );
     let _ = writeln!(out, "# TYPE meshdns_mesh_relay_records_invalid_total counter");
     let _ = writeln!(out, "meshdns_mesh_relay_records_invalid_total {}", s.bad_relay_records);
+    let _ = writeln!(
+        out,
+        "# HELP meshdns_mesh_pool_restarts_total Pool gossip instances restarted after their task stopped."
+    );
+    let _ = writeln!(out, "# TYPE meshdns_mesh_pool_restarts_total counter");
+    let _ = writeln!(out, "meshdns_mesh_pool_restarts_total {}", s.pool_restarts);
     let _ = writeln!(out, "# HELP meshdns_mesh_pools_failed Pools this node should be in but could not join.");
     let _ = writeln!(out, "# TYPE meshdns_mesh_pools_failed gauge");
     let _ = writeln!(out, "meshdns_mesh_pools_failed {}", s.pool_errors.len());
