@@ -8,6 +8,8 @@
 //!
 //! - [`zone_snapshot`]: one compiled authoritative zone, memory-mapped by the
 //!   node's query path (`meshdns::zone::snapshot`).
+//! - [`replication_delta`]: writes of one origin to one zone, exchanged
+//!   between nodes (`meshdns_replication::wire`).
 //!
 //! Buffers that come from outside the process must be opened with the
 //! verifying `root_as_*` functions; the `*_unchecked` variants are only for
@@ -32,4 +34,25 @@ mod zone_snapshot_generated {
 /// Zone snapshot schema (`fbs/zone_snapshot.fbs`).
 pub mod zone_snapshot {
     pub use crate::zone_snapshot_generated::meshdns::snapshot::*;
+}
+
+/// Generated from `fbs/replication_delta.fbs`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    unsafe_code,
+    unused_imports,
+    dead_code,
+    non_camel_case_types,
+    clippy::all,
+    clippy::unwrap_used
+)]
+#[rustfmt::skip]
+mod replication_delta_generated {
+    include!("generated/replication_delta_generated.rs");
+}
+
+/// Replication delta schema (`fbs/replication_delta.fbs`).
+pub mod replication_delta {
+    pub use crate::replication_delta_generated::meshdns::replication::*;
 }

@@ -1,0 +1,260 @@
+//! [`ZoneReplica`]: one node's copy of one zone, as a CRDT.
+//!
+//! State is a map from [`EntryKey`] to the winning [`Entry`] under
+//! last-writer-wins (by [`Stamp`]). Applying a write is commutative,
+//! associative and idempotent: the result depends only on the *set* of
+//! writes applied (`tests/convergence.rs` checks it over random histories).
+//!
+//! What a replica holds of each origin is a [`SeqSet`]: all writes up to a
+//! number, and some above. A [`Delta`] from a peer names the ranges of an
+//! origin's numbers it covers and carries only the writes among them that
+//! still win: a superseded write need not travel, because the write that
+//! superseded it travels under its own origin. So a replica never keeps a
+//! log beyond its current entries, and catching up costs at most one
+//! entry per key, however many writes were missed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::hlc::Hlc;
+use crate::model::{Entry, EntryKey, NodeId, RRset, Write};
+use crate::seen::SeqSet;
+
+/// What a replica knows of each origin: the version vector, with the
+/// numbers held above each contiguous prefix.
+pub type Knowledge = BTreeMap<NodeId, SeqSet>;
+
+/// Writes of one origin, covering whole ranges of its numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delta {
+    /// The origin whose numbers are covered.
+    pub origin: NodeId,
+    /// Inclusive ranges of numbers covered.
+    pub covered: Vec<(u64, u64)>,
+    /// The covered writes that still win (each within `covered`).
+    pub writes: Vec<Write>,
+}
+
+/// A peer cannot be brought up to date with deltas.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the peer is behind tombstones already collected for {origin} (up to {collected}): it needs a snapshot")]
+pub struct NeedsSnapshot {
+    /// An origin whose collected tombstones the peer has not seen.
+    pub origin: NodeId,
+    /// Up to which number.
+    pub collected: u64,
+}
+
+/// Whether a write changed anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// New and winning: the served data changed.
+    Won,
+    /// New but older than the current entry (or covered): nothing to serve.
+    Lost,
+    /// Already held.
+    Duplicate,
+}
+
+/// One node's copy of a zone.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneReplica {
+    entries: BTreeMap<EntryKey, Entry>,
+    seen: Knowledge,
+    /// Per origin, the numbers of its writes that are current entries.
+    winners: BTreeMap<NodeId, BTreeMap<u64, EntryKey>>,
+    /// Per origin, tombstones collected up to this number: a peer that has
+    /// not seen that far cannot learn those deletions from deltas.
+    collected: BTreeMap<NodeId, u64>,
+}
+
+impl ZoneReplica {
+    /// An empty replica.
+    pub fn new() -> ZoneReplica {
+        ZoneReplica::default()
+    }
+
+    /// The current entries, tombstones included.
+    pub fn entries(&self) -> &BTreeMap<EntryKey, Entry> {
+        &self.entries
+    }
+
+    /// The live RRsets (no tombstones).
+    pub fn rrsets(&self) -> impl Iterator<Item = (&EntryKey, &RRset)> {
+        self.entries.iter().filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+    }
+
+    /// What this replica holds of each origin.
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.seen
+    }
+
+    /// The version vector: the contiguous prefix held of each origin.
+    pub fn version_vector(&self) -> BTreeMap<NodeId, u64> {
+        self.seen.iter().map(|(o, s)| (o.clone(), s.contiguous())).collect()
+    }
+
+    /// The next number for a write of `origin` accepted here.
+    pub fn next_seq(&self, origin: &str) -> u64 {
+        let s = self.seen.get(origin);
+        let top = s.map_or(0, |s| s.beyond().last().unwrap_or(0).max(s.contiguous()));
+        top.saturating_add(1)
+    }
+
+    /// Makes a local write as `origin` (this node) and applies it.
+    pub fn write(&mut self, origin: &str, hlc: Hlc, key: EntryKey, value: Option<RRset>) -> Write {
+        let w = Write { origin: origin.to_owned(), seq: self.next_seq(origin), hlc, key, value };
+        self.apply(w.clone());
+        w
+    }
+
+    /// Applies one write (from anywhere, in any order, any number of times).
+    pub fn apply(&mut self, w: Write) -> Applied {
+        if w.seq == 0 || self.collected.get(&w.origin).is_some_and(|&c| w.seq <= c) {
+            return Applied::Duplicate;
+        }
+        if !self.seen.entry(w.origin.clone()).or_default().insert(w.seq) {
+            return Applied::Duplicate;
+        }
+        self.offer(w)
+    }
+
+    /// Puts `w` in place if it beats the current entry of its key.
+    fn offer(&mut self, w: Write) -> Applied {
+        let stamp = w.stamp();
+        if let Some(cur) = self.entries.get(&w.key) {
+            if cur.stamp >= stamp {
+                return Applied::Lost;
+            }
+            if let Some(ws) = self.winners.get_mut(&cur.stamp.origin) {
+                ws.remove(&cur.seq);
+            }
+        }
+        self.winners.entry(w.origin.clone()).or_default().insert(w.seq, w.key.clone());
+        self.entries.insert(w.key, Entry { stamp, seq: w.seq, value: w.value });
+        Applied::Won
+    }
+
+    /// Applies a delta: the writes it carries, and the numbers it covers.
+    /// Returns how many of its writes won.
+    pub fn apply_delta(&mut self, d: Delta) -> usize {
+        let mut won = 0;
+        for w in d.writes {
+            if w.origin != d.origin || !d.covered.iter().any(|&(a, b)| (a..=b).contains(&w.seq)) {
+                continue; // not what the delta claims to be
+            }
+            if self.apply(w) == Applied::Won {
+                won += 1;
+            }
+        }
+        let seen = self.seen.entry(d.origin).or_default();
+        for (a, b) in d.covered {
+            seen.insert_range(a, b);
+        }
+        won
+    }
+
+    /// The deltas that bring a peer holding `theirs` up to this replica's
+    /// knowledge, one per origin where this replica is ahead.
+    pub fn deltas_for(&self, theirs: &BTreeMap<NodeId, u64>) -> Result<Vec<Delta>, NeedsSnapshot> {
+        for (origin, &c) in &self.collected {
+            if theirs.get(origin).copied().unwrap_or(0) < c {
+                return Err(NeedsSnapshot { origin: origin.clone(), collected: c });
+            }
+        }
+        let mut out = Vec::new();
+        for (origin, mine) in &self.seen {
+            let from = theirs.get(origin).copied().unwrap_or(0);
+            let mut covered = Vec::new();
+            if mine.contiguous() > from {
+                covered.push((from + 1, mine.contiguous()));
+            }
+            covered.extend(mine.beyond().filter(|&s| s > from).map(|s| (s, s)));
+            if covered.is_empty() {
+                continue;
+            }
+            let writes = self
+                .winners
+                .get(origin)
+                .map(|ws| {
+                    ws.range(from.saturating_add(1)..)
+                        .filter_map(|(&seq, key)| {
+                            let e = self.entries.get(key)?;
+                            Some(Write {
+                                origin: origin.clone(),
+                                seq,
+                                hlc: e.stamp.hlc,
+                                key: key.clone(),
+                                value: e.value.clone(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Delta { origin: origin.clone(), covered, writes });
+        }
+        Ok(out)
+    }
+
+    /// Drops tombstones every member has seen: `acked` is the version
+    /// vector each live member reports (this node's own included). Returns
+    /// how many were dropped.
+    pub fn collect_tombstones<'a>(&mut self, acked: impl IntoIterator<Item = &'a BTreeMap<NodeId, u64>>) -> usize {
+        let acked: Vec<&BTreeMap<NodeId, u64>> = acked.into_iter().collect();
+        if acked.is_empty() {
+            return 0;
+        }
+        let everyone_has = |origin: &str, seq: u64| acked.iter().all(|vv| vv.get(origin).is_some_and(|&s| s >= seq));
+        let doomed: Vec<EntryKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.value.is_none() && everyone_has(&e.stamp.origin, e.seq))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &doomed {
+            if let Some(e) = self.entries.remove(k) {
+                if let Some(ws) = self.winners.get_mut(&e.stamp.origin) {
+                    ws.remove(&e.seq);
+                }
+                let c = self.collected.entry(e.stamp.origin.clone()).or_insert(0);
+                *c = (*c).max(e.seq);
+            }
+        }
+        doomed.len()
+    }
+
+    /// Tombstones held.
+    pub fn tombstones(&self) -> usize {
+        self.entries.values().filter(|e| e.value.is_none()).count()
+    }
+
+    /// A digest of the served data (live RRsets, not tombstones or stamps):
+    /// equal on two replicas that answer alike. Order-independent.
+    pub fn digest(&self) -> u64 {
+        let mut acc = 0u64;
+        for (k, v) in self.rrsets() {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(k.owner.as_bytes());
+            h.update(&k.rtype.to_be_bytes());
+            h.update(&v.ttl.to_be_bytes());
+            for r in &v.rdata {
+                h.update(&(r.len() as u32).to_be_bytes());
+                h.update(r);
+            }
+            acc = acc.wrapping_add(h.digest());
+        }
+        acc
+    }
+
+    /// A serial for the zone's SOA as served by this node: the number of
+    /// writes held, which only grows on a node and is equal on two nodes
+    /// holding the same writes (RFC 1982 arithmetic copes with the wrap).
+    pub fn serial(&self) -> u32 {
+        let n: u64 = self.seen.values().map(|s| s.contiguous() + s.beyond().count() as u64).sum();
+        n as u32
+    }
+
+    /// The origins this replica has heard of.
+    pub fn origins(&self) -> BTreeSet<&NodeId> {
+        self.seen.keys().collect()
+    }
+}

@@ -1,0 +1,227 @@
+//! Deltas on the wire: the FlatBuffer of `schemas/fbs/replication_delta.fbs`.
+//!
+//! Decoding runs the FlatBuffers verifier and then checks every field
+//! against [`Limits`]: a peer that sends garbage gets an error, and nothing
+//! it sent reaches a replica.
+
+use flatbuffers::{FlatBufferBuilder, VerifierOptions, WIPOffset};
+use meshdns_schemas::replication_delta as fb;
+
+use crate::hlc::Hlc;
+use crate::model::{EntryKey, RRset, Write};
+use crate::replica::Delta;
+
+/// Bounds on what a decoded delta may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest encoded delta, in bytes.
+    pub max_bytes: usize,
+    /// Most writes in one delta.
+    pub max_writes: usize,
+    /// Most covered ranges in one delta.
+    pub max_ranges: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_bytes: 64 * 1024 * 1024, max_writes: 1_000_000, max_ranges: 100_000 }
+    }
+}
+
+/// Why a delta could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// Longer than [`Limits::max_bytes`].
+    #[error("delta of {0} bytes is over the limit")]
+    TooLarge(usize),
+    /// Not a FlatBuffer of the delta schema.
+    #[error("not a replication delta: {0}")]
+    Invalid(String),
+    /// A version this node does not read.
+    #[error("delta format version {0} is not supported (this node reads version 1)")]
+    Version(u16),
+    /// A field out of bounds.
+    #[error("bad delta: {0}")]
+    Field(&'static str),
+}
+
+/// Encodes `delta` of `zone`.
+pub fn encode(zone: &str, delta: &Delta) -> Vec<u8> {
+    let mut b = FlatBufferBuilder::with_capacity(256 + delta.writes.len() * 64);
+    let writes: Vec<WIPOffset<fb::WriteRecord>> = delta
+        .writes
+        .iter()
+        .map(|w| {
+            let owner = b.create_string(&w.key.owner);
+            let (ttl, rdata) = match &w.value {
+                Some(v) => {
+                    let items: Vec<_> = v
+                        .rdata
+                        .iter()
+                        .map(|r| {
+                            let bytes = b.create_vector(r);
+                            fb::Rdata::create(&mut b, &fb::RdataArgs { bytes: Some(bytes) })
+                        })
+                        .collect();
+                    (v.ttl, Some(b.create_vector(&items)))
+                }
+                None => (0, None),
+            };
+            fb::WriteRecord::create(
+                &mut b,
+                &fb::WriteRecordArgs {
+                    seq: w.seq,
+                    wall_ms: w.hlc.wall_ms,
+                    logical: w.hlc.logical,
+                    owner: Some(owner),
+                    rtype: w.key.rtype,
+                    deleted: w.value.is_none(),
+                    ttl,
+                    rdata,
+                },
+            )
+        })
+        .collect();
+    let writes = b.create_vector(&writes);
+    let ranges: Vec<fb::SeqRange> = delta.covered.iter().map(|&(a, z)| fb::SeqRange::new(a, z)).collect();
+    let covered = b.create_vector(&ranges);
+    let zone = b.create_string(zone);
+    let origin = b.create_string(&delta.origin);
+    let root = fb::Delta::create(
+        &mut b,
+        &fb::DeltaArgs {
+            version: 1,
+            zone: Some(zone),
+            origin: Some(origin),
+            covered: Some(covered),
+            writes: Some(writes),
+        },
+    );
+    fb::finish_delta_buffer(&mut b, root);
+    b.finished_data().to_vec()
+}
+
+/// Decodes and checks a delta: `(zone, delta)`.
+pub fn decode(buf: &[u8], limits: &Limits) -> Result<(String, Delta), WireError> {
+    if buf.len() > limits.max_bytes {
+        return Err(WireError::TooLarge(buf.len()));
+    }
+    // flatbuffers asserts (panics) on a buffer too short for an identifier.
+    if buf.len() < 8 || !fb::delta_buffer_has_identifier(buf) {
+        return Err(WireError::Invalid("missing the MDRD identifier".into()));
+    }
+    let opts = VerifierOptions {
+        max_tables: limits.max_writes.saturating_mul(4).saturating_add(1024),
+        max_apparent_size: limits.max_bytes,
+        ..VerifierOptions::default()
+    };
+    let d = fb::root_as_delta_with_opts(&opts, buf).map_err(|e| WireError::Invalid(e.to_string()))?;
+    if d.version() != 1 {
+        return Err(WireError::Version(d.version()));
+    }
+    let zone = d.zone().ok_or(WireError::Field("no zone"))?.to_owned();
+    let origin = d.origin().ok_or(WireError::Field("no origin"))?.to_owned();
+    if origin.is_empty() || origin.len() > 63 {
+        return Err(WireError::Field("origin must be 1-63 bytes"));
+    }
+    let covered: Vec<(u64, u64)> =
+        d.covered().map(|v| v.iter().map(|r| (r.from(), r.to())).collect()).unwrap_or_default();
+    if covered.len() > limits.max_ranges {
+        return Err(WireError::Field("too many ranges"));
+    }
+    if covered.iter().any(|&(a, z)| a == 0 || a > z) {
+        return Err(WireError::Field("a range is empty or starts at 0"));
+    }
+    let records = d.writes().map(|v| v.len()).unwrap_or(0);
+    if records > limits.max_writes {
+        return Err(WireError::Field("too many writes"));
+    }
+    let mut writes = Vec::with_capacity(records);
+    for r in d.writes().into_iter().flatten() {
+        let owner = r.owner().ok_or(WireError::Field("a write without owner"))?;
+        if owner.is_empty() || owner.len() > 1024 || !owner.ends_with('.') {
+            return Err(WireError::Field("owner must be an absolute name"));
+        }
+        let value = if r.deleted() {
+            None
+        } else {
+            let rdata: Vec<Vec<u8>> = r
+                .rdata()
+                .map(|v| v.iter().map(|x| x.bytes().map(|b| b.bytes().to_vec()).unwrap_or_default()).collect())
+                .unwrap_or_default();
+            if rdata.iter().any(|x| x.len() > usize::from(u16::MAX)) {
+                return Err(WireError::Field("RDATA over 65535 bytes"));
+            }
+            Some(RRset::new(r.ttl(), rdata))
+        };
+        writes.push(Write {
+            origin: origin.clone(),
+            seq: r.seq(),
+            hlc: Hlc { wall_ms: r.wall_ms(), logical: r.logical() },
+            key: EntryKey { owner: owner.to_owned(), rtype: r.rtype() },
+            value,
+        });
+    }
+    Ok((zone, Delta { origin, covered, writes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Delta {
+        let key = |o: &str| EntryKey { owner: o.into(), rtype: 1 };
+        Delta {
+            origin: "fra1-a".into(),
+            covered: vec![(1, 7), (9, 9)],
+            writes: vec![
+                Write {
+                    origin: "fra1-a".into(),
+                    seq: 3,
+                    hlc: Hlc { wall_ms: 1_700_000_000_000, logical: 2 },
+                    key: key("www.example.com."),
+                    value: Some(RRset::new(300, vec![vec![192, 0, 2, 1], vec![192, 0, 2, 2]])),
+                },
+                Write {
+                    origin: "fra1-a".into(),
+                    seq: 9,
+                    hlc: Hlc { wall_ms: 1_700_000_000_001, logical: 0 },
+                    key: key("old.example.com."),
+                    value: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn deltas_round_trip() {
+        let d = sample();
+        let bytes = encode("example.com.", &d);
+        let (zone, back) = decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(zone, "example.com.");
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors() {
+        let bytes = encode("example.com.", &sample());
+        for n in 0..bytes.len() {
+            let _ = decode(&bytes[..n], &Limits::default()); // never panics
+        }
+        assert!(matches!(decode(b"hello world, not a delta", &Limits::default()), Err(WireError::Invalid(_))));
+        let small = Limits { max_bytes: 16, ..Limits::default() };
+        assert!(matches!(decode(&bytes, &small), Err(WireError::TooLarge(_))));
+        let few = Limits { max_writes: 1, ..Limits::default() };
+        assert_eq!(decode(&bytes, &few), Err(WireError::Field("too many writes")));
+    }
+
+    #[test]
+    fn a_one_record_change_is_small() {
+        let mut d = sample();
+        d.writes.truncate(1);
+        d.covered = vec![(42, 42)];
+        let n = encode("example.com.", &d).len();
+        // Two A records at www.example.com.: a fraction of an AXFR's size.
+        assert!(n < 300, "{n} bytes");
+    }
+}
