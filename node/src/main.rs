@@ -171,7 +171,9 @@ async fn publish_load(shared: Arc<Shared>, mesh: Arc<meshdns_mesh::gossip::MeshH
 
 /// This start's generation: the start time in milliseconds, but always
 /// above the last one recorded in the data dir, so a clock stepped back
-/// cannot make an old incarnation look newer.
+/// cannot make an old incarnation look newer. If it cannot be recorded (a
+/// full disk) the node still starts, with a warning: only a clock stepped
+/// back as well could then confuse peers.
 fn next_generation(data_dir: &Path, now_ms: u64) -> Result<u64> {
     let file = data_dir.join("mesh-generation");
     let last = match std::fs::read_to_string(&file) {
@@ -181,8 +183,11 @@ fn next_generation(data_dir: &Path, now_ms: u64) -> Result<u64> {
     };
     let generation = last.map_or(now_ms, |l| now_ms.max(l.saturating_add(1)));
     let tmp = data_dir.join("mesh-generation.tmp");
-    std::fs::write(&tmp, generation.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    let recorded = std::fs::write(&tmp, generation.to_string()).and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = recorded {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(file = %file.display(), error = %e, "cannot record this start's generation; starting anyway");
+    }
     Ok(generation)
 }
 

@@ -262,6 +262,9 @@ fn a_full_data_disk_still_serves_every_zone_from_memory() {
     assert_eq!(a_of(&s, "www.good.test.").as_deref(), Some("192.0.2.10"));
     let log = s.log_text();
     assert!(log.contains("serving the zone from memory") && log.contains("No space left on device"), "{log}");
+    // The mesh starts too, though its generation could not be recorded.
+    assert!(log.contains("cannot record this start's generation"), "{log}");
+    assert!(!mnt.join("mesh-generation.tmp").exists());
     // Nothing half-written is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(mnt.join("snapshots")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
