@@ -25,4 +25,4 @@ pub mod wire;
 
 pub use crate::hlc::{Clock, Hlc};
 pub use crate::model::{Entry, EntryKey, NodeId, RRset, Stamp, Write};
-pub use crate::replica::{Applied, Delta, NeedsSnapshot, ZoneReplica};
+pub use crate::replica::{Applied, BadSnapshot, Delta, NeedsSnapshot, OriginState, Snapshot, ZoneReplica};

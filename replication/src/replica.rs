@@ -44,6 +44,32 @@ pub struct NeedsSnapshot {
     pub collected: u64,
 }
 
+/// A whole replica: what it holds of each origin and every entry. Sent to
+/// a peer too far behind for deltas, and written to disk to compact the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Per origin: numbers held, and tombstones collected up to.
+    pub origins: BTreeMap<NodeId, OriginState>,
+    /// Every entry, as the write that put it there.
+    pub writes: Vec<Write>,
+}
+
+/// What a replica holds of one origin.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OriginState {
+    /// All of `1..=contiguous` held.
+    pub contiguous: u64,
+    /// Numbers held above that.
+    pub beyond: Vec<u64>,
+    /// Tombstones of this origin collected up to this number.
+    pub collected: u64,
+}
+
+/// A snapshot that does not describe a replica.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("inconsistent snapshot: {0}")]
+pub struct BadSnapshot(pub &'static str);
+
 /// Whether a write changed anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -251,6 +277,96 @@ impl ZoneReplica {
     pub fn serial(&self) -> u32 {
         let n: u64 = self.seen.values().map(|s| s.contiguous() + s.beyond().count() as u64).sum();
         n as u32
+    }
+
+    /// The whole replica, for a peer or for the disk.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut origins: BTreeMap<NodeId, OriginState> = self
+            .seen
+            .iter()
+            .map(|(o, s)| {
+                let st = OriginState {
+                    contiguous: s.contiguous(),
+                    beyond: s.beyond().collect(),
+                    collected: self.collected.get(o).copied().unwrap_or(0),
+                };
+                (o.clone(), st)
+            })
+            .collect();
+        for (o, &c) in &self.collected {
+            origins.entry(o.clone()).or_default().collected = c;
+        }
+        let writes = self
+            .entries
+            .iter()
+            .map(|(k, e)| Write {
+                origin: e.stamp.origin.clone(),
+                seq: e.seq,
+                hlc: e.stamp.hlc,
+                key: k.clone(),
+                value: e.value.clone(),
+            })
+            .collect();
+        Snapshot { origins, writes }
+    }
+
+    /// Rebuilds a replica from a snapshot. Every entry must be a write the
+    /// snapshot says it holds, and keys must be unique.
+    pub fn from_snapshot(snap: Snapshot) -> Result<ZoneReplica, BadSnapshot> {
+        let mut r = ZoneReplica::new();
+        for (o, st) in &snap.origins {
+            let mut set = SeqSet::up_to(st.contiguous);
+            for &b in &st.beyond {
+                if b <= st.contiguous {
+                    return Err(BadSnapshot("a number above the prefix is inside it"));
+                }
+                set.insert(b);
+            }
+            r.seen.insert(o.clone(), set);
+            if st.collected > 0 {
+                r.collected.insert(o.clone(), st.collected);
+            }
+        }
+        for w in snap.writes {
+            if !r.seen.get(&w.origin).is_some_and(|s| s.contains(w.seq)) {
+                return Err(BadSnapshot("an entry whose write the snapshot does not hold"));
+            }
+            if r.entries.contains_key(&w.key) {
+                return Err(BadSnapshot("two entries for one key"));
+            }
+            r.offer(w);
+        }
+        Ok(r)
+    }
+
+    /// Catches up from a peer's snapshot (when deltas cannot: the peer has
+    /// collected tombstones this replica has not seen). The result holds
+    /// the snapshot's state, plus this replica's own writes the snapshot
+    /// does not hold. Entries the snapshot's knowledge covers but does not
+    /// list (collected tombstones, superseded writes) are dropped, which is
+    /// the point: a delete this replica missed is not undone.
+    pub fn adopt_snapshot(&mut self, snap: Snapshot) -> Result<(), BadSnapshot> {
+        let mut next = ZoneReplica::from_snapshot(snap)?;
+        let mine = std::mem::take(&mut self.entries);
+        for (k, e) in mine {
+            let held = next.seen.get(&e.stamp.origin).is_some_and(|s| s.contains(e.seq));
+            if !held {
+                next.apply(Write { origin: e.stamp.origin, seq: e.seq, hlc: e.stamp.hlc, key: k, value: e.value });
+            }
+        }
+        for (o, st) in &self.seen {
+            let set = next.seen.entry(o.clone()).or_default();
+            set.insert_range(1, st.contiguous());
+            for b in st.beyond() {
+                set.insert(b);
+            }
+        }
+        for (o, &c) in &self.collected {
+            let n = next.collected.entry(o.clone()).or_insert(0);
+            *n = (*n).max(c);
+        }
+        *self = next;
+        Ok(())
     }
 
     /// The origins this replica has heard of.

@@ -9,7 +9,21 @@ use meshdns_schemas::replication_delta as fb;
 
 use crate::hlc::Hlc;
 use crate::model::{EntryKey, RRset, Write};
-use crate::replica::Delta;
+use crate::replica::{BadSnapshot, Delta, OriginState, Snapshot};
+use crate::seen::SeqSet;
+
+/// One decoded message: a delta, or one origin's part of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// The zone.
+    pub zone: String,
+    /// The origin's writes and the numbers covered.
+    pub delta: Delta,
+    /// Whether this is part of a snapshot (see the schema).
+    pub snapshot: bool,
+    /// Tombstones of the origin collected by the sender, up to this number.
+    pub collected: u64,
+}
 
 /// Bounds on what a decoded delta may hold.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +61,50 @@ pub enum WireError {
 
 /// Encodes `delta` of `zone`.
 pub fn encode(zone: &str, delta: &Delta) -> Vec<u8> {
+    encode_part(zone, delta, false, 0)
+}
+
+/// Encodes a snapshot of `zone` as one message per origin.
+pub fn encode_snapshot(zone: &str, snap: &Snapshot) -> Vec<Vec<u8>> {
+    snap.origins
+        .iter()
+        .map(|(origin, st)| {
+            let mut covered = Vec::new();
+            if st.contiguous > 0 {
+                covered.push((1, st.contiguous));
+            }
+            covered.extend(st.beyond.iter().map(|&b| (b, b)));
+            let writes = snap.writes.iter().filter(|w| &w.origin == origin).cloned().collect();
+            encode_part(zone, &Delta { origin: origin.clone(), covered, writes }, true, st.collected)
+        })
+        .collect()
+}
+
+/// Puts a snapshot back together from its parts (all of one zone).
+pub fn snapshot_from_parts(parts: Vec<Part>) -> Result<Snapshot, BadSnapshot> {
+    let mut snap = Snapshot { origins: Default::default(), writes: Vec::new() };
+    for p in parts {
+        if !p.snapshot {
+            return Err(BadSnapshot("a delta among snapshot parts"));
+        }
+        let mut seen = SeqSet::default();
+        for (a, z) in p.delta.covered {
+            if a == z {
+                seen.insert(a);
+            } else {
+                seen.insert_range(a, z);
+            }
+        }
+        let st = OriginState { contiguous: seen.contiguous(), beyond: seen.beyond().collect(), collected: p.collected };
+        if snap.origins.insert(p.delta.origin.clone(), st).is_some() {
+            return Err(BadSnapshot("two parts for one origin"));
+        }
+        snap.writes.extend(p.delta.writes.into_iter().filter(|w| w.origin == p.delta.origin));
+    }
+    Ok(snap)
+}
+
+fn encode_part(zone: &str, delta: &Delta, snapshot: bool, collected: u64) -> Vec<u8> {
     let mut b = FlatBufferBuilder::with_capacity(256 + delta.writes.len() * 64);
     let writes: Vec<WIPOffset<fb::WriteRecord>> = delta
         .writes
@@ -95,14 +153,16 @@ pub fn encode(zone: &str, delta: &Delta) -> Vec<u8> {
             origin: Some(origin),
             covered: Some(covered),
             writes: Some(writes),
+            snapshot,
+            collected,
         },
     );
     fb::finish_delta_buffer(&mut b, root);
     b.finished_data().to_vec()
 }
 
-/// Decodes and checks a delta: `(zone, delta)`.
-pub fn decode(buf: &[u8], limits: &Limits) -> Result<(String, Delta), WireError> {
+/// Decodes and checks one message.
+pub fn decode(buf: &[u8], limits: &Limits) -> Result<Part, WireError> {
     if buf.len() > limits.max_bytes {
         return Err(WireError::TooLarge(buf.len()));
     }
@@ -162,7 +222,7 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<(String, Delta), WireError>
             value,
         });
     }
-    Ok((zone, Delta { origin, covered, writes }))
+    Ok(Part { zone, delta: Delta { origin, covered, writes }, snapshot: d.snapshot(), collected: d.collected() })
 }
 
 #[cfg(test)]
@@ -197,9 +257,31 @@ mod tests {
     fn deltas_round_trip() {
         let d = sample();
         let bytes = encode("example.com.", &d);
-        let (zone, back) = decode(&bytes, &Limits::default()).unwrap();
-        assert_eq!(zone, "example.com.");
-        assert_eq!(back, d);
+        let part = decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(part.zone, "example.com.");
+        assert_eq!(part.delta, d);
+        assert!(!part.snapshot);
+    }
+
+    #[test]
+    fn snapshots_round_trip_through_parts() {
+        let mut r = crate::ZoneReplica::new();
+        let key = |o: &str| EntryKey { owner: o.into(), rtype: 1 };
+        r.write("a", Hlc { wall_ms: 1, logical: 0 }, key("x.example."), Some(RRset::new(60, vec![vec![1, 2, 3, 4]])));
+        r.write("a", Hlc { wall_ms: 2, logical: 0 }, key("y.example."), None);
+        r.apply(Write {
+            origin: "b".into(),
+            seq: 3,
+            hlc: Hlc { wall_ms: 3, logical: 0 },
+            key: key("z.example."),
+            value: None,
+        });
+        let snap = r.snapshot();
+        let parts: Vec<Part> =
+            encode_snapshot("example.", &snap).iter().map(|b| decode(b, &Limits::default()).unwrap()).collect();
+        assert_eq!(parts.len(), 2);
+        let back = crate::ZoneReplica::from_snapshot(snapshot_from_parts(parts).unwrap()).unwrap();
+        assert_eq!(back.snapshot(), snap);
     }
 
     #[test]

@@ -98,12 +98,18 @@ async fn connect(args: &ClusterArgs) -> Result<Client> {
         endpoint = endpoint.tls_config(cfg).context("TLS settings")?;
     }
     let channel = endpoint.connect().await.map_err(|e| {
-        let mut msg = e.to_string();
+        // tonic's error chain repeats itself ("tcp connect error: tcp
+        // connect error: ..."): keep each distinct cause once.
+        let mut parts = vec![e.to_string()];
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
-            msg = format!("{msg}: {s}");
+            let text = s.to_string();
+            if !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
             src = s.source();
         }
+        let msg = parts.join(": ");
         anyhow!("cannot reach a meshdns node at {url}: {msg} (is `meshdns serve` running with --grpc there? pass --endpoint)")
     })?;
     let token = match &args.token {

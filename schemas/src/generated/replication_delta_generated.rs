@@ -469,6 +469,8 @@ impl<'a> Delta<'a> {
   pub const VT_ORIGIN: ::flatbuffers::VOffsetT = 8;
   pub const VT_COVERED: ::flatbuffers::VOffsetT = 10;
   pub const VT_WRITES: ::flatbuffers::VOffsetT = 12;
+  pub const VT_SNAPSHOT: ::flatbuffers::VOffsetT = 14;
+  pub const VT_COLLECTED: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -480,11 +482,13 @@ impl<'a> Delta<'a> {
     args: &'args DeltaArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Delta<'bldr>> {
     let mut builder = DeltaBuilder::new(_fbb);
+    builder.add_collected(args.collected);
     if let Some(x) = args.writes { builder.add_writes(x); }
     if let Some(x) = args.covered { builder.add_covered(x); }
     if let Some(x) = args.origin { builder.add_origin(x); }
     if let Some(x) = args.zone { builder.add_zone(x); }
     builder.add_version(args.version);
+    builder.add_snapshot(args.snapshot);
     builder.finish()
   }
 
@@ -524,6 +528,20 @@ impl<'a> Delta<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<WriteRecord>>>>(Delta::VT_WRITES, None)}
   }
+  #[inline]
+  pub fn snapshot(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Delta::VT_SNAPSHOT, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn collected(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Delta::VT_COLLECTED, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Delta<'_> {
@@ -537,6 +555,8 @@ impl ::flatbuffers::Verifiable for Delta<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("origin", Self::VT_ORIGIN, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, SeqRange>>>("covered", Self::VT_COVERED, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<WriteRecord>>>>("writes", Self::VT_WRITES, false)?
+     .visit_field::<bool>("snapshot", Self::VT_SNAPSHOT, false)?
+     .visit_field::<u64>("collected", Self::VT_COLLECTED, false)?
      .finish();
     Ok(())
   }
@@ -547,6 +567,8 @@ pub struct DeltaArgs<'a> {
     pub origin: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub covered: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, SeqRange>>>,
     pub writes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<WriteRecord<'a>>>>>,
+    pub snapshot: bool,
+    pub collected: u64,
 }
 impl<'a> Default for DeltaArgs<'a> {
   #[inline]
@@ -557,6 +579,8 @@ impl<'a> Default for DeltaArgs<'a> {
       origin: None,
       covered: None,
       writes: None,
+      snapshot: false,
+      collected: 0,
     }
   }
 }
@@ -587,6 +611,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeltaBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Delta::VT_WRITES, writes);
   }
   #[inline]
+  pub fn add_snapshot(&mut self, snapshot: bool) {
+    self.fbb_.push_slot::<bool>(Delta::VT_SNAPSHOT, snapshot, false);
+  }
+  #[inline]
+  pub fn add_collected(&mut self, collected: u64) {
+    self.fbb_.push_slot::<u64>(Delta::VT_COLLECTED, collected, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeltaBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     DeltaBuilder {
@@ -609,6 +641,8 @@ impl ::core::fmt::Debug for Delta<'_> {
       ds.field("origin", &self.origin());
       ds.field("covered", &self.covered());
       ds.field("writes", &self.writes());
+      ds.field("snapshot", &self.snapshot());
+      ds.field("collected", &self.collected());
       ds.finish()
   }
 }
