@@ -13,11 +13,13 @@
 //! version vector; a peer that has collected tombstones the asker has not
 //! seen answers [`replica::NeedsSnapshot`] instead.
 //!
-//! Like `meshdns-mesh`, this crate does no I/O and reads no clock: the node
+//! Like `meshdns-mesh`, this crate reads no clock and, apart from
+//! [`journal`] (the on-disk form of a node's state), does no I/O: the node
 //! and the simulator drive the same code.
 #![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
 pub mod hlc;
+pub mod journal;
 pub mod model;
 pub mod replica;
 pub mod seen;

@@ -9,10 +9,40 @@ pub type NodeId = String;
 /// RRset is the unit of data).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryKey {
-    /// Absolute owner name in lower case, presentation form (`www.example.com.`).
-    pub owner: String,
+    /// Absolute owner name in lower-case wire form (RFC 1035 §3.1), so
+    /// that equal names are equal bytes.
+    pub owner: Vec<u8>,
     /// RR type code.
     pub rtype: u16,
+}
+
+impl EntryKey {
+    /// A key for `owner` (wire form, any case) and `rtype`; `None` if
+    /// `owner` is not a valid absolute wire-form name.
+    pub fn new(owner: &[u8], rtype: u16) -> Option<EntryKey> {
+        valid_wire_name(owner).then(|| EntryKey { owner: owner.to_ascii_lowercase(), rtype })
+    }
+}
+
+/// Whether `name` is one absolute name in uncompressed wire form: labels of
+/// 1–63 bytes ending with the root label, 255 bytes at most (RFC 1035
+/// §2.3.4, §3.1).
+pub fn valid_wire_name(name: &[u8]) -> bool {
+    if name.is_empty() || name.len() > 255 {
+        return false;
+    }
+    let mut i = 0;
+    while let Some(&len) = name.get(i) {
+        let len = usize::from(len);
+        if len == 0 {
+            return i + 1 == name.len();
+        }
+        if len > 63 {
+            return false;
+        }
+        i += 1 + len;
+    }
+    false
 }
 
 /// An RRset's data: one TTL (RFC 2181 §5.2) and the RDATA of each record,

@@ -259,7 +259,7 @@ impl ZoneReplica {
         let mut acc = 0u64;
         for (k, v) in self.rrsets() {
             let mut h = xxhash_rust::xxh3::Xxh3::new();
-            h.update(k.owner.as_bytes());
+            h.update(&k.owner);
             h.update(&k.rtype.to_be_bytes());
             h.update(&v.ttl.to_be_bytes());
             for r in &v.rdata {

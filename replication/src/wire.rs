@@ -110,7 +110,7 @@ fn encode_part(zone: &str, delta: &Delta, snapshot: bool, collected: u64) -> Vec
         .writes
         .iter()
         .map(|w| {
-            let owner = b.create_string(&w.key.owner);
+            let owner = b.create_vector(&w.key.owner);
             let (ttl, rdata) = match &w.value {
                 Some(v) => {
                     let items: Vec<_> = v
@@ -199,9 +199,7 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Part, WireError> {
     let mut writes = Vec::with_capacity(records);
     for r in d.writes().into_iter().flatten() {
         let owner = r.owner().ok_or(WireError::Field("a write without owner"))?;
-        if owner.is_empty() || owner.len() > 1024 || !owner.ends_with('.') {
-            return Err(WireError::Field("owner must be an absolute name"));
-        }
+        let key = EntryKey::new(owner.bytes(), r.rtype()).ok_or(WireError::Field("owner is not a wire-form name"))?;
         let value = if r.deleted() {
             None
         } else {
@@ -218,7 +216,7 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Part, WireError> {
             origin: origin.clone(),
             seq: r.seq(),
             hlc: Hlc { wall_ms: r.wall_ms(), logical: r.logical() },
-            key: EntryKey { owner: owner.to_owned(), rtype: r.rtype() },
+            key,
             value,
         });
     }
@@ -230,7 +228,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Delta {
-        let key = |o: &str| EntryKey { owner: o.into(), rtype: 1 };
+        let key = |o: &str| EntryKey::new(&wire(o), 1).unwrap();
         Delta {
             origin: "fra1-a".into(),
             covered: vec![(1, 7), (9, 9)],
@@ -253,6 +251,29 @@ mod tests {
         }
     }
 
+    /// Wire form of a plain dotted name (no escapes), for tests.
+    fn wire(name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+            out.push(l.len() as u8);
+            out.extend_from_slice(l.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    #[test]
+    fn bad_owner_names_are_refused() {
+        let mut d = sample();
+        d.writes[0].key.owner = vec![3, b'w', b'w']; // truncated label
+        assert_eq!(
+            decode(&encode("x.", &d), &Limits::default()),
+            Err(WireError::Field("owner is not a wire-form name"))
+        );
+        assert!(crate::model::valid_wire_name(&wire("a.b.")));
+        assert!(!crate::model::valid_wire_name(&[64; 70]));
+    }
+
     #[test]
     fn deltas_round_trip() {
         let d = sample();
@@ -266,7 +287,7 @@ mod tests {
     #[test]
     fn snapshots_round_trip_through_parts() {
         let mut r = crate::ZoneReplica::new();
-        let key = |o: &str| EntryKey { owner: o.into(), rtype: 1 };
+        let key = |o: &str| EntryKey::new(&wire(o), 1).unwrap();
         r.write("a", Hlc { wall_ms: 1, logical: 0 }, key("x.example."), Some(RRset::new(60, vec![vec![1, 2, 3, 4]])));
         r.write("a", Hlc { wall_ms: 2, logical: 0 }, key("y.example."), None);
         r.apply(Write {

@@ -24,7 +24,9 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn key(k: u8) -> EntryKey {
-    EntryKey { owner: format!("k{k}.example.com."), rtype: 1 }
+    let mut owner = vec![2, b'k', b'0' + k % 10];
+    owner.extend_from_slice(b"\x07example\x03com\x00");
+    EntryKey::new(&owner, 1).unwrap()
 }
 
 /// Runs the history on one replica per node (each node sees only its own

@@ -302,11 +302,11 @@ impl<'a> WriteRecord<'a> {
     unsafe { self._tab.get::<u32>(WriteRecord::VT_LOGICAL, Some(0)).unwrap()}
   }
   #[inline]
-  pub fn owner(&self) -> Option<&'a str> {
+  pub fn owner(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(WriteRecord::VT_OWNER, None)}
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(WriteRecord::VT_OWNER, None)}
   }
   #[inline]
   pub fn rtype(&self) -> u16 {
@@ -347,7 +347,7 @@ impl ::flatbuffers::Verifiable for WriteRecord<'_> {
      .visit_field::<u64>("seq", Self::VT_SEQ, false)?
      .visit_field::<u64>("wall_ms", Self::VT_WALL_MS, false)?
      .visit_field::<u32>("logical", Self::VT_LOGICAL, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("owner", Self::VT_OWNER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("owner", Self::VT_OWNER, false)?
      .visit_field::<u16>("rtype", Self::VT_RTYPE, false)?
      .visit_field::<bool>("deleted", Self::VT_DELETED, false)?
      .visit_field::<u32>("ttl", Self::VT_TTL, false)?
@@ -360,7 +360,7 @@ pub struct WriteRecordArgs<'a> {
     pub seq: u64,
     pub wall_ms: u64,
     pub logical: u32,
-    pub owner: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub owner: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub rtype: u16,
     pub deleted: bool,
     pub ttl: u32,
@@ -400,7 +400,7 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> WriteRecordBuilder<'a, 'b, A>
     self.fbb_.push_slot::<u32>(WriteRecord::VT_LOGICAL, logical, 0);
   }
   #[inline]
-  pub fn add_owner(&mut self, owner: ::flatbuffers::WIPOffset<&'b  str>) {
+  pub fn add_owner(&mut self, owner: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(WriteRecord::VT_OWNER, owner);
   }
   #[inline]
