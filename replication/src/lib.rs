@@ -23,6 +23,7 @@ pub mod journal;
 pub mod model;
 pub mod replica;
 pub mod seen;
+pub mod sync;
 pub mod wire;
 
 pub use crate::hlc::{Clock, Hlc};

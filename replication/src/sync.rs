@@ -1,0 +1,306 @@
+//! Who sends what to whom: the push tree for fresh writes, the peers to
+//! pull from, and a scheduler that bounds concurrent pulls.
+//!
+//! Fresh writes are pushed along the tiers (an eager tree, as in Plumtree
+//! or Quicksilver's fan-out): the writer sends to its site; representatives
+//! forward to the other sites of their region and to the other regions;
+//! whoever receives from above sends down into its own site. Pull
+//! (anti-entropy) repairs what a push missed, along the same tiers: every
+//! node pulls from its site, site representatives also from the other
+//! sites' representatives in their region, region representatives also
+//! from the other regions' representatives. Both are pure functions of this
+//! node and the members it knows, so the simulator runs them unchanged.
+
+use std::collections::BTreeMap;
+
+use crate::model::NodeId;
+
+/// What the push and pull rules need to know about a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Member id.
+    pub id: NodeId,
+    /// Region.
+    pub region: String,
+    /// Site.
+    pub site: String,
+    /// In its region's pool (a site representative).
+    pub region_rep: bool,
+    /// In the global pool (a region representative).
+    pub global_rep: bool,
+}
+
+/// How a pushed delta reached this node, which decides where it goes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hop {
+    /// Written here.
+    Local,
+    /// From a member of this node's site that wrote it or got it first.
+    FromSite,
+    /// From another site's representative in this region; written in this region.
+    FromRegion,
+    /// From another region's representative.
+    FromGlobal,
+    /// From this region's representative, passing down a write from
+    /// another region.
+    FromRegionDown,
+    /// From above, to be kept: forwarded no further.
+    Down,
+}
+
+/// The members to push a delta to, with the hop they will see. A node
+/// forwards a delta once per hop kind it receives it with (not only the
+/// first time it sees it): whatever the arrival order, every branch of the
+/// tree is followed, and each node sends at most six times per delta.
+/// Receiving is idempotent.
+pub fn push_targets(me: &Peer, members: &[Peer], hop: Hop) -> Vec<(NodeId, Hop)> {
+    let mut out = Vec::new();
+    let site_mates = members.iter().filter(|p| p.id != me.id && p.region == me.region && p.site == me.site);
+    let other_sites_reps =
+        members.iter().filter(|p| p.id != me.id && p.region == me.region && p.site != me.site && p.region_rep);
+    let other_regions_reps = members.iter().filter(|p| p.region != me.region && p.global_rep);
+    match hop {
+        Hop::Local => {
+            out.extend(site_mates.map(|p| (p.id.clone(), Hop::FromSite)));
+            if me.region_rep {
+                out.extend(other_sites_reps.map(|p| (p.id.clone(), Hop::FromRegion)));
+            }
+            if me.global_rep {
+                out.extend(other_regions_reps.map(|p| (p.id.clone(), Hop::FromGlobal)));
+            }
+        }
+        Hop::FromSite => {
+            if me.region_rep {
+                out.extend(other_sites_reps.map(|p| (p.id.clone(), Hop::FromRegion)));
+            }
+            if me.global_rep {
+                out.extend(other_regions_reps.map(|p| (p.id.clone(), Hop::FromGlobal)));
+            }
+        }
+        Hop::FromRegion => {
+            out.extend(site_mates.map(|p| (p.id.clone(), Hop::Down)));
+            if me.global_rep {
+                out.extend(other_regions_reps.map(|p| (p.id.clone(), Hop::FromGlobal)));
+            }
+        }
+        Hop::FromGlobal => {
+            out.extend(site_mates.map(|p| (p.id.clone(), Hop::Down)));
+            out.extend(other_sites_reps.map(|p| (p.id.clone(), Hop::FromRegionDown)));
+        }
+        Hop::FromRegionDown => out.extend(site_mates.map(|p| (p.id.clone(), Hop::Down))),
+        Hop::Down => {}
+    }
+    out
+}
+
+/// Whether this node pulls (anti-entropy) from `peer`.
+pub fn pulls_from(me: &Peer, peer: &Peer) -> bool {
+    if me.id == peer.id {
+        return false;
+    }
+    let same_region = me.region == peer.region;
+    (same_region && me.site == peer.site)
+        || (same_region && me.region_rep && peer.region_rep)
+        || (!same_region && me.global_rep && peer.global_rep)
+}
+
+/// A small deterministic generator (SplitMix64) for jitter: seeded by the
+/// driver, so the simulator replays the same choices.
+#[derive(Clone, Debug)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Jitter {
+        Jitter(seed)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        if n == 0 { 0 } else { z % n }
+    }
+}
+
+/// Scheduler settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncLimits {
+    /// Pulls in flight at once, over all peers and zones.
+    pub max_concurrent: usize,
+    /// First retry delay after a failed pull, in milliseconds.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for SyncLimits {
+    fn default() -> Self {
+        SyncLimits { max_concurrent: 4, backoff_base_ms: 200, backoff_max_ms: 30_000 }
+    }
+}
+
+/// A pull to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pull {
+    /// From whom.
+    pub peer: NodeId,
+    /// Which zone.
+    pub zone: String,
+}
+
+#[derive(Clone, Debug, Default)]
+struct PeerState {
+    /// Zones where the peer's digest differs from ours.
+    differing: BTreeMap<String, ()>,
+    /// Not before this time (ms), after failures.
+    retry_at: u64,
+    failures: u32,
+}
+
+/// Decides which pulls to run: those where a peer's digest for a zone
+/// differs from this node's, at most `max_concurrent` at once, one per
+/// (peer, zone), with jittered exponential backoff after failures, so a
+/// hundred nodes restarting together do not start a reconciliation storm.
+#[derive(Clone, Debug)]
+pub struct SyncScheduler {
+    limits: SyncLimits,
+    peers: BTreeMap<NodeId, PeerState>,
+    in_flight: BTreeMap<(NodeId, String), u64>,
+    jitter: Jitter,
+    /// Rotates which peer is served first.
+    cursor: usize,
+}
+
+impl SyncScheduler {
+    /// A scheduler; `seed` feeds the jitter.
+    pub fn new(limits: SyncLimits, seed: u64) -> SyncScheduler {
+        SyncScheduler {
+            limits,
+            peers: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            jitter: Jitter::new(seed),
+            cursor: 0,
+        }
+    }
+
+    /// A peer's digest for `zone` compared with ours: `differs` schedules a
+    /// pull, equality cancels one not yet started.
+    pub fn digest_seen(&mut self, peer: &str, zone: &str, differs: bool) {
+        let st = self.peers.entry(peer.to_owned()).or_default();
+        if differs {
+            st.differing.insert(zone.to_owned(), ());
+        } else {
+            st.differing.remove(zone);
+        }
+    }
+
+    /// The peer is gone: nothing more is scheduled with it.
+    pub fn peer_gone(&mut self, peer: &str) {
+        self.peers.remove(peer);
+    }
+
+    /// Pulls in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The next pull to start at `now_ms`, if the limits allow one.
+    pub fn poll(&mut self, now_ms: u64) -> Option<Pull> {
+        if self.in_flight.len() >= self.limits.max_concurrent || self.peers.is_empty() {
+            return None;
+        }
+        let ids: Vec<NodeId> = self.peers.keys().cloned().collect();
+        for i in 0..ids.len() {
+            let id = &ids[(self.cursor + i) % ids.len()];
+            let Some(st) = self.peers.get(id) else { continue };
+            if st.retry_at > now_ms {
+                continue;
+            }
+            let zone = st.differing.keys().find(|z| !self.in_flight.contains_key(&(id.clone(), (*z).clone()))).cloned();
+            if let Some(zone) = zone {
+                self.cursor = (self.cursor + i + 1) % ids.len();
+                if let Some(st) = self.peers.get_mut(id) {
+                    st.differing.remove(&zone);
+                }
+                self.in_flight.insert((id.clone(), zone.clone()), now_ms);
+                return Some(Pull { peer: id.clone(), zone });
+            }
+        }
+        None
+    }
+
+    /// A pull ended. A failure puts the peer on a jittered exponential
+    /// backoff and keeps the zone scheduled; a success clears the failures.
+    pub fn pull_done(&mut self, pull: &Pull, ok: bool, now_ms: u64) {
+        self.in_flight.remove(&(pull.peer.clone(), pull.zone.clone()));
+        let Some(st) = self.peers.get_mut(&pull.peer) else { return };
+        if ok {
+            st.failures = 0;
+            st.retry_at = 0;
+            return;
+        }
+        st.failures = st.failures.saturating_add(1);
+        let exp =
+            self.limits.backoff_base_ms.saturating_mul(1u64 << st.failures.min(20)).min(self.limits.backoff_max_ms);
+        // Full jitter: anywhere in [exp/2, exp).
+        let delay = exp / 2 + self.jitter.below(exp / 2 + 1);
+        st.retry_at = now_ms.saturating_add(delay);
+        st.differing.insert(pull.zone.clone(), ());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: &str, region: &str, site: &str, region_rep: bool, global_rep: bool) -> Peer {
+        Peer { id: id.into(), region: region.into(), site: site.into(), region_rep, global_rep }
+    }
+
+    #[test]
+    fn concurrency_is_bounded_and_failures_back_off() {
+        let mut s =
+            SyncScheduler::new(SyncLimits { max_concurrent: 2, backoff_base_ms: 100, backoff_max_ms: 1_000 }, 7);
+        for p in ["a", "b", "c"] {
+            s.digest_seen(p, "example.", true);
+        }
+        let first = s.poll(0).unwrap();
+        let second = s.poll(0).unwrap();
+        assert_ne!(first.peer, second.peer);
+        assert_eq!(s.poll(0), None, "two in flight at most");
+        s.pull_done(&first, false, 0);
+        let third = s.poll(0).unwrap();
+        assert_ne!(third.peer, first.peer, "the failed peer waits");
+        s.pull_done(&second, true, 10);
+        s.pull_done(&third, true, 10);
+        assert_eq!(s.poll(10), None, "a backs off for at least 100 ms");
+        let retry = s.poll(250).unwrap();
+        assert_eq!(retry, first);
+    }
+
+    #[test]
+    fn an_equal_digest_cancels_a_pending_pull() {
+        let mut s = SyncScheduler::new(SyncLimits::default(), 1);
+        s.digest_seen("a", "z.", true);
+        s.digest_seen("a", "z.", false);
+        assert_eq!(s.poll(0), None);
+        s.digest_seen("b", "z.", true);
+        s.peer_gone("b");
+        assert_eq!(s.poll(0), None);
+    }
+
+    #[test]
+    fn pull_sources_follow_the_tiers() {
+        let me = peer("a", "eu", "fra", true, false);
+        assert!(pulls_from(&me, &peer("b", "eu", "fra", false, false)));
+        assert!(pulls_from(&me, &peer("c", "eu", "ams", true, false)));
+        assert!(!pulls_from(&me, &peer("d", "eu", "ams", false, false)));
+        assert!(!pulls_from(&me, &peer("e", "us", "iad", true, true)), "only region representatives cross regions");
+        let g = peer("g", "eu", "fra", true, true);
+        assert!(pulls_from(&g, &peer("e", "us", "iad", true, true)));
+    }
+}
