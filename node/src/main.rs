@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use meshdns::cli::{Cli, Command, ConfigCommand, ServeArgs, ZoneCommand};
+use meshdns::cli::{CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigCommand, ServeArgs, ZoneCommand};
 use meshdns::config::{self, Config, LogFormat};
 use meshdns::dns::auth::AnswerConfig;
 use meshdns::metrics::Metrics;
@@ -43,6 +43,7 @@ fn run() -> Result<ExitCode> {
             println!("{cfg:#?}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cluster(ClusterArgs { command: ClusterCommand::Ca(ca), .. }) => cluster_ca(&ca),
         Command::Cluster(args) => {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
@@ -54,6 +55,20 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn cluster_ca(cmd: &CaCommand) -> Result<ExitCode> {
+    match cmd {
+        CaCommand::Init { dir } => {
+            let cert = meshdns_transport::ca::init(dir)?;
+            println!("created the cluster CA {} (keep {} secret)", cert.display(), dir.join("ca.key").display());
+        }
+        CaCommand::Issue { dir, node_id } => {
+            let (cert, key) = meshdns_transport::ca::issue(dir, node_id)?;
+            println!("issued {} and {} for node {node_id}", cert.display(), key.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {

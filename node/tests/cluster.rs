@@ -380,3 +380,23 @@ fn a_change_of_representatives_does_not_flap_membership() {
     assert!(downs.is_empty(), "membership flapped on d: {downs:?}");
     assert!(events.iter().any(|e| e["kind"] == "up" && e["member"]["id"] == "f"), "d heard of the newcomers");
 }
+
+#[test]
+fn cluster_ca_init_and_issue_make_the_files_and_refuse_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| std::process::Command::new(common::BIN).args(args).output().unwrap();
+    let out = run(&["cluster", "ca", "init", "--dir", d]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["cluster", "ca", "issue", "--dir", d, "--node-id", "fra1-a"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["ca.pem", "ca.key", "fra1-a.pem", "fra1-a.key"] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    let out = run(&["cluster", "ca", "init", "--dir", d]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = run(&["cluster", "ca", "issue", "--dir", "/nonexistent-ca-dir", "--node-id", "x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `meshdns cluster ca init"));
+}

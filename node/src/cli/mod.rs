@@ -131,6 +131,30 @@ pub enum ClusterCommand {
     Status,
     /// Stream membership events until interrupted.
     Watch,
+    /// The cluster certificate authority for node-to-node TLS (local files;
+    /// talks to no node).
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+/// `meshdns cluster ca ...`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a cluster CA (ca.pem, ca.key) in DIR.
+    Init {
+        /// Directory for the CA; keep ca.key secret.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue a certificate for a node (ID.pem, ID.key) from the CA in DIR.
+    Issue {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's id (its --node-id).
+        #[arg(long)]
+        node_id: String,
+    },
 }
 
 /// `meshdns zone ...`

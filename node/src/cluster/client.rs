@@ -64,6 +64,7 @@ pub async fn run(args: &ClusterArgs) -> Result<()> {
             }
             return Err(anyhow!("{} closed the event stream (node stopping?)", args.endpoint));
         }
+        ClusterCommand::Ca(_) => return Err(anyhow!("`cluster ca` works on local files, not through a node")),
     }
     Ok(())
 }
