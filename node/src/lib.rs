@@ -39,5 +39,6 @@ pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod metrics;
+pub mod replicated;
 pub mod server;
 pub mod zone;

@@ -13,6 +13,7 @@ use meshdns::cli::{CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigC
 use meshdns::config::{self, Config, LogFormat};
 use meshdns::dns::auth::AnswerConfig;
 use meshdns::metrics::Metrics;
+use meshdns::replicated::ReplicatedZones;
 use meshdns::server::{self, Shared};
 use meshdns::zone::diag::Severity;
 use meshdns::zone::store::{ZoneStore, initial_origin};
@@ -37,6 +38,14 @@ fn run() -> Result<ExitCode> {
         Command::Serve(args) => serve(*args),
         Command::Zone(ZoneCommand::Check { files, origin }) => zone_check(&files, origin.as_deref()),
         Command::Zone(ZoneCommand::Reload { http }) => zone_reload(http),
+        Command::Zone(cmd) => {
+            let rt =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
+            match rt.block_on(meshdns::cluster::zone_client::run(&cmd)) {
+                Some(result) => result.map(|()| ExitCode::SUCCESS),
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
         Command::Config(ConfigCommand::Check { config }) => {
             let cfg = load_config(config.as_deref(), &ServeArgs::default())?;
             println!("configuration ok");
@@ -233,6 +242,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         tracing::error!(failed = report.failures(), "some zones failed to load; serving the others");
     }
 
+    let replicated = Arc::new(
+        ReplicatedZones::open(&cfg.data_dir, &cfg.mesh.node_id, Box::new(unix_ms_now))
+            .context("opening the replicated zones (DATA_DIR/replication)")?,
+    );
+    store.set_replicated(replicated.served());
+
     let shards = cfg.udp_workers * cfg.listen.len() + 1;
     let shared = Arc::new(Shared {
         store,
@@ -300,9 +315,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         );
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(publish_load(shared.clone(), mesh.clone()));
+        let zones_service = meshdns::cluster::zones::ZonesService {
+            zones: replicated.clone(),
+            shared: shared.clone(),
+            node_id: cfg.mesh.node_id.clone(),
+        };
         let grpc = tokio::spawn(meshdns::cluster::service::serve(
             tokio::net::TcpListener::from_std(grpc_listener)?,
             mesh.clone(),
+            zones_service,
             cfg.grpc.clone(),
             shutdown_rx.clone(),
         ));

@@ -8,3 +8,8 @@
 pub mod cluster {
     tonic::include_proto!("meshdns.cluster.v1");
 }
+
+/// `meshdns.zones.v1`: replicated zones, written on any node.
+pub mod zones {
+    tonic::include_proto!("meshdns.zones.v1");
+}

@@ -83,12 +83,23 @@ pub struct ServeArgs {
 /// `meshdns cluster ...`: where to connect, how to print, what to ask.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// The node to ask: its gRPC address, http://HOST:PORT or https://HOST:PORT.
-    #[arg(long, global = true, default_value = "127.0.0.1:7947", env = "MESHDNS_ENDPOINT")]
-    pub endpoint: String,
+    /// Which node, and how to reach it.
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// Output: a table for people, or JSON for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// What to ask.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// How to reach a node's admin API.
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// The node to ask: its gRPC address, http://HOST:PORT or https://HOST:PORT.
+    #[arg(long, global = true, default_value = "127.0.0.1:7947", env = "MESHDNS_ENDPOINT")]
+    pub endpoint: String,
     /// Bearer token, if the node requires one (also MESHDNS_GRPC_TOKEN).
     #[arg(long, global = true, env = "MESHDNS_GRPC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -98,9 +109,6 @@ pub struct ClusterArgs {
     /// Give up after this many seconds.
     #[arg(long, global = true, default_value_t = 5)]
     pub timeout: u64,
-    /// What to ask.
-    #[command(subcommand)]
-    pub command: ClusterCommand,
 }
 
 /// Output format of `meshdns cluster ...`.
@@ -174,6 +182,83 @@ pub enum ZoneCommand {
         /// The node's HTTP listener.
         #[arg(long, default_value = "127.0.0.1:9153")]
         http: SocketAddr,
+    },
+    /// Create a replicated zone (with a default SOA) through a node.
+    Create {
+        /// Zone name.
+        zone: String,
+        /// TTL of the SOA record.
+        #[arg(long, default_value_t = 3600)]
+        soa_ttl: u32,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
+    },
+    /// Delete a replicated zone.
+    Delete {
+        /// Zone name.
+        zone: String,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
+    },
+    /// Replace one RRset: `zone set example.com www A 300 192.0.2.1 192.0.2.2`.
+    Set {
+        /// Zone name.
+        zone: String,
+        /// Owner, relative to the zone (or absolute with a final dot; @ is the apex).
+        name: String,
+        /// Record type, e.g. A, AAAA, MX, TXT.
+        rtype: String,
+        /// TTL in seconds.
+        ttl: u32,
+        /// RDATA of each record, one argument per record (quote multi-word RDATA).
+        #[arg(required = true)]
+        rdata: Vec<String>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
+    },
+    /// Remove one RRset.
+    Remove {
+        /// Zone name.
+        zone: String,
+        /// Owner.
+        name: String,
+        /// Record type.
+        rtype: String,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
+    },
+    /// Make a replicated zone hold exactly a master file's records (only what
+    /// differs is written; the zone is created if needed).
+    Import {
+        /// The master file.
+        file: PathBuf,
+        /// Zone name [default: from the file name, like --zone-dir].
+        #[arg(long)]
+        zone: Option<String>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
+    },
+    /// Print a replicated zone as a master file.
+    Export {
+        /// Zone name.
+        zone: String,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
+    },
+    /// List the replicated zones on a node: serial, RRsets, digest.
+    List {
+        /// Output: a table for people, or JSON for scripts.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
     },
 }
 

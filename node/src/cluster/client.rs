@@ -8,29 +8,29 @@ use meshdns_proto::cluster as pb;
 use meshdns_proto::cluster::cluster_client::ClusterClient;
 use serde_json::{Value, json};
 use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::cli::{ClusterArgs, ClusterCommand, Output};
+use crate::cli::{ApiArgs, ClusterArgs, ClusterCommand, Output};
 
 /// Adds the bearer token (if any) to each request.
-type AddToken = Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
-type Client = ClusterClient<InterceptedService<Channel, AddToken>>;
+pub type AddToken = Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
 
 /// Runs one `meshdns cluster` command against `args.endpoint`.
-pub async fn run(args: &ClusterArgs) -> Result<()> {
-    let mut client = connect(args).await?;
+pub async fn run(cluster: &ClusterArgs) -> Result<()> {
+    let args = &cluster.api;
+    let (channel, token) = connect(args).await?;
+    let mut client = ClusterClient::with_interceptor(channel, token);
     let out = &mut std::io::stdout().lock();
     let timeout = Duration::from_secs(args.timeout.max(1));
     let unreachable = |e: tonic::Status| explain(&args.endpoint, e);
-    match &args.command {
+    match &cluster.command {
         ClusterCommand::Members => {
             let r = tokio::time::timeout(timeout, client.members(pb::MembersRequest {}))
                 .await
                 .map_err(|_| anyhow!("{} did not answer within {timeout:?}", args.endpoint))?
                 .map_err(unreachable)?
                 .into_inner();
-            print_members(out, &r, args.output)?;
+            print_members(out, &r, cluster.output)?;
         }
         ClusterCommand::Ring { key, n } => {
             let r = tokio::time::timeout(timeout, client.ring(pb::RingRequest { key: key.clone(), n: *n }))
@@ -38,7 +38,7 @@ pub async fn run(args: &ClusterArgs) -> Result<()> {
                 .map_err(|_| anyhow!("{} did not answer within {timeout:?}", args.endpoint))?
                 .map_err(unreachable)?
                 .into_inner();
-            print_ring(out, &r, args.output)?;
+            print_ring(out, &r, cluster.output)?;
         }
         ClusterCommand::Status => {
             let r = tokio::time::timeout(timeout, client.status(pb::StatusRequest {}))
@@ -46,7 +46,7 @@ pub async fn run(args: &ClusterArgs) -> Result<()> {
                 .map_err(|_| anyhow!("{} did not answer within {timeout:?}", args.endpoint))?
                 .map_err(unreachable)?
                 .into_inner();
-            print_status(out, &r, args.output)?;
+            print_status(out, &r, cluster.output)?;
         }
         ClusterCommand::Watch => {
             let mut stream = tokio::time::timeout(timeout, client.watch(pb::WatchRequest {}))
@@ -54,12 +54,12 @@ pub async fn run(args: &ClusterArgs) -> Result<()> {
                 .map_err(|_| anyhow!("{} did not answer within {timeout:?}", args.endpoint))?
                 .map_err(unreachable)?
                 .into_inner();
-            if args.output == Output::Table {
+            if cluster.output == Output::Table {
                 writeln!(out, "watching membership events from {} (Ctrl-C to stop)", args.endpoint)?;
                 out.flush()?;
             }
             while let Some(e) = stream.message().await.map_err(|e| explain(&args.endpoint, e))? {
-                print_event(out, &e, args.output)?;
+                print_event(out, &e, cluster.output)?;
                 out.flush()?;
             }
             return Err(anyhow!("{} closed the event stream (node stopping?)", args.endpoint));
@@ -69,7 +69,8 @@ pub async fn run(args: &ClusterArgs) -> Result<()> {
     Ok(())
 }
 
-fn explain(endpoint: &str, e: tonic::Status) -> anyhow::Error {
+/// Explains a failed call: what to check next.
+pub fn explain(endpoint: &str, e: tonic::Status) -> anyhow::Error {
     match e.code() {
         tonic::Code::Unavailable => anyhow!(
             "cannot reach a meshdns node at {endpoint}: {} (is `meshdns serve` running there with --grpc {endpoint}? pass --endpoint)",
@@ -80,7 +81,9 @@ fn explain(endpoint: &str, e: tonic::Status) -> anyhow::Error {
     }
 }
 
-async fn connect(args: &ClusterArgs) -> Result<Client> {
+/// Connects to the admin API at `args.endpoint`: the channel, and the
+/// interceptor that adds the bearer token.
+pub async fn connect(args: &ApiArgs) -> Result<(Channel, AddToken)> {
     let tls = args.ca.is_some() || args.endpoint.starts_with("https://");
     let url = if args.endpoint.contains("://") {
         args.endpoint.clone()
@@ -126,7 +129,7 @@ async fn connect(args: &ClusterArgs) -> Result<Client> {
         }
         Ok(req)
     });
-    Ok(ClusterClient::with_interceptor(channel, add_token))
+    Ok((channel, add_token))
 }
 
 fn member_json(m: &pb::Member) -> Value {

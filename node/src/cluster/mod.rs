@@ -9,6 +9,8 @@
 pub mod client;
 pub mod metrics;
 pub mod service;
+pub mod zone_client;
+pub mod zones;
 
 use std::collections::BTreeMap;
 

@@ -116,6 +116,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mesh: Arc<MeshHandle>,
+    zones: super::zones::ZonesService,
     settings: GrpcSettings,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
@@ -137,10 +138,12 @@ pub async fn serve(
             }
         }
     };
-    let service = ClusterServer::with_interceptor(ClusterService { mesh }, check);
+    let service = ClusterServer::with_interceptor(ClusterService { mesh }, check.clone());
+    let zones = meshdns_proto::zones::zones_server::ZonesServer::with_interceptor(zones, check);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     builder
         .add_service(service)
+        .add_service(zones)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.wait_for(|s| *s).await;
         })

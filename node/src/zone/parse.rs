@@ -94,6 +94,19 @@ impl ParsedFile {
         Some(Span { start, len })
     }
 
+    /// Records that come from somewhere other than a file (a replicated
+    /// zone), as if read from `label`. Owners are lower-case wire form.
+    pub fn from_records<'a>(label: &Path, records: impl IntoIterator<Item = (&'a [u8], u16, u32, &'a [u8])>) -> Self {
+        let mut out = ParsedFile { sources: vec![label.to_owned()], ..ParsedFile::default() };
+        out.lines.push(std::cell::OnceCell::new());
+        let at = Location { source: 0, offset: 0 };
+        for (owner, rtype, ttl, rdata) in records {
+            let (Some(owner), Some(rdata)) = (out.push(owner), out.push(rdata)) else { break };
+            out.records.push(RawRecord { owner, rtype, ttl, rdata, at });
+        }
+        out
+    }
+
     /// The file of a location.
     pub fn file(&self, at: &Location) -> &Path {
         self.sources.get(at.source as usize).map_or(Path::new(""), PathBuf::as_path)
@@ -176,12 +189,46 @@ fn read_one(
     if chain.contains(&canonical) {
         return Err(err(0, "$INCLUDE loop: file includes itself".into()));
     }
-    let mut bytes = std::fs::read(path).map_err(|e| err(0, format!("cannot read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| err(0, format!("cannot read: {e}")))?;
     feed(hasher, path, &bytes);
+    scan(bytes, path, origin, Some((canonical, chain, hasher)), out)
+}
+
+/// Parses zone-file text that is not in a file (a zone sent over the admin
+/// API, or one record typed on the command line). `label` names it in
+/// messages; `$INCLUDE` is refused.
+pub fn parse_text(text: &str, origin: &str, label: &Path) -> Result<ParsedFile, ZoneError> {
+    let origin = Name::<Bytes>::bytes_from_str(origin).ok();
+    let mut out = ParsedFile::default();
+    let mut hasher = Xxh3::new();
+    feed(&mut hasher, label, text.as_bytes());
+    scan(text.as_bytes().to_vec(), label, origin, None, &mut out)?;
+    out.digest = hasher.digest();
+    Ok(out)
+}
+
+/// The file being read and what `$INCLUDE` needs to follow it.
+type IncludeChain<'a> = (PathBuf, &'a mut Vec<PathBuf>, &'a mut Xxh3);
+
+/// Scans the bytes of one source into `out`. `include` is `None` where
+/// `$INCLUDE` is not allowed.
+fn scan(
+    mut bytes: Vec<u8>,
+    path: &Path,
+    origin: Option<Name<Bytes>>,
+    mut include: Option<IncludeChain<'_>>,
+    out: &mut ParsedFile,
+) -> Result<(), ZoneError> {
+    let err = |line: u32, msg: String| ZoneError::single(Diagnostic::error(path, line, msg));
     let source = u16::try_from(out.sources.len()).map_err(|_| err(0, "too many included files".into()))?;
     out.sources.push(path.to_owned());
-
-    out.lines.push(std::cell::OnceCell::new());
+    let lines = std::cell::OnceCell::new();
+    if include.is_none() {
+        // Text that is not a file: index its lines now, as `line` cannot
+        // read them back later.
+        let _ = lines.set(bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i as u32).collect());
+    }
+    out.lines.push(lines);
 
     let smimea_at = smimea::rewrite(&mut bytes);
     // Line numbers for messages, computed from the original bytes on demand.
@@ -242,9 +289,12 @@ fn read_one(
                 out.records.push(RawRecord { owner, rtype, ttl: record.ttl().as_secs(), rdata, at });
             }
             Entry::Include { path: inc, origin: inc_origin } => {
+                let line = line_at(entry_start);
+                let Some((canonical, chain, hasher)) = include.as_mut() else {
+                    return Err(err(line, "$INCLUDE is not allowed here".into()));
+                };
                 let inc_path = path.parent().unwrap_or(Path::new(".")).join(inc.as_ref() as &str);
                 let inc_origin = inc_origin.or_else(|| zonefile.origin().ok());
-                let line = line_at(entry_start);
                 chain.push(canonical.clone());
                 let included = read_one(&inc_path, inc_origin, chain, out, hasher);
                 chain.pop();

@@ -90,6 +90,9 @@ pub struct ZoneStore {
     loaded: Mutex<BTreeMap<PathBuf, Arc<Snapshot>>>,
     /// Load failures since start, per zone file (for metrics).
     failures: Mutex<BTreeMap<String, u64>>,
+    /// Replicated zones, by origin: served beside the files' zones, and
+    /// instead of a file's zone of the same name.
+    replicated: Mutex<Arc<BTreeMap<Vec<u8>, Arc<Snapshot>>>>,
 }
 
 impl ZoneStore {
@@ -101,6 +104,7 @@ impl ZoneStore {
             current: ArcSwap::from_pointee(ZoneSet::default()),
             loaded: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(BTreeMap::new()),
+            replicated: Mutex::new(Arc::new(BTreeMap::new())),
         }
     }
 
@@ -117,6 +121,32 @@ impl ZoneStore {
     /// Load failures since start, by zone file.
     pub fn failure_counts(&self) -> BTreeMap<String, u64> {
         self.failures.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the replicated zones and swaps in the new set.
+    pub fn set_replicated(&self, zones: Arc<BTreeMap<Vec<u8>, Arc<Snapshot>>>) {
+        // Lock order: `loaded`, then `replicated` (as in `publish`).
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        *self.replicated.lock().unwrap_or_else(|e| e.into_inner()) = zones;
+        self.publish(loaded.values().cloned().collect());
+    }
+
+    /// Serves the files' zones plus the replicated ones (a replicated zone
+    /// wins over a file's zone of the same name).
+    fn publish(&self, file_zones: Vec<Arc<Snapshot>>) {
+        let replicated = self.replicated.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut zones: Vec<Arc<Snapshot>> = file_zones
+            .into_iter()
+            .filter(|z| {
+                let shadowed = replicated.contains_key(z.origin());
+                if shadowed {
+                    tracing::warn!(zone = %to_text(z.origin()), "a replicated zone of that name is served instead of the file's");
+                }
+                !shadowed
+            })
+            .collect();
+        zones.extend(replicated.values().cloned());
+        self.current.store(Arc::new(ZoneSet::new(zones)));
     }
 
     /// (Re)loads every `*.zone` file and swaps the result in atomically.
@@ -181,7 +211,7 @@ impl ZoneStore {
                 report.removed.push(to_text(snap.origin()));
             }
         }
-        self.current.store(Arc::new(ZoneSet::new(next.values().cloned().collect())));
+        self.publish(next.values().cloned().collect());
         *loaded = next;
         self.remove_stale_snapshots(&loaded, &files);
         if report.zones.iter().any(|z| matches!(z, ZoneLoad::Compiled { .. })) {

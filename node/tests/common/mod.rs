@@ -16,11 +16,22 @@ use hickory_proto::rr::{Name, RecordType};
 pub const BIN: &str = env!("CARGO_BIN_EXE_meshdns");
 
 /// A loopback port free for both UDP and TCP right now.
+///
+/// Ports come from 20000–31999, below Linux's ephemeral range (32768 and
+/// up), so another test's outgoing connection cannot take one between this
+/// check and its use (a restart that reuses a port relies on that). Each
+/// test process starts at its own offset.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 60) * 200;
     loop {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        // Blocks of three, so a gossip base's next two ports (its upper
+        // pools) are never handed out to anything else.
+        let n = NEXT.fetch_add(3, Ordering::Relaxed);
+        let port = (base + n % 12_000) as u16;
+        let port = if port >= 32_000 { port - 12_000 } else { port };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
@@ -30,7 +41,7 @@ pub fn free_port() -> u16 {
 pub fn free_gossip_port() -> u16 {
     loop {
         let p = free_port();
-        if p < 65000 && (1..3).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok()) {
+        if (1..3).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok()) {
             return p;
         }
     }
@@ -99,7 +110,12 @@ impl ServerBuilder {
     pub fn start(self) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = self.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
-        for attempt in 0..5 {
+        for attempt in 0..10 {
+            if attempt > 0 && self.gossip.is_some() {
+                // A fixed gossip port (a restart) may be held for a moment by
+                // another test's outgoing connection: wait, then try again.
+                std::thread::sleep(Duration::from_millis(300));
+            }
             let (port, http_port) = (free_port(), free_port());
             let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
@@ -156,7 +172,7 @@ impl ServerBuilder {
             }
             s.child = None;
         }
-        panic!("meshdns failed to start five times");
+        panic!("meshdns failed to start ten times");
     }
 }
 
@@ -234,6 +250,17 @@ impl Server {
     /// Runs `meshdns cluster ARGS --endpoint <this node>`: (success, stdout, stderr).
     pub fn cluster(&self, args: &[&str]) -> (bool, String, String) {
         cluster_cli(&self.grpc.to_string(), args)
+    }
+
+    /// Runs `meshdns zone ARGS --endpoint <this node>`: (success, stdout, stderr).
+    pub fn zone_cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out =
+            Command::new(BIN).arg("zone").args(args).args(["--endpoint", &self.grpc.to_string()]).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// `cluster members --output json`, parsed; `None` if the call failed.

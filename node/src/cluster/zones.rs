@@ -1,0 +1,207 @@
+//! The `Zones` gRPC service (`proto/zones.proto`): writes to replicated
+//! zones, answered once they are on this node's disk.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use domain::base::iana::Rtype;
+use meshdns_proto::zones as pb;
+use meshdns_proto::zones::zones_server::Zones;
+use meshdns_replication::{EntryKey, RRset};
+use tonic::{Request, Response, Status};
+
+use crate::dns::wire::name::to_text;
+use crate::replicated::text::{parse_rrsets, record_line, zone_file};
+use crate::replicated::{ReplicatedError, ReplicatedZones, zone_wire};
+use crate::server::Shared;
+
+/// The service over this node's replicated zones; every write also swaps
+/// the data plane's zone set.
+pub struct ZonesService {
+    /// The zones.
+    pub zones: Arc<ReplicatedZones>,
+    /// The data plane (its zone store is swapped after each write).
+    pub shared: Arc<Shared>,
+    /// This node's id (for `List`).
+    pub node_id: String,
+}
+
+fn status(e: ReplicatedError) -> Status {
+    match e {
+        ReplicatedError::NoZone(_) => Status::not_found(e.to_string()),
+        ReplicatedError::Exists(_) => Status::already_exists(e.to_string()),
+        ReplicatedError::Invalid(_) => Status::invalid_argument(e.to_string()),
+        ReplicatedError::Journal(_) => Status::unavailable(e.to_string()),
+        ReplicatedError::Corrupt { .. } => Status::internal(e.to_string()),
+    }
+}
+
+/// An owner given relative to `zone` (or absolute with a trailing dot; `@`
+/// is the apex), in wire form.
+fn owner(zone: &str, name: &str) -> Result<Vec<u8>, Status> {
+    let zone_abs = if zone.ends_with('.') { zone.to_owned() } else { format!("{zone}.") };
+    let text = match name {
+        "@" | "" => zone_abs,
+        n if n.ends_with('.') => n.to_owned(),
+        n => format!("{n}.{zone_abs}"),
+    };
+    zone_wire(&text).ok_or_else(|| Status::invalid_argument(format!("{name:?} is not a domain name")))
+}
+
+fn rtype(text: &str) -> Result<u16, Status> {
+    Rtype::from_str(text)
+        .map(|t| t.to_int())
+        .map_err(|_| Status::invalid_argument(format!("{text:?} is not a record type (e.g. A, AAAA, TXT, TYPE65280)")))
+}
+
+impl ZonesService {
+    /// Runs a blocking write (it fsyncs) off the async threads, then serves
+    /// the result.
+    async fn write<F>(&self, zone: &str, changed: u32, f: F) -> Result<Response<pb::WriteReply>, Status>
+    where
+        F: FnOnce(&ReplicatedZones) -> Result<(), ReplicatedError> + Send + 'static,
+    {
+        let zones = self.zones.clone();
+        tokio::task::spawn_blocking(move || f(&zones))
+            .await
+            .map_err(|e| Status::internal(format!("write task failed: {e}")))?
+            .map_err(status)?;
+        self.shared.store.set_replicated(self.zones.served());
+        let serial =
+            self.zones.list().into_iter().find(|z| zone_wire(&z.name) == zone_wire(zone)).map_or(0, |z| z.serial);
+        Ok(Response::new(pb::WriteReply { zone: zone.to_owned(), serial, changed }))
+    }
+}
+
+#[tonic::async_trait]
+impl Zones for ZonesService {
+    async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
+        let ttl = if r.soa_ttl == 0 { 3600 } else { r.soa_ttl };
+        let zone = r.zone.clone();
+        self.write(&r.zone, 1, move |z| z.create_zone(&zone, ttl)).await
+    }
+
+    async fn delete(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let zone = req.into_inner().zone;
+        let z2 = zone.clone();
+        self.write(&zone, 1, move |z| z.delete_zone(&z2)).await
+    }
+
+    async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
+        if r.rdata.is_empty() {
+            return Err(Status::invalid_argument("no RDATA: give at least one record (use remove to delete an RRset)"));
+        }
+        rtype(&r.rtype)?;
+        let owner_text = to_text(&owner(&r.zone, &r.name)?);
+        let text: String = r.rdata.iter().map(|d| record_line(&owner_text, &r.rtype, r.ttl, d)).collect();
+        let sets = parse_rrsets(&r.zone, &text, "<zone set>").map_err(Status::invalid_argument)?;
+        let sets: Vec<(EntryKey, Option<RRset>)> = sets.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let zone = r.zone.clone();
+        self.write(&r.zone, sets.len() as u32, move |z| z.write(&zone, sets)).await
+    }
+
+    async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
+        let key = EntryKey { owner: owner(&r.zone, &r.name)?, rtype: rtype(&r.rtype)? };
+        let zone = r.zone.clone();
+        self.write(&r.zone, 1, move |z| z.write(&zone, vec![(key, None)])).await
+    }
+
+    async fn import(&self, req: Request<pb::ImportRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
+        let wanted = parse_rrsets(&r.zone, &r.text, "<zone import>").map_err(Status::invalid_argument)?;
+        let zone_bytes = zone_wire(&r.zone).ok_or_else(|| Status::invalid_argument("not a zone name"))?;
+        if !wanted.iter().any(|(k, _)| k.rtype == 6 && k.owner == zone_bytes) {
+            return Err(Status::invalid_argument(format!(
+                "no SOA record at {}: a zone needs one",
+                to_text(&zone_bytes)
+            )));
+        }
+        let zones = self.zones.clone();
+        let zone = r.zone.clone();
+        let mut changed = 0u32;
+        // Only what differs is written (SOA serials are the node's own).
+        let current = match zones.rrsets(&zone) {
+            Ok(c) => c,
+            Err(ReplicatedError::NoZone(_)) => {
+                let z = zone.clone();
+                tokio::task::spawn_blocking(move || zones.create_zone(&z, 3600))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(status)?;
+                self.zones.rrsets(&zone).map_err(status)?
+            }
+            Err(e) => return Err(status(e)),
+        };
+        let same = |a: &RRset, b: &RRset, soa: bool| {
+            if !soa {
+                return a == b;
+            }
+            // Compare SOAs without their serials.
+            let strip =
+                |s: &RRset| s.rdata.iter().map(|r| r[..r.len().saturating_sub(20)].to_vec()).collect::<Vec<_>>();
+            a.ttl == b.ttl && strip(a) == strip(b)
+        };
+        let mut writes: Vec<(EntryKey, Option<RRset>)> = Vec::new();
+        for (k, v) in &wanted {
+            let soa = k.rtype == 6;
+            if !current.iter().any(|(ck, cv)| ck == k && same(cv, v, soa)) {
+                writes.push((k.clone(), Some(v.clone())));
+            }
+        }
+        for (k, _) in &current {
+            if k.rtype != 6 && !wanted.iter().any(|(wk, _)| wk == k) {
+                writes.push((k.clone(), None));
+            }
+        }
+        changed += writes.len() as u32;
+        if writes.is_empty() {
+            let serial = self
+                .zones
+                .list()
+                .into_iter()
+                .find(|z| zone_wire(&z.name) == Some(zone_bytes.clone()))
+                .map_or(0, |z| z.serial);
+            return Ok(Response::new(pb::WriteReply { zone: r.zone, serial, changed: 0 }));
+        }
+        let z = zone.clone();
+        self.write(&r.zone, changed, move |zs| zs.write(&z, writes)).await
+    }
+
+    async fn export(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::ExportReply>, Status> {
+        let zone = req.into_inner().zone;
+        let mut sets = self.zones.rrsets(&zone).map_err(status)?;
+        let serial =
+            self.zones.list().into_iter().find(|z| zone_wire(&z.name) == zone_wire(&zone)).map_or(0, |z| z.serial);
+        for (k, v) in sets.iter_mut() {
+            if k.rtype == 6 {
+                for r in v.rdata.iter_mut() {
+                    if r.len() >= 20 {
+                        let at = r.len() - 20;
+                        r[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+                    }
+                }
+            }
+        }
+        let wire = zone_wire(&zone).unwrap_or_default();
+        Ok(Response::new(pb::ExportReply { zone: to_text(&wire), text: zone_file(&wire, &sets) }))
+    }
+
+    async fn list(&self, _: Request<pb::ListRequest>) -> Result<Response<pb::ListReply>, Status> {
+        let zones = self
+            .zones
+            .list()
+            .into_iter()
+            .map(|z| pb::ZoneInfo {
+                name: z.name,
+                serial: z.serial,
+                rrsets: z.rrsets as u64,
+                digest: format!("{:016x}", z.digest),
+                error: z.error.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListReply { node_id: self.node_id.clone(), zones }))
+    }
+}

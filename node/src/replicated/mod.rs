@@ -1,0 +1,479 @@
+//! Replicated zones on this node: the CRDT replicas of `meshdns-replication`
+//! made durable with its journal, written through the admin API, and
+//! compiled into snapshots the data plane serves.
+//!
+//! - A write is journalled (fsynced) first, then applied, then compiled:
+//!   it is acknowledged only once on disk, and a write the disk refuses
+//!   changes nothing.
+//! - The zone list is itself a replica (the *catalog*): a zone exists while
+//!   its catalog entry is live. Deleting a zone hides every entry written
+//!   before it; creating it again starts from its SOA.
+//! - The SOA serial served is the number of writes the node holds for the
+//!   zone: it only grows on a node and is equal on nodes holding the same
+//!   writes (what a writer puts in the serial field is replaced).
+//!
+//! Replication between nodes (pushing and pulling deltas over QUIC) builds
+//! on [`ReplicatedZones::apply_remote`]; see docs/replication.md.
+
+pub mod text;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use meshdns_replication::journal::{Journal, JournalError};
+use meshdns_replication::wire::{self, Limits, Part};
+use meshdns_replication::{Clock, Delta, EntryKey, RRset, Write, ZoneReplica};
+
+use crate::dns::wire::name::{is_subdomain, to_text};
+use crate::zone::compile::compile;
+use crate::zone::parse::ParsedFile;
+use crate::zone::snapshot::Snapshot;
+
+/// The catalog's name in journal frames.
+const CATALOG: &str = "";
+/// RR type code of a catalog entry (not a real type).
+const ZONE_ENTRY: u16 = 0;
+/// SOA.
+const SOA: u16 = 6;
+
+/// Why a replicated-zone operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicatedError {
+    /// The journal refused (a full disk): nothing was changed.
+    #[error("the write was not stored, nothing changed: {0}")]
+    Journal(#[from] JournalError),
+    /// No such zone.
+    #[error("no replicated zone {0} (create it with `meshdns zone create {0}`)")]
+    NoZone(String),
+    /// The zone exists already.
+    #[error("zone {0} exists already")]
+    Exists(String),
+    /// A name or record is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// A journal frame could not be read back.
+    #[error("journal frame {index} is not a replication message: {reason}")]
+    Corrupt {
+        /// Which frame.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A zone as listed by `meshdns zone list`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneInfo {
+    /// Zone name.
+    pub name: String,
+    /// Serial served.
+    pub serial: u32,
+    /// Live RRsets.
+    pub rrsets: usize,
+    /// Digest of the served data.
+    pub digest: u64,
+    /// Why the zone cannot be served, if it cannot.
+    pub error: Option<String>,
+}
+
+struct Book {
+    catalog: ZoneReplica,
+    zones: BTreeMap<Vec<u8>, ZoneReplica>,
+    clock: Clock,
+}
+
+/// One change to make: in `zone` (wire form; the catalog when empty), set
+/// or delete one RRset.
+struct Change {
+    zone: Vec<u8>,
+    key: EntryKey,
+    value: Option<RRset>,
+}
+
+/// Replicated zones of this node.
+pub struct ReplicatedZones {
+    me: String,
+    book: Mutex<Book>,
+    journal: Mutex<Journal>,
+    /// Compiled zones, by origin (wire form).
+    served: arc_swap::ArcSwap<BTreeMap<Vec<u8>, Arc<Snapshot>>>,
+    errors: Mutex<BTreeMap<Vec<u8>, String>>,
+    wall_ms: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+fn zone_text(zone: &[u8]) -> String {
+    if zone.is_empty() { CATALOG.to_owned() } else { to_text(zone) }
+}
+
+impl ReplicatedZones {
+    /// Opens the journal under `data_dir/replication` and rebuilds every
+    /// replica from it. `wall_ms` reads the wall clock (the driver's).
+    pub fn open(
+        data_dir: &Path,
+        me: &str,
+        wall_ms: Box<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Result<ReplicatedZones, ReplicatedError> {
+        let (journal, recovered) = Journal::open(&data_dir.join("replication"))?;
+        if recovered.truncated > 0 {
+            tracing::warn!(bytes = recovered.truncated, "cut a torn write from the end of the replication journal");
+        }
+        let mut book = Book { catalog: ZoneReplica::new(), zones: BTreeMap::new(), clock: Clock::new(60_000) };
+        let mut snapshot_parts: BTreeMap<String, Vec<Part>> = BTreeMap::new();
+        let limits = Limits::default();
+        for (index, payload) in recovered.payloads.iter().enumerate() {
+            let part = wire::decode(payload, &limits)
+                .map_err(|e| ReplicatedError::Corrupt { index, reason: e.to_string() })?;
+            if index < recovered.from_snapshot {
+                snapshot_parts.entry(part.zone.clone()).or_default().push(part);
+                continue;
+            }
+            if !snapshot_parts.is_empty() {
+                install_snapshots(&mut book, std::mem::take(&mut snapshot_parts))?;
+            }
+            apply_part(&mut book, part)?;
+        }
+        install_snapshots(&mut book, snapshot_parts)?;
+        // Stamps issued from now on follow everything recovered.
+        let latest = book
+            .zones
+            .values()
+            .chain(std::iter::once(&book.catalog))
+            .flat_map(|r| r.entries().values().map(|e| e.stamp.hlc))
+            .max()
+            .unwrap_or_default();
+        let now = wall_ms();
+        let _ = book.clock.observe(latest, latest.wall_ms.max(now));
+        let zones = ReplicatedZones {
+            me: me.to_owned(),
+            book: Mutex::new(book),
+            journal: Mutex::new(journal),
+            served: arc_swap::ArcSwap::from_pointee(BTreeMap::new()),
+            errors: Mutex::new(BTreeMap::new()),
+            wall_ms,
+        };
+        let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
+        for z in names {
+            zones.recompile(&z);
+        }
+        Ok(zones)
+    }
+
+    fn lock_book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The compiled zones, by origin.
+    pub fn served(&self) -> Arc<BTreeMap<Vec<u8>, Arc<Snapshot>>> {
+        self.served.load_full()
+    }
+
+    /// Journals `changes` as writes of this node (one fsync), then applies
+    /// them and recompiles the zones touched.
+    fn commit(&self, changes: Vec<Change>) -> Result<(), ReplicatedError> {
+        let mut touched: Vec<Vec<u8>> = Vec::new();
+        {
+            let mut book = self.lock_book();
+            let mut deltas: Vec<(Vec<u8>, Delta)> = Vec::new();
+            // Numbers are given in order within one commit.
+            let mut next: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            for c in changes {
+                let wall = (self.wall_ms)();
+                let hlc = book.clock.tick(wall);
+                let replica =
+                    if c.zone.is_empty() { &book.catalog } else { book.zones.entry(c.zone.clone()).or_default() };
+                let seq = *next.entry(c.zone.clone()).or_insert_with(|| replica.next_seq(&self.me));
+                next.insert(c.zone.clone(), seq + 1);
+                let w = Write { origin: self.me.clone(), seq, hlc, key: c.key, value: c.value };
+                deltas.push((c.zone, Delta { origin: self.me.clone(), covered: vec![(seq, seq)], writes: vec![w] }));
+            }
+            self.check(&book, &deltas)?;
+            let frames: Vec<Vec<u8>> = deltas.iter().map(|(z, d)| wire::encode(&zone_text(z), d)).collect();
+            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&frames)?;
+            for (zone, d) in deltas {
+                if zone.is_empty() {
+                    for w in &d.writes {
+                        touched.push(w.key.owner.clone());
+                    }
+                    book.catalog.apply_delta(d);
+                } else {
+                    book.zones.entry(zone.clone()).or_default().apply_delta(d);
+                    touched.push(zone);
+                }
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for z in touched {
+            self.recompile(&z);
+        }
+        Ok(())
+    }
+
+    /// Applies a delta (or snapshot part) from a peer: journalled first.
+    pub fn apply_remote(&self, payload: &[u8]) -> Result<(), ReplicatedError> {
+        let part = wire::decode(payload, &Limits::default())
+            .map_err(|e| ReplicatedError::Invalid(format!("bad delta from a peer: {e}")))?;
+        let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name".into()))?;
+        {
+            let mut book = self.lock_book();
+            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&[payload.to_vec()])?;
+            let now = (self.wall_ms)();
+            for w in &part.delta.writes {
+                let _ = book.clock.observe(w.hlc, now);
+            }
+            apply_part(&mut book, part)?;
+        }
+        self.recompile(&zone);
+        Ok(())
+    }
+
+    /// Creates a zone with an SOA record.
+    pub fn create_zone(&self, name: &str, soa_ttl: u32) -> Result<(), ReplicatedError> {
+        let zone = zone_wire(name).ok_or_else(|| ReplicatedError::Invalid(format!("{name:?} is not a zone name")))?;
+        if self.zone_live(&zone) {
+            return Err(ReplicatedError::Exists(to_text(&zone)));
+        }
+        // SOA: ns.<zone> hostmaster.<zone> serial refresh retry expire minimum.
+        let mut rdata = Vec::new();
+        for prefix in [b"\x02ns".as_slice(), b"\x0ahostmaster".as_slice()] {
+            rdata.extend_from_slice(prefix);
+            rdata.extend_from_slice(&zone);
+        }
+        for v in [0u32, 3600, 600, 86400, 300] {
+            rdata.extend_from_slice(&v.to_be_bytes());
+        }
+        let marker = Change {
+            zone: Vec::new(),
+            key: EntryKey { owner: zone.clone(), rtype: ZONE_ENTRY },
+            value: Some(RRset::new(0, Vec::new())),
+        };
+        let soa = Change {
+            zone: zone.clone(),
+            key: EntryKey { owner: zone.clone(), rtype: SOA },
+            value: Some(RRset::new(soa_ttl, vec![rdata])),
+        };
+        self.commit(vec![marker, soa])
+    }
+
+    /// Deletes a zone: it stops being served, everywhere.
+    pub fn delete_zone(&self, name: &str) -> Result<(), ReplicatedError> {
+        let zone = self.existing(name)?;
+        self.commit(vec![Change { zone: Vec::new(), key: EntryKey { owner: zone, rtype: ZONE_ENTRY }, value: None }])
+    }
+
+    /// Sets (replaces) or removes RRsets in a zone. Owners must be inside it.
+    pub fn write(&self, name: &str, rrsets: Vec<(EntryKey, Option<RRset>)>) -> Result<(), ReplicatedError> {
+        let zone = self.existing(name)?;
+        let mut changes = Vec::new();
+        for (key, value) in rrsets {
+            if !is_subdomain(&key.owner, &zone) {
+                return Err(ReplicatedError::Invalid(format!(
+                    "{} is not in zone {}",
+                    to_text(&key.owner),
+                    to_text(&zone)
+                )));
+            }
+            if key.rtype == SOA && key.owner != zone {
+                return Err(ReplicatedError::Invalid("an SOA record belongs at the zone apex".into()));
+            }
+            if key.rtype == SOA && value.is_none() {
+                return Err(ReplicatedError::Invalid(
+                    "the SOA record cannot be removed (delete the zone instead)".into(),
+                ));
+            }
+            changes.push(Change { zone: zone.clone(), key, value });
+        }
+        self.commit(changes)
+    }
+
+    /// The live RRsets of a zone (as served, before the serial is replaced).
+    pub fn rrsets(&self, name: &str) -> Result<Vec<(EntryKey, RRset)>, ReplicatedError> {
+        let zone = self.existing(name)?;
+        let book = self.lock_book();
+        Ok(visible(&book, &zone).into_iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    /// Every live zone.
+    pub fn list(&self) -> Vec<ZoneInfo> {
+        let book = self.lock_book();
+        let errors = self.errors.lock().map(|e| e.clone()).unwrap_or_default();
+        book.catalog
+            .rrsets()
+            .filter(|(k, _)| k.rtype == ZONE_ENTRY)
+            .map(|(k, _)| {
+                let replica = book.zones.get(&k.owner);
+                let rrsets = visible(&book, &k.owner);
+                let mut digest = 0u64;
+                for (key, v) in &rrsets {
+                    let mut h = xxhash_rust::xxh3::Xxh3::new();
+                    h.update(&key.owner);
+                    h.update(&key.rtype.to_be_bytes());
+                    h.update(&v.ttl.to_be_bytes());
+                    for r in &v.rdata {
+                        h.update(&(r.len() as u32).to_be_bytes());
+                        h.update(r);
+                    }
+                    digest = digest.wrapping_add(h.digest());
+                }
+                ZoneInfo {
+                    name: to_text(&k.owner),
+                    serial: replica.map_or(0, ZoneReplica::serial),
+                    rrsets: rrsets.len(),
+                    digest,
+                    error: errors.get(&k.owner).cloned(),
+                }
+            })
+            .collect()
+    }
+
+    fn zone_live(&self, zone: &[u8]) -> bool {
+        let book = self.lock_book();
+        let key = EntryKey { owner: zone.to_vec(), rtype: ZONE_ENTRY };
+        book.catalog.entries().get(&key).is_some_and(|e| e.value.is_some())
+    }
+
+    fn existing(&self, name: &str) -> Result<Vec<u8>, ReplicatedError> {
+        let zone = zone_wire(name).ok_or_else(|| ReplicatedError::Invalid(format!("{name:?} is not a zone name")))?;
+        if self.zone_live(&zone) { Ok(zone) } else { Err(ReplicatedError::NoZone(to_text(&zone))) }
+    }
+
+    /// Compiles `zone` from its replica and swaps it into the served set
+    /// (or out of it, if the zone is gone). A zone that cannot be compiled
+    /// (a peer's writes left it without glue, say) keeps serving its last
+    /// good version, and `zone list` shows why.
+    fn recompile(&self, zone: &[u8]) {
+        let (records, serial) = {
+            let book = self.lock_book();
+            let serial = book.zones.get(zone).map_or(0, ZoneReplica::serial);
+            (served_records(visible(&book, zone), serial), serial)
+        };
+        let mut served = (*self.served.load_full()).clone();
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        errors.remove(zone);
+        if records.is_empty() {
+            served.remove(zone);
+        } else {
+            match build(zone, &records, serial) {
+                Ok(snap) => {
+                    served.insert(zone.to_vec(), Arc::new(snap));
+                }
+                Err(e) => {
+                    tracing::warn!(zone = %to_text(zone), error = %e, "replicated zone cannot be compiled; serving its last good version");
+                    errors.insert(zone.to_vec(), e);
+                }
+            }
+        }
+        self.served.store(Arc::new(served));
+    }
+
+    /// Refuses local changes that would leave a zone that cannot be served:
+    /// the zones touched are compiled as they would be, before anything is
+    /// written.
+    fn check(&self, book: &Book, deltas: &[(Vec<u8>, Delta)]) -> Result<(), ReplicatedError> {
+        let mut catalog = book.catalog.clone();
+        let mut zones: BTreeMap<Vec<u8>, ZoneReplica> = BTreeMap::new();
+        for (zone, d) in deltas {
+            if zone.is_empty() {
+                catalog.apply_delta(d.clone());
+            } else {
+                zones
+                    .entry(zone.clone())
+                    .or_insert_with(|| book.zones.get(zone).cloned().unwrap_or_default())
+                    .apply_delta(d.clone());
+            }
+        }
+        for (zone, replica) in &zones {
+            let records = served_records(visible_in(&catalog, Some(replica), zone), replica.serial());
+            if records.is_empty() {
+                continue;
+            }
+            build(zone, &records, replica.serial()).map_err(|e| {
+                let e = e.replace(&format!("<replicated zone {}>:1: ", to_text(zone)), "");
+                ReplicatedError::Invalid(format!("refused, the zone would not be servable: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The zone's live entries written after its creation (a deleted zone has
+/// none; a re-created one starts again).
+fn visible<'b>(book: &'b Book, zone: &[u8]) -> Vec<(&'b EntryKey, &'b RRset)> {
+    visible_in(&book.catalog, book.zones.get(zone), zone)
+}
+
+fn visible_in<'b>(
+    catalog: &'b ZoneReplica,
+    replica: Option<&'b ZoneReplica>,
+    zone: &[u8],
+) -> Vec<(&'b EntryKey, &'b RRset)> {
+    let key = EntryKey { owner: zone.to_vec(), rtype: ZONE_ENTRY };
+    let Some(created) = catalog.entries().get(&key).filter(|e| e.value.is_some()) else { return Vec::new() };
+    let Some(replica) = replica else { return Vec::new() };
+    replica
+        .entries()
+        .iter()
+        .filter(|(_, e)| e.stamp > created.stamp)
+        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+        .collect()
+}
+
+/// The records of a zone as served: every RRset expanded, the SOA serial
+/// replaced by `serial`.
+fn served_records(rrsets: Vec<(&EntryKey, &RRset)>, serial: u32) -> Vec<(Vec<u8>, u16, u32, Vec<u8>)> {
+    rrsets
+        .into_iter()
+        .flat_map(|(k, v)| {
+            v.rdata.iter().map(move |r| {
+                let mut r = r.clone();
+                if k.rtype == SOA && r.len() >= 20 {
+                    let at = r.len() - 20;
+                    r[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+                }
+                (k.owner.clone(), k.rtype, v.ttl, r)
+            })
+        })
+        .collect()
+}
+
+/// Compiles records into a snapshot served from memory.
+fn build(zone: &[u8], records: &[(Vec<u8>, u16, u32, Vec<u8>)], serial: u32) -> Result<Snapshot, String> {
+    let label = PathBuf::from(format!("<replicated zone {}>", to_text(zone)));
+    let parsed =
+        ParsedFile::from_records(&label, records.iter().map(|(o, t, ttl, r)| (o.as_slice(), *t, *ttl, r.as_slice())));
+    let compiled = compile(&parsed, Some(zone)).map_err(|e| e.to_string())?;
+    Snapshot::in_memory(compiled.payload(), u64::from(serial), &label).map_err(|e| e.to_string())
+}
+
+/// The wire form of a zone name in text (the catalog is `""`).
+pub fn zone_wire(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    let absolute = if text.ends_with('.') { text.to_owned() } else { format!("{text}.") };
+    let name: domain::base::Name<Vec<u8>> = absolute.parse().ok()?;
+    Some(name.as_slice().to_ascii_lowercase())
+}
+
+fn apply_part(book: &mut Book, part: Part) -> Result<(), ReplicatedError> {
+    let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name in a delta".into()))?;
+    let replica = if zone.is_empty() { &mut book.catalog } else { book.zones.entry(zone).or_default() };
+    replica.apply_delta(part.delta);
+    Ok(())
+}
+
+fn install_snapshots(book: &mut Book, parts: BTreeMap<String, Vec<Part>>) -> Result<(), ReplicatedError> {
+    for (zone, parts) in parts {
+        let wire_zone =
+            zone_wire(&zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name in a snapshot".into()))?;
+        let snap = wire::snapshot_from_parts(parts).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+        let replica = ZoneReplica::from_snapshot(snap).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+        if wire_zone.is_empty() {
+            book.catalog = replica;
+        } else {
+            book.zones.insert(wire_zone, replica);
+        }
+    }
+    Ok(())
+}

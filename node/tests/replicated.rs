@@ -1,0 +1,167 @@
+//! Replicated zones on one real node: writes through the admin API are
+//! answered over DNS, survive restarts and SIGKILL, are refused when they
+//! would break the zone or when the disk is full, and imports write only
+//! what differs.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, wait_for};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+fn a_records(s: &Server, name: &str) -> Vec<String> {
+    let r = s.query(name, RecordType::A);
+    let mut v: Vec<String> = r
+        .answers()
+        .iter()
+        .filter_map(|rr| if let RData::A(a) = rr.data() { Some(a.to_string()) } else { None })
+        .collect();
+    v.sort();
+    v
+}
+
+fn serial(s: &Server, zone: &str) -> u32 {
+    let r = s.query(zone, RecordType::SOA);
+    r.answers().iter().find_map(|rr| if let RData::SOA(soa) = rr.data() { Some(soa.serial()) } else { None }).unwrap()
+}
+
+fn ok(r: (bool, String, String)) -> String {
+    assert!(r.0, "command failed: {}", r.2);
+    r.1
+}
+
+fn populated(s: &Server) {
+    ok(s.zone_cli(&["create", "example.net"]));
+    ok(s.zone_cli(&["set", "example.net", "ns1", "A", "3600", "192.0.2.53"]));
+    ok(s.zone_cli(&["set", "example.net", "@", "NS", "3600", "ns1"]));
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.7", "192.0.2.8"]));
+}
+
+#[test]
+fn writes_are_answered_over_dns_and_serials_grow() {
+    let s = Server::builder().start();
+    populated(&s);
+    assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.7", "192.0.2.8"]);
+    let before = serial(&s, "example.net.");
+    assert_eq!(before, 4, "one write per change: create (SOA), ns1, NS, www");
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.9"]));
+    assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.9"], "set replaces the RRset");
+    assert_eq!(serial(&s, "example.net."), before + 1);
+    ok(s.zone_cli(&["remove", "example.net", "www", "A"]));
+    assert_eq!(s.query("www.example.net.", RecordType::A).response_code(), ResponseCode::NXDomain);
+    let list = ok(s.zone_cli(&["list", "--output", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v["zones"][0]["name"], "example.net.");
+    assert_eq!(v["zones"][0]["serial"], 6);
+    // Export is a master file that `zone check` accepts.
+    let text = ok(s.zone_cli(&["export", "example.net"]));
+    assert!(text.contains("example.net. 3600 IN NS ns1.example.net."), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("example.net.zone");
+    std::fs::write(&f, &text).unwrap();
+    let check = Command::new(common::BIN).args(["zone", "check"]).arg(&f).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    // Deleting the zone stops it being served.
+    ok(s.zone_cli(&["delete", "example.net"]));
+    assert_eq!(s.query("ns1.example.net.", RecordType::A).response_code(), ResponseCode::Refused);
+}
+
+#[test]
+fn bad_writes_are_refused_with_a_reason_and_change_nothing() {
+    let s = Server::builder().start();
+    populated(&s);
+    let before = serial(&s, "example.net.");
+    let (okay, _, err) = s.zone_cli(&["set", "example.net", "www", "A", "300", "not-an-address"]);
+    assert!(!okay && err.contains("expected IPv4 address"), "{err}");
+    let (okay, _, err) = s.zone_cli(&["set", "example.net", "@", "NS", "3600", "ns2"]);
+    assert!(!okay && err.contains("would not be servable") && err.contains("ns2.example.net."), "{err}");
+    let (okay, _, err) = s.zone_cli(&["set", "nowhere.org", "www", "A", "1", "192.0.2.1"]);
+    assert!(!okay && err.contains("zone create nowhere.org"), "{err}");
+    let (okay, _, err) = s.zone_cli(&["set", "example.net", "www.other.org.", "A", "1", "192.0.2.1"]);
+    assert!(!okay && err.contains("is not in zone"), "{err}");
+    let (okay, _, err) = s.zone_cli(&["create", "example.net"]);
+    assert!(!okay && err.contains("exists already"), "{err}");
+    assert_eq!(serial(&s, "example.net."), before, "nothing was written");
+    assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.7", "192.0.2.8"]);
+}
+
+#[test]
+fn acknowledged_writes_survive_a_restart_and_a_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let mut s = Server::builder().data_dir(data.path()).start();
+    populated(&s);
+    assert!(s.stop().success());
+    let mut s = Server::builder().data_dir(data.path()).start();
+    assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.7", "192.0.2.8"]);
+    assert_eq!(serial(&s, "example.net."), 4);
+    // SIGKILL straight after the acknowledgement: the write was on disk.
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.99"]));
+    s.signal(9);
+    let _ = s.child.take().map(|mut c| c.wait());
+    let s = Server::builder().data_dir(data.path()).start();
+    assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.99"]);
+    assert_eq!(serial(&s, "example.net."), 5);
+}
+
+#[test]
+fn import_writes_only_what_differs() {
+    let s = Server::builder().start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("example.org.zone");
+    let zone = "$ORIGIN example.org.\n@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ 3600 IN NS ns1\nns1 3600 IN A 192.0.2.1\nwww 300 IN A 192.0.2.2\nmail 300 IN A 192.0.2.3\n";
+    std::fs::write(&f, zone).unwrap();
+    let out = ok(s.zone_cli(&["import", f.to_str().unwrap()]));
+    assert!(out.contains("example.org"), "{out}");
+    assert_eq!(a_records(&s, "www.example.org."), vec!["192.0.2.2"]);
+    let again = ok(s.zone_cli(&["import", f.to_str().unwrap()]));
+    assert!(again.contains("0 RRset(s) written"), "{again}");
+    // One record changed, one removed: two writes.
+    std::fs::write(&f, zone.replace("192.0.2.2", "192.0.2.22").replace("mail 300 IN A 192.0.2.3\n", "")).unwrap();
+    let changed = ok(s.zone_cli(&["import", f.to_str().unwrap()]));
+    assert!(changed.contains("2 RRset(s) written"), "{changed}");
+    assert_eq!(a_records(&s, "www.example.org."), vec!["192.0.2.22"]);
+    assert_eq!(s.query("mail.example.org.", RecordType::A).response_code(), ResponseCode::NXDomain);
+}
+
+struct Tmpfs(std::path::PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("full");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&mnt).status().unwrap();
+    assert!(mounted.success(), "mounting a tmpfs failed: this test needs root");
+    let _guard = Tmpfs(mnt.clone());
+    let s = Server::builder().data_dir(&mnt).start();
+    populated(&s);
+    // Fill the disk.
+    let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    // 200 distinct TXT records of 250 characters: ~50 KB to journal.
+    let big: Vec<String> = (0..200).map(|i| format!("\"{i:0>250}\"")).collect();
+    let mut args = vec!["set", "example.net", "big", "TXT", "300"];
+    args.extend(big.iter().map(String::as_str));
+    let (okay, _, err) = s.zone_cli(&args);
+    assert!(!okay, "a write on a full disk must fail");
+    assert!(err.contains("not stored") && err.contains("No space left on device"), "{err}");
+    // Reads carry on, and the refused write left nothing behind.
+    assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.7", "192.0.2.8"]);
+    assert_eq!(s.query("big.example.net.", RecordType::TXT).response_code(), ResponseCode::NXDomain);
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    wait_for("a write to succeed once there is room", Duration::from_secs(5), || {
+        s.zone_cli(&["set", "example.net", "after", "A", "300", "192.0.2.100"]).0.then_some(())
+    });
+    assert_eq!(serial(&s, "example.net."), 5);
+}
