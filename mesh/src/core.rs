@@ -64,10 +64,10 @@ fn in_scope(pool: &Pool, facts: &NodeFacts) -> bool {
     }
 }
 
-/// Facts that matter to the rest of the node: all but the load figure,
-/// which changes all the time and is not worth an event.
+/// Facts that matter to the rest of the node: all but the load figure and
+/// the state digest, which change all the time and are not worth an event.
 fn same_identity(a: &NodeFacts, b: &NodeFacts) -> bool {
-    NodeFacts { load: 0, ..a.clone() } == NodeFacts { load: 0, ..b.clone() }
+    NodeFacts { load: 0, state_digest: 0, ..a.clone() } == NodeFacts { load: 0, state_digest: 0, ..b.clone() }
 }
 
 /// How high a pool sits: relays flow up from lower levels and down from
@@ -356,6 +356,7 @@ pub fn test_facts(id: &str, region: &str, site: &str) -> NodeFacts {
         version: "test".to_owned(),
         started_unix: 0,
         load: 0,
+        state_digest: 0,
         roles: Roles::default(),
     }
 }

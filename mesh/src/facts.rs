@@ -108,6 +108,9 @@ pub struct NodeFacts {
     pub started_unix: u64,
     /// Load figure: DNS queries per second over the last interval.
     pub load: u64,
+    /// Digest of this node's replicated state (all zones): peers that see
+    /// a different one pull from it. Heard directly only (not relayed).
+    pub state_digest: u64,
     /// Tier roles.
     pub roles: Roles,
 }
@@ -199,6 +202,7 @@ impl PeerRecord {
             version: p[8].to_owned(),
             started_unix: p[9].parse().map_err(|_| err("bad start time"))?,
             load: p[10].parse().map_err(|_| err("bad load"))?,
+            state_digest: 0,
             roles: Roles::parse(p[11]),
         };
         let liveness = Liveness::parse(p[12]).ok_or_else(|| err("bad liveness"))?;
@@ -230,6 +234,7 @@ mod tests {
             version: "0.1.0".into(),
             started_unix: 1_700_000_000,
             load: 12_345,
+            state_digest: 0,
             roles: Roles { region: true, global: false },
         }
     }

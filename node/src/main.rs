@@ -80,6 +80,35 @@ fn cluster_ca(cmd: &CaCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The QUIC endpoint for replication, if `--tls-dir` is set. With
+/// `--tls-dev` the CA and this node's certificate are created there when
+/// missing (every node of a dev cluster shares the directory).
+fn replication_endpoint(cfg: &Config) -> Result<Option<meshdns_transport::net::Endpoint>> {
+    let Some(dir) = &cfg.replication.tls_dir else { return Ok(None) };
+    let id = &cfg.mesh.node_id;
+    if cfg.replication.tls_dev {
+        if !dir.join("ca.pem").exists() {
+            match meshdns_transport::ca::init(dir) {
+                Ok(_) | Err(meshdns_transport::ca::CaError::Exists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::warn!(dir = %dir.display(), "DEV MODE: created a cluster CA; do not use --tls-dev in production");
+        }
+        if !dir.join(format!("{id}.pem")).exists() {
+            meshdns_transport::ca::issue(dir, id)?;
+            tracing::warn!(dir = %dir.display(), node = %id, "DEV MODE: issued this node's certificate");
+        }
+    }
+    let identity = meshdns_transport::tls::Identity::load(dir, id)?;
+    let endpoint = meshdns_transport::net::Endpoint::bind(
+        cfg.replication.quic,
+        identity,
+        meshdns_transport::net::Limits::default(),
+    )?;
+    tracing::info!(quic = %cfg.replication.quic, "replicating zones over QUIC with mutual TLS");
+    Ok(Some(endpoint))
+}
+
 fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     let mut raw = config::load_raw(file, std::env::vars())?;
     if let Some(d) = &args.zone_dir {
@@ -121,6 +150,15 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if let Some(v) = &args.grpc {
         raw.grpc.listen = Some(v.clone());
     }
+    if let Some(v) = &args.quic {
+        raw.replication.quic = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_dir {
+        raw.replication.tls_dir = Some(v.display().to_string());
+    }
+    if args.tls_dev {
+        raw.replication.tls_dev = Some(true);
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -161,10 +199,11 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
             gossip: m.gossip,
             dns: cfg.listen.first().copied(),
             grpc: Some(cfg.grpc.listen),
-            quic: None,
+            quic: cfg.replication.tls_dir.as_ref().map(|_| cfg.replication.quic),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_unix: started_unix_ms / 1000,
             load: 0,
+            state_digest: 0,
             roles: Roles::default(),
         },
         tiers: TierConfig {
@@ -314,6 +353,18 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                 .context("starting the mesh (check --gossip and --seeds)")?,
         );
         let _ = shared.mesh.set(mesh.clone());
+        if let Some(endpoint) = replication_endpoint(&cfg)? {
+            let syncer = meshdns::replicated::sync::Syncer::new(
+                replicated.clone(),
+                shared.clone(),
+                mesh.clone(),
+                endpoint,
+                cfg.mesh.node_id.clone(),
+            );
+            tokio::spawn(syncer.run());
+        } else {
+            tracing::info!("no --tls-dir: replicated zones stay on this node (see docs/replication.md)");
+        }
         tokio::spawn(publish_load(shared.clone(), mesh.clone()));
         let zones_service = meshdns::cluster::zones::ZonesService {
             zones: replicated.clone(),

@@ -175,6 +175,7 @@ pub struct MeshHandle {
     events: broadcast::Sender<EventRecord>,
     commands: mpsc::Sender<Command>,
     load: Arc<AtomicU64>,
+    state_digest: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
     referral_task: tokio::task::JoinHandle<()>,
 }
@@ -200,6 +201,11 @@ impl MeshHandle {
     /// Sets the load figure published in gossip (queries per second).
     pub fn set_load(&self, qps: u64) {
         self.load.store(qps, Ordering::Relaxed);
+    }
+
+    /// Sets the digest of this node's replicated state published in gossip.
+    pub fn set_state_digest(&self, digest: u64) {
+        self.state_digest.store(digest, Ordering::Relaxed);
     }
 
     /// Announces a leave in every pool, gives it `grace` to spread, and
@@ -249,6 +255,7 @@ impl Mesh {
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::channel(4);
         let load = Arc::new(AtomicU64::new(0));
+        let state_digest = Arc::new(AtomicU64::new(cfg.facts.state_digest));
 
         // The site pool must bind now, so a bad --gossip fails at start.
         let mut pools = BTreeMap::new();
@@ -277,6 +284,7 @@ impl Mesh {
             snapshot: snapshot.clone(),
             events: events.clone(),
             load: load.clone(),
+            state_digest: state_digest.clone(),
             referred: Vec::new(),
             last_referral: None,
             referral_rx: None,
@@ -291,7 +299,7 @@ impl Mesh {
             hint_offset: 0,
         };
         let task = tokio::spawn(driver.run(command_rx, pending));
-        Ok(MeshHandle { snapshot, events, commands, load, task, referral_task })
+        Ok(MeshHandle { snapshot, events, commands, load, state_digest, task, referral_task })
     }
 }
 
@@ -332,6 +340,7 @@ struct Driver {
     snapshot: Arc<ArcSwap<MeshSnapshot>>,
     events: broadcast::Sender<EventRecord>,
     load: Arc<AtomicU64>,
+    state_digest: Arc<AtomicU64>,
     /// Contacts from the last successful referral.
     referred: Vec<Contact>,
     last_referral: Option<Instant>,
@@ -412,6 +421,7 @@ impl Driver {
 
         let mut facts = self.core.me().clone();
         facts.load = self.load.load(Ordering::Relaxed);
+        facts.state_digest = self.state_digest.load(Ordering::Relaxed);
         self.core.set_facts(facts);
         let me = self.core.me().clone();
         for (p, rt) in self.pools.iter_mut() {

@@ -50,6 +50,7 @@ pub(crate) fn fact_keys(f: &NodeFacts) -> Vec<(String, String)> {
         ("version".into(), f.version.clone()),
         ("started".into(), f.started_unix.to_string()),
         ("load".into(), f.load.to_string()),
+        ("sd".into(), format!("{:x}", f.state_digest)),
         ("roles".into(), f.roles.as_str().to_owned()),
     ]
 }
@@ -68,6 +69,7 @@ fn facts_from_state(id: &ChitchatId, s: &NodeState) -> Option<NodeFacts> {
         version: s.get("version").unwrap_or_default().to_owned(),
         started_unix: s.get("started").and_then(|v| v.parse().ok()).unwrap_or(0),
         load: s.get("load").and_then(|v| v.parse().ok()).unwrap_or(0),
+        state_digest: s.get("sd").and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0),
         roles: Roles {
             region: s.get("roles").is_some_and(|r| r.contains("region")),
             global: s.get("roles").is_some_and(|r| r.contains("global")),

@@ -78,6 +78,17 @@ pub struct ServeArgs {
     /// gRPC admin API address [default: 127.0.0.1:7947].
     #[arg(long)]
     pub grpc: Option<String>,
+    /// QUIC address for replication between nodes [default: 127.0.0.1:7948].
+    #[arg(long)]
+    pub quic: Option<String>,
+    /// Directory with the cluster CA (ca.pem) and this node's certificate
+    /// (NODE-ID.pem, NODE-ID.key); without it zones are not replicated.
+    #[arg(long)]
+    pub tls_dir: Option<PathBuf>,
+    /// Create the CA and this node's certificate in --tls-dir if missing.
+    /// For loopback test clusters only: every node must share the directory.
+    #[arg(long)]
+    pub tls_dev: bool,
 }
 
 /// `meshdns cluster ...`: where to connect, how to print, what to ask.

@@ -104,7 +104,23 @@ pub struct Config {
     pub mesh: MeshSettings,
     /// Admin API.
     pub grpc: GrpcSettings,
+    /// Replication between nodes.
+    pub replication: ReplicationSettings,
 }
+
+/// `[replication]`, checked.
+#[derive(Clone, Debug)]
+pub struct ReplicationSettings {
+    /// QUIC listen address.
+    pub quic: SocketAddr,
+    /// TLS material; `None` replicates with nobody.
+    pub tls_dir: Option<PathBuf>,
+    /// Create missing TLS material (dev clusters).
+    pub tls_dev: bool,
+}
+
+/// Default QUIC address for replication.
+pub const DEFAULT_QUIC: &str = "127.0.0.1:7948";
 
 /// `[mesh]`, checked.
 #[derive(Clone, Debug)]
@@ -294,6 +310,15 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "MESH_SITE_REPRESENTATIVES" => raw.mesh.site_representatives = Some(num(&value)? as usize),
         "MESH_REGION_REPRESENTATIVES" => raw.mesh.region_representatives = Some(num(&value)? as usize),
         "GRPC_LISTEN" => raw.grpc.listen = Some(value),
+        "REPLICATION_QUIC" => raw.replication.quic = Some(value),
+        "REPLICATION_TLS_DIR" => raw.replication.tls_dir = Some(value),
+        "REPLICATION_TLS_DEV" => {
+            raw.replication.tls_dev = Some(match value.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => return Err(invalid(key, other, "expected true or false")),
+            })
+        }
         "GRPC_TOKEN" => raw.grpc.token = Some(value),
         "GRPC_TLS_CERT" => raw.grpc.tls_cert = Some(value),
         "GRPC_TLS_KEY" => raw.grpc.tls_key = Some(value),
@@ -387,6 +412,11 @@ impl Config {
             log_level,
             mesh: mesh_settings(&raw.mesh)?,
             grpc: grpc_settings(&raw.grpc)?,
+            replication: ReplicationSettings {
+                quic: addr("replication.quic", raw.replication.quic.as_deref().unwrap_or(DEFAULT_QUIC))?,
+                tls_dir: raw.replication.tls_dir.as_ref().map(PathBuf::from),
+                tls_dev: raw.replication.tls_dev.unwrap_or(false),
+            },
         })
     }
 }

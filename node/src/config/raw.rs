@@ -29,6 +29,22 @@ pub struct RawConfig {
     /// `[grpc]`
     #[serde(default)]
     pub grpc: RawGrpc,
+    /// `[replication]`
+    #[serde(default)]
+    pub replication: RawReplication,
+}
+
+/// `[replication]`: zone replication between nodes.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplication {
+    /// QUIC listen address.
+    pub quic: Option<String>,
+    /// Directory with ca.pem, NODE.pem and NODE.key.
+    pub tls_dir: Option<String>,
+    /// Create the CA and this node's certificate in tls_dir if missing
+    /// (loopback test clusters only).
+    pub tls_dev: Option<bool>,
 }
 
 /// `[server]`: listeners and limits.

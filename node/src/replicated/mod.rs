@@ -15,6 +15,7 @@
 //! Replication between nodes (pushing and pulling deltas over QUIC) builds
 //! on [`ReplicatedZones::apply_remote`]; see docs/replication.md.
 
+pub mod sync;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -100,6 +101,8 @@ pub struct ReplicatedZones {
     served: arc_swap::ArcSwap<BTreeMap<Vec<u8>, Arc<Snapshot>>>,
     errors: Mutex<BTreeMap<Vec<u8>, String>>,
     wall_ms: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// Where this node's own new writes go to be pushed to peers.
+    outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>>>,
 }
 
 fn zone_text(zone: &[u8]) -> String {
@@ -120,6 +123,7 @@ impl ReplicatedZones {
         }
         let mut book = Book { catalog: ZoneReplica::new(), zones: BTreeMap::new(), clock: Clock::new(60_000) };
         let mut snapshot_parts: BTreeMap<String, Vec<Part>> = BTreeMap::new();
+        let mut adopted: BTreeMap<String, Vec<Part>> = BTreeMap::new();
         let limits = Limits::default();
         for (index, payload) in recovered.payloads.iter().enumerate() {
             let part = wire::decode(payload, &limits)
@@ -131,9 +135,17 @@ impl ReplicatedZones {
             if !snapshot_parts.is_empty() {
                 install_snapshots(&mut book, std::mem::take(&mut snapshot_parts))?;
             }
+            if part.snapshot {
+                // A snapshot taken from a peer: its parts were journalled
+                // together and are adopted together.
+                adopted.entry(part.zone.clone()).or_default().push(part);
+                continue;
+            }
+            adopt_pending(&mut book, &mut adopted)?;
             apply_part(&mut book, part)?;
         }
         install_snapshots(&mut book, snapshot_parts)?;
+        adopt_pending(&mut book, &mut adopted)?;
         // Stamps issued from now on follow everything recovered.
         let latest = book
             .zones
@@ -151,6 +163,7 @@ impl ReplicatedZones {
             served: arc_swap::ArcSwap::from_pointee(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
             wall_ms,
+            outbox: Mutex::new(None),
         };
         let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
         for z in names {
@@ -190,6 +203,9 @@ impl ReplicatedZones {
             self.check(&book, &deltas)?;
             let frames: Vec<Vec<u8>> = deltas.iter().map(|(z, d)| wire::encode(&zone_text(z), d)).collect();
             self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&frames)?;
+            if let Some(tx) = self.outbox.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                let _ = tx.send(frames.clone());
+            }
             for (zone, d) in deltas {
                 if zone.is_empty() {
                     for w in &d.writes {
@@ -210,13 +226,32 @@ impl ReplicatedZones {
         Ok(())
     }
 
-    /// Applies a delta (or snapshot part) from a peer: journalled first.
-    pub fn apply_remote(&self, payload: &[u8]) -> Result<(), ReplicatedError> {
+    /// Sends this node's own new writes (journal frames) to `tx`, for the
+    /// push to peers.
+    pub fn set_outbox(&self, tx: tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>) {
+        *self.outbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    /// Applies a delta from a peer: journalled first, unless it holds
+    /// nothing new. Returns whether it held anything new.
+    pub fn apply_remote(&self, payload: &[u8]) -> Result<bool, ReplicatedError> {
         let part = wire::decode(payload, &Limits::default())
             .map_err(|e| ReplicatedError::Invalid(format!("bad delta from a peer: {e}")))?;
+        if part.snapshot {
+            return Err(ReplicatedError::Invalid("a snapshot part where a delta was expected".into()));
+        }
         let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name".into()))?;
+        let touched: Vec<Vec<u8>> = if zone.is_empty() {
+            part.delta.writes.iter().map(|w| w.key.owner.clone()).collect()
+        } else {
+            vec![zone.clone()]
+        };
         {
             let mut book = self.lock_book();
+            let replica = if zone.is_empty() { Some(&book.catalog) } else { book.zones.get(&zone) };
+            if !is_news(replica, &part.delta) {
+                return Ok(false);
+            }
             self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&[payload.to_vec()])?;
             let now = (self.wall_ms)();
             for w in &part.delta.writes {
@@ -224,8 +259,81 @@ impl ReplicatedZones {
             }
             apply_part(&mut book, part)?;
         }
-        self.recompile(&zone);
+        for z in touched {
+            self.recompile(&z);
+        }
+        Ok(true)
+    }
+
+    /// Adopts a peer's snapshot of one zone (the parts of
+    /// `wire::encode_snapshot`), journalled first.
+    pub fn adopt_remote(&self, payloads: &[Vec<u8>]) -> Result<(), ReplicatedError> {
+        let mut parts = Vec::new();
+        for p in payloads {
+            let part = wire::decode(p, &Limits::default())
+                .map_err(|e| ReplicatedError::Invalid(format!("bad snapshot part from a peer: {e}")))?;
+            if !part.snapshot {
+                return Err(ReplicatedError::Invalid("a delta among snapshot parts".into()));
+            }
+            parts.push(part);
+        }
+        let Some(zone_text) = parts.first().map(|p| p.zone.clone()) else { return Ok(()) };
+        if parts.iter().any(|p| p.zone != zone_text) {
+            return Err(ReplicatedError::Invalid("snapshot parts of several zones".into()));
+        }
+        let zone = zone_wire(&zone_text).ok_or_else(|| ReplicatedError::Invalid("bad zone name".into()))?;
+        let touched: Vec<Vec<u8>> = {
+            let mut book = self.lock_book();
+            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(payloads)?;
+            let mut pending = BTreeMap::from([(zone_text, parts)]);
+            adopt_pending(&mut book, &mut pending)?;
+            if zone.is_empty() { book.catalog.entries().keys().map(|k| k.owner.clone()).collect() } else { vec![zone] }
+        };
+        for z in touched {
+            self.recompile(&z);
+        }
         Ok(())
+    }
+
+    /// What this node holds of every zone (the catalog as `""`): the
+    /// version vectors a pull request carries.
+    pub fn version_vectors(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let book = self.lock_book();
+        let mut out = BTreeMap::from([(CATALOG.to_owned(), book.catalog.version_vector())]);
+        for (z, r) in &book.zones {
+            out.insert(to_text(z), r.version_vector());
+        }
+        out
+    }
+
+    /// The frames answering a pull from a peer holding `theirs`: deltas
+    /// where deltas can bring it up to date, a snapshot where they cannot.
+    pub fn answer_pull(&self, theirs: &BTreeMap<String, BTreeMap<String, u64>>) -> Vec<Vec<u8>> {
+        let book = self.lock_book();
+        let empty = BTreeMap::new();
+        let mut frames = Vec::new();
+        let replicas =
+            std::iter::once((CATALOG.to_owned(), &book.catalog)).chain(book.zones.iter().map(|(z, r)| (to_text(z), r)));
+        for (name, replica) in replicas {
+            let vv = theirs.get(&name).unwrap_or(&empty);
+            match replica.deltas_for(vv) {
+                Ok(deltas) => frames.extend(deltas.iter().map(|d| wire::encode(&name, d))),
+                Err(_) => frames.extend(wire::encode_snapshot(&name, &replica.snapshot())),
+            }
+        }
+        frames
+    }
+
+    /// A digest of everything this node serves from replicated zones:
+    /// equal on nodes that answer alike; published in gossip so peers that
+    /// differ pull.
+    pub fn state_digest(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for z in self.list() {
+            h.update(z.name.as_bytes());
+            h.update(&z.digest.to_le_bytes());
+        }
+        h.digest()
     }
 
     /// Creates a zone with an SOA record.
@@ -460,6 +568,25 @@ fn apply_part(book: &mut Book, part: Part) -> Result<(), ReplicatedError> {
     let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name in a delta".into()))?;
     let replica = if zone.is_empty() { &mut book.catalog } else { book.zones.entry(zone).or_default() };
     replica.apply_delta(part.delta);
+    Ok(())
+}
+
+/// Whether `delta` holds a write or a number `replica` does not hold.
+fn is_news(replica: Option<&ZoneReplica>, delta: &Delta) -> bool {
+    let Some(replica) = replica else { return true };
+    let Some(seen) = replica.knowledge().get(&delta.origin) else { return true };
+    delta.writes.iter().any(|w| !seen.contains(w.seq)) || delta.covered.iter().any(|&(_, b)| b > seen.contiguous())
+}
+
+/// Adopts the snapshot parts gathered per zone.
+fn adopt_pending(book: &mut Book, pending: &mut BTreeMap<String, Vec<Part>>) -> Result<(), ReplicatedError> {
+    for (zone, parts) in std::mem::take(pending) {
+        let wire_zone =
+            zone_wire(&zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name in a snapshot".into()))?;
+        let snap = wire::snapshot_from_parts(parts).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+        let replica = if wire_zone.is_empty() { &mut book.catalog } else { book.zones.entry(wire_zone).or_default() };
+        replica.adopt_snapshot(snap).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+    }
     Ok(())
 }
 

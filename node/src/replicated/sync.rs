@@ -1,0 +1,395 @@
+//! Replication between nodes over QUIC: pushes of fresh writes along the
+//! tiers, and pulls (anti-entropy) from peers whose state digest differs.
+//!
+//! Which peers, in what order, how many at once and how soon again after a
+//! failure is decided by `meshdns_replication::sync` (pure, shared with the
+//! simulator); this module moves the bytes.
+//!
+//! On a connection (mutual TLS, see `meshdns-transport`):
+//! - a bidirectional stream carries a pull: the request frame is `P` and
+//!   the puller's version vectors as JSON; the answer is one frame per delta
+//!   or snapshot part, then the end of the stream;
+//! - a unidirectional stream carries a push: a frame `U` and the hop, then
+//!   one frame per delta.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use meshdns_mesh::Liveness;
+use meshdns_mesh::gossip::MeshHandle;
+use meshdns_replication::sync::{Hop, Peer, SyncLimits, SyncScheduler, pulls_from, push_targets};
+use meshdns_transport::net::{Endpoint, NetError, read_frame, write_frame};
+use tokio::sync::{Mutex, mpsc};
+
+use super::ReplicatedZones;
+use crate::server::Shared;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Deltas applied that held something new.
+    pub deltas_in: AtomicU64,
+    /// Deltas or snapshot parts sent.
+    pub frames_out: AtomicU64,
+    /// Bytes received in deltas and snapshots.
+    pub bytes_in: AtomicU64,
+    /// Bytes sent.
+    pub bytes_out: AtomicU64,
+    /// Snapshots adopted.
+    pub snapshots_in: AtomicU64,
+    /// Pulls that failed.
+    pub pull_errors: AtomicU64,
+    /// Frames from peers refused (bad or undecodable).
+    pub refused: AtomicU64,
+    /// Pulls completed.
+    pub pulls: AtomicU64,
+}
+
+/// The replication driver of one node.
+pub struct Syncer {
+    zones: Arc<ReplicatedZones>,
+    shared: Arc<Shared>,
+    mesh: Arc<MeshHandle>,
+    endpoint: Endpoint,
+    me: String,
+    conns: Mutex<HashMap<String, quinn::Connection>>,
+    /// (delta bytes digest, hop) already forwarded: each delta is forwarded
+    /// once per hop kind.
+    forwarded: std::sync::Mutex<HashSet<(u64, u8)>>,
+    /// Counters.
+    pub stats: SyncStats,
+}
+
+fn hop_code(h: Hop) -> u8 {
+    match h {
+        Hop::Local => 0,
+        Hop::FromSite => 1,
+        Hop::FromRegion => 2,
+        Hop::FromGlobal => 3,
+        Hop::FromRegionDown => 4,
+        Hop::Down => 5,
+    }
+}
+
+fn hop_from(code: u8) -> Option<Hop> {
+    Some(match code {
+        1 => Hop::FromSite,
+        2 => Hop::FromRegion,
+        3 => Hop::FromGlobal,
+        4 => Hop::FromRegionDown,
+        5 => Hop::Down,
+        _ => return None,
+    })
+}
+
+impl Syncer {
+    /// A driver for this node; call [`Syncer::run`] to start it.
+    pub fn new(
+        zones: Arc<ReplicatedZones>,
+        shared: Arc<Shared>,
+        mesh: Arc<MeshHandle>,
+        endpoint: Endpoint,
+        me: String,
+    ) -> Arc<Syncer> {
+        Arc::new(Syncer {
+            zones,
+            shared,
+            mesh,
+            endpoint,
+            me,
+            conns: Mutex::new(HashMap::new()),
+            forwarded: std::sync::Mutex::new(HashSet::new()),
+            stats: SyncStats::default(),
+        })
+    }
+
+    /// Serves peers, pushes local writes, and pulls where digests differ,
+    /// until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        let (tx, mut outbox) = mpsc::unbounded_channel();
+        self.zones.set_outbox(tx);
+        self.publish_digest();
+        let server = self.clone();
+        tokio::spawn(async move { server.serve().await });
+        let pusher = self.clone();
+        tokio::spawn(async move {
+            while let Some(frames) = outbox.recv().await {
+                pusher.publish_digest();
+                pusher.clone().push(frames, Hop::Local).await;
+            }
+        });
+        self.pull_loop().await;
+    }
+
+    fn publish_digest(&self) {
+        self.mesh.set_state_digest(self.zones.state_digest());
+    }
+
+    /// After state changed: serve it, and tell peers by gossip.
+    fn changed(&self) {
+        self.shared.store.set_replicated(self.zones.served());
+        self.publish_digest();
+    }
+
+    fn peers(&self) -> (Option<Peer>, Vec<(Peer, SocketAddr, u64)>) {
+        let snap = self.mesh.snapshot();
+        let as_peer = |f: &meshdns_mesh::NodeFacts| Peer {
+            id: f.id.clone(),
+            region: f.region.clone(),
+            site: f.site.clone(),
+            region_rep: f.roles.region,
+            global_rep: f.roles.global,
+        };
+        let me = Some(as_peer(&snap.me));
+        let others = snap
+            .members
+            .values()
+            .filter(|m| m.record.facts.id != self.me && m.record.liveness == Liveness::Alive)
+            .filter_map(|m| Some((as_peer(&m.record.facts), m.record.facts.quic?, m.record.facts.state_digest)))
+            .collect();
+        (me, others)
+    }
+
+    async fn connection(&self, peer: &str, addr: SocketAddr) -> Result<quinn::Connection, NetError> {
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(peer)
+            && c.close_reason().is_none()
+        {
+            return Ok(c.clone());
+        }
+        let c = self.endpoint.connect(addr, peer).await?;
+        conns.insert(peer.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// Pushes `frames` to the members the push tree names for `hop`.
+    async fn push(self: Arc<Self>, frames: Vec<Vec<u8>>, hop: Hop) {
+        let (Some(me), others) = self.peers() else { return };
+        let members: Vec<Peer> = others.iter().map(|(p, _, _)| p.clone()).collect();
+        let addrs: HashMap<String, SocketAddr> = others.iter().map(|(p, a, _)| (p.id.clone(), *a)).collect();
+        for (target, next_hop) in push_targets(&me, &members, hop) {
+            let Some(&addr) = addrs.get(&target) else { continue };
+            let this = self.clone();
+            let frames = frames.clone();
+            tokio::spawn(async move {
+                let sent = async {
+                    let conn = this.connection(&target, addr).await?;
+                    let mut send = conn.open_uni().await.map_err(|e| NetError::Stream(e.to_string()))?;
+                    write_frame(&mut send, &[b'U', hop_code(next_hop)]).await?;
+                    for f in &frames {
+                        write_frame(&mut send, f).await?;
+                        this.stats.bytes_out.fetch_add(f.len() as u64, Ordering::Relaxed);
+                        this.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                    send.finish().map_err(|e| NetError::Stream(e.to_string()))
+                };
+                if let Err(e) = sent.await {
+                    // The pull repairs what a push missed.
+                    tracing::debug!(peer = %target, error = %e, "push failed");
+                }
+            });
+        }
+    }
+
+    async fn pull_loop(self: Arc<Self>) {
+        let mut scheduler = SyncScheduler::new(SyncLimits::default(), self.me.len() as u64 ^ 0x5eed);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let started = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some((pull, ok)) = done_rx.recv() => {
+                    scheduler.pull_done(&pull, ok, started.elapsed().as_millis() as u64);
+                    if ok { self.stats.pulls.fetch_add(1, Ordering::Relaxed); } else { self.stats.pull_errors.fetch_add(1, Ordering::Relaxed); }
+                }
+            }
+            let mine = self.zones.state_digest();
+            let (Some(me), others) = self.peers() else { continue };
+            for (peer, _, digest) in &others {
+                if pulls_from(&me, peer) && *digest != 0 {
+                    scheduler.digest_seen(&peer.id, "*", *digest != mine);
+                }
+            }
+            let addrs: HashMap<String, SocketAddr> = others.iter().map(|(p, a, _)| (p.id.clone(), *a)).collect();
+            while let Some(pull) = scheduler.poll(started.elapsed().as_millis() as u64) {
+                let Some(&addr) = addrs.get(&pull.peer) else {
+                    scheduler.peer_gone(&pull.peer);
+                    continue;
+                };
+                let this = self.clone();
+                let done = done_tx.clone();
+                tokio::spawn(async move {
+                    let result = this.pull(&pull.peer, addr).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(peer = %pull.peer, error = %e, "pull failed; will retry with backoff");
+                    }
+                    let _ = done.send((pull, result.is_ok()));
+                });
+            }
+        }
+    }
+
+    /// Pulls everything `peer` has that this node lacks.
+    async fn pull(&self, peer: &str, addr: SocketAddr) -> Result<(), NetError> {
+        let conn = self.connection(peer, addr).await?;
+        let vv = self.zones.version_vectors();
+        let mut request = vec![b'P'];
+        request.extend(serde_json::to_vec(&vv).map_err(|e| NetError::Stream(e.to_string()))?);
+        let frames = self.endpoint.request(&conn, &request).await?;
+        let mut snapshot_parts: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for f in frames {
+            self.stats.bytes_in.fetch_add(f.len() as u64, Ordering::Relaxed);
+            match meshdns_replication::wire::decode(&f, &meshdns_replication::wire::Limits::default()) {
+                Ok(part) if part.snapshot => snapshot_parts.entry(part.zone).or_default().push(f),
+                Ok(_) => match self.zones.apply_remote(&f) {
+                    Ok(true) => {
+                        self.stats.deltas_in.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        return Err(NetError::Stream(format!("refused a delta: {e}")));
+                    }
+                },
+                Err(e) => {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    return Err(NetError::Stream(format!("undecodable frame: {e}")));
+                }
+            }
+        }
+        for (_, parts) in snapshot_parts {
+            self.zones.adopt_remote(&parts).map_err(|e| NetError::Stream(format!("refused a snapshot: {e}")))?;
+            self.stats.snapshots_in.fetch_add(1, Ordering::Relaxed);
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn serve(self: Arc<Self>) {
+        while let Some(incoming) = self.endpoint.accept().await {
+            let conn = match incoming {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "refused a replication connection");
+                    continue;
+                }
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let peer = match this.endpoint.identify(&conn).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refused a replication peer");
+                        conn.close(1u32.into(), b"identity");
+                        return;
+                    }
+                };
+                loop {
+                    tokio::select! {
+                        bi = conn.accept_bi() => match bi {
+                            Ok((send, recv)) => { tokio::spawn(this.clone().answer_pull(peer.clone(), send, recv)); }
+                            Err(_) => return,
+                        },
+                        uni = conn.accept_uni() => match uni {
+                            Ok(recv) => { tokio::spawn(this.clone().take_push(peer.clone(), recv)); }
+                            Err(_) => return,
+                        },
+                    }
+                }
+            });
+        }
+    }
+
+    async fn answer_pull(self: Arc<Self>, peer: String, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+        let limits = *self.endpoint.limits();
+        let request = match read_frame(&mut recv, &limits).await {
+            Ok(Some(r)) if r.first() == Some(&b'P') => r,
+            _ => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                let _ = send.reset(1u32.into());
+                return;
+            }
+        };
+        let theirs: BTreeMap<String, BTreeMap<String, u64>> = match serde_json::from_slice(&request[1..]) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "bad pull request");
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                let _ = send.reset(1u32.into());
+                return;
+            }
+        };
+        let zones = self.zones.clone();
+        let frames = tokio::task::spawn_blocking(move || zones.answer_pull(&theirs)).await.unwrap_or_default();
+        for f in &frames {
+            if write_frame(&mut send, f).await.is_err() {
+                return;
+            }
+            self.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+            self.stats.bytes_out.fetch_add(f.len() as u64, Ordering::Relaxed);
+        }
+        let _ = send.finish();
+    }
+
+    async fn take_push(self: Arc<Self>, peer: String, mut recv: quinn::RecvStream) {
+        let limits = *self.endpoint.limits();
+        let hop = match read_frame(&mut recv, &limits).await {
+            Ok(Some(h)) if h.len() == 2 && h[0] == b'U' => hop_from(h[1]),
+            _ => None,
+        };
+        let Some(hop) = hop else {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut frames = Vec::new();
+        let mut news = false;
+        loop {
+            match read_frame(&mut recv, &limits).await {
+                Ok(Some(f)) => {
+                    self.stats.bytes_in.fetch_add(f.len() as u64, Ordering::Relaxed);
+                    let zones = self.zones.clone();
+                    let f2 = f.clone();
+                    match tokio::task::spawn_blocking(move || zones.apply_remote(&f2)).await {
+                        Ok(Ok(new)) => {
+                            if new {
+                                self.stats.deltas_in.fetch_add(1, Ordering::Relaxed);
+                            }
+                            news |= new;
+                            frames.push(f);
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "refused a pushed delta");
+                            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "push stream broke; the pull repairs it");
+                    break;
+                }
+            }
+        }
+        if news {
+            self.changed();
+        }
+        // Forward once per (delta, hop), whatever arrived first.
+        let key = (xxhash_rust::xxh3::xxh3_64(&frames.concat()), hop_code(hop));
+        let first = {
+            let mut seen = self.forwarded.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() > 100_000 {
+                seen.clear();
+            }
+            seen.insert(key)
+        };
+        if first && !frames.is_empty() {
+            self.push(frames, hop).await;
+        }
+    }
+}
