@@ -295,6 +295,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         config: cfg.clone(),
         ready: AtomicBool::new(false),
         mesh: std::sync::OnceLock::new(),
+        syncer: std::sync::OnceLock::new(),
     });
 
     // Bind everything before serving anything, so a bad address fails fast.
@@ -361,6 +362,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                 endpoint,
                 cfg.mesh.node_id.clone(),
             );
+            let _ = shared.syncer.set(syncer.clone());
             tokio::spawn(syncer.run());
         } else {
             tracing::info!("no --tls-dir: replicated zones stay on this node (see docs/replication.md)");

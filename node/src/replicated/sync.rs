@@ -124,6 +124,32 @@ impl Syncer {
         self.pull_loop().await;
     }
 
+    /// Appends the replication counters (Prometheus text).
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let s = &self.stats;
+        for (name, help, v) in [
+            ("deltas_received_total", "Deltas from peers that held something new.", &s.deltas_in),
+            ("frames_sent_total", "Deltas and snapshot parts sent to peers.", &s.frames_out),
+            ("bytes_received_total", "Bytes of deltas and snapshots received.", &s.bytes_in),
+            ("bytes_sent_total", "Bytes of deltas and snapshots sent.", &s.bytes_out),
+            ("snapshots_received_total", "Snapshots adopted from peers.", &s.snapshots_in),
+            ("pulls_total", "Pulls completed.", &s.pulls),
+            ("pull_errors_total", "Pulls that failed (unreachable, TLS refused, bad data).", &s.pull_errors),
+            ("refused_total", "Frames or requests from peers refused as malformed.", &s.refused),
+        ] {
+            let _ = writeln!(out, "# HELP meshdns_replication_{name} {help}");
+            let _ = writeln!(out, "# TYPE meshdns_replication_{name} counter");
+            let _ = writeln!(out, "meshdns_replication_{name} {}", v.load(Ordering::Relaxed));
+        }
+        let _ =
+            writeln!(out, "# HELP meshdns_replication_zone_serial Serial served per replicated zone (writes held).");
+        let _ = writeln!(out, "# TYPE meshdns_replication_zone_serial gauge");
+        for z in self.zones.list() {
+            let _ = writeln!(out, "meshdns_replication_zone_serial{{zone=\"{}\"}} {}", z.name, z.serial);
+        }
+    }
+
     fn publish_digest(&self) {
         self.mesh.set_state_digest(self.zones.state_digest());
     }

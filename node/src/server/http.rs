@@ -99,6 +99,9 @@ pub fn render_metrics(shared: &SharedRef) -> String {
     if let Some(mesh) = shared.mesh.get() {
         crate::cluster::metrics::render(&mesh.snapshot(), &mut out);
     }
+    if let Some(syncer) = shared.syncer.get() {
+        syncer.render_metrics(&mut out);
+    }
     let zones = shared.store.current_full();
     out.push_str("# HELP meshdns_zones_loaded Zones being served.\n# TYPE meshdns_zones_loaded gauge\n");
     let _ = writeln!(out, "meshdns_zones_loaded {}", zones.zones().len());

@@ -28,6 +28,8 @@ pub struct Shared {
     pub ready: std::sync::atomic::AtomicBool,
     /// The mesh, once started (its metrics join `/metrics`).
     pub mesh: std::sync::OnceLock<std::sync::Arc<meshdns_mesh::gossip::MeshHandle>>,
+    /// The replication driver, once started (its counters join `/metrics`).
+    pub syncer: std::sync::OnceLock<std::sync::Arc<crate::replicated::sync::Syncer>>,
 }
 
 /// Shared state handle.

@@ -1,0 +1,176 @@
+//! Zone replication between real `meshdns` processes on loopback: a write
+//! on any node is answered by every node; a node killed and restarted
+//! catches up; a node with a certificate from another CA gets nothing.
+//!
+//! Gossip runs every 250 ms here; the bounds are stated for that.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Server, wait_for};
+use hickory_proto::rr::{RData, RecordType};
+
+/// A write on one node is answered by every node within this (measured:
+/// well under a second).
+const VISIBLE_BOUND: Duration = Duration::from_secs(15);
+
+fn node(id: &str, region: &str, site: &str, seeds: &[SocketAddr], tls: &Path, data: Option<&Path>) -> Server {
+    let quic = format!("127.0.0.1:{}", common::free_port());
+    let mut b = Server::builder()
+        .arg("--node-id")
+        .arg(id)
+        .arg("--region")
+        .arg(region)
+        .arg("--site")
+        .arg(site)
+        .arg("--quic")
+        .arg(&quic)
+        .arg("--tls-dir")
+        .arg(tls.to_str().unwrap())
+        .env("MESHDNS_MESH_GOSSIP_INTERVAL_MS", "250");
+    if !seeds.is_empty() {
+        let s: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
+        b = b.arg("--seeds").arg(&s.join(","));
+    }
+    if let Some(d) = data {
+        b = b.data_dir(d);
+    }
+    b.start()
+}
+
+fn a_of(s: &Server, name: &str) -> Option<String> {
+    let r = s.query(name, RecordType::A);
+    r.answers().iter().find_map(|rr| if let RData::A(a) = rr.data() { Some(a.to_string()) } else { None })
+}
+
+fn serial(s: &Server, zone: &str) -> Option<u32> {
+    let r = s.query(zone, RecordType::SOA);
+    r.answers().iter().find_map(|rr| if let RData::SOA(soa) = rr.data() { Some(soa.serial()) } else { None })
+}
+
+fn ok(r: (bool, String, String)) {
+    assert!(r.0, "command failed: {}", r.2);
+}
+
+fn ca(ids: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["cluster", "ca", "init", "--dir", dir.path().to_str().unwrap()]);
+    for id in ids {
+        run(&["cluster", "ca", "issue", "--dir", dir.path().to_str().unwrap(), "--node-id", id]);
+    }
+    dir
+}
+
+fn everywhere(nodes: &[&Server], name: &str, want: &str) -> Duration {
+    let t = Instant::now();
+    wait_for(&format!("{name} = {want} on every node"), VISIBLE_BOUND, || {
+        nodes.iter().all(|n| a_of(n, name).as_deref() == Some(want)).then_some(())
+    });
+    t.elapsed()
+}
+
+#[test]
+fn a_write_on_any_node_is_answered_by_every_node() {
+    let tls = ca(&["a", "b", "c", "d", "e"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    let seeds = [a.gossip];
+    let b = node("b", "eu", "fra", &seeds, tls.path(), None);
+    let c = node("c", "eu", "ams", &seeds, tls.path(), None);
+    let d = node("d", "us", "iad", &seeds, tls.path(), None);
+    let e = node("e", "us", "sfo", &seeds, tls.path(), None);
+    let all = [&a, &b, &c, &d, &e];
+    wait_for("five members everywhere", VISIBLE_BOUND, || {
+        all.iter()
+            .all(|n| n.members().is_some_and(|m| m["members"].as_array().is_some_and(|v| v.len() == 5)))
+            .then_some(())
+    });
+    ok(a.zone_cli(&["create", "example.net"]));
+    ok(a.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.1"]));
+    let took = everywhere(&all, "www.example.net.", "192.0.2.1");
+    eprintln!("a write on a was answered by all five nodes after {took:?}");
+    // A write on another node, in another region, travels back.
+    ok(e.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.2"]));
+    let took = everywhere(&all, "www.example.net.", "192.0.2.2");
+    eprintln!("a write on e was answered by all five nodes after {took:?}");
+    // Every node serves the same serial and the same digest.
+    wait_for("equal serials", VISIBLE_BOUND, || {
+        let s: Vec<Option<u32>> = all.iter().map(|n| serial(n, "example.net.")).collect();
+        s.iter().all(|x| *x == s[0] && x.is_some()).then_some(())
+    });
+    let digests: Vec<String> = all
+        .iter()
+        .map(|n| {
+            let (_, out, _) = n.zone_cli(&["list", "--output", "json"]);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            v["zones"][0]["digest"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(digests.iter().all(|d| d == &digests[0]), "{digests:?}");
+    let (_, m) = d.http_get("/metrics").unwrap();
+    let received: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("meshdns_replication_deltas_received_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(received >= 2, "d received the writes as deltas: {received}");
+    assert!(m.contains("meshdns_replication_zone_serial{zone=\"example.net.\"}"));
+}
+
+#[test]
+fn a_node_killed_and_restarted_catches_up() {
+    let tls = ca(&["a", "b", "c"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    let seeds = [a.gossip];
+    let b_data = tempfile::tempdir().unwrap();
+    let mut b = node("b", "eu", "fra", &seeds, tls.path(), Some(b_data.path()));
+    let c = node("c", "us", "iad", &seeds, tls.path(), None);
+    ok(a.zone_cli(&["create", "example.net"]));
+    ok(a.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.1"]));
+    everywhere(&[&a, &b, &c], "www.example.net.", "192.0.2.1");
+    b.signal(9);
+    let _ = b.child.take().map(|mut ch| ch.wait());
+    for i in 1..=50 {
+        ok(c.zone_cli(&["set", "example.net", &format!("h{i}"), "A", "300", &format!("192.0.2.{i}")]));
+    }
+    let t = Instant::now();
+    let b = node("b", "eu", "fra", &seeds, tls.path(), Some(b_data.path()));
+    everywhere(&[&b], "h50.example.net.", "192.0.2.50");
+    eprintln!("b caught up on 50 missed writes {:?} after its restart began", t.elapsed());
+    assert_eq!(a_of(&b, "www.example.net.").as_deref(), Some("192.0.2.1"), "what it had before is kept");
+    wait_for("b's serial equal to a's", VISIBLE_BOUND, || {
+        (serial(&b, "example.net.") == serial(&a, "example.net.")).then_some(())
+    });
+}
+
+#[test]
+fn a_node_with_a_certificate_from_another_ca_gets_nothing() {
+    let tls = ca(&["a", "b"]);
+    let other = ca(&["x"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    let b = node("b", "eu", "fra", &[a.gossip], tls.path(), None);
+    let x = node("x", "eu", "fra", &[a.gossip], other.path(), None);
+    wait_for("x in the mesh (gossip is not what TLS guards)", VISIBLE_BOUND, || {
+        a.liveness_of("x").filter(|l| l == "alive").map(|_| ())
+    });
+    ok(a.zone_cli(&["create", "example.net"]));
+    ok(a.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.1"]));
+    everywhere(&[&a, &b], "www.example.net.", "192.0.2.1");
+    // x's pulls fail TLS and it gets nothing; a and b log the refusal.
+    wait_for("a refusal logged", VISIBLE_BOUND, || {
+        (x.log_text().contains("pull failed") || a.log_text().contains("refused")).then_some(())
+    });
+    assert_eq!(x.query("www.example.net.", RecordType::A).answers().len(), 0);
+    // A write on x does not reach a.
+    ok(x.zone_cli(&["create", "example.org"]));
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, out, _) = a.zone_cli(&["list", "--output", "json"]);
+    assert!(!out.contains("example.org"), "{out}");
+}
