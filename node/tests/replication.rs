@@ -174,3 +174,94 @@ fn a_node_with_a_certificate_from_another_ca_gets_nothing() {
     let (_, out, _) = a.zone_cli(&["list", "--output", "json"]);
     assert!(!out.contains("example.org"), "{out}");
 }
+
+/// nftables rules on loopback that drop UDP between two groups of ports;
+/// the table is removed when dropped, also on a failed assertion.
+struct Partition(String);
+
+impl Partition {
+    fn new(left: &[u16], right: &[u16]) -> Partition {
+        let table = format!("meshdns_test_{}", std::process::id());
+        let set = |ports: &[u16]| ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        let rules = format!(
+            "table inet {table} {{\n chain out {{\n  type filter hook output priority 0; policy accept;\n  \
+             udp sport {{ {l} }} udp dport {{ {r} }} drop\n  udp sport {{ {r} }} udp dport {{ {l} }} drop\n }}\n}}\n",
+            l = set(left),
+            r = set(right)
+        );
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft is needed (scripts/test.sh installs nftables)");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "nft refused the rules (this test needs root)");
+        Partition(table)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft").args(["delete", "table", "inet", &self.0]).status();
+    }
+}
+
+fn udp_ports(s: &Server, quic: u16) -> Vec<u16> {
+    let g = s.gossip.port();
+    vec![g, g + 1, g + 2, quic]
+}
+
+fn quic_of(s: &Server) -> u16 {
+    let m = s.members().unwrap();
+    let me = m["node_id"].as_str().unwrap().to_owned();
+    let q = m["members"].as_array().unwrap().iter().find(|x| x["id"] == me.as_str()).unwrap()["quic"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    q.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// Two halves of the cluster, cut off from each other, write different
+/// values to one name; after the cut heals every node serves the same
+/// winner: the later write (last writer wins).
+#[test]
+fn conflicting_writes_in_a_partition_converge_to_one_winner() {
+    let tls = ca(&["a", "b", "c", "d"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    let seeds = [a.gossip];
+    let b = node("b", "eu", "fra", &seeds, tls.path(), None);
+    let c = node("c", "us", "iad", &seeds, tls.path(), None);
+    let d = node("d", "us", "iad", &seeds, tls.path(), None);
+    let all = [&a, &b, &c, &d];
+    wait_for("four members everywhere", VISIBLE_BOUND, || {
+        all.iter()
+            .all(|n| n.members().is_some_and(|m| m["members"].as_array().is_some_and(|v| v.len() == 4)))
+            .then_some(())
+    });
+    ok(a.zone_cli(&["create", "example.net"]));
+    ok(a.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.1"]));
+    everywhere(&all, "www.example.net.", "192.0.2.1");
+
+    let left: Vec<u16> = [&a, &b].iter().flat_map(|n| udp_ports(n, quic_of(n))).collect();
+    let right: Vec<u16> = [&c, &d].iter().flat_map(|n| udp_ports(n, quic_of(n))).collect();
+    let cut = Partition::new(&left, &right);
+    wait_for("each half to see the other dead", Duration::from_secs(30), || {
+        (a.liveness_of("c").as_deref() == Some("dead") && c.liveness_of("a").as_deref() == Some("dead")).then_some(())
+    });
+    ok(a.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.10"]));
+    std::thread::sleep(Duration::from_millis(20)); // a later stamp on the other side
+    ok(c.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.20"]));
+    everywhere(&[&a, &b], "www.example.net.", "192.0.2.10");
+    everywhere(&[&c, &d], "www.example.net.", "192.0.2.20");
+
+    drop(cut);
+    let t = Instant::now();
+    wait_for("every node to serve the later write", Duration::from_secs(60), || {
+        all.iter().all(|n| a_of(n, "www.example.net.").as_deref() == Some("192.0.2.20")).then_some(())
+    });
+    eprintln!("after the heal, all four served the same winner within {:?}", t.elapsed());
+    wait_for("equal serials", VISIBLE_BOUND, || {
+        let s: Vec<Option<u32>> = all.iter().map(|n| serial(n, "example.net.")).collect();
+        s.iter().all(|x| *x == s[0]).then_some(())
+    });
+}
