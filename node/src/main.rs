@@ -296,7 +296,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         ready: AtomicBool::new(false),
         mesh: std::sync::OnceLock::new(),
         syncer: std::sync::OnceLock::new(),
+        replicated: std::sync::OnceLock::new(),
+        update_keys: meshdns::replicated::update::parse_keys(&cfg.update_keys)?,
     });
+    let _ = shared.replicated.set(replicated.clone());
 
     // Bind everything before serving anything, so a bad address fails fast.
     let mut udp_sockets = Vec::new();

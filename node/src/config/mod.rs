@@ -106,6 +106,8 @@ pub struct Config {
     pub grpc: GrpcSettings,
     /// Replication between nodes.
     pub replication: ReplicationSettings,
+    /// TSIG keys accepted on RFC 2136 UPDATE (`ALGORITHM:NAME:BASE64`).
+    pub update_keys: Vec<String>,
 }
 
 /// `[replication]`, checked.
@@ -311,6 +313,7 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "MESH_REGION_REPRESENTATIVES" => raw.mesh.region_representatives = Some(num(&value)? as usize),
         "GRPC_LISTEN" => raw.grpc.listen = Some(value),
         "REPLICATION_QUIC" => raw.replication.quic = Some(value),
+        "UPDATE_TSIG_KEYS" => raw.update.tsig_keys = Some(list(&value)),
         "REPLICATION_TLS_DIR" => raw.replication.tls_dir = Some(value),
         "REPLICATION_TLS_DEV" => {
             raw.replication.tls_dev = Some(match value.as_str() {
@@ -416,6 +419,12 @@ impl Config {
                 quic: addr("replication.quic", raw.replication.quic.as_deref().unwrap_or(DEFAULT_QUIC))?,
                 tls_dir: raw.replication.tls_dir.as_ref().map(PathBuf::from),
                 tls_dev: raw.replication.tls_dev.unwrap_or(false),
+            },
+            update_keys: {
+                let keys = raw.update.tsig_keys.clone().unwrap_or_default();
+                crate::replicated::update::parse_keys(&keys)
+                    .map_err(|e| invalid("update.tsig_keys", "(hidden)", &e.to_string()))?;
+                keys
             },
         })
     }

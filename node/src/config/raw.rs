@@ -32,6 +32,17 @@ pub struct RawConfig {
     /// `[replication]`
     #[serde(default)]
     pub replication: RawReplication,
+    /// `[update]`
+    #[serde(default)]
+    pub update: RawUpdate,
+}
+
+/// `[update]`: RFC 2136 dynamic update.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpdate {
+    /// TSIG keys, `ALGORITHM:NAME:BASE64`.
+    pub tsig_keys: Option<Vec<String>>,
 }
 
 /// `[replication]`: zone replication between nodes.

@@ -17,6 +17,7 @@
 
 pub mod sync;
 pub mod text;
+pub mod update;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,20 @@ use crate::dns::auth::AnswerConfig;
 use crate::metrics::Metrics;
 use crate::zone::store::ZoneStore;
 
+impl Shared {
+    /// Answers an RFC 2136 UPDATE (it blocks for the journal's fsync).
+    /// `None`: not an UPDATE, or nothing to answer.
+    pub fn update(&self, msg: &[u8]) -> Option<Vec<u8>> {
+        if !crate::replicated::update::is_update(msg) {
+            return None;
+        }
+        let zones = self.replicated.get()?;
+        let answer = crate::replicated::update::handle(msg, zones, &self.update_keys);
+        self.store.set_replicated(zones.served());
+        answer
+    }
+}
+
 /// What every front end shares.
 pub struct Shared {
     /// The zones.
@@ -28,6 +42,10 @@ pub struct Shared {
     pub ready: std::sync::atomic::AtomicBool,
     /// The mesh, once started (its metrics join `/metrics`).
     pub mesh: std::sync::OnceLock<std::sync::Arc<meshdns_mesh::gossip::MeshHandle>>,
+    /// Replicated zones, for RFC 2136 UPDATE.
+    pub replicated: std::sync::OnceLock<std::sync::Arc<crate::replicated::ReplicatedZones>>,
+    /// TSIG keys UPDATEs may be signed with.
+    pub update_keys: crate::replicated::update::UpdateKeys,
     /// The replication driver, once started (its counters join `/metrics`).
     pub syncer: std::sync::OnceLock<std::sync::Arc<crate::replicated::sync::Syncer>>,
 }

@@ -97,6 +97,20 @@ async fn connection(
         }
         let started = Instant::now();
         let msg = &inbuf[..len];
+        if crate::replicated::update::is_update(msg) {
+            let s = shared.clone();
+            let m = msg.to_vec();
+            let reply = tokio::task::spawn_blocking(move || s.update(&m)).await.ok().flatten();
+            if let Some(reply) = reply {
+                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&reply);
+                match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+                    Ok(r) => r?,
+                    Err(_) => break,
+                }
+            }
+            continue;
+        }
         let parsed = parse(msg);
         if let Ok(q) = &parsed
             && (q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR)

@@ -87,6 +87,12 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
     while !stop.load(Ordering::Relaxed) {
         let Some((n, peer)) = received(sock.recv_from(&mut inbuf)) else { continue };
         let started = Instant::now();
+        if crate::replicated::update::is_update(&inbuf[..n]) {
+            if let Some(reply) = shared.update(&inbuf[..n]) {
+                let _ = sock.send_to(&reply, peer);
+            }
+            continue;
+        }
         let zones = shared.store.current();
         match guarded(|| answer(&inbuf[..n], &zones, &mut outbuf, Transport::Udp, &shared.answer)) {
             Some(a) => {
