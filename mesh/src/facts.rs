@@ -111,6 +111,10 @@ pub struct NodeFacts {
     /// Digest of this node's replicated state (all zones): peers that see
     /// a different one pull from it. Heard directly only (not relayed).
     pub state_digest: u64,
+    /// Serial of each replicated zone this node holds (`zone=serial`,
+    /// comma-separated): peers compute how far behind they are. Heard
+    /// directly only (not relayed).
+    pub zone_serials: String,
     /// Tier roles.
     pub roles: Roles,
 }
@@ -203,6 +207,7 @@ impl PeerRecord {
             started_unix: p[9].parse().map_err(|_| err("bad start time"))?,
             load: p[10].parse().map_err(|_| err("bad load"))?,
             state_digest: 0,
+            zone_serials: String::new(),
             roles: Roles::parse(p[11]),
         };
         let liveness = Liveness::parse(p[12]).ok_or_else(|| err("bad liveness"))?;
@@ -235,6 +240,7 @@ mod tests {
             started_unix: 1_700_000_000,
             load: 12_345,
             state_digest: 0,
+            zone_serials: String::new(),
             roles: Roles { region: true, global: false },
         }
     }

@@ -204,6 +204,7 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
             started_unix: started_unix_ms / 1000,
             load: 0,
             state_digest: 0,
+            zone_serials: String::new(),
             roles: Roles::default(),
         },
         tiers: TierConfig {
@@ -375,6 +376,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             zones: replicated.clone(),
             shared: shared.clone(),
             node_id: cfg.mesh.node_id.clone(),
+            mesh: mesh.clone(),
         };
         let grpc = tokio::spawn(meshdns::cluster::service::serve(
             tokio::net::TcpListener::from_std(grpc_listener)?,

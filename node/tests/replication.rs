@@ -114,6 +114,33 @@ fn a_write_on_any_node_is_answered_by_every_node() {
         })
         .collect();
     assert!(digests.iter().all(|d| d == &digests[0]), "{digests:?}");
+    // A write can wait until other nodes (those it hears directly: its
+    // site, and its tiers' representatives) serve it.
+    let (okay, out, err) =
+        b.zone_cli(&["set", "example.net", "w", "A", "300", "192.0.2.3", "--wait-for", "2", "--wait-site"]);
+    assert!(okay, "{err}");
+    assert!(out.contains("other node(s)"), "{out}");
+    assert_eq!(a_of(&a, "w.example.net.").as_deref(), Some("192.0.2.3"), "its site mate serves it on return");
+    let (okay, _, err) = b.zone_cli(&[
+        "set",
+        "example.net",
+        "w",
+        "A",
+        "300",
+        "192.0.2.4",
+        "--wait-for",
+        "9",
+        "--wait-timeout-ms",
+        "500",
+    ]);
+    assert!(!okay && err.contains("other node(s) served it within"), "{err}");
+    // `cluster zones` shows how far behind each peer it hears is (no one, by now).
+    wait_for("every peer level with a", VISIBLE_BOUND, || {
+        let (_, out, _) = a.cluster(&["zones", "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+        let peers = v["zones"][0]["peers"].as_array()?.clone();
+        (peers.len() >= 2 && peers.iter().all(|p| p["behind"] == 0)).then_some(())
+    });
     let (_, m) = d.http_get("/metrics").unwrap();
     let received: u64 = m
         .lines()

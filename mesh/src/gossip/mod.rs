@@ -176,6 +176,7 @@ pub struct MeshHandle {
     commands: mpsc::Sender<Command>,
     load: Arc<AtomicU64>,
     state_digest: Arc<AtomicU64>,
+    zone_serials: Arc<std::sync::Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
     referral_task: tokio::task::JoinHandle<()>,
 }
@@ -206,6 +207,11 @@ impl MeshHandle {
     /// Sets the digest of this node's replicated state published in gossip.
     pub fn set_state_digest(&self, digest: u64) {
         self.state_digest.store(digest, Ordering::Relaxed);
+    }
+
+    /// Sets the per-zone serials published in gossip (`zone=serial,...`).
+    pub fn set_zone_serials(&self, serials: String) {
+        *self.zone_serials.lock().unwrap_or_else(|e| e.into_inner()) = serials;
     }
 
     /// Announces a leave in every pool, gives it `grace` to spread, and
@@ -256,6 +262,7 @@ impl Mesh {
         let (commands, command_rx) = mpsc::channel(4);
         let load = Arc::new(AtomicU64::new(0));
         let state_digest = Arc::new(AtomicU64::new(cfg.facts.state_digest));
+        let zone_serials = Arc::new(std::sync::Mutex::new(cfg.facts.zone_serials.clone()));
 
         // The site pool must bind now, so a bad --gossip fails at start.
         let mut pools = BTreeMap::new();
@@ -285,6 +292,7 @@ impl Mesh {
             events: events.clone(),
             load: load.clone(),
             state_digest: state_digest.clone(),
+            zone_serials: zone_serials.clone(),
             referred: Vec::new(),
             last_referral: None,
             referral_rx: None,
@@ -299,7 +307,7 @@ impl Mesh {
             hint_offset: 0,
         };
         let task = tokio::spawn(driver.run(command_rx, pending));
-        Ok(MeshHandle { snapshot, events, commands, load, state_digest, task, referral_task })
+        Ok(MeshHandle { snapshot, events, commands, load, state_digest, zone_serials, task, referral_task })
     }
 }
 
@@ -341,6 +349,7 @@ struct Driver {
     events: broadcast::Sender<EventRecord>,
     load: Arc<AtomicU64>,
     state_digest: Arc<AtomicU64>,
+    zone_serials: Arc<std::sync::Mutex<String>>,
     /// Contacts from the last successful referral.
     referred: Vec<Contact>,
     last_referral: Option<Instant>,
@@ -422,6 +431,7 @@ impl Driver {
         let mut facts = self.core.me().clone();
         facts.load = self.load.load(Ordering::Relaxed);
         facts.state_digest = self.state_digest.load(Ordering::Relaxed);
+        facts.zone_serials = self.zone_serials.lock().map(|s| s.clone()).unwrap_or_default();
         self.core.set_facts(facts);
         let me = self.core.me().clone();
         for (p, rt) in self.pools.iter_mut() {

@@ -105,6 +105,21 @@ pub struct ClusterArgs {
     pub command: ClusterCommand,
 }
 
+/// Waiting for other nodes after a write.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WaitArgs {
+    /// After the write is on the node's disk, wait until this many other
+    /// nodes serve it.
+    #[arg(long, default_value_t = 0)]
+    pub wait_for: u32,
+    /// Wait until every other live node of the node's site serves it.
+    #[arg(long)]
+    pub wait_site: bool,
+    /// Give up waiting after this many milliseconds (the write stays).
+    #[arg(long, default_value_t = 10_000)]
+    pub wait_timeout_ms: u32,
+}
+
 /// How to reach a node's admin API.
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
@@ -150,6 +165,9 @@ pub enum ClusterCommand {
     Status,
     /// Stream membership events until interrupted.
     Watch,
+    /// Replicated zones on the node: serial, RRsets, digest, and how far
+    /// behind each peer it hears directly is.
+    Zones,
     /// The cluster certificate authority for node-to-node TLS (local files;
     /// talks to no node).
     #[command(subcommand)]
@@ -228,6 +246,9 @@ pub enum ZoneCommand {
         rdata: Vec<String>,
         #[command(flatten)]
         #[allow(missing_docs)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        #[allow(missing_docs)]
         api: ApiArgs,
     },
     /// Remove one RRset.
@@ -240,6 +261,9 @@ pub enum ZoneCommand {
         rtype: String,
         #[command(flatten)]
         #[allow(missing_docs)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        #[allow(missing_docs)]
         api: ApiArgs,
     },
     /// Make a replicated zone hold exactly a master file's records (only what
@@ -250,6 +274,9 @@ pub enum ZoneCommand {
         /// Zone name [default: from the file name, like --zone-dir].
         #[arg(long)]
         zone: Option<String>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        wait: WaitArgs,
         #[command(flatten)]
         #[allow(missing_docs)]
         api: ApiArgs,

@@ -64,6 +64,16 @@ pub async fn run(cluster: &ClusterArgs) -> Result<()> {
             }
             return Err(anyhow!("{} closed the event stream (node stopping?)", args.endpoint));
         }
+        ClusterCommand::Zones => {
+            let (channel, token) = connect(args).await?;
+            let mut zones = meshdns_proto::zones::zones_client::ZonesClient::with_interceptor(channel, token);
+            let r = tokio::time::timeout(timeout, zones.list(meshdns_proto::zones::ListRequest {}))
+                .await
+                .map_err(|_| anyhow!("{} did not answer within {timeout:?}", args.endpoint))?
+                .map_err(unreachable)?
+                .into_inner();
+            super::zone_client::print_list(&r, cluster.output)?;
+        }
         ClusterCommand::Ca(_) => return Err(anyhow!("`cluster ca` works on local files, not through a node")),
     }
     Ok(())

@@ -10,7 +10,11 @@ use meshdns_proto::zones::zones_client::ZonesClient;
 use serde_json::json;
 
 use super::client::{connect, explain};
-use crate::cli::{ApiArgs, Output, ZoneCommand};
+use crate::cli::{ApiArgs, Output, WaitArgs, ZoneCommand};
+
+fn wait_of(w: &WaitArgs) -> Option<pb::Wait> {
+    Some(pb::Wait { nodes: w.wait_for, site: w.wait_site, timeout_ms: w.wait_timeout_ms })
+}
 use crate::zone::store::initial_origin;
 
 /// Runs one replicated-zone command. `None` for the commands that are not
@@ -36,7 +40,18 @@ async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<()> {
     let ep = &api.endpoint;
     let within = |what: &'static str| move |_| anyhow!("{ep} did not answer {what} within {timeout:?}");
     let written = |r: pb::WriteReply| {
-        println!("{}: serial {}, {} RRset(s) written (on the node's disk)", r.zone, r.serial, r.changed);
+        print!("{}: serial {}, {} RRset(s) written (on the node's disk)", r.zone, r.serial, r.changed);
+        if r.confirmed_by > 0 {
+            print!(", served by {} other node(s)", r.confirmed_by);
+        }
+        println!();
+    };
+    // Waiting may take its own timeout on top of the call's.
+    let timeout = match cmd {
+        ZoneCommand::Set { wait, .. } | ZoneCommand::Remove { wait, .. } | ZoneCommand::Import { wait, .. } => {
+            timeout + Duration::from_millis(u64::from(wait.wait_timeout_ms))
+        }
+        _ => timeout,
     };
     match cmd {
         ZoneCommand::Create { zone, soa_ttl, .. } => {
@@ -50,26 +65,28 @@ async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<()> {
             r.map_err(|e| explain(ep, e))?;
             println!("{zone}: deleted");
         }
-        ZoneCommand::Set { zone, name, rtype, ttl, rdata, .. } => {
+        ZoneCommand::Set { zone, name, rtype, ttl, rdata, wait, .. } => {
             let req = pb::SetRequest {
                 zone: zone.clone(),
                 name: name.clone(),
                 rtype: rtype.clone(),
                 ttl: *ttl,
                 rdata: rdata.clone(),
+                wait: wait_of(wait),
             };
             let r = tokio::time::timeout(timeout, c.set(req)).await.map_err(within("set"))?;
             written(r.map_err(|e| explain(ep, e))?.into_inner());
         }
-        ZoneCommand::Remove { zone, name, rtype, .. } => {
-            let req = pb::RemoveRequest { zone: zone.clone(), name: name.clone(), rtype: rtype.clone() };
+        ZoneCommand::Remove { zone, name, rtype, wait, .. } => {
+            let req =
+                pb::RemoveRequest { zone: zone.clone(), name: name.clone(), rtype: rtype.clone(), wait: wait_of(wait) };
             let r = tokio::time::timeout(timeout, c.remove(req)).await.map_err(within("remove"))?;
             written(r.map_err(|e| explain(ep, e))?.into_inner());
         }
-        ZoneCommand::Import { file, zone, .. } => {
+        ZoneCommand::Import { file, zone, wait, .. } => {
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
             let zone = zone.clone().unwrap_or_else(|| initial_origin(file));
-            let req = pb::ImportRequest { zone, text };
+            let req = pb::ImportRequest { zone, text, wait: wait_of(wait) };
             let r = tokio::time::timeout(timeout, c.import(req)).await.map_err(within("import"))?;
             written(r.map_err(|e| explain(ep, e))?.into_inner());
         }
@@ -80,32 +97,39 @@ async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<()> {
         }
         ZoneCommand::List { output, .. } => {
             let r = tokio::time::timeout(timeout, c.list(pb::ListRequest {})).await.map_err(within("list"))?;
-            let r = r.map_err(|e| explain(ep, e))?.into_inner();
-            let out = &mut std::io::stdout().lock();
-            if *output == Output::Json {
-                let zones: Vec<serde_json::Value> = r
-                    .zones
-                    .iter()
-                    .map(|z| json!({"name": z.name, "serial": z.serial, "rrsets": z.rrsets, "digest": z.digest, "error": z.error}))
-                    .collect();
-                writeln!(out, "{}", json!({"node_id": r.node_id, "zones": zones}))?;
-            } else {
-                writeln!(out, "ZONE  SERIAL  RRSETS  DIGEST  ERROR")?;
-                for z in &r.zones {
-                    writeln!(
-                        out,
-                        "{}  {}  {}  {}  {}",
-                        z.name,
-                        z.serial,
-                        z.rrsets,
-                        z.digest,
-                        if z.error.is_empty() { "-" } else { &z.error }
-                    )?;
-                }
-                writeln!(out, "{} replicated zone(s) on {}", r.zones.len(), r.node_id)?;
-            }
+            print_list(&r.map_err(|e| explain(ep, e))?.into_inner(), *output)?;
         }
         ZoneCommand::Check { .. } | ZoneCommand::Reload { .. } => {}
     }
+    Ok(())
+}
+
+/// `zone list` / `cluster zones`: per zone, and per peer how far behind.
+pub fn print_list(r: &pb::ListReply, output: Output) -> Result<()> {
+    let out = &mut std::io::stdout().lock();
+    if output == Output::Json {
+        let zones: Vec<serde_json::Value> = r
+            .zones
+            .iter()
+            .map(|z| {
+                let peers: Vec<serde_json::Value> = z
+                    .peers
+                    .iter()
+                    .map(|p| json!({"node_id": p.node_id, "serial": p.serial, "behind": p.behind}))
+                    .collect();
+                json!({"name": z.name, "serial": z.serial, "rrsets": z.rrsets, "digest": z.digest, "error": z.error, "peers": peers})
+            })
+            .collect();
+        writeln!(out, "{}", json!({"node_id": r.node_id, "zones": zones}))?;
+        return Ok(());
+    }
+    writeln!(out, "ZONE  SERIAL  RRSETS  DIGEST  PEERS (id:behind)  ERROR")?;
+    for z in &r.zones {
+        let peers: Vec<String> = z.peers.iter().map(|p| format!("{}:{}", p.node_id, p.behind)).collect();
+        let peers = if peers.is_empty() { "-".to_owned() } else { peers.join(",") };
+        let error = if z.error.is_empty() { "-" } else { &z.error };
+        writeln!(out, "{}  {}  {}  {}  {}  {}", z.name, z.serial, z.rrsets, z.digest, peers, error)?;
+    }
+    writeln!(out, "{} replicated zone(s) on {}", r.zones.len(), r.node_id)?;
     Ok(())
 }

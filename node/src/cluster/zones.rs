@@ -24,6 +24,38 @@ pub struct ZonesService {
     pub shared: Arc<Shared>,
     /// This node's id (for `List`).
     pub node_id: String,
+    /// The mesh: what other nodes hold, for `List` and waiting.
+    pub mesh: Arc<meshdns_mesh::gossip::MeshHandle>,
+}
+
+/// Serials other nodes publish for `zone`: (node id, site mate?, serial),
+/// for live members heard directly.
+fn peer_serials(mesh: &meshdns_mesh::gossip::MeshHandle, zone: &str) -> Vec<(String, bool, u32)> {
+    let s = mesh.snapshot();
+    s.members
+        .values()
+        .filter(|m| m.record.facts.id != s.me.id && m.record.liveness == meshdns_mesh::Liveness::Alive)
+        .filter_map(|m| {
+            let f = &m.record.facts;
+            let serial = f
+                .zone_serials
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(z, _)| zone_wire(z) == zone_wire(zone))
+                .and_then(|(_, v)| v.parse().ok())?;
+            Some((f.id.clone(), f.region == s.me.region && f.site == s.me.site, serial))
+        })
+        .collect()
+}
+
+/// Other live members of this node's site.
+fn site_mates(mesh: &meshdns_mesh::gossip::MeshHandle) -> usize {
+    let s = mesh.snapshot();
+    s.members
+        .values()
+        .filter(|m| m.record.facts.id != s.me.id && m.record.liveness == meshdns_mesh::Liveness::Alive)
+        .filter(|m| m.record.facts.region == s.me.region && m.record.facts.site == s.me.site)
+        .count()
 }
 
 fn status(e: ReplicatedError) -> Status {
@@ -61,6 +93,21 @@ impl ZonesService {
     where
         F: FnOnce(&ReplicatedZones) -> Result<(), ReplicatedError> + Send + 'static,
     {
+        self.write_and_wait(zone, changed, None, f).await
+    }
+
+    /// Writes, then (if asked) waits until enough other nodes publish a
+    /// serial at least as high as this node's for the zone.
+    async fn write_and_wait<F>(
+        &self,
+        zone: &str,
+        changed: u32,
+        wait: Option<pb::Wait>,
+        f: F,
+    ) -> Result<Response<pb::WriteReply>, Status>
+    where
+        F: FnOnce(&ReplicatedZones) -> Result<(), ReplicatedError> + Send + 'static,
+    {
         let zones = self.zones.clone();
         tokio::task::spawn_blocking(move || f(&zones))
             .await
@@ -69,7 +116,28 @@ impl ZonesService {
         self.shared.store.set_replicated(self.zones.served());
         let serial =
             self.zones.list().into_iter().find(|z| zone_wire(&z.name) == zone_wire(zone)).map_or(0, |z| z.serial);
-        Ok(Response::new(pb::WriteReply { zone: zone.to_owned(), serial, changed }))
+        let mut confirmed_by = 0;
+        if let Some(w) = wait.filter(|w| w.nodes > 0 || w.site) {
+            let limit =
+                std::time::Duration::from_millis(if w.timeout_ms == 0 { 10_000 } else { u64::from(w.timeout_ms) });
+            let deadline = tokio::time::Instant::now() + limit;
+            loop {
+                let peers = peer_serials(&self.mesh, zone);
+                let have: Vec<&(String, bool, u32)> = peers.iter().filter(|(_, _, s)| *s >= serial).collect();
+                confirmed_by = have.len() as u32;
+                let site_ok = !w.site || have.iter().filter(|(_, mate, _)| *mate).count() >= site_mates(&self.mesh);
+                if confirmed_by >= w.nodes && site_ok {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Status::deadline_exceeded(format!(
+                        "written on this node (serial {serial}), but only {confirmed_by} other node(s) served it within {limit:?}"
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        Ok(Response::new(pb::WriteReply { zone: zone.to_owned(), serial, changed, confirmed_by }))
     }
 }
 
@@ -99,14 +167,14 @@ impl Zones for ZonesService {
         let sets = parse_rrsets(&r.zone, &text, "<zone set>").map_err(Status::invalid_argument)?;
         let sets: Vec<(EntryKey, Option<RRset>)> = sets.into_iter().map(|(k, v)| (k, Some(v))).collect();
         let zone = r.zone.clone();
-        self.write(&r.zone, sets.len() as u32, move |z| z.write(&zone, sets)).await
+        self.write_and_wait(&r.zone, sets.len() as u32, r.wait, move |z| z.write(&zone, sets)).await
     }
 
     async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::WriteReply>, Status> {
         let r = req.into_inner();
         let key = EntryKey { owner: owner(&r.zone, &r.name)?, rtype: rtype(&r.rtype)? };
         let zone = r.zone.clone();
-        self.write(&r.zone, 1, move |z| z.write(&zone, vec![(key, None)])).await
+        self.write_and_wait(&r.zone, 1, r.wait, move |z| z.write(&zone, vec![(key, None)])).await
     }
 
     async fn import(&self, req: Request<pb::ImportRequest>) -> Result<Response<pb::WriteReply>, Status> {
@@ -164,10 +232,10 @@ impl Zones for ZonesService {
                 .into_iter()
                 .find(|z| zone_wire(&z.name) == Some(zone_bytes.clone()))
                 .map_or(0, |z| z.serial);
-            return Ok(Response::new(pb::WriteReply { zone: r.zone, serial, changed: 0 }));
+            return Ok(Response::new(pb::WriteReply { zone: r.zone, serial, changed: 0, confirmed_by: 0 }));
         }
         let z = zone.clone();
-        self.write(&r.zone, changed, move |zs| zs.write(&z, writes)).await
+        self.write_and_wait(&r.zone, changed, r.wait, move |zs| zs.write(&z, writes)).await
     }
 
     async fn export(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::ExportReply>, Status> {
@@ -195,6 +263,14 @@ impl Zones for ZonesService {
             .list()
             .into_iter()
             .map(|z| pb::ZoneInfo {
+                peers: peer_serials(&self.mesh, &z.name)
+                    .into_iter()
+                    .map(|(node_id, _, serial)| pb::PeerSerial {
+                        node_id,
+                        serial,
+                        behind: i64::from(z.serial) - i64::from(serial),
+                    })
+                    .collect(),
                 name: z.name,
                 serial: z.serial,
                 rrsets: z.rrsets as u64,

@@ -152,6 +152,8 @@ impl Syncer {
 
     fn publish_digest(&self) {
         self.mesh.set_state_digest(self.zones.state_digest());
+        let serials: Vec<String> = self.zones.list().into_iter().map(|z| format!("{}={}", z.name, z.serial)).collect();
+        self.mesh.set_zone_serials(serials.join(","));
     }
 
     /// After state changed: serve it, and tell peers by gossip.
