@@ -358,6 +358,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                 .context("starting the mesh (check --gossip and --seeds)")?,
         );
         let _ = shared.mesh.set(mesh.clone());
+        tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         if let Some(endpoint) = replication_endpoint(&cfg)? {
             let syncer = meshdns::replicated::sync::Syncer::new(
                 replicated.clone(),

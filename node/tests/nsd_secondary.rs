@@ -57,3 +57,40 @@ fn nsd_secondary_transfers_the_zone_from_meshdns_and_follows_a_change() {
     });
     assert_eq!(sorted(&axfr(ours.dns, "semantics.test.")), sorted(&axfr(nsd.addr, "semantics.test.")));
 }
+
+/// NSD as a secondary of a replicated zone: meshdns sends NOTIFY on every
+/// change, NSD transfers (asking IXFR; meshdns answers with the whole zone,
+/// which RFC 1995 §4 allows) and serves each new value; no forced transfer.
+#[test]
+fn nsd_follows_a_replicated_zone_through_notify() {
+    let nsd_port = free_port();
+    let ours = Server::builder().env("MESHDNS_TRANSFER_NOTIFY", &format!("127.0.0.1:{nsd_port}")).start();
+    for args in [
+        vec!["create", "repl.test"],
+        vec!["set", "repl.test", "ns1", "A", "3600", "192.0.2.53"],
+        vec!["set", "repl.test", "@", "NS", "3600", "ns1"],
+        vec!["set", "repl.test", "www", "A", "300", "192.0.2.1"],
+    ] {
+        let (ok, _, err) = ours.zone_cli(&args);
+        assert!(ok, "{err}");
+    }
+    let sec_dir = tempfile::tempdir().unwrap();
+    let sec_file = sec_dir.path().join("repl.test.secondary");
+    let extra =
+        format!("  request-xfr: {}@{} NOKEY\n  allow-notify: 127.0.0.1 NOKEY\n", ours.dns.ip(), ours.dns.port());
+    let nsd = start_nsd_on(nsd_port, &[("repl.test", &sec_file)], &extra, "repl.test.");
+    let a_at_nsd = |name: &str| -> Option<String> {
+        let q = query(name, RecordType::A).to_vec().unwrap();
+        let r = Message::from_vec(&udp_exchange(nsd.addr, &q)?).ok()?;
+        r.answers().iter().find_map(|rr| rr.data().as_a().map(|a| a.to_string()))
+    };
+    for i in 2..=6 {
+        let value = format!("192.0.2.{i}");
+        let (ok, _, err) = ours.zone_cli(&["set", "repl.test", "www", "A", "300", &value]);
+        assert!(ok, "{err}");
+        wait_for(&format!("NSD to serve www = {value}"), Duration::from_secs(20), || {
+            (a_at_nsd("www.repl.test.").as_deref() == Some(value.as_str())).then_some(())
+        });
+    }
+    assert_eq!(sorted(&axfr(ours.dns, "repl.test.")), sorted(&axfr(nsd.addr, "repl.test.")));
+}

@@ -96,6 +96,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Networks allowed to AXFR.
     pub transfer_allow: Vec<IpNet>,
+    /// Secondaries notified (RFC 1996) whenever a zone's serial changes.
+    pub transfer_notify: Vec<SocketAddr>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -296,6 +298,7 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "ZONES_DIR" => raw.zones.dir = Some(value),
         "STORAGE_DATA_DIR" => raw.storage.data_dir = Some(value),
         "TRANSFER_ALLOW" => raw.transfer.allow = Some(list(&value)),
+        "TRANSFER_NOTIFY" => raw.transfer.notify = Some(list(&value)),
         "LOG_FORMAT" => raw.log.format = Some(value),
         "LOG_LEVEL" => raw.log.level = Some(value),
         "MESH_CLUSTER" => raw.mesh.cluster = Some(value),
@@ -411,6 +414,14 @@ impl Config {
             zone_dir: raw.zones.dir.as_ref().map(PathBuf::from),
             data_dir: PathBuf::from(raw.storage.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR)),
             transfer_allow,
+            transfer_notify: raw
+                .transfer
+                .notify
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| addr("transfer.notify", v))
+                .collect::<Result<Vec<_>, _>>()?,
             log_format,
             log_level,
             mesh: mesh_settings(&raw.mesh)?,

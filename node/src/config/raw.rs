@@ -102,6 +102,8 @@ pub struct RawStorage {
 pub struct RawTransfer {
     /// Client networks allowed to AXFR, as CIDRs.
     pub allow: Option<Vec<String>>,
+    /// Secondaries to send NOTIFY to when a zone changes, `IP:PORT`.
+    pub notify: Option<Vec<String>>,
 }
 
 /// `[log]`

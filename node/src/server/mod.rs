@@ -2,6 +2,7 @@
 //! the HTTP listener for metrics, health and reload.
 
 pub mod http;
+pub mod notify;
 pub mod tcp;
 pub mod transfer;
 pub mod udp;

@@ -29,12 +29,16 @@ impl Drop for Nsd {
 /// Starts NSD on a free loopback port with `zones` (name, file) and any
 /// extra zone-clause lines, answering once `probe` has an SOA.
 pub fn start_nsd_with(zones: &[(&str, &Path)], extra: &str, probe: &str) -> Nsd {
+    start_nsd_on(free_port(), zones, extra, probe)
+}
+
+/// [`start_nsd_with`] on a given port (one told to meshdns beforehand, for NOTIFY).
+pub fn start_nsd_on(port: u16, zones: &[(&str, &Path)], extra: &str, probe: &str) -> Nsd {
     assert!(
         Command::new("nsd").arg("-v").stderr(Stdio::null()).status().is_ok(),
         "NSD is not installed: run the README's test command (it installs nsd), or apt-get install -y nsd"
     );
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let d = dir.path().display();
     let mut conf = format!(
         "server:\n  ip-address: 127.0.0.1@{port}\n  server-count: 1\n  username: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n  logfile: \"{d}/nsd.log\"\n  minimal-responses: yes\n  refuse-any: no\n  hide-version: yes\n  rrl-ratelimit: 0\n  verbosity: 1\nremote-control:\n  control-enable: yes\n  control-interface: \"{d}/nsd.ctl\"\n"
