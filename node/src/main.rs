@@ -286,6 +286,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         ReplicatedZones::open(&cfg.data_dir, &cfg.mesh.node_id, Box::new(unix_ms_now))
             .context("opening the replicated zones (DATA_DIR/replication)")?,
     );
+    replicated.set_compact_after(cfg.replication.compact_after_bytes);
     store.set_replicated(replicated.served());
 
     let shards = cfg.udp_workers * cfg.listen.len() + 1;

@@ -165,3 +165,30 @@ fn a_full_disk_refuses_writes_and_keeps_serving() {
     });
     assert_eq!(serial(&s, "example.net."), 5);
 }
+
+#[test]
+fn the_journal_is_compacted_and_recovery_reads_the_snapshot_then_the_log() {
+    let data = tempfile::tempdir().unwrap();
+    let start =
+        || Server::builder().data_dir(data.path()).env("MESHDNS_REPLICATION_COMPACT_AFTER_BYTES", "4096").start();
+    let mut s = start();
+    populated(&s);
+    for i in 0..40 {
+        ok(s.zone_cli(&["set", "example.net", &format!("h{i}"), "A", "300", &format!("192.0.2.{i}")]));
+    }
+    let dir = data.path().join("replication");
+    assert!(dir.join("snapshot.bin").exists(), "a snapshot was written");
+    let log = std::fs::metadata(dir.join("journal.log")).unwrap().len();
+    assert!(log < 4096 + 1024, "the log was emptied by the compaction ({log} bytes)");
+    assert!(s.log_text().contains("compacted the replication journal"));
+    // Writes after the last compaction live in the log only; a SIGKILL
+    // then a restart reads both.
+    ok(s.zone_cli(&["set", "example.net", "last", "A", "300", "192.0.2.200"]));
+    s.signal(9);
+    let _ = s.child.take().map(|mut c| c.wait());
+    let s = start();
+    assert_eq!(a_records(&s, "h0.example.net."), vec!["192.0.2.0"]);
+    assert_eq!(a_records(&s, "h39.example.net."), vec!["192.0.2.39"]);
+    assert_eq!(a_records(&s, "last.example.net."), vec!["192.0.2.200"]);
+    assert_eq!(serial(&s, "example.net."), 45);
+}

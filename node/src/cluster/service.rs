@@ -139,7 +139,11 @@ pub async fn serve(
         }
     };
     let service = ClusterServer::with_interceptor(ClusterService { mesh }, check.clone());
-    let zones = meshdns_proto::zones::zones_server::ZonesServer::with_interceptor(zones, check);
+    // A zone import carries a whole master file: allow up to 256 MiB.
+    let zones = tonic::service::interceptor::InterceptedService::new(
+        meshdns_proto::zones::zones_server::ZonesServer::new(zones).max_decoding_message_size(256 * 1024 * 1024),
+        check,
+    );
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     builder
         .add_service(service)

@@ -35,7 +35,10 @@ pub async fn run(cmd: &ZoneCommand) -> Option<Result<()>> {
 
 async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<()> {
     let (channel, token) = connect(api).await?;
-    let mut c = ZonesClient::with_interceptor(channel, token);
+    // Imports and exports carry whole master files.
+    let mut c = ZonesClient::with_interceptor(channel, token)
+        .max_decoding_message_size(256 * 1024 * 1024)
+        .max_encoding_message_size(256 * 1024 * 1024);
     let timeout = Duration::from_secs(api.timeout.max(1));
     let ep = &api.endpoint;
     let within = |what: &'static str| move |_| anyhow!("{ep} did not answer {what} within {timeout:?}");

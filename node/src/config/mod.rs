@@ -121,6 +121,8 @@ pub struct ReplicationSettings {
     pub tls_dir: Option<PathBuf>,
     /// Create missing TLS material (dev clusters).
     pub tls_dev: bool,
+    /// Journal log size that triggers a compaction.
+    pub compact_after_bytes: u64,
 }
 
 /// Default QUIC address for replication.
@@ -316,6 +318,7 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "MESH_REGION_REPRESENTATIVES" => raw.mesh.region_representatives = Some(num(&value)? as usize),
         "GRPC_LISTEN" => raw.grpc.listen = Some(value),
         "REPLICATION_QUIC" => raw.replication.quic = Some(value),
+        "REPLICATION_COMPACT_AFTER_BYTES" => raw.replication.compact_after_bytes = Some(num(&value)?),
         "UPDATE_TSIG_KEYS" => raw.update.tsig_keys = Some(list(&value)),
         "REPLICATION_TLS_DIR" => raw.replication.tls_dir = Some(value),
         "REPLICATION_TLS_DEV" => {
@@ -430,6 +433,11 @@ impl Config {
                 quic: addr("replication.quic", raw.replication.quic.as_deref().unwrap_or(DEFAULT_QUIC))?,
                 tls_dir: raw.replication.tls_dir.as_ref().map(PathBuf::from),
                 tls_dev: raw.replication.tls_dev.unwrap_or(false),
+                compact_after_bytes: match raw.replication.compact_after_bytes {
+                    Some(0) => return Err(invalid("replication.compact_after_bytes", "0", "must be at least 1")),
+                    Some(n) => n,
+                    None => crate::replicated::COMPACT_AFTER_BYTES,
+                },
             },
             update_keys: {
                 let keys = raw.update.tsig_keys.clone().unwrap_or_default();

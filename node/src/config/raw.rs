@@ -56,6 +56,8 @@ pub struct RawReplication {
     /// Create the CA and this node's certificate in tls_dir if missing
     /// (loopback test clusters only).
     pub tls_dev: Option<bool>,
+    /// Compact the journal into a snapshot once its log passes this size.
+    pub compact_after_bytes: Option<u64>,
 }
 
 /// `[server]`: listeners and limits.

@@ -38,6 +38,8 @@ const CATALOG: &str = "";
 const ZONE_ENTRY: u16 = 0;
 /// SOA.
 const SOA: u16 = 6;
+/// The journal is compacted into a snapshot once its log passes this size.
+pub const COMPACT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why a replicated-zone operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,8 @@ pub struct ReplicatedZones {
     wall_ms: Box<dyn Fn() -> u64 + Send + Sync>,
     /// Where this node's own new writes go to be pushed to peers.
     outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>>>,
+    /// Log size that triggers a compaction.
+    compact_after: std::sync::atomic::AtomicU64,
 }
 
 fn zone_text(zone: &[u8]) -> String {
@@ -165,6 +169,7 @@ impl ReplicatedZones {
             errors: Mutex::new(BTreeMap::new()),
             wall_ms,
             outbox: Mutex::new(None),
+            compact_after: std::sync::atomic::AtomicU64::new(COMPACT_AFTER_BYTES),
         };
         let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
         for z in names {
@@ -218,6 +223,7 @@ impl ReplicatedZones {
                     touched.push(zone);
                 }
             }
+            self.maybe_compact(&book);
         }
         touched.sort();
         touched.dedup();
@@ -225,6 +231,31 @@ impl ReplicatedZones {
             self.recompile(&z);
         }
         Ok(())
+    }
+
+    /// Compacts the journal once its log has grown past the threshold: the
+    /// whole state is written as a snapshot (temporary file, sync, rename)
+    /// and the log emptied. A failure (a full disk) is logged and leaves
+    /// the journal as it was; the next write tries again.
+    fn maybe_compact(&self, book: &Book) {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if journal.log_len() < self.compact_after.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut frames = wire::encode_snapshot(CATALOG, &book.catalog.snapshot());
+        for (z, r) in &book.zones {
+            frames.extend(wire::encode_snapshot(&to_text(z), &r.snapshot()));
+        }
+        let before = journal.log_len();
+        match journal.compact(&frames) {
+            Ok(()) => tracing::info!(log_bytes = before, "compacted the replication journal into a snapshot"),
+            Err(e) => tracing::warn!(error = %e, "journal compaction failed; keeping the log"),
+        }
+    }
+
+    /// Sets the log size that triggers a compaction (tests use a small one).
+    pub fn set_compact_after(&self, bytes: u64) {
+        self.compact_after.store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sends this node's own new writes (journal frames) to `tx`, for the
@@ -259,6 +290,7 @@ impl ReplicatedZones {
                 let _ = book.clock.observe(w.hlc, now);
             }
             apply_part(&mut book, part)?;
+            self.maybe_compact(&book);
         }
         for z in touched {
             self.recompile(&z);
