@@ -302,6 +302,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         update_keys: meshdns::replicated::update::parse_keys(&cfg.update_keys)?,
     });
     let _ = shared.replicated.set(replicated.clone());
+    shared.import_zone_files();
 
     // Bind everything before serving anything, so a bad address fails fast.
     let mut udp_sockets = Vec::new();
@@ -416,7 +417,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                     tracing::info!("SIGHUP: reloading zones");
                     // Not awaited here: SIGTERM must be heard during a long reload.
                     let s = shared.clone();
-                    tokio::task::spawn_blocking(move || match s.store.reload() {
+                    tokio::task::spawn_blocking(move || match s.reload_zones() {
                         Ok(report) => server::http::log_report(&report),
                         Err(e) => tracing::error!(error = %e, "reload failed; still serving the previous zones"),
                     });

@@ -328,3 +328,48 @@ fn a_new_node_joining_a_cluster_with_100k_records_converges() {
     assert_eq!(digest(&c), digest(&a));
     assert_eq!(serial(&c, "big.test."), serial(&a, "big.test."));
 }
+
+/// In a cluster, zone files become cluster zones: the file's zone is
+/// served by every node, and a changed file writes only what changed, so
+/// an API change to another RRset survives it.
+#[test]
+fn zone_files_become_cluster_zones_and_changes_write_only_the_difference() {
+    let tls = ca(&["a", "b"]);
+    let zones = tempfile::tempdir().unwrap();
+    let file = zones.path().join("files.test.zone");
+    let v1 = "$ORIGIN files.test.\n@ 3600 IN SOA ns hostmaster 1 3600 600 86400 300\n@ 3600 IN NS ns\nns 3600 IN A 192.0.2.53\nwww 300 IN A 192.0.2.1\n";
+    std::fs::write(&file, v1).unwrap();
+    let quic = format!("127.0.0.1:{}", common::free_port());
+    let a = Server::builder()
+        .zone_dir(zones.path())
+        .args(&[
+            "--node-id",
+            "a",
+            "--region",
+            "eu",
+            "--site",
+            "fra",
+            "--quic",
+            &quic,
+            "--tls-dir",
+            tls.path().to_str().unwrap(),
+        ])
+        .env("MESHDNS_MESH_GOSSIP_INTERVAL_MS", "250")
+        .start();
+    let b = node("b", "eu", "fra", &[a.gossip], tls.path(), None);
+    everywhere(&[&a, &b], "www.files.test.", "192.0.2.1");
+    // An API change on b to another RRset.
+    ok(b.zone_cli(&["set", "files.test", "api", "A", "300", "192.0.2.77"]));
+    everywhere(&[&a, &b], "api.files.test.", "192.0.2.77");
+    // The file changes www; a reload writes that alone.
+    std::fs::write(&file, v1.replace("192.0.2.1", "192.0.2.2")).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["zone", "reload", "--http", &a.http.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    everywhere(&[&a, &b], "www.files.test.", "192.0.2.2");
+    assert_eq!(a_of(&b, "api.files.test.").as_deref(), Some("192.0.2.77"), "the API's RRset survives the file change");
+    let log = a.log_text();
+    assert!(log.contains("zone file imported into the cluster") && log.contains("written=1"), "{log}");
+}

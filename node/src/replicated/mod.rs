@@ -15,6 +15,7 @@
 //! Replication between nodes (pushing and pulling deltas over QUIC) builds
 //! on [`ReplicatedZones::apply_remote`]; see docs/replication.md.
 
+pub mod files;
 pub mod sync;
 pub mod text;
 pub mod update;

@@ -77,7 +77,7 @@ async fn handle(req: Request<Incoming>, shared: SharedRef) -> Result<Response<Fu
         }
         (&Method::POST, "/reload") => {
             let shared2 = shared.clone();
-            let result = tokio::task::spawn_blocking(move || shared2.store.reload()).await;
+            let result = tokio::task::spawn_blocking(move || shared2.reload_zones()).await;
             match result {
                 Ok(Ok(report)) => {
                     log_report(&report);

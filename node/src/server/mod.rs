@@ -16,6 +16,30 @@ use crate::metrics::Metrics;
 use crate::zone::store::ZoneStore;
 
 impl Shared {
+    /// Reloads the zone files, and in a cluster (`--tls-dir` and
+    /// `--zone-dir` set) imports them into the cluster zones of the same
+    /// names, writing only what changed (see `replicated::files`).
+    pub fn reload_zones(&self) -> std::io::Result<crate::zone::store::LoadReport> {
+        let report = self.store.reload()?;
+        self.import_zone_files();
+        Ok(report)
+    }
+
+    /// The import half of [`Shared::reload_zones`].
+    pub fn import_zone_files(&self) {
+        let (Some(zones), Some(dir), Some(_)) =
+            (self.replicated.get(), self.config.zone_dir.as_ref(), self.config.replication.tls_dir.as_ref())
+        else {
+            return;
+        };
+        for i in crate::replicated::files::import_dir(zones, dir, &self.config.data_dir) {
+            if let Ok((zone, written)) = &i.result {
+                tracing::info!(file = %i.file.display(), %zone, written, "zone file imported into the cluster");
+            }
+        }
+        self.store.set_replicated(zones.served());
+    }
+
     /// Answers an RFC 2136 UPDATE (it blocks for the journal's fsync).
     /// `None`: not an UPDATE, or nothing to answer.
     pub fn update(&self, msg: &[u8]) -> Option<Vec<u8>> {

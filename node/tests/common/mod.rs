@@ -93,6 +93,10 @@ impl ServerBuilder {
         self.env.push((k.into(), v.into()));
         self
     }
+    pub fn args(mut self, a: &[&str]) -> Self {
+        self.args.extend(a.iter().map(|s| s.to_string()));
+        self
+    }
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.into());
         self
