@@ -221,6 +221,22 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
     }
 }
 
+/// Collects old tombstones now and then: a quarter of the horizon, between
+/// one second and ten minutes.
+async fn collect_tombstones(zones: Arc<ReplicatedZones>, horizon: Duration) {
+    let every = (horizon / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        tokio::time::sleep(every).await;
+        let z = zones.clone();
+        let ms = horizon.as_millis() as u64;
+        if let Ok(n) = tokio::task::spawn_blocking(move || z.collect_tombstones(ms)).await
+            && n > 0
+        {
+            tracing::info!(collected = n, "collected tombstones older than the horizon");
+        }
+    }
+}
+
 /// Publishes queries per second (over 10 s) as this node's load figure.
 async fn publish_load(shared: Arc<Shared>, mesh: Arc<meshdns_mesh::gossip::MeshHandle>) {
     const EVERY: Duration = Duration::from_secs(10);
@@ -361,6 +377,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         );
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
+        tokio::spawn(collect_tombstones(replicated.clone(), cfg.replication.tombstone_horizon));
         if let Some(endpoint) = replication_endpoint(&cfg)? {
             let syncer = meshdns::replicated::sync::Syncer::new(
                 replicated.clone(),

@@ -19,6 +19,22 @@ use hickory_proto::rr::{RData, RecordType};
 const VISIBLE_BOUND: Duration = Duration::from_secs(15);
 
 fn node(id: &str, region: &str, site: &str, seeds: &[SocketAddr], tls: &Path, data: Option<&Path>) -> Server {
+    node_full(id, region, site, seeds, tls, data, &[])
+}
+
+fn node_env(id: &str, region: &str, site: &str, seeds: &[SocketAddr], tls: &Path, env: &[(&str, &str)]) -> Server {
+    node_full(id, region, site, seeds, tls, None, env)
+}
+
+fn node_full(
+    id: &str,
+    region: &str,
+    site: &str,
+    seeds: &[SocketAddr],
+    tls: &Path,
+    data: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Server {
     let quic = format!("127.0.0.1:{}", common::free_port());
     let mut b = Server::builder()
         .arg("--node-id")
@@ -38,6 +54,9 @@ fn node(id: &str, region: &str, site: &str, seeds: &[SocketAddr], tls: &Path, da
     }
     if let Some(d) = data {
         b = b.data_dir(d);
+    }
+    for (k, v) in env {
+        b = b.env(k, v);
     }
     b.start()
 }
@@ -372,4 +391,31 @@ fn zone_files_become_cluster_zones_and_changes_write_only_the_difference() {
     assert_eq!(a_of(&b, "api.files.test.").as_deref(), Some("192.0.2.77"), "the API's RRset survives the file change");
     let log = a.log_text();
     assert!(log.contains("zone file imported into the cluster") && log.contains("written=1"), "{log}");
+}
+
+fn metric(s: &Server, name: &str) -> u64 {
+    let (_, m) = s.http_get("/metrics").unwrap();
+    m.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Deletions are collected after the tombstone horizon; a node that has not
+/// seen them is sent a snapshot, and the deleted record does not come back.
+#[test]
+fn collected_tombstones_send_newcomers_a_snapshot() {
+    let tls = ca(&["a", "b"]);
+    let horizon = [("MESHDNS_REPLICATION_TOMBSTONE_HORIZON_S", "1")];
+    let a = node_env("a", "eu", "fra", &[], tls.path(), &horizon);
+    ok(a.zone_cli(&["create", "example.net"]));
+    ok(a.zone_cli(&["set", "example.net", "gone", "A", "300", "192.0.2.9"]));
+    ok(a.zone_cli(&["set", "example.net", "kept", "A", "300", "192.0.2.10"]));
+    ok(a.zone_cli(&["remove", "example.net", "gone", "A"]));
+    wait_for("the tombstone to be collected", Duration::from_secs(20), || {
+        (a.log_text().contains("collected tombstones") && metric(&a, "meshdns_replication_tombstones") == 0)
+            .then_some(())
+    });
+    let b = node_env("b", "eu", "fra", &[a.gossip], tls.path(), &horizon);
+    everywhere(&[&b], "kept.example.net.", "192.0.2.10");
+    assert!(metric(&b, "meshdns_replication_snapshots_received_total") >= 1, "b caught up by snapshot");
+    assert_eq!(a_of(&b, "gone.example.net."), None);
+    assert_eq!(serial(&b, "example.net."), serial(&a, "example.net."));
 }

@@ -248,6 +248,30 @@ impl ZoneReplica {
         doomed.len()
     }
 
+    /// Drops tombstones stamped before `horizon`, whoever has seen them:
+    /// the time-based policy (like Cassandra's `gc_grace_seconds`) for when
+    /// the version vectors of every member are not at hand. A peer that
+    /// has not seen a dropped tombstone is told it needs a snapshot. Returns
+    /// how many were dropped.
+    pub fn collect_tombstones_before(&mut self, horizon: Hlc) -> usize {
+        let doomed: Vec<EntryKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.value.is_none() && e.stamp.hlc < horizon)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &doomed {
+            if let Some(e) = self.entries.remove(k) {
+                if let Some(ws) = self.winners.get_mut(&e.stamp.origin) {
+                    ws.remove(&e.seq);
+                }
+                let c = self.collected.entry(e.stamp.origin.clone()).or_insert(0);
+                *c = (*c).max(e.seq);
+            }
+        }
+        doomed.len()
+    }
+
     /// Tombstones held.
     pub fn tombstones(&self) -> usize {
         self.entries.values().filter(|e| e.value.is_none()).count()

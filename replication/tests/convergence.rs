@@ -234,3 +234,24 @@ proptest! {
         prop_assert_eq!(laggard.version_vector(), reps[0].version_vector());
     }
 }
+
+#[test]
+fn tombstones_older_than_a_horizon_are_collected_and_laggards_get_a_snapshot() {
+    use meshdns_replication::Hlc;
+    let mut a = ZoneReplica::new();
+    let k = key(1);
+    a.write("a", Hlc { wall_ms: 10, logical: 0 }, k.clone(), Some(RRset::new(1, vec![vec![1, 2, 3, 4]])));
+    let laggard_vv = a.version_vector();
+    a.write("a", Hlc { wall_ms: 20, logical: 0 }, k.clone(), None);
+    a.write("a", Hlc { wall_ms: 90, logical: 0 }, key(2), None);
+    assert_eq!(a.collect_tombstones_before(Hlc { wall_ms: 50, logical: 0 }), 1, "only the old tombstone");
+    assert_eq!(a.tombstones(), 1);
+    let err = a.deltas_for(&laggard_vv).unwrap_err();
+    assert_eq!(err.collected, 2);
+    // The laggard adopts a snapshot: the deleted record does not come back.
+    let mut laggard = ZoneReplica::new();
+    laggard.write("a", Hlc { wall_ms: 10, logical: 0 }, k.clone(), Some(RRset::new(1, vec![vec![1, 2, 3, 4]])));
+    laggard.adopt_snapshot(a.snapshot()).unwrap();
+    assert!(laggard.rrsets().next().is_none());
+    assert_eq!(laggard.version_vector(), a.version_vector());
+}

@@ -123,6 +123,8 @@ pub struct ReplicationSettings {
     pub tls_dev: bool,
     /// Journal log size that triggers a compaction.
     pub compact_after_bytes: u64,
+    /// Tombstones older than this are collected.
+    pub tombstone_horizon: Duration,
 }
 
 /// Default QUIC address for replication.
@@ -319,6 +321,7 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "GRPC_LISTEN" => raw.grpc.listen = Some(value),
         "REPLICATION_QUIC" => raw.replication.quic = Some(value),
         "REPLICATION_COMPACT_AFTER_BYTES" => raw.replication.compact_after_bytes = Some(num(&value)?),
+        "REPLICATION_TOMBSTONE_HORIZON_S" => raw.replication.tombstone_horizon_s = Some(num(&value)?),
         "UPDATE_TSIG_KEYS" => raw.update.tsig_keys = Some(list(&value)),
         "REPLICATION_TLS_DIR" => raw.replication.tls_dir = Some(value),
         "REPLICATION_TLS_DEV" => {
@@ -433,6 +436,11 @@ impl Config {
                 quic: addr("replication.quic", raw.replication.quic.as_deref().unwrap_or(DEFAULT_QUIC))?,
                 tls_dir: raw.replication.tls_dir.as_ref().map(PathBuf::from),
                 tls_dev: raw.replication.tls_dev.unwrap_or(false),
+                tombstone_horizon: match raw.replication.tombstone_horizon_s {
+                    Some(0) => return Err(invalid("replication.tombstone_horizon_s", "0", "must be at least 1")),
+                    Some(n) => Duration::from_secs(n),
+                    None => Duration::from_secs(7 * 24 * 3600),
+                },
                 compact_after_bytes: match raw.replication.compact_after_bytes {
                     Some(0) => return Err(invalid("replication.compact_after_bytes", "0", "must be at least 1")),
                     Some(n) => n,

@@ -58,6 +58,8 @@ pub struct RawReplication {
     pub tls_dev: Option<bool>,
     /// Compact the journal into a snapshot once its log passes this size.
     pub compact_after_bytes: Option<u64>,
+    /// Tombstones older than this many seconds are collected.
+    pub tombstone_horizon_s: Option<u64>,
 }
 
 /// `[server]`: listeners and limits.

@@ -254,6 +254,26 @@ impl ReplicatedZones {
         }
     }
 
+    /// Drops tombstones older than `horizon_ms` in every zone (and the
+    /// catalog). A node that has not seen them is sent a snapshot instead
+    /// of deltas. Returns how many were dropped.
+    pub fn collect_tombstones(&self, horizon_ms: u64) -> usize {
+        let now = (self.wall_ms)();
+        let horizon = meshdns_replication::Hlc { wall_ms: now.saturating_sub(horizon_ms), logical: 0 };
+        let mut book = self.lock_book();
+        let mut n = book.catalog.collect_tombstones_before(horizon);
+        for r in book.zones.values_mut() {
+            n += r.collect_tombstones_before(horizon);
+        }
+        n
+    }
+
+    /// Tombstones held, over every zone and the catalog.
+    pub fn tombstones(&self) -> usize {
+        let book = self.lock_book();
+        book.catalog.tombstones() + book.zones.values().map(ZoneReplica::tombstones).sum::<usize>()
+    }
+
     /// Sets the log size that triggers a compaction (tests use a small one).
     pub fn set_compact_after(&self, bytes: u64) {
         self.compact_after.store(bytes, std::sync::atomic::Ordering::Relaxed);

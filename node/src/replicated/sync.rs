@@ -142,6 +142,9 @@ impl Syncer {
             let _ = writeln!(out, "# TYPE meshdns_replication_{name} counter");
             let _ = writeln!(out, "meshdns_replication_{name} {}", v.load(Ordering::Relaxed));
         }
+        let _ = writeln!(out, "# HELP meshdns_replication_tombstones Tombstones held (deletions not yet collected).");
+        let _ = writeln!(out, "# TYPE meshdns_replication_tombstones gauge");
+        let _ = writeln!(out, "meshdns_replication_tombstones {}", self.zones.tombstones());
         let _ =
             writeln!(out, "# HELP meshdns_replication_zone_serial Serial served per replicated zone (writes held).");
         let _ = writeln!(out, "# TYPE meshdns_replication_zone_serial gauge");
