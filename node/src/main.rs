@@ -303,7 +303,6 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             .context("opening the replicated zones (DATA_DIR/replication)")?,
     );
     replicated.set_compact_after(cfg.replication.compact_after_bytes);
-    store.set_replicated(replicated.served());
 
     let shards = cfg.udp_workers * cfg.listen.len() + 1;
     let shared = Arc::new(Shared {
@@ -318,6 +317,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         update_keys: meshdns::replicated::update::parse_keys(&cfg.update_keys)?,
     });
     let _ = shared.replicated.set(replicated.clone());
+    // Every new set of replicated zones goes straight to the data plane
+    // (a weak reference: the zones live inside `shared`).
+    let weak = Arc::downgrade(&shared);
+    replicated.set_on_served(Box::new(move |zones| {
+        if let Some(s) = weak.upgrade() {
+            s.store.set_replicated(zones);
+        }
+    }));
     shared.import_zone_files();
 
     // Bind everything before serving anything, so a bad address fails fast.
@@ -381,7 +388,6 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         if let Some(endpoint) = replication_endpoint(&cfg)? {
             let syncer = meshdns::replicated::sync::Syncer::new(
                 replicated.clone(),
-                shared.clone(),
                 mesh.clone(),
                 endpoint,
                 cfg.mesh.node_id.clone(),

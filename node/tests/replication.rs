@@ -419,3 +419,32 @@ fn collected_tombstones_send_newcomers_a_snapshot() {
     assert_eq!(a_of(&b, "gone.example.net."), None);
     assert_eq!(serial(&b, "example.net."), serial(&a, "example.net."));
 }
+
+/// A node that creates a zone it has not heard of yet (here: importing its
+/// zone file at start, before its first pull) hides nothing written
+/// elsewhere: a zone marker hides only what came before a deletion.
+#[test]
+fn a_late_create_of_an_existing_zone_hides_nothing() {
+    let tls = ca(&["a", "b"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    ok(a.zone_cli(&["create", "late.test"]));
+    ok(a.zone_cli(&["set", "late.test", "ns", "A", "3600", "192.0.2.53"]));
+    ok(a.zone_cli(&["set", "late.test", "@", "NS", "3600", "ns"]));
+    ok(a.zone_cli(&["set", "late.test", "api", "A", "300", "192.0.2.77"]));
+    let zones = tempfile::tempdir().unwrap();
+    std::fs::write(
+        zones.path().join("late.test.zone"),
+        "$ORIGIN late.test.\n@ 3600 IN SOA ns hostmaster 1 3600 600 86400 300\n@ 3600 IN NS ns\nns 3600 IN A 192.0.2.53\nfile 300 IN A 192.0.2.88\n",
+    )
+    .unwrap();
+    let quic = format!("127.0.0.1:{}", common::free_port());
+    let seed = a.gossip.to_string();
+    let b = Server::builder()
+        .zone_dir(zones.path())
+        .args(&["--node-id", "b", "--region", "eu", "--site", "fra", "--quic", &quic, "--seeds", &seed])
+        .args(&["--tls-dir", tls.path().to_str().unwrap()])
+        .env("MESHDNS_MESH_GOSSIP_INTERVAL_MS", "250")
+        .start();
+    everywhere(&[&a, &b], "file.late.test.", "192.0.2.88");
+    everywhere(&[&a, &b], "api.late.test.", "192.0.2.77");
+}

@@ -87,6 +87,14 @@ fn nsupdate_adds_checks_prerequisites_and_deletes() {
     let (ok, out) = nsupdate(&s, Some(KEY), false, "update delete example.net. NS\n");
     assert!(ok, "{out}");
     assert_eq!(s.query("example.net.", RecordType::NS).answers().len(), 1);
+    // A CNAME replaces the CNAME there (RFC 2136 §3.4.2.2).
+    let (ok, out) = nsupdate(&s, Some(KEY), false, "update add alias.example.net. 300 CNAME www.example.net.\n");
+    assert!(ok, "{out}");
+    let (ok, out) = nsupdate(&s, Some(KEY), false, "update add alias.example.net. 300 CNAME ns1.example.net.\n");
+    assert!(ok, "{out}");
+    let c = s.query("alias.example.net.", RecordType::CNAME);
+    assert_eq!(c.answers().len(), 1);
+    assert!(c.answers()[0].data().to_string().contains("ns1.example.net"), "{:?}", c.answers());
     // The write went through the journal like any other: it is exported.
     let (_, text, _) = s.zone_cli(&["export", "example.net"]);
     assert!(text.contains("t.example.net. 60 IN TXT \"hello world\""), "{text}");

@@ -254,10 +254,14 @@ impl ZoneReplica {
     /// has not seen a dropped tombstone is told it needs a snapshot. Returns
     /// how many were dropped.
     pub fn collect_tombstones_before(&mut self, horizon: Hlc) -> usize {
+        // Only within each origin's contiguous prefix: the floor must not
+        // jump over a gap, or a missing lower write arriving later would be
+        // taken for collected and dropped.
         let doomed: Vec<EntryKey> = self
             .entries
             .iter()
             .filter(|(_, e)| e.value.is_none() && e.stamp.hlc < horizon)
+            .filter(|(_, e)| self.seen.get(&e.stamp.origin).is_some_and(|s| e.seq <= s.contiguous()))
             .map(|(k, _)| k.clone())
             .collect();
         for k in &doomed {
@@ -299,7 +303,10 @@ impl ZoneReplica {
     /// writes held, which only grows on a node and is equal on two nodes
     /// holding the same writes (RFC 1982 arithmetic copes with the wrap).
     pub fn serial(&self) -> u32 {
-        let n: u64 = self.seen.values().map(|s| s.contiguous() + s.beyond().count() as u64).sum();
+        let n = self
+            .seen
+            .values()
+            .fold(0u64, |acc, s| acc.wrapping_add(s.contiguous()).wrapping_add(s.beyond().count() as u64));
         n as u32
     }
 

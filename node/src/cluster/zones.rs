@@ -113,7 +113,6 @@ impl ZonesService {
             .await
             .map_err(|e| Status::internal(format!("write task failed: {e}")))?
             .map_err(status)?;
-        self.shared.store.set_replicated(self.zones.served());
         let serial =
             self.zones.list().into_iter().find(|z| zone_wire(&z.name) == zone_wire(zone)).map_or(0, |z| z.serial);
         let mut confirmed_by = 0;

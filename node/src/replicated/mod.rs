@@ -109,7 +109,15 @@ pub struct ReplicatedZones {
     outbox: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Vec<Vec<u8>>>>>,
     /// Log size that triggers a compaction.
     compact_after: std::sync::atomic::AtomicU64,
+    /// Held while the served set is rebuilt and handed on, so concurrent
+    /// recompiles cannot lose each other's zones.
+    recompiling: Mutex<()>,
+    /// Called with every new served set, under `recompiling`.
+    on_served: Mutex<Option<ServedHook>>,
 }
+
+/// Receives every new set of served replicated zones.
+pub type ServedHook = Box<dyn Fn(Arc<BTreeMap<Vec<u8>, Arc<Snapshot>>>) + Send + Sync>;
 
 fn zone_text(zone: &[u8]) -> String {
     if zone.is_empty() { CATALOG.to_owned() } else { to_text(zone) }
@@ -171,6 +179,8 @@ impl ReplicatedZones {
             wall_ms,
             outbox: Mutex::new(None),
             compact_after: std::sync::atomic::AtomicU64::new(COMPACT_AFTER_BYTES),
+            recompiling: Mutex::new(()),
+            on_served: Mutex::new(None),
         };
         let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
         for z in names {
@@ -305,11 +315,22 @@ impl ReplicatedZones {
             if !is_news(replica, &part.delta) {
                 return Ok(false);
             }
-            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&[payload.to_vec()])?;
-            let now = (self.wall_ms)();
-            for w in &part.delta.writes {
-                let _ = book.clock.observe(w.hlc, now);
+            // Nobody knows this node's own writes better than it does.
+            if part.delta.origin == self.me {
+                let next = replica.map_or(1, |r| r.next_seq(&self.me));
+                if part.delta.covered.iter().any(|&(_, b)| b >= next) {
+                    return Err(ReplicatedError::Invalid(
+                        "a peer claims writes of this node that it never made".into(),
+                    ));
+                }
             }
+            let now = (self.wall_ms)();
+            let mut clock = book.clock.clone();
+            for w in &part.delta.writes {
+                clock.observe(w.hlc, now).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+            }
+            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&[payload.to_vec()])?;
+            book.clock = clock;
             apply_part(&mut book, part)?;
             self.maybe_compact(&book);
         }
@@ -336,12 +357,43 @@ impl ReplicatedZones {
             return Err(ReplicatedError::Invalid("snapshot parts of several zones".into()));
         }
         let zone = zone_wire(&zone_text).ok_or_else(|| ReplicatedError::Invalid("bad zone name".into()))?;
+        let snap = wire::snapshot_from_parts(parts).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
         let touched: Vec<Vec<u8>> = {
             let mut book = self.lock_book();
-            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(payloads)?;
-            let mut pending = BTreeMap::from([(zone_text, parts)]);
-            adopt_pending(&mut book, &mut pending)?;
-            if zone.is_empty() { book.catalog.entries().keys().map(|k| k.owner.clone()).collect() } else { vec![zone] }
+            // Adopt into a copy first: a snapshot that does not hold together
+            // is refused before anything is written.
+            let mut adopted =
+                if zone.is_empty() { book.catalog.clone() } else { book.zones.get(&zone).cloned().unwrap_or_default() };
+            adopted.adopt_snapshot(snap).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+            let now = (self.wall_ms)();
+            let mut clock = book.clock.clone();
+            for e in adopted.entries().values() {
+                clock.observe(e.stamp.hlc, now).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+            }
+            // Made durable as a compaction: the journal then holds the whole
+            // new state, and no snapshot parts sit among its deltas.
+            let mut frames = Vec::new();
+            let catalog = if zone.is_empty() { &adopted } else { &book.catalog };
+            frames.extend(wire::encode_snapshot(CATALOG, &catalog.snapshot()));
+            for (z, r) in &book.zones {
+                let r = if *z == zone { &adopted } else { r };
+                frames.extend(wire::encode_snapshot(&to_text(z), &r.snapshot()));
+            }
+            if !zone.is_empty() && !book.zones.contains_key(&zone) {
+                frames.extend(wire::encode_snapshot(&zone_text, &adopted.snapshot()));
+            }
+            self.journal.lock().unwrap_or_else(|e| e.into_inner()).compact(&frames)?;
+            book.clock = clock;
+            if zone.is_empty() {
+                // Zones that disappear from the catalog must be recompiled too.
+                let mut keys: Vec<Vec<u8>> = book.catalog.entries().keys().map(|k| k.owner.clone()).collect();
+                keys.extend(adopted.entries().keys().map(|k| k.owner.clone()));
+                book.catalog = adopted;
+                keys
+            } else {
+                book.zones.insert(zone.clone(), adopted);
+                vec![zone]
+            }
         };
         for z in touched {
             self.recompile(&z);
@@ -405,10 +457,16 @@ impl ReplicatedZones {
         for v in [0u32, 3600, 600, 86400, 300] {
             rdata.extend_from_slice(&v.to_be_bytes());
         }
+        // Hide what was written before a deletion this node knows of.
+        let deleted = {
+            let book = self.lock_book();
+            let key = EntryKey { owner: zone.clone(), rtype: ZONE_ENTRY };
+            book.catalog.entries().get(&key).filter(|e| e.value.is_none()).map(|e| e.stamp.clone())
+        };
         let marker = Change {
             zone: Vec::new(),
             key: EntryKey { owner: zone.clone(), rtype: ZONE_ENTRY },
-            value: Some(RRset::new(0, Vec::new())),
+            value: Some(RRset::new(0, deleted.iter().map(encode_stamp).collect())),
         };
         let soa = Change {
             zone: zone.clone(),
@@ -505,6 +563,7 @@ impl ReplicatedZones {
     /// (a peer's writes left it without glue, say) keeps serving its last
     /// good version, and `zone list` shows why.
     fn recompile(&self, zone: &[u8]) {
+        let _one_at_a_time = self.recompiling.lock().unwrap_or_else(|e| e.into_inner());
         let (records, serial) = {
             let book = self.lock_book();
             let serial = book.zones.get(zone).map_or(0, ZoneReplica::serial);
@@ -526,7 +585,20 @@ impl ReplicatedZones {
                 }
             }
         }
-        self.served.store(Arc::new(served));
+        let served = Arc::new(served);
+        self.served.store(served.clone());
+        drop(errors);
+        if let Some(hook) = self.on_served.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            hook(served);
+        }
+    }
+
+    /// Hands every new served set to `hook` (the data plane's store), and
+    /// the current one at once.
+    pub fn set_on_served(&self, hook: ServedHook) {
+        let _one_at_a_time = self.recompiling.lock().unwrap_or_else(|e| e.into_inner());
+        hook(self.served.load_full());
+        *self.on_served.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
     /// Refuses local changes that would leave a zone that cannot be served:
@@ -571,14 +643,32 @@ fn visible_in<'b>(
     zone: &[u8],
 ) -> Vec<(&'b EntryKey, &'b RRset)> {
     let key = EntryKey { owner: zone.to_vec(), rtype: ZONE_ENTRY };
-    let Some(created) = catalog.entries().get(&key).filter(|e| e.value.is_some()) else { return Vec::new() };
+    let Some(marker) = catalog.entries().get(&key).and_then(|e| e.value.as_ref()) else { return Vec::new() };
+    let hide_before = marker.rdata.first().and_then(|r| decode_stamp(r));
     let Some(replica) = replica else { return Vec::new() };
     replica
         .entries()
         .iter()
-        .filter(|(_, e)| e.stamp > created.stamp)
+        .filter(|(_, e)| hide_before.as_ref().is_none_or(|h| e.stamp > *h))
         .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
         .collect()
+}
+
+/// A zone marker's data: the stamp of the deletion it follows, if any.
+/// Entries written before it stay hidden; nothing else is (a create on a
+/// node that has not heard of earlier writes hides nothing).
+fn encode_stamp(s: &meshdns_replication::Stamp) -> Vec<u8> {
+    let mut out = s.hlc.wall_ms.to_be_bytes().to_vec();
+    out.extend_from_slice(&s.hlc.logical.to_be_bytes());
+    out.extend_from_slice(s.origin.as_bytes());
+    out
+}
+
+fn decode_stamp(r: &[u8]) -> Option<meshdns_replication::Stamp> {
+    let wall_ms = u64::from_be_bytes(r.get(..8)?.try_into().ok()?);
+    let logical = u32::from_be_bytes(r.get(8..12)?.try_into().ok()?);
+    let origin = String::from_utf8(r.get(12..)?.to_vec()).ok()?;
+    Some(meshdns_replication::Stamp { hlc: meshdns_replication::Hlc { wall_ms, logical }, origin })
 }
 
 /// The records of a zone as served: every RRset expanded, the SOA serial

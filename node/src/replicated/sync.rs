@@ -25,7 +25,9 @@ use meshdns_transport::net::{Endpoint, NetError, read_frame, write_frame};
 use tokio::sync::{Mutex, mpsc};
 
 use super::ReplicatedZones;
-use crate::server::Shared;
+
+/// Most frames one pull answer or push stream may carry.
+const MAX_FRAMES: usize = 100_000;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -51,7 +53,6 @@ pub struct SyncStats {
 /// The replication driver of one node.
 pub struct Syncer {
     zones: Arc<ReplicatedZones>,
-    shared: Arc<Shared>,
     mesh: Arc<MeshHandle>,
     endpoint: Endpoint,
     me: String,
@@ -61,6 +62,33 @@ pub struct Syncer {
     forwarded: std::sync::Mutex<HashSet<(u64, u8)>>,
     /// Counters.
     pub stats: SyncStats,
+}
+
+/// Applies what a pull brought: deltas one by one, snapshot parts zone by
+/// zone. Blocking (each is journalled): run off the async threads.
+/// Returns (deltas with news, bytes, snapshots adopted, outcome).
+fn apply_pulled(zones: &ReplicatedZones, frames: Vec<Vec<u8>>) -> (u64, u64, u64, Result<(), NetError>) {
+    let (mut deltas, mut bytes, mut snapshots) = (0, 0, 0);
+    let mut snapshot_parts: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for f in frames {
+        bytes += f.len() as u64;
+        match meshdns_replication::wire::decode(&f, &meshdns_replication::wire::Limits::default()) {
+            Ok(part) if part.snapshot => snapshot_parts.entry(part.zone).or_default().push(f),
+            Ok(_) => match zones.apply_remote(&f) {
+                Ok(true) => deltas += 1,
+                Ok(false) => {}
+                Err(e) => return (deltas, bytes, snapshots, Err(NetError::Stream(format!("refused a delta: {e}")))),
+            },
+            Err(e) => return (deltas, bytes, snapshots, Err(NetError::Stream(format!("undecodable frame: {e}")))),
+        }
+    }
+    for (_, parts) in snapshot_parts {
+        if let Err(e) = zones.adopt_remote(&parts) {
+            return (deltas, bytes, snapshots, Err(NetError::Stream(format!("refused a snapshot: {e}"))));
+        }
+        snapshots += 1;
+    }
+    (deltas, bytes, snapshots, Ok(()))
 }
 
 fn hop_code(h: Hop) -> u8 {
@@ -87,16 +115,9 @@ fn hop_from(code: u8) -> Option<Hop> {
 
 impl Syncer {
     /// A driver for this node; call [`Syncer::run`] to start it.
-    pub fn new(
-        zones: Arc<ReplicatedZones>,
-        shared: Arc<Shared>,
-        mesh: Arc<MeshHandle>,
-        endpoint: Endpoint,
-        me: String,
-    ) -> Arc<Syncer> {
+    pub fn new(zones: Arc<ReplicatedZones>, mesh: Arc<MeshHandle>, endpoint: Endpoint, me: String) -> Arc<Syncer> {
         Arc::new(Syncer {
             zones,
-            shared,
             mesh,
             endpoint,
             me,
@@ -159,9 +180,9 @@ impl Syncer {
         self.mesh.set_zone_serials(serials.join(","));
     }
 
-    /// After state changed: serve it, and tell peers by gossip.
+    /// After state changed: tell peers by gossip (the data plane already
+    /// has the new zones: `ReplicatedZones` hands them over itself).
     fn changed(&self) {
-        self.shared.store.set_replicated(self.zones.served());
         self.publish_digest();
     }
 
@@ -185,14 +206,15 @@ impl Syncer {
     }
 
     async fn connection(&self, peer: &str, addr: SocketAddr) -> Result<quinn::Connection, NetError> {
-        let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(peer)
+        if let Some(c) = self.conns.lock().await.get(peer)
             && c.close_reason().is_none()
         {
             return Ok(c.clone());
         }
+        // Connect without holding the map: one slow peer must not hold up
+        // every other push and pull.
         let c = self.endpoint.connect(addr, peer).await?;
-        conns.insert(peer.to_owned(), c.clone());
+        self.conns.lock().await.insert(peer.to_owned(), c.clone());
         Ok(c)
     }
 
@@ -271,30 +293,21 @@ impl Syncer {
         let mut request = vec![b'P'];
         request.extend(serde_json::to_vec(&vv).map_err(|e| NetError::Stream(e.to_string()))?);
         let frames = self.endpoint.request(&conn, &request).await?;
-        let mut snapshot_parts: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for f in frames {
-            self.stats.bytes_in.fetch_add(f.len() as u64, Ordering::Relaxed);
-            match meshdns_replication::wire::decode(&f, &meshdns_replication::wire::Limits::default()) {
-                Ok(part) if part.snapshot => snapshot_parts.entry(part.zone).or_default().push(f),
-                Ok(_) => match self.zones.apply_remote(&f) {
-                    Ok(true) => {
-                        self.stats.deltas_in.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                        return Err(NetError::Stream(format!("refused a delta: {e}")));
-                    }
-                },
-                Err(e) => {
-                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                    return Err(NetError::Stream(format!("undecodable frame: {e}")));
-                }
-            }
+        if frames.len() > MAX_FRAMES {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(NetError::Stream(format!("{} frames in one answer", frames.len())));
         }
-        for (_, parts) in snapshot_parts {
-            self.zones.adopt_remote(&parts).map_err(|e| NetError::Stream(format!("refused a snapshot: {e}")))?;
-            self.stats.snapshots_in.fetch_add(1, Ordering::Relaxed);
+        let zones = self.zones.clone();
+        let stats_in = tokio::task::spawn_blocking(move || apply_pulled(&zones, frames))
+            .await
+            .map_err(|e| NetError::Stream(e.to_string()))?;
+        let (deltas, bytes, snapshots, result) = stats_in;
+        self.stats.deltas_in.fetch_add(deltas, Ordering::Relaxed);
+        self.stats.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.stats.snapshots_in.fetch_add(snapshots, Ordering::Relaxed);
+        if let Err(e) = result {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
         }
         self.changed();
         Ok(())
@@ -378,7 +391,12 @@ impl Syncer {
         };
         let mut frames = Vec::new();
         let mut news = false;
+        let mut clean = false;
         loop {
+            if frames.len() >= MAX_FRAMES {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
             match read_frame(&mut recv, &limits).await {
                 Ok(Some(f)) => {
                     self.stats.bytes_in.fetch_add(f.len() as u64, Ordering::Relaxed);
@@ -400,7 +418,10 @@ impl Syncer {
                         Err(_) => return,
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    clean = true;
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "push stream broke; the pull repairs it");
                     break;
@@ -419,7 +440,9 @@ impl Syncer {
             }
             seen.insert(key)
         };
-        if first && !frames.is_empty() {
+        // A broken stream's part is not forwarded: the pull repairs it, and
+        // the whole batch would be forwarded again under another hash.
+        if first && clean && !frames.is_empty() {
             self.push(frames, hop).await;
         }
     }

@@ -258,6 +258,11 @@ fn apply_updates(zone: &[u8], updates: &[Rr], sets: &mut BTreeMap<(Vec<u8>, u16)
             if (r.rtype == cname && has_other) || (r.rtype != cname && has_cname) {
                 continue; // §3.4.2.2: ignored
             }
+            if r.rtype == cname {
+                // §3.4.2.2: a CNAME replaces the one there (one per name).
+                sets.insert(key, RRset::new(r.ttl, vec![r.rdata.clone()]));
+                continue;
+            }
             if r.rtype == soa {
                 sets.insert(key, RRset::new(r.ttl, vec![r.rdata.clone()]));
                 continue;

@@ -37,7 +37,6 @@ impl Shared {
                 tracing::info!(file = %i.file.display(), %zone, written, "zone file imported into the cluster");
             }
         }
-        self.store.set_replicated(zones.served());
     }
 
     /// Answers an RFC 2136 UPDATE (it blocks for the journal's fsync).
@@ -47,9 +46,11 @@ impl Shared {
             return None;
         }
         let zones = self.replicated.get()?;
-        let answer = crate::replicated::update::handle(msg, zones, &self.update_keys);
-        self.store.set_replicated(zones.served());
-        answer
+        // One UPDATE at a time: its prerequisites, the RRsets it reads and
+        // its write must not interleave with another's (RFC 2136 §3.7).
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        crate::replicated::update::handle(msg, zones, &self.update_keys)
     }
 }
 
