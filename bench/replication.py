@@ -189,6 +189,9 @@ def catch_up(binary, nodes, work, changes):
     lagger.start()
     wait("the restarted node to catch up", 300, lambda: dns_a(lagger.dns, last) is not None, step=0.01)
     took = time.monotonic() - t0
+    # The counters are added when the pull's frames are all applied, just
+    # after the last change became visible.
+    wait("the pull to be counted", 30, lambda: lagger.metric("meshdns_replication_pulls_total") > 0, step=0.01)
     pulled = lagger.metric("meshdns_replication_bytes_received_total")
     return took, pulled, import_s
 

@@ -252,20 +252,48 @@ impl Syncer {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let started = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        // When each peer's digest was first seen to differ from ours.
+        let mut differs_since: HashMap<String, tokio::time::Instant> = HashMap::new();
+        // Each peer's digest at our last good pull from it, and when.
+        let mut pulled: HashMap<String, (u64, tokio::time::Instant)> = HashMap::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                Some((pull, ok)) = done_rx.recv() => {
+                Some((pull, digest, ok)) = done_rx.recv() => {
                     scheduler.pull_done(&pull, ok, started.elapsed().as_millis() as u64);
-                    if ok { self.stats.pulls.fetch_add(1, Ordering::Relaxed); } else { self.stats.pull_errors.fetch_add(1, Ordering::Relaxed); }
+                    if ok {
+                        self.stats.pulls.fetch_add(1, Ordering::Relaxed);
+                        pulled.insert(pull.peer.clone(), (digest, tokio::time::Instant::now()));
+                    } else {
+                        self.stats.pull_errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
+            let now = tokio::time::Instant::now();
             let mine = self.zones.state_digest();
             let (Some(me), others) = self.peers() else { continue };
+            let mut digests: HashMap<String, u64> = HashMap::new();
             for (peer, _, digest) in &others {
-                if pulls_from(&me, peer) && *digest != 0 {
-                    scheduler.digest_seen(&peer.id, "*", *digest != mine);
+                if !pulls_from(&me, peer) || *digest == 0 {
+                    continue;
                 }
+                digests.insert(peer.id.clone(), *digest);
+                if *digest == mine {
+                    differs_since.remove(&peer.id);
+                    scheduler.digest_seen(&peer.id, "*", false);
+                    continue;
+                }
+                // A fresh write reaches us by push within milliseconds and
+                // gossip takes a round to show it: pull only a difference
+                // that lasts, and only once per state of the peer (again
+                // after 30 s if it still differs: the peer may lack ours).
+                let since = *differs_since.entry(peer.id.clone()).or_insert(now);
+                let lasting = now.duration_since(since) >= Duration::from_secs(1);
+                let new_state = match pulled.get(&peer.id) {
+                    Some((d, at)) => *d != *digest || now.duration_since(*at) >= Duration::from_secs(30),
+                    None => true,
+                };
+                scheduler.digest_seen(&peer.id, "*", lasting && new_state);
             }
             let addrs: HashMap<String, SocketAddr> = others.iter().map(|(p, a, _)| (p.id.clone(), *a)).collect();
             while let Some(pull) = scheduler.poll(started.elapsed().as_millis() as u64) {
@@ -273,6 +301,7 @@ impl Syncer {
                     scheduler.peer_gone(&pull.peer);
                     continue;
                 };
+                let digest = digests.get(&pull.peer).copied().unwrap_or(0);
                 let this = self.clone();
                 let done = done_tx.clone();
                 tokio::spawn(async move {
@@ -280,7 +309,7 @@ impl Syncer {
                     if let Err(e) = &result {
                         tracing::warn!(peer = %pull.peer, error = %e, "pull failed; will retry with backoff");
                     }
-                    let _ = done.send((pull, result.is_ok()));
+                    let _ = done.send((pull, digest, result.is_ok()));
                 });
             }
         }
