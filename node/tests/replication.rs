@@ -88,10 +88,15 @@ fn ca(ids: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// Waits until every node answers `name` with the A record `want`; with
+/// `want` empty, until every node has the zone `name` (its SOA).
 fn everywhere(nodes: &[&Server], name: &str, want: &str) -> Duration {
     let t = Instant::now();
     wait_for(&format!("{name} = {want} on every node"), VISIBLE_BOUND, || {
-        nodes.iter().all(|n| a_of(n, name).as_deref() == Some(want)).then_some(())
+        let ok = |n: &&Server| {
+            if want.is_empty() { serial(n, name).is_some() } else { a_of(n, name).as_deref() == Some(want) }
+        };
+        nodes.iter().all(ok).then_some(())
     });
     t.elapsed()
 }
@@ -447,4 +452,29 @@ fn a_late_create_of_an_existing_zone_hides_nothing() {
         .start();
     everywhere(&[&a, &b], "file.late.test.", "192.0.2.88");
     everywhere(&[&a, &b], "api.late.test.", "192.0.2.77");
+}
+
+/// A node that loses its disk and comes back empty under the same id must
+/// not have its new writes taken for old ones: its journal epoch is new.
+/// (Without the epoch, its first new write would carry number 1 again,
+/// which its peers already hold, and they would drop it.)
+#[test]
+fn a_node_that_lost_its_data_writes_under_a_new_epoch() {
+    let tls = ca(&["a", "b"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    let b_data = tempfile::tempdir().unwrap();
+    let mut b = node("b", "eu", "fra", &[a.gossip], tls.path(), Some(b_data.path()));
+    ok(b.zone_cli(&["create", "old.test"]));
+    ok(b.zone_cli(&["set", "old.test", "x", "A", "300", "192.0.2.1"]));
+    everywhere(&[&a], "x.old.test.", "192.0.2.1");
+    // b's disk is lost: it comes back empty under the same id, and writes
+    // at once, before it has pulled anything.
+    b.signal(9);
+    let _ = b.child.take().map(|mut c| c.wait());
+    let fresh = tempfile::tempdir().unwrap();
+    let b = node("b", "eu", "fra", &[a.gossip], tls.path(), Some(fresh.path()));
+    ok(b.zone_cli(&["create", "new.test"]));
+    ok(b.zone_cli(&["set", "new.test", "y", "A", "300", "192.0.2.2"]));
+    everywhere(&[&a, &b], "y.new.test.", "192.0.2.2");
+    everywhere(&[&a, &b], "x.old.test.", "192.0.2.1");
 }

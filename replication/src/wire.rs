@@ -181,8 +181,8 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Part, WireError> {
     }
     let zone = d.zone().ok_or(WireError::Field("no zone"))?.to_owned();
     let origin = d.origin().ok_or(WireError::Field("no origin"))?.to_owned();
-    if origin.is_empty() || origin.len() > 63 {
-        return Err(WireError::Field("origin must be 1-63 bytes"));
+    if origin.is_empty() || origin.len() > 127 {
+        return Err(WireError::Field("origin must be 1-127 bytes"));
     }
     let covered: Vec<(u64, u64)> =
         d.covered().map(|v| v.iter().map(|r| (r.from(), r.to())).collect()).unwrap_or_default();

@@ -131,7 +131,10 @@ impl ReplicatedZones {
         me: &str,
         wall_ms: Box<dyn Fn() -> u64 + Send + Sync>,
     ) -> Result<ReplicatedZones, ReplicatedError> {
-        let (journal, recovered) = Journal::open(&data_dir.join("replication"))?;
+        let dir = data_dir.join("replication");
+        let fresh = !dir.join("journal.log").exists() && !dir.join("snapshot.bin").exists();
+        let (journal, recovered) = Journal::open(&dir)?;
+        let origin = writer_origin(&dir, me, fresh, wall_ms())?;
         if recovered.truncated > 0 {
             tracing::warn!(bytes = recovered.truncated, "cut a torn write from the end of the replication journal");
         }
@@ -171,7 +174,7 @@ impl ReplicatedZones {
         let now = wall_ms();
         let _ = book.clock.observe(latest, latest.wall_ms.max(now));
         let zones = ReplicatedZones {
-            me: me.to_owned(),
+            me: origin,
             book: Mutex::new(book),
             journal: Mutex::new(journal),
             served: arc_swap::ArcSwap::from_pointee(BTreeMap::new()),
@@ -696,6 +699,34 @@ fn build(zone: &[u8], records: &[(Vec<u8>, u16, u32, Vec<u8>)], serial: u32) -> 
         ParsedFile::from_records(&label, records.iter().map(|(o, t, ttl, r)| (o.as_slice(), *t, *ttl, r.as_slice())));
     let compiled = compile(&parsed, Some(zone)).map_err(|e| e.to_string())?;
     Snapshot::in_memory(compiled.payload(), u64::from(serial), &label).map_err(|e| e.to_string())
+}
+
+/// The name this node's writes carry: its id plus the epoch of its journal.
+/// A node whose journal is lost (a new disk) starts numbering its writes
+/// from 1 again; a new epoch makes them a new origin, so peers never take
+/// them for writes they already hold. A journal kept from before epochs
+/// keeps the plain id.
+fn writer_origin(dir: &Path, me: &str, fresh: bool, now_ms: u64) -> Result<String, ReplicatedError> {
+    let file = dir.join("epoch");
+    match std::fs::read_to_string(&file) {
+        Ok(e) => {
+            let e = e.trim();
+            Ok(if e.is_empty() { me.to_owned() } else { format!("{me}~{e}") })
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let epoch = if fresh { format!("{now_ms:x}") } else { String::new() };
+            let tmp = dir.join("epoch.tmp");
+            if let Err(e) = std::fs::write(&tmp, &epoch).and_then(|()| std::fs::rename(&tmp, &file)) {
+                // A full disk: this run still writes under a new epoch; a
+                // later start without the file falls back to the plain id,
+                // another origin again, so numbers never collide.
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(file = %file.display(), error = %e, "cannot record the journal epoch");
+            }
+            Ok(if epoch.is_empty() { me.to_owned() } else { format!("{me}~{epoch}") })
+        }
+        Err(err) => Err(ReplicatedError::Invalid(format!("{}: {err}", file.display()))),
+    }
 }
 
 /// The wire form of a zone name in text (the catalog is `""`).
