@@ -56,7 +56,9 @@ pub struct Syncer {
     mesh: Arc<MeshHandle>,
     endpoint: Endpoint,
     me: String,
-    conns: Mutex<HashMap<String, quinn::Connection>>,
+    /// Open connections by peer and address: a peer that restarts on
+    /// another address gets a new connection, not the dead one.
+    conns: Mutex<HashMap<(String, SocketAddr), quinn::Connection>>,
     /// (delta bytes digest, hop) already forwarded: each delta is forwarded
     /// once per hop kind.
     forwarded: std::sync::Mutex<HashSet<(u64, u8)>>,
@@ -206,7 +208,7 @@ impl Syncer {
     }
 
     async fn connection(&self, peer: &str, addr: SocketAddr) -> Result<quinn::Connection, NetError> {
-        if let Some(c) = self.conns.lock().await.get(peer)
+        if let Some(c) = self.conns.lock().await.get(&(peer.to_owned(), addr))
             && c.close_reason().is_none()
         {
             return Ok(c.clone());
@@ -214,7 +216,9 @@ impl Syncer {
         // Connect without holding the map: one slow peer must not hold up
         // every other push and pull.
         let c = self.endpoint.connect(addr, peer).await?;
-        self.conns.lock().await.insert(peer.to_owned(), c.clone());
+        let mut conns = self.conns.lock().await;
+        conns.retain(|(p, _), old| p != peer || old.close_reason().is_none());
+        conns.insert((peer.to_owned(), addr), c.clone());
         Ok(c)
     }
 
@@ -223,7 +227,9 @@ impl Syncer {
         let (Some(me), others) = self.peers() else { return };
         let members: Vec<Peer> = others.iter().map(|(p, _, _)| p.clone()).collect();
         let addrs: HashMap<String, SocketAddr> = others.iter().map(|(p, a, _)| (p.id.clone(), *a)).collect();
-        for (target, next_hop) in push_targets(&me, &members, hop) {
+        let targets = push_targets(&me, &members, hop);
+        tracing::debug!(?hop, known = members.len(), targets = targets.len(), "pushing");
+        for (target, next_hop) in targets {
             let Some(&addr) = addrs.get(&target) else { continue };
             let this = self.clone();
             let frames = frames.clone();
@@ -317,6 +323,7 @@ impl Syncer {
 
     /// Pulls everything `peer` has that this node lacks.
     async fn pull(&self, peer: &str, addr: SocketAddr) -> Result<(), NetError> {
+        tracing::debug!(%peer, "pulling");
         let conn = self.connection(peer, addr).await?;
         let vv = self.zones.version_vectors();
         let mut request = vec![b'P'];
