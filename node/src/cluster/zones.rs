@@ -11,6 +11,7 @@ use meshdns_replication::{EntryKey, RRset};
 use tonic::{Request, Response, Status};
 
 use crate::dns::wire::name::to_text;
+use crate::replicated::files::same_rrset;
 use crate::replicated::text::{parse_rrsets, record_line, zone_file};
 use crate::replicated::{ReplicatedError, ReplicatedZones, zone_wire};
 use crate::server::Shared;
@@ -202,19 +203,9 @@ impl Zones for ZonesService {
             }
             Err(e) => return Err(status(e)),
         };
-        let same = |a: &RRset, b: &RRset, soa: bool| {
-            if !soa {
-                return a == b;
-            }
-            // Compare SOAs without their serials.
-            let strip =
-                |s: &RRset| s.rdata.iter().map(|r| r[..r.len().saturating_sub(20)].to_vec()).collect::<Vec<_>>();
-            a.ttl == b.ttl && strip(a) == strip(b)
-        };
         let mut writes: Vec<(EntryKey, Option<RRset>)> = Vec::new();
         for (k, v) in &wanted {
-            let soa = k.rtype == 6;
-            if !current.iter().any(|(ck, cv)| ck == k && same(cv, v, soa)) {
+            if !current.iter().any(|(ck, cv)| ck == k && same_rrset(k, cv, v)) {
                 writes.push((k.clone(), Some(v.clone())));
             }
         }

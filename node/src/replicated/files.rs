@@ -32,7 +32,7 @@ type Sets = BTreeMap<EntryKey, RRset>;
 
 /// Whether two RRsets are the same, SOAs compared without their serials
 /// (the served serial is the node's own).
-fn same(k: &EntryKey, a: &RRset, b: &RRset) -> bool {
+pub fn same_rrset(k: &EntryKey, a: &RRset, b: &RRset) -> bool {
     if k.rtype != 6 {
         return a == b;
     }
@@ -94,7 +94,7 @@ fn import_file(zones: &ReplicatedZones, file: &Path, state: &Path) -> Result<(St
     };
     let mut writes: Vec<(EntryKey, Option<RRset>)> = Vec::new();
     for (k, v) in &new {
-        if !base.get(k).is_some_and(|b| same(k, b, v)) {
+        if !base.get(k).is_some_and(|b| same_rrset(k, b, v)) {
             writes.push((k.clone(), Some(v.clone())));
         }
     }
