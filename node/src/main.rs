@@ -42,7 +42,7 @@ fn run() -> Result<ExitCode> {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
             match rt.block_on(meshdns::cluster::zone_client::run(&cmd)) {
-                Some(result) => result.map(|()| ExitCode::SUCCESS),
+                Some(result) => result.map(|differs| if differs { ExitCode::from(1) } else { ExitCode::SUCCESS }),
                 None => Ok(ExitCode::SUCCESS),
             }
         }

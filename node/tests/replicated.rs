@@ -117,10 +117,18 @@ fn import_writes_only_what_differs() {
     let out = ok(s.zone_cli(&["import", f.to_str().unwrap()]));
     assert!(out.contains("example.org"), "{out}");
     assert_eq!(a_records(&s, "www.example.org."), vec!["192.0.2.2"]);
+    // `zone diff` shows nothing to do, and exits 0.
+    let (same, out, err) = s.zone_cli(&["diff", f.to_str().unwrap()]);
+    assert!(same && out.is_empty(), "{out}{err}");
     let again = ok(s.zone_cli(&["import", f.to_str().unwrap()]));
     assert!(again.contains("0 RRset(s) written"), "{again}");
     // One record changed, one removed: two writes.
     std::fs::write(&f, zone.replace("192.0.2.2", "192.0.2.22").replace("mail 300 IN A 192.0.2.3\n", "")).unwrap();
+    // `zone diff` lists the two changes and exits 1; nothing is written.
+    let (same, out, err) = s.zone_cli(&["diff", f.to_str().unwrap()]);
+    assert!(!same && err.contains("2 RRset(s) differ"), "{err}");
+    assert!(out.contains("+ www.example.org. 300 IN A 192.0.2.22") && out.contains("- mail.example.org. A"), "{out}");
+    assert_eq!(a_records(&s, "www.example.org."), vec!["192.0.2.2"]);
     let changed = ok(s.zone_cli(&["import", f.to_str().unwrap()]));
     assert!(changed.contains("2 RRset(s) written"), "{changed}");
     assert_eq!(a_records(&s, "www.example.org."), vec!["192.0.2.22"]);

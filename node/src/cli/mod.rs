@@ -281,6 +281,18 @@ pub enum ZoneCommand {
         #[allow(missing_docs)]
         api: ApiArgs,
     },
+    /// Show what `zone import FILE` would write (RRsets added, changed or
+    /// removed); exits 1 if anything differs, like diff.
+    Diff {
+        /// The master file.
+        file: PathBuf,
+        /// Zone name [default: from the file name].
+        #[arg(long)]
+        zone: Option<String>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        api: ApiArgs,
+    },
     /// Print a replicated zone as a master file.
     Export {
         /// Zone name.

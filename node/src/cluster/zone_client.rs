@@ -18,14 +18,15 @@ fn wait_of(w: &WaitArgs) -> Option<pb::Wait> {
 use crate::zone::store::initial_origin;
 
 /// Runs one replicated-zone command. `None` for the commands that are not
-/// about replicated zones.
-pub async fn run(cmd: &ZoneCommand) -> Option<Result<()>> {
+/// about replicated zones; `Some(Ok(true))` when `diff` found differences.
+pub async fn run(cmd: &ZoneCommand) -> Option<Result<bool>> {
     let api = match cmd {
         ZoneCommand::Create { api, .. }
         | ZoneCommand::Delete { api, .. }
         | ZoneCommand::Set { api, .. }
         | ZoneCommand::Remove { api, .. }
         | ZoneCommand::Import { api, .. }
+        | ZoneCommand::Diff { api, .. }
         | ZoneCommand::Export { api, .. }
         | ZoneCommand::List { api, .. } => api,
         ZoneCommand::Check { .. } | ZoneCommand::Reload { .. } => return None,
@@ -33,7 +34,7 @@ pub async fn run(cmd: &ZoneCommand) -> Option<Result<()>> {
     Some(run_with(cmd, api).await)
 }
 
-async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<()> {
+async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<bool> {
     let (channel, token) = connect(api).await?;
     // Imports and exports carry whole master files.
     let mut c = ZonesClient::with_interceptor(channel, token)
@@ -89,9 +90,23 @@ async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<()> {
         ZoneCommand::Import { file, zone, wait, .. } => {
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
             let zone = zone.clone().unwrap_or_else(|| initial_origin(file));
-            let req = pb::ImportRequest { zone, text, wait: wait_of(wait) };
+            let req = pb::ImportRequest { zone, text, wait: wait_of(wait), dry_run: false };
             let r = tokio::time::timeout(timeout, c.import(req)).await.map_err(within("import"))?;
             written(r.map_err(|e| explain(ep, e))?.into_inner());
+        }
+        ZoneCommand::Diff { file, zone, .. } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let zone = zone.clone().unwrap_or_else(|| initial_origin(file));
+            let req = pb::ImportRequest { zone, text, wait: None, dry_run: true };
+            let r = tokio::time::timeout(timeout, c.import(req)).await.map_err(within("diff"))?;
+            let r = r.map_err(|e| explain(ep, e))?.into_inner();
+            for line in &r.changes {
+                println!("{line}");
+            }
+            if r.changed > 0 {
+                eprintln!("{}: {} RRset(s) differ from {}", r.zone, r.changed, file.display());
+                return Ok(true);
+            }
         }
         ZoneCommand::Export { zone, .. } => {
             let req = pb::ZoneRequest { zone: zone.clone() };
@@ -104,7 +119,7 @@ async fn run_with(cmd: &ZoneCommand, api: &ApiArgs) -> Result<()> {
         }
         ZoneCommand::Check { .. } | ZoneCommand::Reload { .. } => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 /// `zone list` / `cluster zones`: per zone, and per peer how far behind.

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::dns::wire::name::to_text;
 use crate::replicated::files::same_rrset;
-use crate::replicated::text::{parse_rrsets, record_line, zone_file};
+use crate::replicated::text::{parse_rrsets, rdata_text, record_line, zone_file};
 use crate::replicated::{ReplicatedError, ReplicatedZones, zone_wire};
 use crate::server::Shared;
 
@@ -137,7 +137,7 @@ impl ZonesService {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
-        Ok(Response::new(pb::WriteReply { zone: zone.to_owned(), serial, changed, confirmed_by }))
+        Ok(Response::new(pb::WriteReply { zone: zone.to_owned(), serial, changed, confirmed_by, changes: Vec::new() }))
     }
 }
 
@@ -193,6 +193,7 @@ impl Zones for ZonesService {
         // Only what differs is written (SOA serials are the node's own).
         let current = match zones.rrsets(&zone) {
             Ok(c) => c,
+            Err(ReplicatedError::NoZone(_)) if r.dry_run => Vec::new(),
             Err(ReplicatedError::NoZone(_)) => {
                 let z = zone.clone();
                 tokio::task::spawn_blocking(move || zones.create_zone(&z, 3600))
@@ -215,6 +216,23 @@ impl Zones for ZonesService {
             }
         }
         changed += writes.len() as u32;
+        if r.dry_run {
+            let changes = writes
+                .iter()
+                .flat_map(|(k, v)| match v {
+                    Some(set) => set
+                        .rdata
+                        .iter()
+                        .map(|d| {
+                            let t = domain::base::iana::Rtype::from_int(k.rtype);
+                            format!("+ {} {} IN {t} {}", to_text(&k.owner), set.ttl, rdata_text(k.rtype, d))
+                        })
+                        .collect::<Vec<_>>(),
+                    None => vec![format!("- {} {}", to_text(&k.owner), domain::base::iana::Rtype::from_int(k.rtype))],
+                })
+                .collect();
+            return Ok(Response::new(pb::WriteReply { zone: r.zone, serial: 0, changed, confirmed_by: 0, changes }));
+        }
         if writes.is_empty() {
             let serial = self
                 .zones
@@ -222,7 +240,13 @@ impl Zones for ZonesService {
                 .into_iter()
                 .find(|z| zone_wire(&z.name) == Some(zone_bytes.clone()))
                 .map_or(0, |z| z.serial);
-            return Ok(Response::new(pb::WriteReply { zone: r.zone, serial, changed: 0, confirmed_by: 0 }));
+            return Ok(Response::new(pb::WriteReply {
+                zone: r.zone,
+                serial,
+                changed: 0,
+                confirmed_by: 0,
+                changes: Vec::new(),
+            }));
         }
         let z = zone.clone();
         self.write_and_wait(&r.zone, changed, r.wait, move |zs| zs.write(&z, writes)).await
