@@ -236,16 +236,7 @@ impl ZoneReplica {
             .filter(|(_, e)| e.value.is_none() && everyone_has(&e.stamp.origin, e.seq))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in &doomed {
-            if let Some(e) = self.entries.remove(k) {
-                if let Some(ws) = self.winners.get_mut(&e.stamp.origin) {
-                    ws.remove(&e.seq);
-                }
-                let c = self.collected.entry(e.stamp.origin.clone()).or_insert(0);
-                *c = (*c).max(e.seq);
-            }
-        }
-        doomed.len()
+        self.drop_tombstones(&doomed)
     }
 
     /// Drops tombstones stamped before `horizon`, whoever has seen them:
@@ -264,7 +255,13 @@ impl ZoneReplica {
             .filter(|(_, e)| self.seen.get(&e.stamp.origin).is_some_and(|s| e.seq <= s.contiguous()))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in &doomed {
+        self.drop_tombstones(&doomed)
+    }
+
+    /// Removes the tombstones at `keys` and raises each origin's collected
+    /// floor past them. Returns how many were removed.
+    fn drop_tombstones(&mut self, keys: &[EntryKey]) -> usize {
+        for k in keys {
             if let Some(e) = self.entries.remove(k) {
                 if let Some(ws) = self.winners.get_mut(&e.stamp.origin) {
                     ws.remove(&e.seq);
@@ -273,7 +270,7 @@ impl ZoneReplica {
                 *c = (*c).max(e.seq);
             }
         }
-        doomed.len()
+        keys.len()
     }
 
     /// Tombstones held.
@@ -284,19 +281,7 @@ impl ZoneReplica {
     /// A digest of the served data (live RRsets, not tombstones or stamps):
     /// equal on two replicas that answer alike. Order-independent.
     pub fn digest(&self) -> u64 {
-        let mut acc = 0u64;
-        for (k, v) in self.rrsets() {
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            h.update(&k.owner);
-            h.update(&k.rtype.to_be_bytes());
-            h.update(&v.ttl.to_be_bytes());
-            for r in &v.rdata {
-                h.update(&(r.len() as u32).to_be_bytes());
-                h.update(r);
-            }
-            acc = acc.wrapping_add(h.digest());
-        }
-        acc
+        rrsets_digest(self.rrsets())
     }
 
     /// A serial for the zone's SOA as served by this node: the number of
@@ -404,4 +389,23 @@ impl ZoneReplica {
     pub fn origins(&self) -> BTreeSet<&NodeId> {
         self.seen.keys().collect()
     }
+}
+
+/// An order-independent digest of RRsets: equal for equal sets, whatever
+/// order they come in (what [`ZoneReplica::digest`] and a node's view of a
+/// zone both use).
+pub fn rrsets_digest<'a>(rrsets: impl IntoIterator<Item = (&'a EntryKey, &'a RRset)>) -> u64 {
+    let mut acc = 0u64;
+    for (k, v) in rrsets {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&k.owner);
+        h.update(&k.rtype.to_be_bytes());
+        h.update(&v.ttl.to_be_bytes());
+        for r in &v.rdata {
+            h.update(&(r.len() as u32).to_be_bytes());
+            h.update(r);
+        }
+        acc = acc.wrapping_add(h.digest());
+    }
+    acc
 }

@@ -527,18 +527,7 @@ impl ReplicatedZones {
             .map(|(k, _)| {
                 let replica = book.zones.get(&k.owner);
                 let rrsets = visible(&book, &k.owner);
-                let mut digest = 0u64;
-                for (key, v) in &rrsets {
-                    let mut h = xxhash_rust::xxh3::Xxh3::new();
-                    h.update(&key.owner);
-                    h.update(&key.rtype.to_be_bytes());
-                    h.update(&v.ttl.to_be_bytes());
-                    for r in &v.rdata {
-                        h.update(&(r.len() as u32).to_be_bytes());
-                        h.update(r);
-                    }
-                    digest = digest.wrapping_add(h.digest());
-                }
+                let digest = meshdns_replication::replica::rrsets_digest(rrsets.iter().copied());
                 ZoneInfo {
                     name: to_text(&k.owner),
                     serial: replica.map_or(0, ZoneReplica::serial),
