@@ -43,6 +43,10 @@ pub struct MeshCore {
     /// until the driver reports them left, so the tier above never loses
     /// this site while the successor joins.
     lingering: BTreeSet<Pool>,
+    /// Per pool, the members that some other live member relays into it
+    /// (before this node's own filtering): what a lingering node checks
+    /// before it leaves, so nothing it relays is lost with it.
+    covered: BTreeMap<Pool, BTreeSet<String>>,
     /// Every member known, whatever its liveness, merged over the pools.
     merged: BTreeMap<String, PeerRecord>,
     /// The live members.
@@ -54,6 +58,15 @@ pub struct MeshCore {
 /// pool can shrink the view, which can change the plan again; in practice
 /// one or two rounds settle it, and the next pool view continues anyway.
 const MAX_ROUNDS: usize = 4;
+
+/// Whether a member says it holds the role that puts it in `pool`.
+fn holds_role_for(pool: &Pool, facts: &NodeFacts) -> bool {
+    match pool {
+        Pool::Site { .. } => true,
+        Pool::Region(_) => facts.roles.region,
+        Pool::Global => facts.roles.global,
+    }
+}
 
 /// Whether a member with `facts` belongs to `pool`'s scope.
 fn in_scope(pool: &Pool, facts: &NodeFacts) -> bool {
@@ -110,6 +123,7 @@ impl MeshCore {
             views: BTreeMap::new(),
             joined: BTreeSet::new(),
             lingering: BTreeSet::new(),
+            covered: BTreeMap::new(),
             actions: VecDeque::new(),
         };
         core.merged.insert(core.me.id.clone(), core.my_record());
@@ -175,9 +189,21 @@ impl MeshCore {
             .map(|r| (r.facts.id.clone(), r.facts.clone()))
             .collect();
         let my_site = Pool::site(&self.me.region, &self.me.site);
+        let covered: BTreeSet<String> = records
+            .iter()
+            .filter(|r| matches!(&r.source, Source::Via(via) if via != &self.me.id && relayers.contains_key(via)))
+            .map(|r| r.facts.id.clone())
+            .collect();
         let mut view: BTreeMap<String, PeerRecord> = BTreeMap::new();
         for r in records {
             if r.facts.id == self.me.id {
+                continue;
+            }
+            // A member that announced it is no longer a representative
+            // (its roles) and then falls silent in this upper pool has left
+            // the pool, not the mesh: its liveness comes from its
+            // successors' relays, so its silence here is not news.
+            if r.source == Source::Direct && !r.liveness.is_live() && !holds_role_for(&pool, &r.facts) {
                 continue;
             }
             if let Source::Via(via) = &r.source {
@@ -199,7 +225,8 @@ impl MeshCore {
                 }
             }
         }
-        self.views.insert(pool, view);
+        self.views.insert(pool.clone(), view);
+        self.covered.insert(pool, covered);
         for _ in 0..MAX_ROUNDS {
             self.merge();
             if !self.replan() {
@@ -227,7 +254,15 @@ impl MeshCore {
                 v.values().filter(|r| r.source == Source::Direct && r.liveness.is_live()).map(|r| &r.facts.id).collect()
             })
             .unwrap_or_default();
-        expected.iter().filter(|id| **id != self.me.id).all(|id| present.contains(id))
+        if !expected.iter().filter(|id| **id != self.me.id).all(|id| present.contains(id)) {
+            return false;
+        }
+        // And the successors already relay everything this node relays
+        // there, itself included: leaving then loses no member, even for a
+        // reader that hears this site only through this pool.
+        let covered = self.covered.get(pool);
+        let is_covered = |id: &String| present.contains(id) || covered.is_some_and(|c| c.contains(id));
+        self.relays(pool).keys().chain(std::iter::once(&self.me.id)).all(is_covered)
     }
 
     /// The driver has left `pool` (after [`Action::LeavePool`]): its view
@@ -235,6 +270,7 @@ impl MeshCore {
     pub fn pool_left(&mut self, pool: &Pool) {
         if self.lingering.remove(pool) {
             self.views.remove(pool);
+            self.covered.remove(pool);
             self.merge();
         }
     }
@@ -565,10 +601,47 @@ mod tests {
         assert!(!core.relays(&region).is_empty(), "still relaying its site while lingering");
         assert!(!core.successors_present(&region), "the successors are not in the region pool yet");
         let successors: Vec<PeerRecord> = others.iter().filter(|f| reps.contains(&f.id)).cloned().map(direct).collect();
-        core.handle_pool_view(region.clone(), successors);
+        core.handle_pool_view(region.clone(), successors.clone());
+        assert!(!core.successors_present(&region), "the successors are in but do not relay the site yet");
+        // Once a successor relays every member of the site (this node
+        // included) into the region pool, leaving loses nothing.
+        let relayer = successors[0].facts.id.clone();
+        let mut report = successors;
+        report.extend(all.iter().filter(|f| !reps.contains(&f.id)).map(|f| via(f.clone(), &relayer)));
+        core.handle_pool_view(region.clone(), report);
         assert!(core.successors_present(&region));
         core.pool_left(&region);
         assert!(core.relays(&region).is_empty());
+    }
+
+    #[test]
+    fn a_demoted_member_falling_silent_in_an_upper_pool_is_not_news() {
+        let mut core = MeshCore::new(test_facts("d", "us", "iad1"), TierConfig::default());
+        let mut b = test_facts("b", "eu", "fra1");
+        b.roles = Roles { region: true, global: true };
+        core.handle_pool_view(Pool::site("us", "iad1"), vec![]);
+        core.handle_pool_view(Pool::Global, vec![direct(b.clone())]);
+        assert!(core.pools().contains(&Pool::Global));
+        drain(&mut core);
+        // b says it is no longer a region representative, then its global
+        // instance stops: d must keep b, now heard through c's relay.
+        b.roles = Roles::default();
+        let mut c = test_facts("c", "eu", "fra1");
+        c.roles = Roles { region: true, global: true };
+        let mut gone = direct(b.clone());
+        gone.liveness = Liveness::Dead;
+        core.handle_pool_view(Pool::Global, vec![gone.clone(), direct(c.clone()), via(b.clone(), "c")]);
+        let downs =
+            drain(&mut core).into_iter().filter(|a| matches!(a, Action::Event(MembershipEvent::Down(..)))).count();
+        assert_eq!(downs, 0);
+        assert!(core.records()["b"].liveness.is_live());
+        // A representative that still holds the role and dies is news.
+        let mut dead_c = direct(c);
+        dead_c.liveness = Liveness::Dead;
+        core.handle_pool_view(Pool::Global, vec![gone, dead_c]);
+        let downs: Vec<Action> =
+            drain(&mut core).into_iter().filter(|a| matches!(a, Action::Event(MembershipEvent::Down(..)))).collect();
+        assert_eq!(downs.len(), 2, "c died, and b is no longer relayed by anyone: {downs:?}");
     }
 
     #[test]

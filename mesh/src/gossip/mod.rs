@@ -360,15 +360,23 @@ struct Driver {
     reps: BTreeSet<(String, bool)>,
     /// Pool joins so far (numbers chitchat incarnations).
     joins: u64,
-    /// Pools being left, since when: kept until the successors are in
-    /// (or a bound passes), so the tier above never loses this site.
-    leaving: BTreeMap<Pool, Instant>,
+    /// Pools being left: kept until the successors are in and relay this
+    /// site (or a bound passes), so the tier above never loses this site.
+    leaving: BTreeMap<Pool, Leaving>,
     /// Pools whose instance is shutting down.
     stopping: BTreeMap<Pool, tokio::task::JoinHandle<()>>,
     /// Pool instances restarted after chitchat's task ended.
     pool_restarts: u64,
     /// Rotates which contacts get hints, so one bad set cannot stall a join.
     hint_offset: usize,
+}
+
+/// A pool this node is leaving because it is no longer a representative.
+#[derive(Debug, Clone, Copy)]
+struct Leaving {
+    since: Instant,
+    /// Since when the successors have been in place, if they are.
+    ready_since: Option<Instant>,
 }
 
 impl Driver {
@@ -449,7 +457,7 @@ impl Driver {
                 self.pool_errors.remove(&p);
                 if self.pools.contains_key(&p) {
                     tracing::info!(pool = ?p, "no longer a representative: leaving the pool once the successor is in");
-                    self.leaving.entry(p).or_insert_with(Instant::now);
+                    self.leaving.entry(p).or_insert_with(|| Leaving { since: Instant::now(), ready_since: None });
                 } else {
                     self.core.pool_left(&p);
                 }
@@ -467,16 +475,20 @@ impl Driver {
         }
     }
 
-    /// Leaves the pools whose successors are in place, or that have waited
-    /// ten gossip intervals.
+    /// Leaves the pools whose successors have been in place, relaying this
+    /// site, for two gossip intervals (time for their relays to reach every
+    /// reader), or that have waited twenty intervals.
     async fn finish_leaves(&mut self, now: Instant) {
-        let bound = self.cfg.gossip.interval * 10;
-        let due: Vec<Pool> = self
-            .leaving
-            .iter()
-            .filter(|(p, since)| self.core.successors_present(p) || now.duration_since(**since) >= bound)
-            .map(|(p, _)| p.clone())
-            .collect();
+        let bound = self.cfg.gossip.interval * 20;
+        let settle = self.cfg.gossip.interval * 2;
+        let mut due: Vec<Pool> = Vec::new();
+        for (p, l) in self.leaving.iter_mut() {
+            l.ready_since = if self.core.successors_present(p) { l.ready_since.or(Some(now)) } else { None };
+            let settled = l.ready_since.is_some_and(|t| now.duration_since(t) >= settle);
+            if settled || now.duration_since(l.since) >= bound {
+                due.push(p.clone());
+            }
+        }
         for p in due {
             self.leaving.remove(&p);
             self.core.pool_left(&p);
