@@ -103,12 +103,31 @@ fn qtype_index(t: Rtype) -> usize {
 /// All shards.
 pub struct Metrics {
     shards: Vec<Shard>,
+    /// IXFR responses by kind (see [`IxfrKind`]); rare, so not sharded.
+    ixfr: [AtomicU64; 3],
 }
+
+/// How an IXFR was answered (RFC 1995).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IxfrKind {
+    /// The client is current: the SOA alone.
+    Current = 0,
+    /// The changes since the client's serial.
+    Incremental = 1,
+    /// The whole zone, in AXFR form.
+    Full = 2,
+}
+const IXFR_KINDS: [&str; 3] = ["current", "incremental", "full"];
 
 impl Metrics {
     /// `n` shards (one per UDP worker plus one for TCP).
     pub fn new(n: usize) -> Self {
-        Metrics { shards: (0..n.max(1)).map(|_| Shard::default()).collect() }
+        Metrics { shards: (0..n.max(1)).map(|_| Shard::default()).collect(), ixfr: Default::default() }
+    }
+
+    /// Counts one IXFR response.
+    pub fn record_ixfr(&self, kind: IxfrKind) {
+        self.ixfr[kind as usize].fetch_add(1, Relaxed);
     }
 
     /// Shard `i` (wraps around).
@@ -143,6 +162,11 @@ impl Metrics {
                     );
                 }
             }
+        }
+        out.push_str("# HELP meshdns_ixfr_responses_total IXFR responses, by kind: current (SOA only), incremental, full zone.\n");
+        out.push_str("# TYPE meshdns_ixfr_responses_total counter\n");
+        for (kind, label) in IXFR_KINDS.iter().enumerate() {
+            let _ = writeln!(out, "meshdns_ixfr_responses_total{{kind=\"{label}\"}} {}", self.ixfr[kind].load(Relaxed));
         }
         out.push_str("# HELP meshdns_query_duration_seconds Time from receiving a query to having its answer ready.\n");
         out.push_str("# TYPE meshdns_query_duration_seconds histogram\n");

@@ -59,8 +59,9 @@ fn nsd_secondary_transfers_the_zone_from_meshdns_and_follows_a_change() {
 }
 
 /// NSD as a secondary of a replicated zone: meshdns sends NOTIFY on every
-/// change, NSD transfers (asking IXFR; meshdns answers with the whole zone,
-/// which RFC 1995 §4 allows) and serves each new value; no forced transfer.
+/// change, NSD asks IXFR, meshdns answers with only the change (built from
+/// the replicated deltas), and NSD serves each new value; no forced
+/// transfer. Its copy stays identical to meshdns's through the sequence.
 #[test]
 fn nsd_follows_a_replicated_zone_through_notify() {
     let nsd_port = free_port();
@@ -88,9 +89,25 @@ fn nsd_follows_a_replicated_zone_through_notify() {
         let value = format!("192.0.2.{i}");
         let (ok, _, err) = ours.zone_cli(&["set", "repl.test", "www", "A", "300", &value]);
         assert!(ok, "{err}");
+        // Additions and removals of whole RRsets too, not only swaps.
+        let (ok, _, err) = if i % 2 == 0 {
+            ours.zone_cli(&["set", "repl.test", &format!("h{i}"), "TXT", "60", &format!("step-{i}")])
+        } else {
+            ours.zone_cli(&["remove", "repl.test", &format!("h{}", i - 1), "TXT"])
+        };
+        assert!(ok, "{err}");
         wait_for(&format!("NSD to serve www = {value}"), Duration::from_secs(20), || {
             (a_at_nsd("www.repl.test.").as_deref() == Some(value.as_str())).then_some(())
         });
+        wait_for("NSD's copy to equal meshdns's", Duration::from_secs(20), || {
+            (sorted(&axfr(ours.dns, "repl.test.")) == sorted(&axfr(nsd.addr, "repl.test."))).then_some(())
+        });
     }
-    assert_eq!(sorted(&axfr(ours.dns, "repl.test.")), sorted(&axfr(nsd.addr, "repl.test.")));
+    let (_, m) = ours.http_get("/metrics").unwrap();
+    let incremental: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("meshdns_ixfr_responses_total{kind=\"incremental\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(incremental >= 5, "NSD followed by incremental transfers, not whole zones:\n{m}");
 }

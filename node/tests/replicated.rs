@@ -70,6 +70,64 @@ fn writes_are_answered_over_dns_and_serials_grow() {
     assert_eq!(s.query("ns1.example.net.", RecordType::A).response_code(), ResponseCode::Refused);
 }
 
+/// RFC 1995: an IXFR from a serial the node served gets only the change;
+/// from the current serial, the SOA alone; from a serial it never served,
+/// the whole zone.
+#[test]
+fn rfc1995_ixfr_carries_only_what_changed_since_the_clients_serial() {
+    let s = Server::builder().env("MESHDNS_TRANSFER_ALLOW", "127.0.0.1/32").start();
+    populated(&s);
+    let before = serial(&s, "example.net.");
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.8", "192.0.2.9"]));
+    ok(s.zone_cli(&["set", "example.net", "mail", "A", "300", "192.0.2.25"]));
+    let now = serial(&s, "example.net.");
+    assert_eq!(now, before + 2);
+    let text = |records: &[hickory_proto::rr::Record]| -> Vec<String> {
+        records.iter().map(|r| format!("{} {} {}", r.name(), r.record_type(), r.data())).collect()
+    };
+    let got = text(&common::ixfr(s.dns, "example.net.", before));
+    let soa = |n: u32| format!("example.net. SOA ns.example.net. hostmaster.example.net. {n} 3600 600 86400 300");
+    assert_eq!(
+        got,
+        vec![
+            soa(now),
+            soa(before),
+            "www.example.net. A 192.0.2.7".into(),
+            soa(before + 1),
+            "www.example.net. A 192.0.2.9".into(),
+            soa(before + 1),
+            soa(now),
+            "mail.example.net. A 192.0.2.25".into(),
+            soa(now),
+        ],
+        "two steps: one record swapped, one added"
+    );
+    assert_eq!(text(&common::ixfr(s.dns, "example.net.", now)), vec![soa(now)], "a current client gets the SOA alone");
+    // RFC 1982: 1000 behind, a serial this node never served.
+    let full = common::ixfr(s.dns, "example.net.", now.wrapping_sub(1000));
+    assert_eq!(full.len(), 7, "a serial never served gets the whole zone (SOA, 5 records, SOA): {:?}", text(&full));
+    // A deleted and re-created zone starts a new history: no increment
+    // may span the two.
+    ok(s.zone_cli(&["delete", "example.net"]));
+    populated(&s);
+    let recreated = serial(&s, "example.net.");
+    let got = common::ixfr(s.dns, "example.net.", before);
+    assert!(
+        got.len() >= 2 && got[1].record_type() != RecordType::SOA,
+        "whole zone after a re-creation: {:?}",
+        text(&got)
+    );
+    assert_eq!(common::ixfr(s.dns, "example.net.", recreated).len(), 1);
+    let (_, m) = s.http_get("/metrics").unwrap();
+    for line in [
+        "meshdns_ixfr_responses_total{kind=\"current\"} 2",
+        "meshdns_ixfr_responses_total{kind=\"incremental\"} 1",
+        "meshdns_ixfr_responses_total{kind=\"full\"} 2",
+    ] {
+        assert!(m.contains(line), "{line} in\n{m}");
+    }
+}
+
 #[test]
 fn bad_writes_are_refused_with_a_reason_and_change_nothing() {
     let s = Server::builder().start();

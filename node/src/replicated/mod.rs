@@ -16,6 +16,7 @@
 //! on [`ReplicatedZones::apply_remote`]; see docs/replication.md.
 
 pub mod files;
+pub mod ixfr;
 pub mod sync;
 pub mod text;
 pub mod update;
@@ -86,6 +87,9 @@ struct Book {
     catalog: ZoneReplica,
     zones: BTreeMap<Vec<u8>, ZoneReplica>,
     clock: Clock,
+    /// What changed in each zone since it was last served: the next
+    /// recompile turns it into an IXFR step.
+    pending: BTreeMap<Vec<u8>, ixfr::Pending>,
 }
 
 /// One change to make: in `zone` (wire form; the catalog when empty), set
@@ -114,6 +118,8 @@ pub struct ReplicatedZones {
     recompiling: Mutex<()>,
     /// Called with every new served set, under `recompiling`.
     on_served: Mutex<Option<ServedHook>>,
+    /// IXFR history per zone, updated under `recompiling`.
+    histories: Mutex<BTreeMap<Vec<u8>, ixfr::History>>,
 }
 
 /// Receives every new set of served replicated zones.
@@ -138,7 +144,12 @@ impl ReplicatedZones {
         if recovered.truncated > 0 {
             tracing::warn!(bytes = recovered.truncated, "cut a torn write from the end of the replication journal");
         }
-        let mut book = Book { catalog: ZoneReplica::new(), zones: BTreeMap::new(), clock: Clock::new(60_000) };
+        let mut book = Book {
+            catalog: ZoneReplica::new(),
+            zones: BTreeMap::new(),
+            clock: Clock::new(60_000),
+            pending: BTreeMap::new(),
+        };
         let mut snapshot_parts: BTreeMap<String, Vec<Part>> = BTreeMap::new();
         let mut adopted: BTreeMap<String, Vec<Part>> = BTreeMap::new();
         let limits = Limits::default();
@@ -184,6 +195,7 @@ impl ReplicatedZones {
             compact_after: std::sync::atomic::AtomicU64::new(COMPACT_AFTER_BYTES),
             recompiling: Mutex::new(()),
             on_served: Mutex::new(None),
+            histories: Mutex::new(BTreeMap::new()),
         };
         let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
         for z in names {
@@ -227,6 +239,7 @@ impl ReplicatedZones {
                 let _ = tx.send(frames.clone());
             }
             for (zone, d) in deltas {
+                note_changes(&mut book, &zone, d.writes.iter().map(|w| &w.key));
                 if zone.is_empty() {
                     for w in &d.writes {
                         touched.push(w.key.owner.clone());
@@ -387,7 +400,7 @@ impl ReplicatedZones {
             }
             self.journal.lock().unwrap_or_else(|e| e.into_inner()).compact(&frames)?;
             book.clock = clock;
-            if zone.is_empty() {
+            let touched = if zone.is_empty() {
                 // Zones that disappear from the catalog must be recompiled too.
                 let mut keys: Vec<Vec<u8>> = book.catalog.entries().keys().map(|k| k.owner.clone()).collect();
                 keys.extend(adopted.entries().keys().map(|k| k.owner.clone()));
@@ -396,7 +409,11 @@ impl ReplicatedZones {
             } else {
                 book.zones.insert(zone.clone(), adopted);
                 vec![zone]
+            };
+            for z in &touched {
+                book.pending.insert(z.clone(), ixfr::Pending::Whole);
             }
+            touched
         };
         for z in touched {
             self.recompile(&z);
@@ -556,33 +573,58 @@ impl ReplicatedZones {
     /// good version, and `zone list` shows why.
     fn recompile(&self, zone: &[u8]) {
         let _one_at_a_time = self.recompiling.lock().unwrap_or_else(|e| e.into_inner());
-        let (records, serial) = {
-            let book = self.lock_book();
+        let (records, serial, changed) = {
+            let mut book = self.lock_book();
             let serial = book.zones.get(zone).map_or(0, ZoneReplica::serial);
-            (served_records(visible(&book, zone), serial), serial)
+            let changed = match book.pending.remove(zone) {
+                None => Some(Vec::new()),
+                Some(ixfr::Pending::Whole) => None,
+                Some(ixfr::Pending::Keys(keys)) => Some(
+                    keys.into_iter()
+                        .map(|(k, before)| {
+                            let now = visible_value(&book.catalog, book.zones.get(zone), zone, &k);
+                            (k, before, now)
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            };
+            (served_records(visible(&book, zone), serial), serial, changed)
         };
+        let soa = records.iter().find(|r| r.1 == SOA && r.0 == zone).cloned();
+        let mut histories = self.histories.lock().unwrap_or_else(|e| e.into_inner());
         let mut served = (*self.served.load_full()).clone();
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         errors.remove(zone);
+        let history = histories.entry(zone.to_vec()).or_default();
         if records.is_empty() {
             served.remove(zone);
+            history.served(None, None);
         } else {
             match build(zone, &records, serial) {
                 Ok(snap) => {
                     served.insert(zone.to_vec(), Arc::new(snap));
+                    history.served(soa, changed);
                 }
                 Err(e) => {
                     tracing::warn!(zone = %to_text(zone), error = %e, "replicated zone cannot be compiled; serving its last good version");
                     errors.insert(zone.to_vec(), e);
+                    history.served(None, None);
                 }
             }
         }
+        drop(histories);
         let served = Arc::new(served);
         self.served.store(served.clone());
         drop(errors);
         if let Some(hook) = self.on_served.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             hook(served);
         }
+    }
+
+    /// The IXFR steps of `zone` (wire form) from serial `from` to `to`, if
+    /// this node still holds an unbroken chain of them.
+    pub fn ixfr_steps(&self, zone: &[u8], from: u32, to: u32) -> Option<Vec<Arc<ixfr::Step>>> {
+        self.histories.lock().unwrap_or_else(|e| e.into_inner()).get(zone)?.chain(from, to)
     }
 
     /// Hands every new served set to `hook` (the data plane's store), and
@@ -623,6 +665,41 @@ impl ReplicatedZones {
     }
 }
 
+/// Notes, before `keys` of `zone` change, what each served until now, for
+/// the zone's next IXFR step. Catalog changes (a zone created or deleted)
+/// restart the history of the zones they touch.
+fn note_changes<'k>(book: &mut Book, zone: &[u8], keys: impl Iterator<Item = &'k EntryKey>) {
+    let Book { catalog, zones, pending, .. } = book;
+    if zone.is_empty() {
+        for k in keys {
+            pending.insert(k.owner.clone(), ixfr::Pending::Whole);
+        }
+        return;
+    }
+    let noted = pending.entry(zone.to_vec()).or_insert_with(|| ixfr::Pending::Keys(BTreeMap::new()));
+    for k in keys {
+        noted.note(k, || visible_value(catalog, zones.get(zone), zone, k));
+    }
+}
+
+/// One key's value as served (see [`visible_in`]).
+fn visible_value(catalog: &ZoneReplica, replica: Option<&ZoneReplica>, zone: &[u8], key: &EntryKey) -> Option<RRset> {
+    let hide_before = zone_marker(catalog, zone)?;
+    let e = replica?.entries().get(key)?;
+    if hide_before.as_ref().is_some_and(|h| e.stamp <= *h) {
+        return None;
+    }
+    e.value.clone()
+}
+
+/// `None` when the zone is not live; else the stamp of the deletion its
+/// entries must follow, if any.
+fn zone_marker(catalog: &ZoneReplica, zone: &[u8]) -> Option<Option<meshdns_replication::Stamp>> {
+    let key = EntryKey { owner: zone.to_vec(), rtype: ZONE_ENTRY };
+    let marker = catalog.entries().get(&key).and_then(|e| e.value.as_ref())?;
+    Some(marker.rdata.first().and_then(|r| decode_stamp(r)))
+}
+
 /// The zone's live entries written after its creation (a deleted zone has
 /// none; a re-created one starts again).
 fn visible<'b>(book: &'b Book, zone: &[u8]) -> Vec<(&'b EntryKey, &'b RRset)> {
@@ -634,9 +711,7 @@ fn visible_in<'b>(
     replica: Option<&'b ZoneReplica>,
     zone: &[u8],
 ) -> Vec<(&'b EntryKey, &'b RRset)> {
-    let key = EntryKey { owner: zone.to_vec(), rtype: ZONE_ENTRY };
-    let Some(marker) = catalog.entries().get(&key).and_then(|e| e.value.as_ref()) else { return Vec::new() };
-    let hide_before = marker.rdata.first().and_then(|r| decode_stamp(r));
+    let Some(hide_before) = zone_marker(catalog, zone) else { return Vec::new() };
     let Some(replica) = replica else { return Vec::new() };
     replica
         .entries()
@@ -730,6 +805,7 @@ pub fn zone_wire(text: &str) -> Option<Vec<u8>> {
 
 fn apply_part(book: &mut Book, part: Part) -> Result<(), ReplicatedError> {
     let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name in a delta".into()))?;
+    note_changes(book, &zone, part.delta.writes.iter().map(|w| &w.key));
     let replica = if zone.is_empty() { &mut book.catalog } else { book.zones.entry(zone).or_default() };
     replica.apply_delta(part.delta);
     Ok(())

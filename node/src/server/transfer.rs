@@ -1,7 +1,9 @@
 //! Outgoing zone transfers: AXFR (RFC 5936) over TCP, to clients in the
-//! `transfer.allow` networks. An IXFR request (RFC 1995) is answered with
-//! the full zone in AXFR form, which §4 of that RFC permits when no
-//! history is kept; incremental history comes with replication.
+//! `transfer.allow` networks, and IXFR (RFC 1995). An IXFR whose serial is
+//! current gets the SOA alone; one from a serial a replicated zone's
+//! history can chain from gets the increments (see
+//! [`crate::replicated::ixfr`]); any other (a zone from files, a serial
+//! too old) gets the full zone in AXFR form, which §4 of that RFC permits.
 //!
 //! The zone is read from one snapshot for the whole transfer, so a reload
 //! in the middle cannot mix two versions.
@@ -19,6 +21,7 @@ use crate::dns::wire::HEADER_LEN;
 use crate::dns::wire::builder::{Full, OptOut, Owner, ResponseBuilder, ResponseFlags, Section};
 use crate::dns::wire::name::{MAX_NAME_LEN, lowercase_into};
 use crate::dns::wire::query::Query;
+use crate::metrics::IxfrKind;
 use crate::zone::snapshot::Snapshot;
 use meshdns_schemas::zone_snapshot::Node;
 
@@ -58,6 +61,19 @@ pub async fn serve(
     let Some(zone) = zones.get(qname) else {
         return Err(too_big());
     };
+    if q.qtype == Rtype::IXFR
+        && let Some(theirs) = ixfr_client_serial(q)
+        && let Some(listed) = incremental(shared, qname, zone, theirs)
+    {
+        let (kind, records) = listed;
+        shared.metrics.record_ixfr(if kind == "current" { IxfrKind::Current } else { IxfrKind::Incremental });
+        let total = send_listed(stream, &records, question, q, opt, out, shared.config.tcp_idle_timeout).await?;
+        tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), from = theirs, to = zone.serial(), kind, bytes = total, "IXFR sent");
+        return Ok(Answered { len: total, rcode: Rcode::NOERROR, qtype: Some(q.qtype), truncated: false });
+    }
+    if q.qtype == Rtype::IXFR {
+        shared.metrics.record_ixfr(IxfrKind::Full);
+    }
     let mut cursor = RecordCursor::new();
     let mut first = true;
     let mut total = 0;
@@ -69,6 +85,105 @@ pub async fn serve(
     }
     tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), bytes = total, "zone transfer sent");
     Ok(Answered { len: total, rcode: Rcode::NOERROR, qtype: Some(q.qtype), truncated: false })
+}
+
+/// The serial of the SOA an IXFR query carries in its authority section
+/// (RFC 1995 §3), if it carries one.
+fn ixfr_client_serial(q: &Query<'_>) -> Option<u32> {
+    let nscount = crate::dns::wire::read_u16(q.msg, 8)?;
+    if nscount != 1 {
+        return None;
+    }
+    let pos = q.question_end + crate::dns::wire::query::skip_name(q.msg, q.question_end)?;
+    if crate::dns::wire::read_u16(q.msg, pos)? != Rtype::SOA.0 {
+        return None;
+    }
+    let rdlen = crate::dns::wire::read_u16(q.msg, pos + 8)? as usize;
+    let rdata = q.msg.get(pos + 10..pos + 10 + rdlen)?;
+    crate::replicated::ixfr::soa_serial(rdata)
+}
+
+/// A record to send, borrowed: owner (wire), type, TTL, RDATA.
+type Listed<'a> = (&'a [u8], Rtype, u32, &'a [u8]);
+
+/// The records answering an IXFR from serial `theirs`, when it can be
+/// answered without the whole zone: the SOA alone when the client is
+/// current (RFC 1995 §2), or the increments (§4). Returns a label for the
+/// log, and the records (owned, so no lock is held while sending).
+fn incremental(
+    shared: &SharedRef,
+    qname: &[u8],
+    zone: &Snapshot,
+    theirs: u32,
+) -> Option<(&'static str, Vec<crate::replicated::ixfr::Record>)> {
+    let current = zone.serial();
+    // RFC 1982: the client's serial is the server's, or newer.
+    if theirs == current || (theirs.wrapping_sub(current) as i32) > 0 {
+        let (name, rtype, ttl, rdata) = RecordCursor::soa(zone)?;
+        return Some(("current", vec![(name.0[..name.1].to_vec(), rtype.0, ttl, rdata.to_vec())]));
+    }
+    let steps = shared.replicated.get()?.ixfr_steps(qname, theirs, current)?;
+    let last = steps.last()?.new_soa.clone();
+    let mut out = vec![last.clone()];
+    for s in &steps {
+        out.push(s.old_soa.clone());
+        out.extend(s.removed.iter().cloned());
+        out.push(s.new_soa.clone());
+        out.extend(s.added.iter().cloned());
+    }
+    out.push(last);
+    Some(("incremental", out))
+}
+
+/// Sends `records` in as few messages as fit, the question in the first.
+async fn send_listed(
+    stream: &mut TcpStream,
+    records: &[crate::replicated::ixfr::Record],
+    question: &[u8],
+    q: &Query<'_>,
+    opt: Option<OptOut>,
+    out: &mut [u8],
+    idle: std::time::Duration,
+) -> std::io::Result<usize> {
+    let listed: Vec<Listed<'_>> = records.iter().map(|r| (r.0.as_slice(), Rtype(r.1), r.2, r.3.as_slice())).collect();
+    let mut at = 0;
+    let mut total = 0;
+    while at < listed.len() {
+        let (len, next) = fill_listed(&listed, at, &mut out[2..], (at == 0).then_some(question), q, opt)?;
+        send(stream, out, len, idle).await?;
+        total += len;
+        at = next;
+    }
+    Ok(total)
+}
+
+/// Fills one message from `listed[at..]`; returns its length and where the
+/// next message starts.
+fn fill_listed(
+    listed: &[Listed<'_>],
+    at: usize,
+    buf: &mut [u8],
+    question: Option<&[u8]>,
+    q: &Query<'_>,
+    opt: Option<OptOut>,
+) -> std::io::Result<(usize, usize)> {
+    for limit in [MESSAGE_TARGET, 65535] {
+        let mut b = ResponseBuilder::new(buf, limit, question, opt.is_some()).ok_or_else(too_big)?;
+        let mut next = at;
+        for &(owner, rtype, ttl, rdata) in &listed[at..] {
+            let mark = b.mark();
+            if b.record(Section::Answer, Owner::Name(owner), rtype, ttl, rdata).is_err() {
+                b.rollback(mark);
+                break;
+            }
+            next += 1;
+        }
+        if next > at {
+            let flags = ResponseFlags { authoritative: true, truncated: false };
+            return Ok((b.finish(q.header.id, q.header.flags, flags, Rcode::NOERROR, opt), next));
+        }
+    }
+    Err(too_big())
 }
 
 fn too_big() -> std::io::Error {

@@ -345,6 +345,33 @@ pub fn transfer(addr: SocketAddr, request: &Message) -> Vec<hickory_proto::rr::R
     out
 }
 
+/// An IXFR (RFC 1995) for `zone` from `serial`, read to its end: the
+/// records of every message, in order.
+pub fn ixfr(addr: SocketAddr, zone: &str, serial: u32) -> Vec<hickory_proto::rr::Record> {
+    use hickory_proto::rr::{Name, RData, Record, rdata::SOA};
+    let mut q = plain_query(zone, RecordType::IXFR);
+    let theirs = SOA::new(Name::root(), Name::root(), serial, 0, 0, 0, 0);
+    q.add_name_server(Record::from_rdata(zone.parse().unwrap(), 0, RData::SOA(theirs)));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write_tcp(&mut s, &q.to_vec().unwrap());
+    let serial_of = |r: &Record| if let RData::SOA(soa) = r.data() { Some(soa.serial()) } else { None };
+    let mut out: Vec<Record> = Vec::new();
+    loop {
+        let m = Message::from_vec(&read_tcp(&mut s).expect("transfer ended early")).unwrap();
+        assert_eq!(m.response_code(), hickory_proto::op::ResponseCode::NoError, "transfer refused");
+        out.extend(m.answers().iter().cloned());
+        let Some(newest) = out.first().and_then(serial_of) else { continue };
+        // RFC 1995 §4: the SOA alone (current); AXFR form ends at the second
+        // SOA; the incremental form at the newest SOA's third appearance.
+        let full = out.get(1).is_some_and(|r| serial_of(r).is_none());
+        let seen = out.iter().filter(|r| serial_of(r) == Some(newest)).count();
+        if (out.len() == 1 && newest == serial) || (full && seen == 2) || seen == 3 {
+            return out;
+        }
+    }
+}
+
 /// A query with EDNS (payload 1232), like `dig` sends.
 pub fn query(name: &str, rtype: RecordType) -> Message {
     let mut m = plain_query(name, rtype);

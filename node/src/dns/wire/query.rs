@@ -158,7 +158,7 @@ fn parse_additional(msg: &[u8], mut pos: usize, nscount: u16, arcount: u16) -> R
 }
 
 /// Length of a possibly compressed name at `pos` (only its bytes at `pos`).
-fn skip_name(msg: &[u8], pos: usize) -> Option<usize> {
+pub(crate) fn skip_name(msg: &[u8], pos: usize) -> Option<usize> {
     let mut at = pos;
     loop {
         let len = *msg.get(at)?;
