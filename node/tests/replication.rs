@@ -425,6 +425,83 @@ fn collected_tombstones_send_newcomers_a_snapshot() {
     assert_eq!(serial(&b, "example.net."), serial(&a, "example.net."));
 }
 
+/// `zone list` of one zone on `s`: (RRsets, digest, serial), if listed.
+fn zone_state(s: &Server, zone: &str) -> Option<(u64, String, u64)> {
+    let (okay, out, _) = s.zone_cli(&["list", "--output", "json"]);
+    assert!(okay);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let z = v["zones"].as_array()?.iter().find(|z| z["name"] == zone)?.clone();
+    Some((z["rrsets"].as_u64()?, z["digest"].as_str()?.to_owned(), z["serial"].as_u64()?))
+}
+
+/// A snapshot is adopted whole or not at all: a newcomer that must take a
+/// snapshot (the cluster collected a tombstone) is SIGKILLed at several
+/// moments of its catch-up. Restarted alone, it holds either nothing of
+/// the zone or all of it; restarted in the cluster, it converges.
+#[test]
+fn a_node_killed_mid_snapshot_restarts_and_converges() {
+    let tls = ca(&["a", "b"]);
+    let horizon = [("MESHDNS_REPLICATION_TOMBSTONE_HORIZON_S", "1")];
+    let a = node_env("a", "eu", "fra", &[], tls.path(), &horizon);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.test.zone");
+    let mut text = String::from(
+        "$ORIGIN snap.test.\n@ 3600 IN SOA ns hostmaster 1 3600 600 86400 300\n@ 3600 IN NS ns\nns 3600 IN A 192.0.2.53\n",
+    );
+    for i in 0..60_000u32 {
+        text.push_str(&format!("h{i} 300 IN TXT \"record {i} of a zone that must travel as a snapshot\"\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let (okay, _, err) = a.zone_cli(&["import", file.to_str().unwrap(), "--timeout", "120"]);
+    assert!(okay, "{err}");
+    ok(a.zone_cli(&["remove", "snap.test", "h0", "TXT"]));
+    wait_for("the tombstone to be collected", Duration::from_secs(30), || {
+        (metric(&a, "meshdns_replication_tombstones") == 0).then_some(())
+    });
+    let want = zone_state(&a, "snap.test.").unwrap();
+    let complete = |s: &Server| zone_state(s, "snap.test.").is_some_and(|z| z == want);
+
+    // Undisturbed, how long a newcomer takes: the kills are spread over it.
+    let pulling = |s: &Server| s.log_text().contains("pulling from a peer").then_some(());
+    let probe = node_env("b", "eu", "fra", &[a.gossip], tls.path(), &horizon);
+    wait_for("the newcomer to pull", Duration::from_secs(60), || pulling(&probe));
+    let t = Instant::now();
+    wait_for("an undisturbed newcomer to hold the zone", Duration::from_secs(120), || complete(&probe).then_some(()));
+    let catch_up = t.elapsed();
+    // The counter follows the adoption by a moment.
+    wait_for("the newcomer to count a snapshot", Duration::from_secs(10), || {
+        (metric(&probe, "meshdns_replication_snapshots_received_total") >= 1).then_some(())
+    });
+    let bytes = metric(&probe, "meshdns_replication_bytes_received_total");
+    eprintln!("undisturbed: {bytes} bytes received, zone served {catch_up:?} after the pull began");
+    drop(probe);
+
+    let mut seen = Vec::new();
+    for fraction in [0.2, 0.5, 0.8] {
+        let data = tempfile::tempdir().unwrap();
+        let mut b = node_full("b", "eu", "fra", &[a.gossip], tls.path(), Some(data.path()), &horizon);
+        wait_for("b to pull", Duration::from_secs(60), || pulling(&b));
+        // The fault is injected at a chosen moment of the catch-up; nothing
+        // waits on it.
+        std::thread::sleep(catch_up.mul_f64(fraction));
+        b.signal(9);
+        let _ = b.child.take().map(|mut ch| ch.wait());
+        // Alone: no seeds, so whatever it serves came from its own disk.
+        let mut alone = node_full("b", "eu", "fra", &[], tls.path(), Some(data.path()), &horizon);
+        let state = zone_state(&alone, "snap.test.");
+        assert!(
+            state.is_none() || state.as_ref().is_some_and(|z| z.0 == 0) || state.as_ref() == Some(&want),
+            "after a SIGKILL at {fraction} of the catch-up, b holds part of the snapshot: {state:?}, want {want:?}"
+        );
+        seen.push(if state.as_ref() == Some(&want) { "all" } else { "none" });
+        alone.stop();
+        drop(alone);
+        let b = node_full("b", "eu", "fra", &[a.gossip], tls.path(), Some(data.path()), &horizon);
+        wait_for("b to converge after the kill", Duration::from_secs(120), || complete(&b).then_some(()));
+    }
+    eprintln!("killed at 0.2, 0.5, 0.8 of the catch-up, the restarted node held: {seen:?}");
+}
+
 /// A node that creates a zone it has not heard of yet (here: importing its
 /// zone file at start, before its first pull) hides nothing written
 /// elsewhere: a zone marker hides only what came before a deletion.

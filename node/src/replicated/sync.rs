@@ -323,7 +323,7 @@ impl Syncer {
 
     /// Pulls everything `peer` has that this node lacks.
     async fn pull(&self, peer: &str, addr: SocketAddr) -> Result<(), NetError> {
-        tracing::debug!(%peer, "pulling");
+        tracing::info!(%peer, "pulling from a peer whose state differs");
         let conn = self.connection(peer, addr).await?;
         let vv = self.zones.version_vectors();
         let mut request = vec![b'P'];
