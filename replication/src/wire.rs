@@ -59,25 +59,91 @@ pub enum WireError {
     Field(&'static str),
 }
 
-/// Encodes `delta` of `zone`.
+/// Bytes of writes a message carries at most, well under
+/// [`Limits::max_bytes`], so a large import travels as several messages.
+pub const CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// Writes a message carries at most.
+pub const CHUNK_WRITES: usize = 50_000;
+
+/// Encodes `delta` of `zone` as one message. Use [`encode_chunked`] for a
+/// delta that may be large.
 pub fn encode(zone: &str, delta: &Delta) -> Vec<u8> {
     encode_part(zone, delta, false, 0)
 }
 
-/// Encodes a snapshot of `zone` as one message per origin.
+/// Encodes `delta` of `zone` as messages of at most [`CHUNK_BYTES`] of
+/// writes and [`CHUNK_WRITES`] writes each: every message covers a slice of
+/// the numbers with the writes among them, so each applies on its own, in
+/// any order.
+pub fn encode_chunked(zone: &str, delta: &Delta) -> Vec<Vec<u8>> {
+    split(delta).iter().map(|d| encode_part(zone, d, false, 0)).collect()
+}
+
+/// Splits a delta into deltas of bounded size (see [`encode_chunked`]).
+pub fn split(delta: &Delta) -> Vec<Delta> {
+    let mut writes: Vec<&Write> = delta.writes.iter().collect();
+    writes.sort_by_key(|w| w.seq);
+    // The last number of each chunk but the final one, which runs to the end.
+    let mut cuts: Vec<u64> = Vec::new();
+    let (mut bytes, mut count) = (0usize, 0usize);
+    for (i, w) in writes.iter().enumerate() {
+        bytes += write_size(w);
+        count += 1;
+        let next_same = writes.get(i + 1).is_some_and(|n| n.seq == w.seq);
+        if (bytes >= CHUNK_BYTES || count >= CHUNK_WRITES) && !next_same && i + 1 < writes.len() {
+            cuts.push(w.seq);
+            bytes = 0;
+            count = 0;
+        }
+    }
+    if cuts.is_empty() {
+        return vec![delta.clone()];
+    }
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut lo = 0u64;
+    for hi in cuts.iter().copied().map(Some).chain(std::iter::once(None)) {
+        let inside = |s: u64| s > lo && hi.is_none_or(|h| s <= h);
+        let covered: Vec<(u64, u64)> = delta
+            .covered
+            .iter()
+            .filter_map(|&(a, z)| {
+                let a = a.max(lo + 1);
+                let z = hi.map_or(z, |h| z.min(h));
+                (a <= z).then_some((a, z))
+            })
+            .collect();
+        let writes: Vec<Write> = delta.writes.iter().filter(|w| inside(w.seq)).cloned().collect();
+        out.push(Delta { origin: delta.origin.clone(), covered, writes });
+        lo = hi.unwrap_or(u64::MAX);
+    }
+    out
+}
+
+/// About what a write takes in a message.
+fn write_size(w: &Write) -> usize {
+    64 + w.origin.len() + w.key.owner.len() + w.value.as_ref().map_or(0, |v| v.rdata.iter().map(|r| r.len() + 8).sum())
+}
+
+/// Encodes a snapshot of `zone`: per origin, one message or several (each
+/// with the origin's numbers and a share of its writes, see [`split`]).
 pub fn encode_snapshot(zone: &str, snap: &Snapshot) -> Vec<Vec<u8>> {
-    snap.origins
-        .iter()
-        .map(|(origin, st)| {
-            let mut covered = Vec::new();
-            if st.contiguous > 0 {
-                covered.push((1, st.contiguous));
-            }
-            covered.extend(st.beyond.iter().map(|&b| (b, b)));
-            let writes = snap.writes.iter().filter(|w| &w.origin == origin).cloned().collect();
-            encode_part(zone, &Delta { origin: origin.clone(), covered, writes }, true, st.collected)
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (origin, st) in &snap.origins {
+        let mut covered = Vec::new();
+        if st.contiguous > 0 {
+            covered.push((1, st.contiguous));
+        }
+        covered.extend(st.beyond.iter().map(|&b| (b, b)));
+        let writes: Vec<Write> = snap.writes.iter().filter(|w| &w.origin == origin).cloned().collect();
+        let whole = Delta { origin: origin.clone(), covered: covered.clone(), writes };
+        for piece in split(&whole) {
+            // Every part states the origin's whole knowledge: a receiver
+            // checks they agree, and no number is lost with a part.
+            let part = Delta { origin: origin.clone(), covered: covered.clone(), writes: piece.writes };
+            out.push(encode_part(zone, &part, true, st.collected));
+        }
+    }
+    out
 }
 
 /// Puts a snapshot back together from its parts (all of one zone).
@@ -96,8 +162,13 @@ pub fn snapshot_from_parts(parts: Vec<Part>) -> Result<Snapshot, BadSnapshot> {
             }
         }
         let st = OriginState { contiguous: seen.contiguous(), beyond: seen.beyond().collect(), collected: p.collected };
-        if snap.origins.insert(p.delta.origin.clone(), st).is_some() {
-            return Err(BadSnapshot("two parts for one origin"));
+        match snap.origins.get(&p.delta.origin) {
+            // Several parts of one origin: a large snapshot, split.
+            Some(known) if *known != st => return Err(BadSnapshot("parts of one origin disagree")),
+            Some(_) => {}
+            None => {
+                snap.origins.insert(p.delta.origin.clone(), st);
+            }
         }
         snap.writes.extend(p.delta.writes.into_iter().filter(|w| w.origin == p.delta.origin));
     }
@@ -303,6 +374,55 @@ mod tests {
         assert_eq!(parts.len(), 2);
         let back = crate::ZoneReplica::from_snapshot(snapshot_from_parts(parts).unwrap()).unwrap();
         assert_eq!(back.snapshot(), snap);
+    }
+
+    /// A replica holding `n` writes of origin "a" (every third one later
+    /// overwritten, so the covered numbers have writes missing) and a few of "b".
+    fn big_replica(n: u32) -> crate::ZoneReplica {
+        let mut r = crate::ZoneReplica::new();
+        for i in 0..n {
+            let owner = wire(&format!("h{}.example.", i % (n - n / 3).max(1)));
+            let rdata = vec![b'x'; 200];
+            r.write(
+                "a",
+                Hlc { wall_ms: u64::from(i), logical: 0 },
+                EntryKey::new(&owner, 16).unwrap(),
+                Some(RRset::new(60, vec![rdata])),
+            );
+        }
+        r.write("b", Hlc { wall_ms: u64::from(n), logical: 0 }, EntryKey::new(&wire("b.example."), 1).unwrap(), None);
+        r
+    }
+
+    #[test]
+    fn a_large_delta_travels_in_bounded_chunks_that_apply_in_any_order() {
+        let r = big_replica(120_000);
+        let deltas = r.deltas_for(&Default::default()).unwrap();
+        let mut frames: Vec<Vec<u8>> = deltas.iter().flat_map(|d| encode_chunked("example.", d)).collect();
+        assert!(frames.len() >= 4, "{} frames", frames.len());
+        assert!(frames.iter().all(|f| f.len() <= CHUNK_BYTES + 1024 * 1024), "every frame well under the limit");
+        frames.reverse();
+        let mut back = crate::ZoneReplica::new();
+        for f in &frames {
+            back.apply_delta(decode(f, &Limits::default()).unwrap().delta);
+        }
+        assert_eq!(back.digest(), r.digest());
+        assert_eq!(back.version_vector(), r.version_vector());
+        assert_eq!(back.serial(), r.serial());
+    }
+
+    #[test]
+    fn a_large_snapshot_travels_in_parts_that_must_agree() {
+        let r = big_replica(120_000);
+        let snap = r.snapshot();
+        let frames = encode_snapshot("example.", &snap);
+        assert!(frames.len() >= 4, "{} parts", frames.len());
+        let mut parts: Vec<Part> = frames.iter().map(|f| decode(f, &Limits::default()).unwrap()).collect();
+        let back = crate::ZoneReplica::from_snapshot(snapshot_from_parts(parts.clone()).unwrap()).unwrap();
+        assert_eq!(back.snapshot(), snap);
+        // A part whose numbers disagree with its sibling's is refused.
+        parts[0].delta.covered = vec![(1, 5)];
+        assert_eq!(snapshot_from_parts(parts).unwrap_err(), BadSnapshot("parts of one origin disagree"));
     }
 
     #[test]

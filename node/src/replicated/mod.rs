@@ -219,21 +219,29 @@ impl ReplicatedZones {
         let mut touched: Vec<Vec<u8>> = Vec::new();
         {
             let mut book = self.lock_book();
-            let mut deltas: Vec<(Vec<u8>, Delta)> = Vec::new();
-            // Numbers are given in order within one commit.
-            let mut next: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            // One delta per zone: numbers are given in order within one
+            // commit, so each zone's writes cover one range.
+            let mut per_zone: BTreeMap<Vec<u8>, Delta> = BTreeMap::new();
             for c in changes {
                 let wall = (self.wall_ms)();
                 let hlc = book.clock.tick(wall);
                 let replica =
                     if c.zone.is_empty() { &book.catalog } else { book.zones.entry(c.zone.clone()).or_default() };
-                let seq = *next.entry(c.zone.clone()).or_insert_with(|| replica.next_seq(&self.me));
-                next.insert(c.zone.clone(), seq + 1);
-                let w = Write { origin: self.me.clone(), seq, hlc, key: c.key, value: c.value };
-                deltas.push((c.zone, Delta { origin: self.me.clone(), covered: vec![(seq, seq)], writes: vec![w] }));
+                let first = replica.next_seq(&self.me);
+                let d = per_zone.entry(c.zone).or_insert_with(|| Delta {
+                    origin: self.me.clone(),
+                    covered: vec![(first, first - 1)],
+                    writes: Vec::new(),
+                });
+                let seq = d.covered[0].1 + 1;
+                d.covered[0].1 = seq;
+                d.writes.push(Write { origin: self.me.clone(), seq, hlc, key: c.key, value: c.value });
             }
+            let deltas: Vec<(Vec<u8>, Delta)> = per_zone.into_iter().collect();
             self.check(&book, &deltas)?;
-            let frames: Vec<Vec<u8>> = deltas.iter().map(|(z, d)| wire::encode(&zone_text(z), d)).collect();
+            // A large import travels as several bounded messages.
+            let frames: Vec<Vec<u8>> =
+                deltas.iter().flat_map(|(z, d)| wire::encode_chunked(&zone_text(z), d)).collect();
             self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&frames)?;
             if let Some(tx) = self.outbox.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 let _ = tx.send(frames.clone());
@@ -443,7 +451,7 @@ impl ReplicatedZones {
         for (name, replica) in replicas {
             let vv = theirs.get(&name).unwrap_or(&empty);
             match replica.deltas_for(vv) {
-                Ok(deltas) => frames.extend(deltas.iter().map(|d| wire::encode(&name, d))),
+                Ok(deltas) => frames.extend(deltas.iter().flat_map(|d| wire::encode_chunked(&name, d))),
                 Err(_) => frames.extend(wire::encode_snapshot(&name, &replica.snapshot())),
             }
         }
