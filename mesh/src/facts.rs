@@ -111,6 +111,10 @@ pub struct NodeFacts {
     /// Digest of this node's replicated state (all zones): peers that see
     /// a different one pull from it. Heard directly only (not relayed).
     pub state_digest: u64,
+    /// How many hops of the gossip pools around this node are known to
+    /// hold `state_digest` too (see `meshdns_replication::sync::agreement`).
+    /// Heard directly only (not relayed).
+    pub agreement: u8,
     /// Serial of each replicated zone this node holds (`zone=serial`,
     /// comma-separated): peers compute how far behind they are. Heard
     /// directly only (not relayed).
@@ -207,6 +211,7 @@ impl PeerRecord {
             started_unix: p[9].parse().map_err(|_| err("bad start time"))?,
             load: p[10].parse().map_err(|_| err("bad load"))?,
             state_digest: 0,
+            agreement: 0,
             zone_serials: String::new(),
             roles: Roles::parse(p[11]),
         };
@@ -240,6 +245,7 @@ mod tests {
             started_unix: 1_700_000_000,
             load: 12_345,
             state_digest: 0,
+            agreement: 0,
             zone_serials: String::new(),
             roles: Roles { region: true, global: false },
         }

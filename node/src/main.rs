@@ -204,6 +204,7 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
             started_unix: started_unix_ms / 1000,
             load: 0,
             state_digest: 0,
+            agreement: 0,
             zone_serials: String::new(),
             roles: Roles::default(),
         },

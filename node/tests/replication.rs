@@ -317,6 +317,49 @@ fn conflicting_writes_in_a_partition_converge_to_one_winner() {
     });
 }
 
+/// Tombstones are dropped once every live member holds them, not after a
+/// time: here the horizon is the default seven days. A member that is alive
+/// but cannot replicate (its QUIC port cut, gossip still flowing) holds the
+/// collection back until it has caught up.
+#[test]
+fn tombstones_are_dropped_once_every_live_member_holds_them() {
+    let tls = ca(&["a", "b", "c"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    let seeds = [a.gossip];
+    let b = node("b", "eu", "fra", &seeds, tls.path(), None);
+    let c = node("c", "us", "iad", &seeds, tls.path(), None);
+    let all = [&a, &b, &c];
+    ok(a.zone_cli(&["create", "example.net"]));
+    ok(a.zone_cli(&["set", "example.net", "x", "A", "300", "192.0.2.1"]));
+    everywhere(&all, "x.example.net.", "192.0.2.1");
+    ok(b.zone_cli(&["remove", "example.net", "x", "A"]));
+    let tombstones = |s: &Server| metric(s, "meshdns_replication_tombstones");
+    wait_for("every node to drop the tombstone", Duration::from_secs(60), || {
+        all.iter().all(|n| tombstones(n) == 0).then_some(())
+    });
+    assert!(a.log_text().contains("collected tombstones that every live member holds"));
+
+    // c holds y, then stays alive in gossip but receives no replication:
+    // the deletion of y does not reach it.
+    ok(a.zone_cli(&["set", "example.net", "y", "A", "300", "192.0.2.2"]));
+    everywhere(&all, "y.example.net.", "192.0.2.2");
+    let cut = Partition::new(&[quic_of(&a), quic_of(&b)], &[quic_of(&c)]);
+    ok(a.zone_cli(&["remove", "example.net", "y", "A"]));
+    wait_for("b to hold the second tombstone", VISIBLE_BOUND, || (tombstones(&b) == 1).then_some(()));
+    // A bounded observation: nothing can be polled for "never happens".
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(5) {
+        assert_eq!(tombstones(&a), 1, "a dropped a tombstone that the live member c does not hold");
+        assert_eq!(c.liveness_of("a").as_deref(), Some("alive"), "c must stay alive for this check");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(cut);
+    wait_for("every node to drop the tombstone after the heal", Duration::from_secs(60), || {
+        all.iter().all(|n| tombstones(n) == 0).then_some(())
+    });
+    assert_eq!(a_of(&c, "y.example.net."), None, "the deletion reached c");
+}
+
 /// A node that joins a cluster holding a zone of 100,000 RRsets pulls it
 /// and serves it like the others.
 #[test]

@@ -18,6 +18,7 @@
 //! and the simulator drive the same code.
 #![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
+pub mod agreement;
 pub mod hlc;
 pub mod journal;
 pub mod model;

@@ -176,6 +176,7 @@ pub struct MeshHandle {
     commands: mpsc::Sender<Command>,
     load: Arc<AtomicU64>,
     state_digest: Arc<AtomicU64>,
+    agreement: Arc<std::sync::atomic::AtomicU8>,
     zone_serials: Arc<std::sync::Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
     referral_task: tokio::task::JoinHandle<()>,
@@ -207,6 +208,12 @@ impl MeshHandle {
     /// Sets the digest of this node's replicated state published in gossip.
     pub fn set_state_digest(&self, digest: u64) {
         self.state_digest.store(digest, Ordering::Relaxed);
+    }
+
+    /// Sets how many hops around this node are known to hold its state
+    /// digest (published in gossip beside the digest).
+    pub fn set_agreement(&self, hops: u8) {
+        self.agreement.store(hops, Ordering::Relaxed);
     }
 
     /// Sets the per-zone serials published in gossip (`zone=serial,...`).
@@ -263,6 +270,7 @@ impl Mesh {
         let load = Arc::new(AtomicU64::new(0));
         let state_digest = Arc::new(AtomicU64::new(cfg.facts.state_digest));
         let zone_serials = Arc::new(std::sync::Mutex::new(cfg.facts.zone_serials.clone()));
+        let agreement = Arc::new(std::sync::atomic::AtomicU8::new(cfg.facts.agreement));
 
         // The site pool must bind now, so a bad --gossip fails at start.
         let mut pools = BTreeMap::new();
@@ -292,6 +300,7 @@ impl Mesh {
             events: events.clone(),
             load: load.clone(),
             state_digest: state_digest.clone(),
+            agreement: agreement.clone(),
             zone_serials: zone_serials.clone(),
             referred: Vec::new(),
             last_referral: None,
@@ -307,7 +316,7 @@ impl Mesh {
             hint_offset: 0,
         };
         let task = tokio::spawn(driver.run(command_rx, pending));
-        Ok(MeshHandle { snapshot, events, commands, load, state_digest, zone_serials, task, referral_task })
+        Ok(MeshHandle { snapshot, events, commands, load, state_digest, agreement, zone_serials, task, referral_task })
     }
 }
 
@@ -349,6 +358,7 @@ struct Driver {
     events: broadcast::Sender<EventRecord>,
     load: Arc<AtomicU64>,
     state_digest: Arc<AtomicU64>,
+    agreement: Arc<std::sync::atomic::AtomicU8>,
     zone_serials: Arc<std::sync::Mutex<String>>,
     /// Contacts from the last successful referral.
     referred: Vec<Contact>,
@@ -439,6 +449,7 @@ impl Driver {
         let mut facts = self.core.me().clone();
         facts.load = self.load.load(Ordering::Relaxed);
         facts.state_digest = self.state_digest.load(Ordering::Relaxed);
+        facts.agreement = self.agreement.load(Ordering::Relaxed);
         facts.zone_serials = self.zone_serials.lock().map(|s| s.clone()).unwrap_or_default();
         self.core.set_facts(facts);
         let me = self.core.me().clone();

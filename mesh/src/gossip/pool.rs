@@ -51,6 +51,7 @@ pub(crate) fn fact_keys(f: &NodeFacts) -> Vec<(String, String)> {
         ("started".into(), f.started_unix.to_string()),
         ("load".into(), f.load.to_string()),
         ("sd".into(), format!("{:x}", f.state_digest)),
+        ("ag".into(), f.agreement.to_string()),
         ("zs".into(), f.zone_serials.clone()),
         ("roles".into(), f.roles.as_str().to_owned()),
     ]
@@ -71,6 +72,7 @@ fn facts_from_state(id: &ChitchatId, s: &NodeState) -> Option<NodeFacts> {
         started_unix: s.get("started").and_then(|v| v.parse().ok()).unwrap_or(0),
         load: s.get("load").and_then(|v| v.parse().ok()).unwrap_or(0),
         state_digest: s.get("sd").and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0),
+        agreement: s.get("ag").and_then(|v| v.parse().ok()).unwrap_or(0),
         zone_serials: s.get("zs").unwrap_or_default().to_owned(),
         roles: Roles {
             region: s.get("roles").is_some_and(|r| r.contains("region")),

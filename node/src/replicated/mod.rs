@@ -462,12 +462,25 @@ impl ReplicatedZones {
     /// equal on nodes that answer alike; published in gossip so peers that
     /// differ pull.
     pub fn state_digest(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for z in self.list() {
-            h.update(z.name.as_bytes());
-            h.update(&z.digest.to_le_bytes());
+        digest_of(&self.list())
+    }
+
+    /// Drops every tombstone (and catalog tombstone) of the contiguous
+    /// history, if this node's state digest is still `agreed`: the digest
+    /// every live member was seen to hold (see
+    /// `meshdns_replication::agreement`). Checked under the lock, so a
+    /// deletion that arrived since is kept. Returns how many were dropped.
+    pub fn collect_agreed_tombstones(&self, agreed: u64) -> usize {
+        let mut book = self.lock_book();
+        if digest_of(&list_in(&book, &BTreeMap::new())) != agreed {
+            return 0;
         }
-        h.digest()
+        let all = meshdns_replication::Hlc { wall_ms: u64::MAX, logical: u32::MAX };
+        let mut n = book.catalog.collect_tombstones_before(all);
+        for r in book.zones.values_mut() {
+            n += r.collect_tombstones_before(all);
+        }
+        n
     }
 
     /// Creates a zone with an SOA record.
@@ -546,22 +559,7 @@ impl ReplicatedZones {
     pub fn list(&self) -> Vec<ZoneInfo> {
         let book = self.lock_book();
         let errors = self.errors.lock().map(|e| e.clone()).unwrap_or_default();
-        book.catalog
-            .rrsets()
-            .filter(|(k, _)| k.rtype == ZONE_ENTRY)
-            .map(|(k, _)| {
-                let replica = book.zones.get(&k.owner);
-                let rrsets = visible(&book, &k.owner);
-                let digest = meshdns_replication::replica::rrsets_digest(rrsets.iter().copied());
-                ZoneInfo {
-                    name: to_text(&k.owner),
-                    serial: replica.map_or(0, ZoneReplica::serial),
-                    rrsets: rrsets.len(),
-                    digest,
-                    error: errors.get(&k.owner).cloned(),
-                }
-            })
-            .collect()
+        list_in(&book, &errors)
     }
 
     fn zone_live(&self, zone: &[u8]) -> bool {
@@ -671,6 +669,36 @@ impl ReplicatedZones {
         }
         Ok(())
     }
+}
+
+/// Every live zone of `book`, `errors` giving why one cannot be served.
+fn list_in(book: &Book, errors: &BTreeMap<Vec<u8>, String>) -> Vec<ZoneInfo> {
+    book.catalog
+        .rrsets()
+        .filter(|(k, _)| k.rtype == ZONE_ENTRY)
+        .map(|(k, _)| {
+            let replica = book.zones.get(&k.owner);
+            let rrsets = visible(book, &k.owner);
+            let digest = meshdns_replication::replica::rrsets_digest(rrsets.iter().copied());
+            ZoneInfo {
+                name: to_text(&k.owner),
+                serial: replica.map_or(0, ZoneReplica::serial),
+                rrsets: rrsets.len(),
+                digest,
+                error: errors.get(&k.owner).cloned(),
+            }
+        })
+        .collect()
+}
+
+/// The state digest of a zone list: names and data digests.
+fn digest_of(zones: &[ZoneInfo]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for z in zones {
+        h.update(z.name.as_bytes());
+        h.update(&z.digest.to_le_bytes());
+    }
+    h.digest()
 }
 
 /// Notes, before `keys` of `zone` change, what each served until now, for

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use meshdns_mesh::Liveness;
 use meshdns_mesh::gossip::MeshHandle;
+use meshdns_mesh::{Liveness, Source};
+use meshdns_replication::agreement::{agreement, everyone_holds};
 use meshdns_replication::sync::{Hop, Peer, SyncLimits, SyncScheduler, pulls_from, push_targets};
 use meshdns_transport::net::{Endpoint, NetError, read_frame, write_frame};
 use tokio::sync::{Mutex, mpsc};
@@ -64,6 +65,10 @@ pub struct Syncer {
     forwarded: std::sync::Mutex<HashSet<(u64, u8)>>,
     /// Counters.
     pub stats: SyncStats,
+    /// The state digest last published (computing it walks every zone).
+    digest: AtomicU64,
+    /// Whether a tombstone collection is running.
+    collecting: std::sync::atomic::AtomicBool,
 }
 
 /// Applies what a pull brought: deltas one by one, snapshot parts zone by
@@ -126,6 +131,8 @@ impl Syncer {
             conns: Mutex::new(HashMap::new()),
             forwarded: std::sync::Mutex::new(HashSet::new()),
             stats: SyncStats::default(),
+            digest: AtomicU64::new(0),
+            collecting: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -177,7 +184,9 @@ impl Syncer {
     }
 
     fn publish_digest(&self) {
-        self.mesh.set_state_digest(self.zones.state_digest());
+        let digest = self.zones.state_digest();
+        self.digest.store(digest, Ordering::Relaxed);
+        self.mesh.set_state_digest(digest);
         let serials: Vec<String> = self.zones.list().into_iter().map(|z| format!("{}={}", z.name, z.serial)).collect();
         self.mesh.set_zone_serials(serials.join(","));
     }
@@ -186,6 +195,34 @@ impl Syncer {
     /// has the new zones: `ReplicatedZones` hands them over itself).
     fn changed(&self) {
         self.publish_digest();
+    }
+
+    /// Publishes this node's agreement (how far around it its digest is
+    /// known to be held) and, once it covers every live member, drops the
+    /// tombstones of that state (see `meshdns_replication::agreement`).
+    fn agree(self: Arc<Self>, mine: u64) {
+        let snap = self.mesh.snapshot();
+        let neighbours = snap
+            .members
+            .values()
+            .filter(|m| {
+                m.record.facts.id != self.me && m.record.source == Source::Direct && m.record.liveness.is_live()
+            })
+            .map(|m| (m.record.facts.state_digest, m.record.facts.agreement));
+        let level = agreement(mine, neighbours);
+        self.mesh.set_agreement(level);
+        if !everyone_holds(level) || self.collecting.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            if self.zones.tombstones() > 0 {
+                let n = self.zones.collect_agreed_tombstones(mine);
+                if n > 0 {
+                    tracing::info!(collected = n, "collected tombstones that every live member holds");
+                }
+            }
+            self.collecting.store(false, Ordering::Relaxed);
+        });
     }
 
     fn peers(&self) -> (Option<Peer>, Vec<(Peer, SocketAddr, u64)>) {
@@ -276,7 +313,8 @@ impl Syncer {
                 }
             }
             let now = tokio::time::Instant::now();
-            let mine = self.zones.state_digest();
+            let mine = self.digest.load(Ordering::Relaxed);
+            self.clone().agree(mine);
             let (Some(me), others) = self.peers() else { continue };
             let mut digests: HashMap<String, u64> = HashMap::new();
             for (peer, _, digest) in &others {
