@@ -208,7 +208,8 @@ def snapshot_transfer(binary, rrsets):
     try:
         a = Node(binary, 50, "eu", "fra", None, work, tls, env)
         nodes.append(a)
-        wait("the first node", 30, lambda: a.metric('meshdns_mesh_members{state="alive",tier="site"}') == 1, step=0.05)
+        wait("the first node", 30, lambda: a.metric("meshdns_replication_tombstones") == 0
+             and a.metric('meshdns_mesh_members{state="alive",tier="global"}') >= 1, step=0.05)
         lines = ["$ORIGIN snap.test.", "@ 3600 IN SOA ns hostmaster 1 3600 600 86400 300", "@ 3600 IN NS ns",
                  "ns 3600 IN A 192.0.2.53"]
         lines += [f"s{i} 300 IN A 10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}" for i in range(rrsets - 2)]
@@ -255,7 +256,7 @@ def main():
         raise SystemExit("dig is needed (bind9-dnsutils)")
     random.seed(7)
     rows, extra = [], {}
-    for n in [int(x) for x in args.sizes.split(",")]:
+    for n in [int(x) for x in args.sizes.split(",") if x]:
         work = tempfile.mkdtemp(prefix="meshdns-repl-bench-")
         nodes = []
         try:
