@@ -597,25 +597,27 @@ impl ReplicatedZones {
             (served_records(visible(&book, zone), serial), serial, changed)
         };
         let soa = records.iter().find(|r| r.1 == SOA && r.0 == zone).cloned();
-        let mut histories = self.histories.lock().unwrap_or_else(|e| e.into_inner());
+        // Compiled before any lock is taken: transfers and `zone list`
+        // are not held up by a large zone's compile.
+        let built = if records.is_empty() { None } else { Some(build(zone, &records, serial)) };
         let mut served = (*self.served.load_full()).clone();
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         errors.remove(zone);
+        let mut histories = self.histories.lock().unwrap_or_else(|e| e.into_inner());
         let history = histories.entry(zone.to_vec()).or_default();
-        if records.is_empty() {
-            served.remove(zone);
-            history.served(None, None);
-        } else {
-            match build(zone, &records, serial) {
-                Ok(snap) => {
-                    served.insert(zone.to_vec(), Arc::new(snap));
-                    history.served(soa, changed);
-                }
-                Err(e) => {
-                    tracing::warn!(zone = %to_text(zone), error = %e, "replicated zone cannot be compiled; serving its last good version");
-                    errors.insert(zone.to_vec(), e);
-                    history.served(None, None);
-                }
+        match built {
+            None => {
+                served.remove(zone);
+                history.served(None, None);
+            }
+            Some(Ok(snap)) => {
+                served.insert(zone.to_vec(), Arc::new(snap));
+                history.served(soa, changed);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(zone = %to_text(zone), error = %e, "replicated zone cannot be compiled; serving its last good version");
+                errors.insert(zone.to_vec(), e);
+                history.served(None, None);
             }
         }
         drop(histories);

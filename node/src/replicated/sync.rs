@@ -29,6 +29,9 @@ use super::ReplicatedZones;
 
 /// Most frames one pull answer or push stream may carry.
 const MAX_FRAMES: usize = 100_000;
+/// How long after start a node publishes no agreement (and so collects no
+/// tombstone by agreement): time to hear its pools.
+const SETTLE_BEFORE_AGREEING: Duration = Duration::from_secs(10);
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -200,7 +203,7 @@ impl Syncer {
     /// Publishes this node's agreement (how far around it its digest is
     /// known to be held) and, once it covers every live member, drops the
     /// tombstones of that state (see `meshdns_replication::agreement`).
-    fn agree(self: Arc<Self>, mine: u64) {
+    fn agree(self: Arc<Self>, mine: u64, settled: bool) {
         let snap = self.mesh.snapshot();
         let neighbours = snap
             .members
@@ -209,7 +212,7 @@ impl Syncer {
                 m.record.facts.id != self.me && m.record.source == Source::Direct && m.record.liveness.is_live()
             })
             .map(|m| (m.record.facts.state_digest, m.record.facts.agreement));
-        let level = agreement(mine, neighbours);
+        let level = if settled { agreement(mine, neighbours) } else { 0 };
         self.mesh.set_agreement(level);
         if !everyone_holds(level) || self.collecting.swap(true, Ordering::Relaxed) {
             return;
@@ -314,7 +317,10 @@ impl Syncer {
             }
             let now = tokio::time::Instant::now();
             let mine = self.digest.load(Ordering::Relaxed);
-            self.clone().agree(mine);
+            // A node that has just started may not have heard its
+            // neighbours yet: alone, it would agree with itself.
+            let settled = now.duration_since(started) >= SETTLE_BEFORE_AGREEING;
+            self.clone().agree(mine, settled);
             let (Some(me), others) = self.peers() else { continue };
             let mut digests: HashMap<String, u64> = HashMap::new();
             for (peer, _, digest) in &others {
