@@ -238,6 +238,17 @@ async fn collect_tombstones(zones: Arc<ReplicatedZones>, horizon: Duration) {
     }
 }
 
+/// Recompiles zones whose recent changes are answered from an overlay,
+/// `delay` after the first such change (later ones join the same compile).
+async fn compact_overlays(zones: Arc<ReplicatedZones>, delay: Duration) {
+    loop {
+        zones.compaction_wanted().notified().await;
+        tokio::time::sleep(delay).await;
+        let z = zones.clone();
+        let _ = tokio::task::spawn_blocking(move || z.compact_overlays()).await;
+    }
+}
+
 /// Publishes queries per second (over 10 s) as this node's load figure.
 async fn publish_load(shared: Arc<Shared>, mesh: Arc<meshdns_mesh::gossip::MeshHandle>) {
     const EVERY: Duration = Duration::from_secs(10);
@@ -386,6 +397,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         tokio::spawn(collect_tombstones(replicated.clone(), cfg.replication.tombstone_horizon));
+        tokio::spawn(compact_overlays(replicated.clone(), cfg.replication.overlay_compact_delay));
         if let Some(endpoint) = replication_endpoint(&cfg)? {
             let syncer = meshdns::replicated::sync::Syncer::new(
                 replicated.clone(),

@@ -78,8 +78,10 @@ fn rfc1995_ixfr_carries_only_what_changed_since_the_clients_serial() {
     let s = Server::builder().env("MESHDNS_TRANSFER_ALLOW", "127.0.0.1/32").start();
     populated(&s);
     let before = serial(&s, "example.net.");
-    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.8", "192.0.2.9"]));
+    // A new name (compiled at once), then a change answered from the
+    // overlay (compiled when the transfer asks for it).
     ok(s.zone_cli(&["set", "example.net", "mail", "A", "300", "192.0.2.25"]));
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.8", "192.0.2.9"]));
     let now = serial(&s, "example.net.");
     assert_eq!(now, before + 2);
     let text = |records: &[hickory_proto::rr::Record]| -> Vec<String> {
@@ -92,15 +94,15 @@ fn rfc1995_ixfr_carries_only_what_changed_since_the_clients_serial() {
         vec![
             soa(now),
             soa(before),
-            "www.example.net. A 192.0.2.7".into(),
             soa(before + 1),
-            "www.example.net. A 192.0.2.9".into(),
-            soa(before + 1),
-            soa(now),
             "mail.example.net. A 192.0.2.25".into(),
+            soa(before + 1),
+            "www.example.net. A 192.0.2.7".into(),
+            soa(now),
+            "www.example.net. A 192.0.2.9".into(),
             soa(now),
         ],
-        "two steps: one record swapped, one added"
+        "two steps: one record added, one swapped"
     );
     assert_eq!(text(&common::ixfr(s.dns, "example.net.", now)), vec![soa(now)], "a current client gets the SOA alone");
     // RFC 1982: 1000 behind, a serial this node never served.
@@ -126,6 +128,65 @@ fn rfc1995_ixfr_carries_only_what_changed_since_the_clients_serial() {
     ] {
         assert!(m.contains(line), "{line} in\n{m}");
     }
+}
+
+fn gauge(s: &Server, name: &str) -> u64 {
+    let (_, m) = s.http_get("/metrics").unwrap();
+    m.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.parse().ok())).unwrap_or(0)
+}
+
+/// Everything a response says, sorted per section: equal for equal answers.
+fn sections(r: &hickory_proto::op::Message) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {:?}",
+        r.response_code(),
+        r.authoritative(),
+        common::lines(r.answers()),
+        common::lines(r.name_servers()),
+        common::lines(r.additionals())
+    )
+}
+
+/// A change to an existing name is answered from the zone's overlay at
+/// once, before the recompile that follows (held back 3 s here), and every
+/// answer is then the one the recompiled zone gives: the RRset, the
+/// serial in SOA answers and negative answers, additional addresses,
+/// NODATA and NXDOMAIN. A new name is not for the overlay: it is compiled
+/// before the write is acknowledged.
+#[test]
+fn changes_to_existing_names_are_answered_from_the_overlay_until_the_recompile() {
+    let s = Server::builder().env("MESHDNS_REPLICATION_OVERLAY_COMPACT_DELAY_MS", "3000").start();
+    populated(&s);
+    ok(s.zone_cli(&["set", "example.net", "mail", "MX", "300", "10 www"]));
+    let overlay = || gauge(&s, "meshdns_replication_overlay_rrsets");
+    assert_eq!(overlay(), 0, "new names and apex records are compiled, not overlaid");
+    let before = serial(&s, "example.net.");
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.50"]));
+    // No waiting: the acknowledged change is answered.
+    assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.50"]);
+    assert_eq!(overlay(), 2, "the RRset and the zone's SOA");
+    assert_eq!(serial(&s, "example.net."), before + 1);
+    let questions = [
+        ("www.example.net.", RecordType::A),
+        ("www.example.net.", RecordType::AAAA),
+        ("www.example.net.", RecordType::ANY),
+        ("example.net.", RecordType::SOA),
+        ("nope.example.net.", RecordType::A),
+        ("mail.example.net.", RecordType::MX),
+    ];
+    let answers = |s: &Server| -> Vec<String> { questions.iter().map(|(n, t)| sections(&s.query(n, *t))).collect() };
+    let from_overlay = answers(&s);
+    assert!(from_overlay[4].contains(&format!("hostmaster.example.net. {}", before + 1)), "{}", from_overlay[4]);
+    assert!(from_overlay[5].contains("192.0.2.50"), "the MX target's new address: {}", from_overlay[5]);
+    wait_for("the recompile", Duration::from_secs(30), || (overlay() == 0).then_some(()));
+    assert_eq!(answers(&s), from_overlay, "the recompiled zone answers as the overlay did");
+    // A new name is compiled before the acknowledgement.
+    ok(s.zone_cli(&["set", "example.net", "fresh", "A", "300", "192.0.2.60"]));
+    assert_eq!(a_records(&s, "fresh.example.net."), vec!["192.0.2.60"]);
+    assert_eq!(overlay(), 0);
+    // IXFR (built at the recompile) carries the overlaid change too.
+    let got = common::ixfr(s.dns, "example.net.", before);
+    assert!(got.iter().any(|r| r.to_string().contains("192.0.2.50")), "{got:?}");
 }
 
 #[test]

@@ -125,6 +125,9 @@ pub struct ReplicationSettings {
     pub compact_after_bytes: u64,
     /// Tombstones older than this are collected.
     pub tombstone_horizon: Duration,
+    /// How long changes served from an overlay wait before the zone is
+    /// recompiled with them (more changes meanwhile join the same one).
+    pub overlay_compact_delay: Duration,
 }
 
 /// Default QUIC address for replication.
@@ -322,6 +325,7 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "REPLICATION_QUIC" => raw.replication.quic = Some(value),
         "REPLICATION_COMPACT_AFTER_BYTES" => raw.replication.compact_after_bytes = Some(num(&value)?),
         "REPLICATION_TOMBSTONE_HORIZON_S" => raw.replication.tombstone_horizon_s = Some(num(&value)?),
+        "REPLICATION_OVERLAY_COMPACT_DELAY_MS" => raw.replication.overlay_compact_delay_ms = Some(num(&value)?),
         "UPDATE_TSIG_KEYS" => raw.update.tsig_keys = Some(list(&value)),
         "REPLICATION_TLS_DIR" => raw.replication.tls_dir = Some(value),
         "REPLICATION_TLS_DEV" => {
@@ -441,6 +445,7 @@ impl Config {
                     Some(n) => Duration::from_secs(n),
                     None => Duration::from_secs(7 * 24 * 3600),
                 },
+                overlay_compact_delay: Duration::from_millis(raw.replication.overlay_compact_delay_ms.unwrap_or(200)),
                 compact_after_bytes: match raw.replication.compact_after_bytes {
                     Some(0) => return Err(invalid("replication.compact_after_bytes", "0", "must be at least 1")),
                     Some(n) => n,

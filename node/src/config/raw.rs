@@ -60,6 +60,9 @@ pub struct RawReplication {
     pub compact_after_bytes: Option<u64>,
     /// Tombstones older than this many seconds are collected.
     pub tombstone_horizon_s: Option<u64>,
+    /// Milliseconds changes served from an overlay wait before the zone is
+    /// recompiled with them.
+    pub overlay_compact_delay_ms: Option<u64>,
 }
 
 /// `[server]`: listeners and limits.

@@ -17,6 +17,7 @@
 
 pub mod files;
 pub mod ixfr;
+mod overlay;
 pub mod sync;
 pub mod text;
 pub mod update;
@@ -90,7 +91,14 @@ struct Book {
     /// What changed in each zone since it was last served: the next
     /// recompile turns it into an IXFR step.
     pending: BTreeMap<Vec<u8>, ixfr::Pending>,
+    /// Counts applied changes: a compiled zone records the count it
+    /// includes, overlay entries the count that made them.
+    change_seq: u64,
 }
+
+/// Changes to one zone to answer from its overlay: the change count that
+/// made them, and (owner, type, RRset) with the zone's new SOA among them.
+type OverlayUpdate = (Vec<u8>, u64, Vec<(Vec<u8>, u16, crate::zone::overlay::OverlayRRset)>);
 
 /// One change to make: in `zone` (wire form; the catalog when empty), set
 /// or delete one RRset.
@@ -120,6 +128,13 @@ pub struct ReplicatedZones {
     on_served: Mutex<Option<ServedHook>>,
     /// IXFR history per zone, updated under `recompiling`.
     histories: Mutex<BTreeMap<Vec<u8>, ixfr::History>>,
+    /// Serialises overlay inserts with the swap to a recompiled zone, so
+    /// an entry made meanwhile is carried over, never lost.
+    overlay_lock: Mutex<()>,
+    /// Zones with overlay entries waiting for a recompile.
+    overlaid: Mutex<std::collections::BTreeSet<Vec<u8>>>,
+    /// Woken when a zone has new overlay entries.
+    compaction_wanted: tokio::sync::Notify,
 }
 
 /// Receives every new set of served replicated zones.
@@ -149,6 +164,7 @@ impl ReplicatedZones {
             zones: BTreeMap::new(),
             clock: Clock::new(60_000),
             pending: BTreeMap::new(),
+            change_seq: 0,
         };
         let mut snapshot_parts: BTreeMap<String, Vec<Part>> = BTreeMap::new();
         let mut adopted: BTreeMap<String, Vec<Part>> = BTreeMap::new();
@@ -196,6 +212,9 @@ impl ReplicatedZones {
             recompiling: Mutex::new(()),
             on_served: Mutex::new(None),
             histories: Mutex::new(BTreeMap::new()),
+            overlay_lock: Mutex::new(()),
+            overlaid: Mutex::new(Default::default()),
+            compaction_wanted: tokio::sync::Notify::new(),
         };
         let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
         for z in names {
@@ -217,6 +236,7 @@ impl ReplicatedZones {
     /// them and recompiles the zones touched.
     fn commit(&self, changes: Vec<Change>) -> Result<(), ReplicatedError> {
         let mut touched: Vec<Vec<u8>> = Vec::new();
+        let mut updates: Vec<OverlayUpdate> = Vec::new();
         {
             let mut book = self.lock_book();
             // One delta per zone: numbers are given in order within one
@@ -238,7 +258,12 @@ impl ReplicatedZones {
                 d.writes.push(Write { origin: self.me.clone(), seq, hlc, key: c.key, value: c.value });
             }
             let deltas: Vec<(Vec<u8>, Delta)> = per_zone.into_iter().collect();
-            self.check(&book, &deltas)?;
+            // Changes the overlay can answer cannot leave a zone unservable
+            // (see `overlay::fits`); the others are compiled first.
+            let fast: Vec<bool> = deltas.iter().map(|(z, d)| self.fits_overlay(z, &d.writes)).collect();
+            if fast.contains(&false) {
+                self.check(&book, &deltas)?;
+            }
             // A large import travels as several bounded messages.
             let frames: Vec<Vec<u8>> =
                 deltas.iter().flat_map(|(z, d)| wire::encode_chunked(&zone_text(z), d)).collect();
@@ -246,26 +271,97 @@ impl ReplicatedZones {
             if let Some(tx) = self.outbox.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 let _ = tx.send(frames.clone());
             }
-            for (zone, d) in deltas {
+            for ((zone, d), fast) in deltas.into_iter().zip(fast) {
                 note_changes(&mut book, &zone, d.writes.iter().map(|w| &w.key));
+                book.change_seq += 1;
                 if zone.is_empty() {
                     for w in &d.writes {
                         touched.push(w.key.owner.clone());
                     }
                     book.catalog.apply_delta(d);
                 } else {
+                    let keys: Vec<EntryKey> = d.writes.iter().map(|w| w.key.clone()).collect();
                     book.zones.entry(zone.clone()).or_default().apply_delta(d);
-                    touched.push(zone);
+                    match fast.then(|| overlay_update(&book, &zone, &keys)).flatten() {
+                        Some(update) => updates.push(update),
+                        None => touched.push(zone),
+                    }
                 }
             }
             self.maybe_compact(&book);
+        }
+        self.publish(updates, touched);
+        Ok(())
+    }
+
+    /// Whether writes to `zone` can be answered from its overlay.
+    fn fits_overlay(&self, zone: &[u8], writes: &[Write]) -> bool {
+        if zone.is_empty() || writes.is_empty() {
+            return false;
+        }
+        let served = self.served.load();
+        let Some(snap) = served.get(zone) else { return false };
+        writes.iter().all(|w| overlay::fits(snap, &w.key, w.value.as_ref()))
+    }
+
+    /// Makes applied changes visible: overlay entries for the zones that
+    /// have them (a recompile follows in the background), a recompile now
+    /// for the others.
+    fn publish(&self, updates: Vec<OverlayUpdate>, mut touched: Vec<Vec<u8>>) {
+        for (zone, seq, entries) in updates {
+            let guard = self.overlay_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let served = self.served.load();
+            match served.get(&zone) {
+                Some(snap) => {
+                    // A snapshot compiled after this change holds it already.
+                    if seq > snap.base_seq() {
+                        for (owner, rtype, rrset) in entries {
+                            snap.overlay().insert(&owner, rtype, rrset);
+                        }
+                    }
+                    drop(guard);
+                    self.overlaid.lock().unwrap_or_else(|e| e.into_inner()).insert(zone);
+                    self.compaction_wanted.notify_one();
+                }
+                None => {
+                    drop(guard);
+                    touched.push(zone);
+                }
+            }
         }
         touched.sort();
         touched.dedup();
         for z in touched {
             self.recompile(&z);
         }
-        Ok(())
+    }
+
+    /// Recompiles the zones whose changes are being answered from an
+    /// overlay. Blocking; the node's driver calls it shortly after
+    /// [`ReplicatedZones::compaction_wanted`] fires.
+    pub fn compact_overlays(&self) {
+        let zones = std::mem::take(&mut *self.overlaid.lock().unwrap_or_else(|e| e.into_inner()));
+        for z in zones {
+            self.recompile(&z);
+        }
+    }
+
+    /// Recompiles one zone now if changes wait in its overlay (a zone
+    /// transfer must carry them).
+    pub fn compact_zone(&self, zone: &[u8]) {
+        if self.overlaid.lock().unwrap_or_else(|e| e.into_inner()).remove(zone) {
+            self.recompile(zone);
+        }
+    }
+
+    /// Fires when a zone has changes waiting in its overlay.
+    pub fn compaction_wanted(&self) -> &tokio::sync::Notify {
+        &self.compaction_wanted
+    }
+
+    /// RRsets answered from overlays, over every zone.
+    pub fn overlay_rrsets(&self) -> usize {
+        self.served.load().values().map(|s| s.overlay().len()).sum()
     }
 
     /// Compacts the journal once its log has grown past the threshold: the
@@ -328,11 +424,14 @@ impl ReplicatedZones {
             return Err(ReplicatedError::Invalid("a snapshot part where a delta was expected".into()));
         }
         let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name".into()))?;
-        let touched: Vec<Vec<u8>> = if zone.is_empty() {
+        let mut touched: Vec<Vec<u8>> = if zone.is_empty() {
             part.delta.writes.iter().map(|w| w.key.owner.clone()).collect()
         } else {
             vec![zone.clone()]
         };
+        let fast = self.fits_overlay(&zone, &part.delta.writes);
+        let keys: Vec<EntryKey> = part.delta.writes.iter().map(|w| w.key.clone()).collect();
+        let mut updates = Vec::new();
         {
             let mut book = self.lock_book();
             let replica = if zone.is_empty() { Some(&book.catalog) } else { book.zones.get(&zone) };
@@ -356,11 +455,13 @@ impl ReplicatedZones {
             self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&[payload.to_vec()])?;
             book.clock = clock;
             apply_part(&mut book, part)?;
+            if let Some(update) = fast.then(|| overlay_update(&book, &zone, &keys)).flatten() {
+                updates.push(update);
+                touched.clear();
+            }
             self.maybe_compact(&book);
         }
-        for z in touched {
-            self.recompile(&z);
-        }
+        self.publish(updates, touched);
         Ok(true)
     }
 
@@ -579,8 +680,9 @@ impl ReplicatedZones {
     /// good version, and `zone list` shows why.
     fn recompile(&self, zone: &[u8]) {
         let _one_at_a_time = self.recompiling.lock().unwrap_or_else(|e| e.into_inner());
-        let (records, serial, changed) = {
+        let (records, serial, changed, base_seq) = {
             let mut book = self.lock_book();
+            let base_seq = book.change_seq;
             let serial = book.zones.get(zone).map_or(0, ZoneReplica::serial);
             let changed = match book.pending.remove(zone) {
                 None => Some(Vec::new()),
@@ -594,7 +696,7 @@ impl ReplicatedZones {
                         .collect::<Vec<_>>(),
                 ),
             };
-            (served_records(visible(&book, zone), serial), serial, changed)
+            (served_records(visible(&book, zone), serial), serial, changed, base_seq)
         };
         let soa = records.iter().find(|r| r.1 == SOA && r.0 == zone).cloned();
         // Compiled before any lock is taken: transfers and `zone list`
@@ -605,12 +707,22 @@ impl ReplicatedZones {
         errors.remove(zone);
         let mut histories = self.histories.lock().unwrap_or_else(|e| e.into_inner());
         let history = histories.entry(zone.to_vec()).or_default();
+        // From here to the swap, no overlay entry can slip in unseen.
+        let overlay_guard = self.overlay_lock.lock().unwrap_or_else(|e| e.into_inner());
         match built {
             None => {
                 served.remove(zone);
                 history.served(None, None);
             }
             Some(Ok(snap)) => {
+                let snap = snap.with_base_seq(base_seq);
+                // Changes answered from the old overlay after this compile
+                // read the state carry over.
+                if let Some(old) = served.get(zone) {
+                    for (owner, rtype, rrset) in old.overlay().newer_than(base_seq) {
+                        snap.overlay().insert(&owner, rtype, rrset);
+                    }
+                }
                 served.insert(zone.to_vec(), Arc::new(snap));
                 history.served(soa, changed);
             }
@@ -623,6 +735,7 @@ impl ReplicatedZones {
         drop(histories);
         let served = Arc::new(served);
         self.served.store(served.clone());
+        drop(overlay_guard);
         drop(errors);
         if let Some(hook) = self.on_served.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             hook(served);
@@ -671,6 +784,24 @@ impl ReplicatedZones {
         }
         Ok(())
     }
+}
+
+/// The overlay entries for `keys` of `zone` as they now stand, with the
+/// zone's SOA under its new serial; `None` if one of them is no longer
+/// set (a concurrent deletion won), which needs a recompile.
+fn overlay_update(book: &Book, zone: &[u8], keys: &[EntryKey]) -> Option<OverlayUpdate> {
+    let seq = book.change_seq;
+    let replica = book.zones.get(zone);
+    let mut entries = Vec::with_capacity(keys.len() + 1);
+    for k in keys {
+        let value = visible_value(&book.catalog, replica, zone, k)?;
+        entries.push((k.owner.clone(), k.rtype, overlay::entry(seq, &value)));
+    }
+    let soa_key = EntryKey { owner: zone.to_vec(), rtype: SOA };
+    let soa = visible_value(&book.catalog, replica, zone, &soa_key)?;
+    let (_, _, ttl, rdata) = served_records(vec![(&soa_key, &soa)], replica?.serial()).into_iter().next()?;
+    entries.push((zone.to_vec(), SOA, crate::zone::overlay::OverlayRRset { seq, ttl, rdata: vec![rdata] }));
+    Some((zone.to_vec(), seq, entries))
 }
 
 /// Every live zone of `book`, `errors` giving why one cannot be served.
@@ -844,6 +975,7 @@ pub fn zone_wire(text: &str) -> Option<Vec<u8>> {
 fn apply_part(book: &mut Book, part: Part) -> Result<(), ReplicatedError> {
     let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name in a delta".into()))?;
     note_changes(book, &zone, part.delta.writes.iter().map(|w| &w.key));
+    book.change_seq += 1;
     let replica = if zone.is_empty() { &mut book.catalog } else { book.zones.entry(zone).or_default() };
     replica.apply_delta(part.delta);
     Ok(())

@@ -99,6 +99,12 @@ pub fn render_metrics(shared: &SharedRef) -> String {
     if let Some(mesh) = shared.mesh.get() {
         crate::cluster::metrics::render(&mesh.snapshot(), &mut out);
     }
+    if let Some(zones) = shared.replicated.get() {
+        use std::fmt::Write;
+        out.push_str("# HELP meshdns_replication_overlay_rrsets RRsets answered from overlays, waiting for their zone's recompile.\n");
+        out.push_str("# TYPE meshdns_replication_overlay_rrsets gauge\n");
+        let _ = writeln!(out, "meshdns_replication_overlay_rrsets {}", zones.overlay_rrsets());
+    }
     if let Some(syncer) = shared.syncer.get() {
         syncer.render_metrics(&mut out);
     }

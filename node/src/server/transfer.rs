@@ -42,7 +42,16 @@ pub async fn serve(
     let mut lower = [0u8; MAX_NAME_LEN];
     let qname = &mut lower[..q.qname.len()];
     lowercase_into(q.qname, qname);
-    let zones = shared.store.current_full();
+    let mut zones = shared.store.current_full();
+    // A transfer carries one compiled version, with the serial an SOA query
+    // shows: changes still answered from an overlay are compiled first.
+    if zones.get(qname).is_some_and(|z| !z.overlay().is_empty())
+        && let Some(replicated) = shared.replicated.get()
+    {
+        let (replicated, zone) = (replicated.clone(), qname.to_vec());
+        let _ = tokio::task::spawn_blocking(move || replicated.compact_zone(&zone)).await;
+        zones = shared.store.current_full();
+    }
     let refusal = if !shared.config.transfer_allow.iter().any(|net| net.contains(&peer)) {
         tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), "zone transfer refused: client not in transfer.allow");
         Some(Rcode::REFUSED)

@@ -10,6 +10,7 @@
 
 pub mod compile;
 pub mod diag;
+pub mod overlay;
 pub mod parse;
 pub mod set;
 pub mod snapshot;

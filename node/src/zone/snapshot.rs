@@ -93,6 +93,11 @@ pub struct Snapshot {
     index: Range<usize>,
     index_mask: usize,
     sources: Vec<String>,
+    /// Changes made since it was compiled (replicated zones only).
+    overlay: super::overlay::Overlay,
+    /// The replication sequence it was compiled at: overlay entries at or
+    /// below it are already in the compiled data.
+    base_seq: u64,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -194,6 +199,8 @@ impl Snapshot {
             index,
             index_mask: slots - 1,
             sources,
+            overlay: Default::default(),
+            base_seq: 0,
         };
         s.check_offsets().map_err(corrupt)?;
         Ok(s)
@@ -256,6 +263,19 @@ impl Snapshot {
     /// SOA serial at compile time.
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+    /// Changes served beside the compiled data (see [`super::overlay`]).
+    pub fn overlay(&self) -> &super::overlay::Overlay {
+        &self.overlay
+    }
+    /// The replication sequence this snapshot was compiled at.
+    pub fn base_seq(&self) -> u64 {
+        self.base_seq
+    }
+    /// Marks the replication sequence this snapshot was compiled at.
+    pub fn with_base_seq(mut self, seq: u64) -> Snapshot {
+        self.base_seq = seq;
+        self
     }
     /// Number of nodes (owner names and empty non-terminals).
     pub fn node_count(&self) -> u32 {

@@ -147,6 +147,9 @@ impl<'z> Resolver<'z> {
             let Some(rel_len) = cur.len.checked_sub(zone.origin().len()) else {
                 return self.negative(Rcode::SERVFAIL, b);
             };
+            // Whether the node is the name itself, not a wildcard's
+            // synthesis: only then can an overlay entry answer.
+            let mut exact = true;
             let node = match zone.find(&cur.buf[..rel_len]) {
                 Some((_, node)) if node.flags() & flags::OCCLUDED != 0 => {
                     match self.occluded_by(node.occluder(), &mut cur, first, b)? {
@@ -174,6 +177,7 @@ impl<'z> Resolver<'z> {
                         return self.name_error(&cur, first, b);
                     }
                     // RFC 4592 §3.3.3: the source of synthesis `*.<closest encloser>`.
+                    exact = false;
                     let ce_name = zone.node_name(&ce);
                     let mut wild = [0u8; MAX_NAME_LEN];
                     wild[0] = 1;
@@ -192,15 +196,25 @@ impl<'z> Resolver<'z> {
                 }
                 return self.referral(&node, b);
             }
+            let overlay = (exact && !zone.overlay().is_empty()).then(|| zone.overlay());
             if self.qtype == Rtype::ANY {
                 // RFC 8482 §4.2: one RRset is a complete answer to ANY.
                 return match zone.rrsets_at(&node).next() {
                     Some(rrset) => {
-                        self.answer_rrset(&cur, &node, &rrset, b)?;
+                        match overlay.and_then(|o| o.get(cur.name(), rrset.rtype())) {
+                            Some(newer) => {
+                                write_overlay(Section::Answer, cur.owner(), Rtype(rrset.rtype()), &newer, b)?
+                            }
+                            None => self.answer_rrset(&cur, &node, &rrset, b)?,
+                        }
                         Ok(DONE_AUTH)
                     }
                     None => self.negative(Rcode::NOERROR, b),
                 };
+            }
+            if let Some(newer) = overlay.and_then(|o| o.get(cur.name(), self.qtype.0)) {
+                write_overlay(Section::Answer, cur.owner(), self.qtype, &newer, b)?;
+                return Ok(DONE_AUTH);
             }
             if let Some(rrset) = zone.rrset_at(&node, self.qtype.0) {
                 self.answer_rrset(&cur, &node, &rrset, b)?;
@@ -348,6 +362,16 @@ impl<'z> Resolver<'z> {
     fn negative(&mut self, rcode: Rcode, b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
         let zone = self.zone;
         let apex = zone.node(zone.apex());
+        if !zone.overlay().is_empty()
+            && let Some(newer) = zone.overlay().get(zone.origin(), Rtype::SOA.0)
+            && let Some(rdata) = newer.rdata.first()
+        {
+            // The zone changed since it was compiled: its serial with it.
+            // (Overlays are only used for unsigned zones: no RRSIG to add.)
+            let minimum = rdata.len().checked_sub(4).and_then(|at| crate::dns::wire::read_u32(rdata, at)).unwrap_or(0);
+            b.record(Section::Authority, Owner::Name(zone.origin()), Rtype::SOA, newer.ttl.min(minimum), rdata)?;
+            return Ok(Outcome { rcode, authoritative: true, truncated: false });
+        }
         let soa = apex.as_ref().and_then(|a| zone.rrset_at(a, Rtype::SOA.0));
         if let (Some(apex), Some(soa)) = (apex, soa)
             && let Some(rdata) = zone.records(&soa).next()
@@ -439,9 +463,17 @@ impl<'z> Resolver<'z> {
                     continue;
                 }
                 let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else { continue };
-                let Some(rrset) = zone.rrset_at(&node, rtype.0) else { continue };
                 let mark = b.mark();
-                if self.write_rrset(Section::Additional, Owner::Name(name), &rrset, None, b).is_err() {
+                let written = match zone.overlay().get(l, rtype.0) {
+                    Some(newer) if !zone.overlay().is_empty() => {
+                        write_overlay(Section::Additional, Owner::Name(name), rtype, &newer, b)
+                    }
+                    _ => match zone.rrset_at(&node, rtype.0) {
+                        Some(rrset) => self.write_rrset(Section::Additional, Owner::Name(name), &rrset, None, b),
+                        None => continue,
+                    },
+                };
+                if written.is_err() {
                     b.rollback(mark);
                     missing_required |= required;
                 }
@@ -449,6 +481,20 @@ impl<'z> Resolver<'z> {
         }
         missing_required
     }
+}
+
+/// Writes an RRset from a zone's overlay.
+fn write_overlay(
+    section: Section,
+    owner: Owner<'_>,
+    rtype: Rtype,
+    rrset: &crate::zone::overlay::OverlayRRset,
+    b: &mut ResponseBuilder<'_>,
+) -> Result<(), Full> {
+    for rdata in &rrset.rdata {
+        b.record(section, owner, rtype, rrset.ttl, rdata)?;
+    }
+    Ok(())
 }
 
 fn is_apex(node: &Node) -> bool {
