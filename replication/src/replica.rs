@@ -395,17 +395,19 @@ impl ZoneReplica {
 /// order they come in (what [`ZoneReplica::digest`] and a node's view of a
 /// zone both use).
 pub fn rrsets_digest<'a>(rrsets: impl IntoIterator<Item = (&'a EntryKey, &'a RRset)>) -> u64 {
-    let mut acc = 0u64;
-    for (k, v) in rrsets {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(&k.owner);
-        h.update(&k.rtype.to_be_bytes());
-        h.update(&v.ttl.to_be_bytes());
-        for r in &v.rdata {
-            h.update(&(r.len() as u32).to_be_bytes());
-            h.update(r);
-        }
-        acc = acc.wrapping_add(h.digest());
+    rrsets.into_iter().fold(0u64, |acc, (k, v)| acc.wrapping_add(rrset_digest(k, v)))
+}
+
+/// One RRset's share of [`rrsets_digest`]: the digest is their wrapping
+/// sum, so it can be kept up to date change by change.
+pub fn rrset_digest(k: &EntryKey, v: &RRset) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&k.owner);
+    h.update(&k.rtype.to_be_bytes());
+    h.update(&v.ttl.to_be_bytes());
+    for r in &v.rdata {
+        h.update(&(r.len() as u32).to_be_bytes());
+        h.update(r);
     }
-    acc
+    h.digest()
 }

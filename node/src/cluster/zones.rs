@@ -114,8 +114,7 @@ impl ZonesService {
             .await
             .map_err(|e| Status::internal(format!("write task failed: {e}")))?
             .map_err(status)?;
-        let serial =
-            self.zones.list().into_iter().find(|z| zone_wire(&z.name) == zone_wire(zone)).map_or(0, |z| z.serial);
+        let serial = self.zones.zone_serial(zone);
         let mut confirmed_by = 0;
         if let Some(w) = wait.filter(|w| w.nodes > 0 || w.site) {
             let limit =
@@ -255,8 +254,7 @@ impl Zones for ZonesService {
     async fn export(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::ExportReply>, Status> {
         let zone = req.into_inner().zone;
         let mut sets = self.zones.rrsets(&zone).map_err(status)?;
-        let serial =
-            self.zones.list().into_iter().find(|z| zone_wire(&z.name) == zone_wire(&zone)).map_or(0, |z| z.serial);
+        let serial = self.zones.zone_serial(&zone);
         for (k, v) in sets.iter_mut() {
             if k.rtype == 6 {
                 for r in v.rdata.iter_mut() {

@@ -94,6 +94,10 @@ struct Book {
     /// Counts applied changes: a compiled zone records the count it
     /// includes, overlay entries the count that made them.
     change_seq: u64,
+    /// Per zone, the digest and RRset count of its live data, kept current
+    /// change by change (a zone's digest is a sum over its RRsets); absent
+    /// until first asked for, and dropped on changes not told by key.
+    summaries: BTreeMap<Vec<u8>, (u64, usize)>,
 }
 
 /// Changes to one zone to answer from its overlay: the change count that
@@ -165,6 +169,7 @@ impl ReplicatedZones {
             clock: Clock::new(60_000),
             pending: BTreeMap::new(),
             change_seq: 0,
+            summaries: BTreeMap::new(),
         };
         let mut snapshot_parts: BTreeMap<String, Vec<Part>> = BTreeMap::new();
         let mut adopted: BTreeMap<String, Vec<Part>> = BTreeMap::new();
@@ -272,16 +277,14 @@ impl ReplicatedZones {
                 let _ = tx.send(frames.clone());
             }
             for ((zone, d), fast) in deltas.into_iter().zip(fast) {
-                note_changes(&mut book, &zone, d.writes.iter().map(|w| &w.key));
-                book.change_seq += 1;
                 if zone.is_empty() {
                     for w in &d.writes {
                         touched.push(w.key.owner.clone());
                     }
-                    book.catalog.apply_delta(d);
+                    apply_to(&mut book, &zone, d);
                 } else {
                     let keys: Vec<EntryKey> = d.writes.iter().map(|w| w.key.clone()).collect();
-                    book.zones.entry(zone.clone()).or_default().apply_delta(d);
+                    apply_to(&mut book, &zone, d);
                     match fast.then(|| overlay_update(&book, &zone, &keys)).flatten() {
                         Some(update) => updates.push(update),
                         None => touched.push(zone),
@@ -521,6 +524,7 @@ impl ReplicatedZones {
             };
             for z in &touched {
                 book.pending.insert(z.clone(), ixfr::Pending::Whole);
+                book.summaries.remove(z);
             }
             touched
         };
@@ -573,7 +577,7 @@ impl ReplicatedZones {
     /// deletion that arrived since is kept. Returns how many were dropped.
     pub fn collect_agreed_tombstones(&self, agreed: u64) -> usize {
         let mut book = self.lock_book();
-        if digest_of(&list_in(&book, &BTreeMap::new())) != agreed {
+        if digest_of(&list_in(&mut book, &BTreeMap::new())) != agreed {
             return 0;
         }
         let all = meshdns_replication::Hlc { wall_ms: u64::MAX, logical: u32::MAX };
@@ -656,11 +660,18 @@ impl ReplicatedZones {
         Ok(visible(&book, &zone).into_iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
+    /// The serial `zone` is served with (0 if it is not), without listing
+    /// every zone.
+    pub fn zone_serial(&self, zone: &str) -> u32 {
+        let Some(wire) = zone_wire(zone) else { return 0 };
+        self.lock_book().zones.get(&wire).map_or(0, ZoneReplica::serial)
+    }
+
     /// Every live zone.
     pub fn list(&self) -> Vec<ZoneInfo> {
-        let book = self.lock_book();
+        let mut book = self.lock_book();
         let errors = self.errors.lock().map(|e| e.clone()).unwrap_or_default();
-        list_in(&book, &errors)
+        list_in(&mut book, &errors)
     }
 
     fn zone_live(&self, zone: &[u8]) -> bool {
@@ -805,20 +816,29 @@ fn overlay_update(book: &Book, zone: &[u8], keys: &[EntryKey]) -> Option<Overlay
 }
 
 /// Every live zone of `book`, `errors` giving why one cannot be served.
-fn list_in(book: &Book, errors: &BTreeMap<Vec<u8>, String>) -> Vec<ZoneInfo> {
-    book.catalog
-        .rrsets()
-        .filter(|(k, _)| k.rtype == ZONE_ENTRY)
-        .map(|(k, _)| {
-            let replica = book.zones.get(&k.owner);
-            let rrsets = visible(book, &k.owner);
-            let digest = meshdns_replication::replica::rrsets_digest(rrsets.iter().copied());
+/// Digests and counts come from the zones' summaries, computed the first
+/// time and then kept current by [`apply_to`].
+fn list_in(book: &mut Book, errors: &BTreeMap<Vec<u8>, String>) -> Vec<ZoneInfo> {
+    let names: Vec<Vec<u8>> =
+        book.catalog.rrsets().filter(|(k, _)| k.rtype == ZONE_ENTRY).map(|(k, _)| k.owner.clone()).collect();
+    names
+        .into_iter()
+        .map(|zone| {
+            let (digest, rrsets) = match book.summaries.get(&zone) {
+                Some(s) => *s,
+                None => {
+                    let live = visible(book, &zone);
+                    let s = (meshdns_replication::replica::rrsets_digest(live.iter().copied()), live.len());
+                    book.summaries.insert(zone.clone(), s);
+                    s
+                }
+            };
             ZoneInfo {
-                name: to_text(&k.owner),
-                serial: replica.map_or(0, ZoneReplica::serial),
-                rrsets: rrsets.len(),
+                name: to_text(&zone),
+                serial: book.zones.get(&zone).map_or(0, ZoneReplica::serial),
+                rrsets,
                 digest,
-                error: errors.get(&k.owner).cloned(),
+                error: errors.get(&zone).cloned(),
             }
         })
         .collect()
@@ -974,11 +994,44 @@ pub fn zone_wire(text: &str) -> Option<Vec<u8>> {
 
 fn apply_part(book: &mut Book, part: Part) -> Result<(), ReplicatedError> {
     let zone = zone_wire(&part.zone).ok_or_else(|| ReplicatedError::Invalid("bad zone name in a delta".into()))?;
-    note_changes(book, &zone, part.delta.writes.iter().map(|w| &w.key));
-    book.change_seq += 1;
-    let replica = if zone.is_empty() { &mut book.catalog } else { book.zones.entry(zone).or_default() };
-    replica.apply_delta(part.delta);
+    apply_to(book, &zone, part.delta);
     Ok(())
+}
+
+/// Applies a delta to `zone` (the catalog when empty), noting what changes
+/// for IXFR and keeping the zone's summary current.
+fn apply_to(book: &mut Book, zone: &[u8], d: Delta) {
+    note_changes(book, zone, d.writes.iter().map(|w| &w.key));
+    book.change_seq += 1;
+    if zone.is_empty() {
+        // A zone created or deleted: its summary is computed afresh.
+        for w in &d.writes {
+            book.summaries.remove(&w.key.owner);
+        }
+        book.catalog.apply_delta(d);
+        return;
+    }
+    if !book.summaries.contains_key(zone) {
+        book.zones.entry(zone.to_vec()).or_default().apply_delta(d);
+        return;
+    }
+    let keys: std::collections::BTreeSet<EntryKey> = d.writes.iter().map(|w| w.key.clone()).collect();
+    let value = |book: &Book, k: &EntryKey| visible_value(&book.catalog, book.zones.get(zone), zone, k);
+    let before: Vec<Option<RRset>> = keys.iter().map(|k| value(book, k)).collect();
+    book.zones.entry(zone.to_vec()).or_default().apply_delta(d);
+    let after: Vec<Option<RRset>> = keys.iter().map(|k| value(book, k)).collect();
+    if let Some((digest, count)) = book.summaries.get_mut(zone) {
+        for ((k, b), a) in keys.iter().zip(before).zip(after) {
+            if let Some(b) = b {
+                *digest = digest.wrapping_sub(meshdns_replication::replica::rrset_digest(k, &b));
+                *count -= 1;
+            }
+            if let Some(a) = a {
+                *digest = digest.wrapping_add(meshdns_replication::replica::rrset_digest(k, &a));
+                *count += 1;
+            }
+        }
+    }
 }
 
 /// Whether `delta` holds a write or a number `replica` does not hold.
@@ -1013,4 +1066,45 @@ fn install_snapshots(book: &mut Book, parts: BTreeMap<String, Vec<Part>>) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sets(text: &str) -> Vec<(EntryKey, Option<RRset>)> {
+        text::parse_rrsets("example.net.", text, "<test>").unwrap().into_iter().map(|(k, v)| (k, Some(v))).collect()
+    }
+
+    /// The digest and count `zone list` shows are kept up to date change by
+    /// change; they must equal what a full walk of the zone gives.
+    #[test]
+    fn zone_summaries_kept_change_by_change_equal_a_full_recount() {
+        let dir = tempfile::tempdir().unwrap();
+        let zones = ReplicatedZones::open(dir.path(), "a", Box::new(|| 1_000)).unwrap();
+        zones.create_zone("example.net", 3600).unwrap();
+        let recount = |zones: &ReplicatedZones| {
+            let live = zones.rrsets("example.net").unwrap();
+            let digest = meshdns_replication::replica::rrsets_digest(live.iter().map(|(k, v)| (k, v)));
+            (digest, live.len())
+        };
+        let listed = |zones: &ReplicatedZones| {
+            let z = zones.list().into_iter().next().unwrap();
+            (z.digest, z.rrsets)
+        };
+        assert_eq!(listed(&zones), recount(&zones), "first listing computes it");
+        zones.write("example.net", sets("ns1 300 IN A 192.0.2.1\n@ 300 IN NS ns1\nwww 60 IN A 192.0.2.2\n")).unwrap();
+        assert_eq!(listed(&zones), recount(&zones));
+        // A replacement, a TTL change and a removal in one write, one key twice.
+        let mut change = sets("www 60 IN A 192.0.2.3\nwww 60 IN A 192.0.2.4\nns1 30 IN A 192.0.2.1\n");
+        change.push((EntryKey::new(b"\x03www\x07example\x03net\x00", 1).unwrap(), None));
+        zones.write("example.net", change).unwrap();
+        assert_eq!(listed(&zones), recount(&zones));
+        assert_eq!(listed(&zones).1, 3, "SOA, NS, ns1 A");
+        // Deleted and created again: computed afresh.
+        zones.delete_zone("example.net").unwrap();
+        zones.create_zone("example.net", 3600).unwrap();
+        assert_eq!(listed(&zones), recount(&zones));
+        assert_eq!(listed(&zones).1, 1);
+    }
 }
