@@ -396,7 +396,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         );
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
-        tokio::spawn(collect_tombstones(replicated.clone(), cfg.replication.tombstone_horizon));
+        if let Some(horizon) = cfg.replication.tombstone_horizon {
+            tokio::spawn(collect_tombstones(replicated.clone(), horizon));
+        }
         tokio::spawn(compact_overlays(replicated.clone(), cfg.replication.overlay_compact_delay));
         if let Some(endpoint) = replication_endpoint(&cfg)? {
             let syncer = meshdns::replicated::sync::Syncer::new(

@@ -123,8 +123,9 @@ pub struct ReplicationSettings {
     pub tls_dev: bool,
     /// Journal log size that triggers a compaction.
     pub compact_after_bytes: u64,
-    /// Tombstones older than this are collected.
-    pub tombstone_horizon: Duration,
+    /// Tombstones older than this are dropped even if some live member has
+    /// not acknowledged them; `None` (the default) waits for every one.
+    pub tombstone_horizon: Option<Duration>,
     /// How long changes served from an overlay wait before the zone is
     /// recompiled with them (more changes meanwhile join the same one).
     pub overlay_compact_delay: Duration,
@@ -442,8 +443,8 @@ impl Config {
                 tls_dev: raw.replication.tls_dev.unwrap_or(false),
                 tombstone_horizon: match raw.replication.tombstone_horizon_s {
                     Some(0) => return Err(invalid("replication.tombstone_horizon_s", "0", "must be at least 1")),
-                    Some(n) => Duration::from_secs(n),
-                    None => Duration::from_secs(7 * 24 * 3600),
+                    Some(n) => Some(Duration::from_secs(n)),
+                    None => None,
                 },
                 overlay_compact_delay: Duration::from_millis(raw.replication.overlay_compact_delay_ms.unwrap_or(200)),
                 compact_after_bytes: match raw.replication.compact_after_bytes {

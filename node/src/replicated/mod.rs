@@ -563,11 +563,14 @@ impl ReplicatedZones {
         frames
     }
 
-    /// A digest of everything this node serves from replicated zones:
-    /// equal on nodes that answer alike; published in gossip so peers that
-    /// differ pull.
+    /// A digest of this node's replicated state: what it serves and how
+    /// many writes it holds (per zone, and of the catalog). Equal on nodes
+    /// holding the same writes; published in gossip so peers that differ
+    /// pull. The write counts only grow, so a digest never comes back: a
+    /// stale gossiped value cannot pass for agreement on a later state
+    /// that happens to serve the same data.
     pub fn state_digest(&self) -> u64 {
-        digest_of(&self.list())
+        state_digest_of(&mut self.lock_book())
     }
 
     /// Drops every tombstone (and catalog tombstone) of the contiguous
@@ -577,7 +580,7 @@ impl ReplicatedZones {
     /// deletion that arrived since is kept. Returns how many were dropped.
     pub fn collect_agreed_tombstones(&self, agreed: u64) -> usize {
         let mut book = self.lock_book();
-        if digest_of(&list_in(&mut book, &BTreeMap::new())) != agreed {
+        if state_digest_of(&mut book) != agreed {
             return 0;
         }
         let all = meshdns_replication::Hlc { wall_ms: u64::MAX, logical: u32::MAX };
@@ -844,12 +847,14 @@ fn list_in(book: &mut Book, errors: &BTreeMap<Vec<u8>, String>) -> Vec<ZoneInfo>
         .collect()
 }
 
-/// The state digest of a zone list: names and data digests.
-fn digest_of(zones: &[ZoneInfo]) -> u64 {
+/// See [`ReplicatedZones::state_digest`].
+fn state_digest_of(book: &mut Book) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for z in zones {
+    h.update(&book.catalog.serial().to_le_bytes());
+    for z in list_in(book, &BTreeMap::new()) {
         h.update(z.name.as_bytes());
         h.update(&z.digest.to_le_bytes());
+        h.update(&z.serial.to_le_bytes());
     }
     h.digest()
 }

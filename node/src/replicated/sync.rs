@@ -205,13 +205,15 @@ impl Syncer {
     /// tombstones of that state (see `meshdns_replication::agreement`).
     fn agree(self: Arc<Self>, mine: u64, settled: bool) {
         let snap = self.mesh.snapshot();
-        let neighbours = snap
+        let neighbours: Vec<(u64, u8)> = snap
             .members
             .values()
             .filter(|m| {
                 m.record.facts.id != self.me && m.record.source == Source::Direct && m.record.liveness.is_live()
             })
-            .map(|m| (m.record.facts.state_digest, m.record.facts.agreement));
+            .map(|m| (m.record.facts.state_digest, m.record.facts.agreement))
+            .collect();
+        let heard = neighbours.len();
         let level = if settled { agreement(mine, neighbours) } else { 0 };
         self.mesh.set_agreement(level);
         if !everyone_holds(level) || self.collecting.swap(true, Ordering::Relaxed) {
@@ -221,7 +223,7 @@ impl Syncer {
             if self.zones.tombstones() > 0 {
                 let n = self.zones.collect_agreed_tombstones(mine);
                 if n > 0 {
-                    tracing::info!(collected = n, "collected tombstones that every live member holds");
+                    tracing::info!(collected = n, digest = %format!("{mine:x}"), neighbours = heard, "collected tombstones that every live member holds");
                 }
             }
             self.collecting.store(false, Ordering::Relaxed);
