@@ -464,11 +464,10 @@ impl<'z> Resolver<'z> {
                 }
                 let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else { continue };
                 let mark = b.mark();
-                let written = match zone.overlay().get(l, rtype.0) {
-                    Some(newer) if !zone.overlay().is_empty() => {
-                        write_overlay(Section::Additional, Owner::Name(name), rtype, &newer, b)
-                    }
-                    _ => match zone.rrset_at(&node, rtype.0) {
+                let newer = if zone.overlay().is_empty() { None } else { zone.overlay().get(l, rtype.0) };
+                let written = match newer {
+                    Some(newer) => write_overlay(Section::Additional, Owner::Name(name), rtype, &newer, b),
+                    None => match zone.rrset_at(&node, rtype.0) {
                         Some(rrset) => self.write_rrset(Section::Additional, Owner::Name(name), &rrset, None, b),
                         None => continue,
                     },
