@@ -238,9 +238,17 @@ fn a_node_with_a_certificate_from_another_ca_gets_nothing() {
     ok(a.zone_cli(&["create", "example.net"]));
     ok(a.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.1"]));
     everywhere(&[&a, &b], "www.example.net.", "192.0.2.1");
-    // x's pulls fail TLS and it gets nothing; a and b log the refusal.
+    // x's pulls fail TLS and it gets nothing; a and b log the refusal, and
+    // x counts its failures by cause.
     wait_for("a refusal logged", VISIBLE_BOUND, || {
         (x.log_text().contains("pull failed") || a.log_text().contains("refused")).then_some(())
+    });
+    wait_for("x to count failed pulls", VISIBLE_BOUND, || {
+        let failed: u64 = ["identity", "stalled", "bad_data", "unreachable"]
+            .iter()
+            .map(|c| metric(&x, &format!("meshdns_replication_sync_errors_total{{cause=\"{c}\"}}")))
+            .sum();
+        (failed >= 1).then_some(())
     });
     assert_eq!(x.query("www.example.net.", RecordType::A).answers().len(), 0);
     // A write on x does not reach a.
@@ -373,6 +381,10 @@ fn tombstones_are_dropped_once_every_live_member_holds_them() {
     let cut = Partition::new(&[quic_of(&a), quic_of(&b)], &[quic_of(&c)]);
     ok(a.zone_cli(&["remove", "example.net", "y", "A"]));
     wait_for("b to hold the second tombstone", VISIBLE_BOUND, || (tombstones(&b) == 1).then_some(()));
+    // a sees how far behind c is (c publishes its serials by gossip).
+    wait_for("a to show c one write behind", VISIBLE_BOUND, || {
+        (metric(&a, "meshdns_replication_peer_lag_writes{peer=\"c\",zone=\"example.net.\"}") == 1).then_some(())
+    });
     // A bounded observation: nothing can be polled for "never happens".
     let watch = Instant::now();
     while watch.elapsed() < Duration::from_secs(5) {
@@ -392,6 +404,9 @@ fn tombstones_are_dropped_once_every_live_member_holds_them() {
         all.iter().all(|n| tombstones(n) == 0).then_some(())
     });
     assert_eq!(a_of(&c, "y.example.net."), None, "the deletion reached c");
+    wait_for("a to show c level", VISIBLE_BOUND, || {
+        (metric(&a, "meshdns_replication_peer_lag_writes{peer=\"c\",zone=\"example.net.\"}") == 0).then_some(())
+    });
 }
 
 /// A node that joins a cluster holding a zone of 100,000 RRsets pulls it
@@ -498,6 +513,7 @@ fn collected_tombstones_send_newcomers_a_snapshot() {
     let b = node_env("b", "eu", "fra", &[a.gossip], tls.path(), &horizon);
     everywhere(&[&b], "kept.example.net.", "192.0.2.10");
     assert!(metric(&b, "meshdns_replication_snapshots_received_total") >= 1, "b caught up by snapshot");
+    assert!(metric(&a, "meshdns_replication_snapshots_sent_total") >= 1, "a counts the snapshot it sent");
     assert_eq!(a_of(&b, "gone.example.net."), None);
     assert_eq!(serial(&b, "example.net."), serial(&a, "example.net."));
 }

@@ -546,21 +546,26 @@ impl ReplicatedZones {
     }
 
     /// The frames answering a pull from a peer holding `theirs`: deltas
-    /// where deltas can bring it up to date, a snapshot where they cannot.
-    pub fn answer_pull(&self, theirs: &BTreeMap<String, BTreeMap<String, u64>>) -> Vec<Vec<u8>> {
+    /// where deltas can bring it up to date, a snapshot where they cannot;
+    /// and how many zones went as snapshots.
+    pub fn answer_pull(&self, theirs: &BTreeMap<String, BTreeMap<String, u64>>) -> (Vec<Vec<u8>>, u64) {
         let book = self.lock_book();
         let empty = BTreeMap::new();
         let mut frames = Vec::new();
+        let mut snapshots = 0;
         let replicas =
             std::iter::once((CATALOG.to_owned(), &book.catalog)).chain(book.zones.iter().map(|(z, r)| (to_text(z), r)));
         for (name, replica) in replicas {
             let vv = theirs.get(&name).unwrap_or(&empty);
             match replica.deltas_for(vv) {
                 Ok(deltas) => frames.extend(deltas.iter().flat_map(|d| wire::encode_chunked(&name, d))),
-                Err(_) => frames.extend(wire::encode_snapshot(&name, &replica.snapshot())),
+                Err(_) => {
+                    snapshots += 1;
+                    frames.extend(wire::encode_snapshot(&name, &replica.snapshot()));
+                }
             }
         }
-        frames
+        (frames, snapshots)
     }
 
     /// A digest of this node's replicated state: what it serves and how

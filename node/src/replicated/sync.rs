@@ -52,6 +52,25 @@ pub struct SyncStats {
     pub refused: AtomicU64,
     /// Pulls completed.
     pub pulls: AtomicU64,
+    /// Failed pulls by cause (see [`ERROR_CAUSES`]).
+    pub errors_by_cause: [AtomicU64; ERROR_CAUSES.len()],
+    /// Snapshots sent to peers (one per zone answered with one).
+    pub snapshots_out: AtomicU64,
+}
+
+/// Why a sync with a peer failed, as the `cause` label of
+/// `meshdns_replication_sync_errors_total`.
+pub const ERROR_CAUSES: [&str; 5] = ["unreachable", "identity", "stalled", "too_large", "bad_data"];
+
+/// The [`ERROR_CAUSES`] index of an error.
+fn cause(e: &NetError) -> usize {
+    match e {
+        NetError::Connect(..) | NetError::Bind { .. } => 0,
+        NetError::Tls(_) | NetError::WrongIdentity(_) => 1,
+        NetError::Timeout(_) => 2,
+        NetError::TooLarge(..) => 3,
+        NetError::Stream(_) => 4,
+    }
 }
 
 /// The replication driver of one node.
@@ -174,6 +193,42 @@ impl Syncer {
             let _ = writeln!(out, "# HELP meshdns_replication_{name} {help}");
             let _ = writeln!(out, "# TYPE meshdns_replication_{name} counter");
             let _ = writeln!(out, "meshdns_replication_{name} {}", v.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(out, "# HELP meshdns_replication_snapshots_sent_total Zones sent to peers as snapshots.");
+        let _ = writeln!(out, "# TYPE meshdns_replication_snapshots_sent_total counter");
+        let _ = writeln!(out, "meshdns_replication_snapshots_sent_total {}", s.snapshots_out.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP meshdns_replication_sync_errors_total Failed pulls, by cause.");
+        let _ = writeln!(out, "# TYPE meshdns_replication_sync_errors_total counter");
+        for (i, c) in ERROR_CAUSES.iter().enumerate() {
+            let n = s.errors_by_cause[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "meshdns_replication_sync_errors_total{{cause=\"{c}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP meshdns_replication_peer_lag_writes Writes this node holds that a peer it hears directly does not yet serve, per zone."
+        );
+        let _ = writeln!(out, "# TYPE meshdns_replication_peer_lag_writes gauge");
+        let snap = self.mesh.snapshot();
+        let mine = self.zones.list();
+        for m in snap.members.values() {
+            let f = &m.record.facts;
+            if f.id == self.me || m.record.source != Source::Direct || !m.record.liveness.is_live() {
+                continue;
+            }
+            let theirs: HashMap<&str, u32> = f
+                .zone_serials
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(z, v)| Some((z, v.parse().ok()?)))
+                .collect();
+            for z in &mine {
+                let behind = z.serial.saturating_sub(theirs.get(z.name.as_str()).copied().unwrap_or(0));
+                let _ = writeln!(
+                    out,
+                    "meshdns_replication_peer_lag_writes{{peer=\"{}\",zone=\"{}\"}} {behind}",
+                    f.id, z.name
+                );
+            }
         }
         let _ = writeln!(out, "# HELP meshdns_replication_tombstones Tombstones held (deletions not yet collected).");
         let _ = writeln!(out, "# TYPE meshdns_replication_tombstones gauge");
@@ -359,6 +414,7 @@ impl Syncer {
                 tokio::spawn(async move {
                     let result = this.pull(&pull.peer, addr).await;
                     if let Err(e) = &result {
+                        this.stats.errors_by_cause[cause(e)].fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(peer = %pull.peer, error = %e, "pull failed; will retry with backoff");
                     }
                     let _ = done.send((pull, digest, result.is_ok()));
@@ -450,7 +506,9 @@ impl Syncer {
             }
         };
         let zones = self.zones.clone();
-        let frames = tokio::task::spawn_blocking(move || zones.answer_pull(&theirs)).await.unwrap_or_default();
+        let (frames, snapshots) =
+            tokio::task::spawn_blocking(move || zones.answer_pull(&theirs)).await.unwrap_or_default();
+        self.stats.snapshots_out.fetch_add(snapshots, Ordering::Relaxed);
         for f in &frames {
             if write_frame(&mut send, f).await.is_err() {
                 return;
