@@ -77,10 +77,15 @@ fn writes_are_answered_over_dns_and_serials_grow() {
 fn rfc1995_ixfr_carries_only_what_changed_since_the_clients_serial() {
     let s = Server::builder().env("MESHDNS_TRANSFER_ALLOW", "127.0.0.1/32").start();
     populated(&s);
+    // A secondary holds a version it transferred, and transfers carry
+    // compiled versions: start from one.
+    wait_for("the set-up compiled", Duration::from_secs(30), || {
+        (gauge(&s, "meshdns_replication_overlay_rrsets") == 0).then_some(())
+    });
     let before = serial(&s, "example.net.");
-    // A new name (compiled at once), then a change answered from the
-    // overlay (compiled when the transfer asks for it).
-    ok(s.zone_cli(&["set", "example.net", "mail", "A", "300", "192.0.2.25"]));
+    // An MX (compiled at once: not a type the overlay takes), then a change
+    // answered from the overlay (compiled when the transfer asks for it).
+    ok(s.zone_cli(&["set", "example.net", "mail", "MX", "300", "10 www"]));
     ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.8", "192.0.2.9"]));
     let now = serial(&s, "example.net.");
     assert_eq!(now, before + 2);
@@ -95,7 +100,7 @@ fn rfc1995_ixfr_carries_only_what_changed_since_the_clients_serial() {
             soa(now),
             soa(before),
             soa(before + 1),
-            "mail.example.net. A 192.0.2.25".into(),
+            "mail.example.net. MX 10 www.example.net.".into(),
             soa(before + 1),
             "www.example.net. A 192.0.2.7".into(),
             soa(now),
@@ -147,44 +152,58 @@ fn sections(r: &hickory_proto::op::Message) -> String {
     )
 }
 
-/// A change to an existing name is answered from the zone's overlay at
-/// once, before the recompile that follows (held back 3 s here), and every
-/// answer is then the one the recompiled zone gives: the RRset, the
-/// serial in SOA answers and negative answers, additional addresses,
-/// NODATA and NXDOMAIN. A new name is not for the overlay: it is compiled
-/// before the write is acknowledged.
+/// A change to an existing name, or a new leaf name, is answered from the
+/// zone's overlay at once, before the recompile that follows (held back 3 s
+/// here), and every answer is then the one the recompiled zone gives: the
+/// RRset, the serial in SOA answers and negative answers, additional
+/// addresses, NODATA and NXDOMAIN. A deletion is compiled before it is
+/// acknowledged.
 #[test]
 fn changes_to_existing_names_are_answered_from_the_overlay_until_the_recompile() {
     let s = Server::builder().env("MESHDNS_REPLICATION_OVERLAY_COMPACT_DELAY_MS", "3000").start();
     populated(&s);
-    ok(s.zone_cli(&["set", "example.net", "mail", "MX", "300", "10 www"]));
+    ok(s.zone_cli(&["set", "example.net", "mail", "MX", "300", "10 www", "20 new"]));
     let overlay = || gauge(&s, "meshdns_replication_overlay_rrsets");
-    assert_eq!(overlay(), 0, "new names and apex records are compiled, not overlaid");
+    wait_for("the recompile of the set-up", Duration::from_secs(30), || (overlay() == 0).then_some(()));
     let before = serial(&s, "example.net.");
     ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.50"]));
     // No waiting: the acknowledged change is answered.
     assert_eq!(a_records(&s, "www.example.net."), vec!["192.0.2.50"]);
     assert_eq!(overlay(), 2, "the RRset and the zone's SOA");
     assert_eq!(serial(&s, "example.net."), before + 1);
+    // A new leaf, the MX's second target.
+    ok(s.zone_cli(&["set", "example.net", "new", "A", "300", "192.0.2.51"]));
+    assert_eq!(a_records(&s, "new.example.net."), vec!["192.0.2.51"]);
+    assert_eq!(overlay(), 3);
     let questions = [
         ("www.example.net.", RecordType::A),
         ("www.example.net.", RecordType::AAAA),
         ("www.example.net.", RecordType::ANY),
+        ("new.example.net.", RecordType::A),
+        ("new.example.net.", RecordType::TXT),
+        ("new.example.net.", RecordType::ANY),
+        ("below.new.example.net.", RecordType::A),
         ("example.net.", RecordType::SOA),
         ("nope.example.net.", RecordType::A),
         ("mail.example.net.", RecordType::MX),
     ];
     let answers = |s: &Server| -> Vec<String> { questions.iter().map(|(n, t)| sections(&s.query(n, *t))).collect() };
     let from_overlay = answers(&s);
-    assert!(from_overlay[4].contains(&format!("hostmaster.example.net. {}", before + 1)), "{}", from_overlay[4]);
-    assert!(from_overlay[5].contains("192.0.2.50"), "the MX target's new address: {}", from_overlay[5]);
+    assert!(from_overlay[4].contains("NoError") && !from_overlay[4].contains("192.0.2"), "NODATA: {}", from_overlay[4]);
+    assert!(from_overlay[6].contains("NXDomain"), "below the new leaf: {}", from_overlay[6]);
+    assert!(from_overlay[8].contains(&format!("hostmaster.example.net. {}", before + 2)), "{}", from_overlay[8]);
+    assert!(
+        from_overlay[9].contains("192.0.2.50") && from_overlay[9].contains("192.0.2.51"),
+        "the MX targets' new addresses: {}",
+        from_overlay[9]
+    );
     wait_for("the recompile", Duration::from_secs(30), || (overlay() == 0).then_some(()));
     assert_eq!(answers(&s), from_overlay, "the recompiled zone answers as the overlay did");
-    // A new name is compiled before the acknowledgement.
-    ok(s.zone_cli(&["set", "example.net", "fresh", "A", "300", "192.0.2.60"]));
-    assert_eq!(a_records(&s, "fresh.example.net."), vec!["192.0.2.60"]);
+    // A deletion is compiled before the acknowledgement.
+    ok(s.zone_cli(&["remove", "example.net", "new", "A"]));
+    assert_eq!(s.query("new.example.net.", RecordType::A).response_code(), ResponseCode::NXDomain);
     assert_eq!(overlay(), 0);
-    // IXFR (built at the recompile) carries the overlaid change too.
+    // IXFR (built at the recompile) carries the overlaid changes too.
     let got = common::ixfr(s.dns, "example.net.", before);
     assert!(got.iter().any(|r| r.to_string().contains("192.0.2.50")), "{got:?}");
 }

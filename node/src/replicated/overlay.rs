@@ -7,11 +7,13 @@
 //!   [`OVERLAY_TYPES`](crate::zone::overlay::OVERLAY_TYPES);
 //! - the zone is unsigned (no RRSIG at its apex);
 //! - the owner already exists with data, and is not a wildcard, a cut,
-//!   below a cut or DNAME, or a CNAME owner.
+//!   below a cut or DNAME, or a CNAME owner; or it is a new leaf whose
+//!   parent exists, is not below a cut or DNAME, is not a cut itself
+//!   (the apex excepted), and has no wildcard child.
 //!
-//! Then no other answer in the zone changes: no name appears or
-//! disappears, no referral, alias or synthesis depends on it, and no
-//! additional-section data follows from it. Every other change recompiles
+//! Then no other answer in the zone changes: a new leaf adds one name
+//! and no empty non-terminal, no referral, alias or synthesis depends on
+//! it, and no additional-section data follows from it. Every other change recompiles
 //! the zone before it is acknowledged, as before.
 
 use meshdns_replication::{EntryKey, RRset};
@@ -37,9 +39,20 @@ pub(crate) fn fits(snap: &Snapshot, key: &EntryKey, value: Option<&RRset>) -> bo
     if key.owner.get(rel_len..) != Some(origin) || key.owner.starts_with(b"\x01*") {
         return false;
     }
-    let Some((_, node)) = snap.find(&key.owner[..rel_len]) else { return false };
     let excluded = flags::CUT | flags::OCCLUDED | flags::CNAME | flags::DNAME;
-    node.flags() & flags::HAS_DATA != 0 && node.flags() & excluded == 0
+    match snap.find(&key.owner[..rel_len]) {
+        Some((_, node)) => node.flags() & flags::HAS_DATA != 0 && node.flags() & excluded == 0,
+        None => {
+            // A new leaf: its parent must exist, plain (the apex may be a
+            // cut), with no wildcard child whose synthesis it would end.
+            let Some(&first) = key.owner.first() else { return false };
+            let parent = &key.owner[1 + first as usize..];
+            let Some(parent_rel) = parent.len().checked_sub(origin.len()) else { return false };
+            let Some((_, p)) = snap.find(&parent[..parent_rel]) else { return false };
+            let cut_ok = parent_rel == 0 || p.flags() & flags::CUT == 0;
+            cut_ok && p.flags() & (flags::OCCLUDED | flags::DNAME | flags::WILDCARD_CHILD) == 0
+        }
+    }
 }
 
 /// The overlay entry for a key's value as it now stands.

@@ -72,6 +72,19 @@ impl Overlay {
         self.entries.get(&buf[..len]).map(|e| e.value().clone())
     }
 
+    /// The RRsets held for `owner`, by type (in type order).
+    pub fn at_owner(&self, owner: &[u8]) -> Vec<(u16, Arc<OverlayRRset>)> {
+        let mut out = Vec::new();
+        for e in self.entries.range::<[u8], _>((std::ops::Bound::Included(owner), std::ops::Bound::Unbounded)) {
+            let k = e.key();
+            if k.len() != owner.len() + 2 || !k.starts_with(owner) {
+                break;
+            }
+            out.push((u16::from_be_bytes([k[owner.len()], k[owner.len() + 1]]), e.value().clone()));
+        }
+        out
+    }
+
     /// Holds `rrset` for (`owner`, `rtype`) unless a newer one is held.
     /// Writers must be serialised by the caller (one check-then-insert).
     pub fn insert(&self, owner: &[u8], rtype: u16, rrset: OverlayRRset) {
@@ -114,6 +127,9 @@ mod tests {
         assert!(o.get(b"\x03www\x00", 1).is_none());
         o.insert(www, 28, OverlayRRset { seq: 7, ttl: 60, rdata: vec![vec![0; 16]] });
         assert_eq!(o.len(), 2);
+        assert_eq!(o.at_owner(www).iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![1, 28]);
+        assert!(o.at_owner(b"\x03www\x00").is_empty());
+        assert!(o.at_owner(b"\x02ww\x07example\x00").is_empty());
         let newer = o.newer_than(5);
         assert_eq!(newer.len(), 1);
         assert_eq!((newer[0].0.as_slice(), newer[0].1), (&www[..], 28));

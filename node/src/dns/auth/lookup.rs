@@ -150,7 +150,24 @@ impl<'z> Resolver<'z> {
             // Whether the node is the name itself, not a wildcard's
             // synthesis: only then can an overlay entry answer.
             let mut exact = true;
-            let node = match zone.find(&cur.buf[..rel_len]) {
+            let found = zone.find(&cur.buf[..rel_len]);
+            if found.is_none() && !zone.overlay().is_empty() {
+                // A name added since the compile (a leaf under an existing
+                // name, with no wildcard or cut involved: see
+                // `zone::overlay`): it exists now.
+                let held = zone.overlay().at_owner(cur.name());
+                if !held.is_empty() {
+                    let wanted = held.iter().find(|(t, _)| self.qtype == Rtype::ANY || *t == self.qtype.0);
+                    return match wanted {
+                        Some((t, rrset)) => {
+                            write_overlay(Section::Answer, cur.owner(), Rtype(*t), rrset, b)?;
+                            Ok(DONE_AUTH)
+                        }
+                        None => self.negative(Rcode::NOERROR, b),
+                    };
+                }
+            }
+            let node = match found {
                 Some((_, node)) if node.flags() & flags::OCCLUDED != 0 => {
                     match self.occluded_by(node.occluder(), &mut cur, first, b)? {
                         Step::Done(o) => return Ok(o),
@@ -462,15 +479,17 @@ impl<'z> Resolver<'z> {
                 if !is_subdomain(l, origin) {
                     continue;
                 }
-                let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else { continue };
-                let mark = b.mark();
                 let newer = if zone.overlay().is_empty() { None } else { zone.overlay().get(l, rtype.0) };
+                let mark = b.mark();
                 let written = match newer {
                     Some(newer) => write_overlay(Section::Additional, Owner::Name(name), rtype, &newer, b),
-                    None => match zone.rrset_at(&node, rtype.0) {
-                        Some(rrset) => self.write_rrset(Section::Additional, Owner::Name(name), &rrset, None, b),
-                        None => continue,
-                    },
+                    None => {
+                        let Some((_, node)) = zone.find(&l[..l.len() - origin.len()]) else { continue };
+                        match zone.rrset_at(&node, rtype.0) {
+                            Some(rrset) => self.write_rrset(Section::Additional, Owner::Name(name), &rrset, None, b),
+                            None => continue,
+                        }
+                    }
                 };
                 if written.is_err() {
                     b.rollback(mark);
