@@ -7,7 +7,8 @@
 What it measures (loopback, release build, two nodes in one site, a dev CA):
   * the import of the zone file on node 1 (one write of every RRset, journalled), and the
     time until node 2 answers the zone's last record (chunked deltas over QUIC);
-  * one one-record change to an existing name (five changes, a second apart): the time
+  * one one-record change (five changes to an existing name, then three new names, a second
+    apart): the time
     `meshdns zone set` on node 1 takes to return (a new CLI process, gRPC, the journal's
     fsync, the apply), and from its return until node 1, then node 2, answer the new value
     over DNS (each after the previous change's background recompile finished);
@@ -75,14 +76,15 @@ def main():
         print(f"import {imported:.1f} s, on node 2 after {replicated:.1f} s")
         wait("the import's recompile", 300, lambda: a.metric("meshdns_replication_overlay_rrsets") == 0, step=0.1)
         changes = []
-        for k in range(5):
+        for k in range(8):
             value = f"10.255.255.{k + 1}"
+            name = "h1" if k < 5 else f"new{k}"
             t = time.monotonic()
-            zone(args.binary, a, "set", "large.test", "h1", "A", "300", value)
+            zone(args.binary, a, "set", "large.test", name, "A", "300", value)
             acked = time.monotonic()
-            wait("node 1 to answer", 120, lambda: dns_a(a.dns, "h1.large.test") == value)
+            wait("node 1 to answer", 120, lambda: dns_a(a.dns, f"{name}.large.test") == value)
             on_a = time.monotonic() - acked
-            wait("node 2 to answer", 120, lambda: dns_a(b.dns, "h1.large.test") == value)
+            wait("node 2 to answer", 120, lambda: dns_a(b.dns, f"{name}.large.test") == value)
             changes.append((acked - t, on_a, time.monotonic() - acked))
             print(f"change {k}: acknowledged after {acked - t:.3f} s; visible on node 1 {on_a * 1000:.1f} ms "
                   f"and node 2 {changes[-1][2] * 1000:.1f} ms after that")
@@ -105,7 +107,7 @@ def main():
         "",
         f"- Zone of {n:,} RRsets ({size / 1e6:.0f} MB of zone file): `zone import` on node 1 took {imported:.1f} s; "
         f"node 2 answered the last record {replicated:.1f} s after the import began (chunked deltas over QUIC).",
-        f"- One one-record change to an existing name, five times: `zone set` returned after {acks[0]:.3f}–{acks[-1]:.3f} s "
+        f"- One one-record change, eight times (five to an existing name, three adding a new name): `zone set` returned after {acks[0]:.3f}–{acks[-1]:.3f} s "
         f"(a new CLI process, gRPC, fsync, apply); from its return, node 1 answered the new value over DNS within "
         f"{on_a[0] * 1000:.1f}–{on_a[-1] * 1000:.1f} ms and node 2 within {on_b[0] * 1000:.1f}–{on_b[-1] * 1000:.1f} ms "
         "(answered from the overlay; the zone is recompiled in the background).",
