@@ -315,7 +315,9 @@ impl ReplicatedZones {
             let guard = self.overlay_lock.lock().unwrap_or_else(|e| e.into_inner());
             let served = self.served.load();
             match served.get(&zone) {
-                Some(snap) => {
+                // Judged again against what is served now: a recompile may
+                // have swapped in a zone where the change no longer fits.
+                Some(snap) if entries.iter().all(|(owner, rtype, _)| overlay::entry_fits(snap, owner, *rtype)) => {
                     // A snapshot compiled after this change holds it already.
                     if seq > snap.base_seq() {
                         for (owner, rtype, rrset) in entries {
@@ -326,7 +328,7 @@ impl ReplicatedZones {
                     self.overlaid.lock().unwrap_or_else(|e| e.into_inner()).insert(zone);
                     self.compaction_wanted.notify_one();
                 }
-                None => {
+                _ => {
                     drop(guard);
                     touched.push(zone);
                 }
@@ -736,11 +738,22 @@ impl ReplicatedZones {
             Some(Ok(snap)) => {
                 let snap = snap.with_base_seq(base_seq);
                 // Changes answered from the old overlay after this compile
-                // read the state carry over.
+                // read the state carry over, if they still fit the new
+                // compile (a concurrent change may have put a cut or DNAME
+                // above one); one that does not waits for the next compile.
+                let mut refit = false;
                 if let Some(old) = served.get(zone) {
                     for (owner, rtype, rrset) in old.overlay().newer_than(base_seq) {
-                        snap.overlay().insert(&owner, rtype, rrset);
+                        if overlay::entry_fits(&snap, &owner, rtype) {
+                            snap.overlay().insert(&owner, rtype, rrset);
+                        } else {
+                            refit = true;
+                        }
                     }
+                }
+                if refit {
+                    self.overlaid.lock().unwrap_or_else(|e| e.into_inner()).insert(zone.to_vec());
+                    self.compaction_wanted.notify_one();
                 }
                 served.insert(zone.to_vec(), Arc::new(snap));
                 history.served(soa, changed);

@@ -23,11 +23,24 @@ use crate::zone::snapshot::{Snapshot, flags};
 
 /// RRSIG.
 const RRSIG: u16 = 46;
+/// SOA.
+const SOA: u16 = 6;
 
 /// Whether setting `key` to `value` in the zone `snap` serves can be
 /// answered from the overlay (see the module docs).
 pub(crate) fn fits(snap: &Snapshot, key: &EntryKey, value: Option<&RRset>) -> bool {
-    if value.is_none() || !OVERLAY_TYPES.contains(&key.rtype) {
+    value.is_some() && fits_name(snap, &key.owner, key.rtype)
+}
+
+/// Whether an entry an overlay holds still fits `snap` (after a recompile
+/// that others may have changed the zone for). The zone's SOA always does.
+pub(crate) fn entry_fits(snap: &Snapshot, owner: &[u8], rtype: u16) -> bool {
+    rtype == SOA || fits_name(snap, owner, rtype)
+}
+
+/// [`fits`] for setting an RRset of `rtype` at `owner`.
+fn fits_name(snap: &Snapshot, owner: &[u8], rtype: u16) -> bool {
+    if !OVERLAY_TYPES.contains(&rtype) {
         return false;
     }
     let Some(apex) = snap.node(snap.apex()) else { return false };
@@ -35,18 +48,18 @@ pub(crate) fn fits(snap: &Snapshot, key: &EntryKey, value: Option<&RRset>) -> bo
         return false;
     }
     let origin = snap.origin();
-    let Some(rel_len) = key.owner.len().checked_sub(origin.len()) else { return false };
-    if key.owner.get(rel_len..) != Some(origin) || key.owner.starts_with(b"\x01*") {
+    let Some(rel_len) = owner.len().checked_sub(origin.len()) else { return false };
+    if owner.get(rel_len..) != Some(origin) || owner.starts_with(b"\x01*") {
         return false;
     }
     let excluded = flags::CUT | flags::OCCLUDED | flags::CNAME | flags::DNAME;
-    match snap.find(&key.owner[..rel_len]) {
+    match snap.find(&owner[..rel_len]) {
         Some((_, node)) => node.flags() & flags::HAS_DATA != 0 && node.flags() & excluded == 0,
         None => {
             // A new leaf: its parent must exist, plain (the apex may be a
             // cut), with no wildcard child whose synthesis it would end.
-            let Some(&first) = key.owner.first() else { return false };
-            let parent = &key.owner[1 + first as usize..];
+            let Some(&first) = owner.first() else { return false };
+            let Some(parent) = owner.get(1 + first as usize..) else { return false };
             let Some(parent_rel) = parent.len().checked_sub(origin.len()) else { return false };
             let Some((_, p)) = snap.find(&parent[..parent_rel]) else { return false };
             let cut_ok = parent_rel == 0 || p.flags() & flags::CUT == 0;
