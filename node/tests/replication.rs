@@ -519,12 +519,16 @@ fn collected_tombstones_send_newcomers_a_snapshot() {
 }
 
 /// `zone list` of one zone on `s`: (RRsets, digest, serial), if listed.
-fn zone_state(s: &Server, zone: &str) -> Option<(u64, String, u64)> {
-    let (okay, out, _) = s.zone_cli(&["list", "--output", "json"]);
-    assert!(okay);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let z = v["zones"].as_array()?.iter().find(|z| z["name"] == zone)?.clone();
-    Some((z["rrsets"].as_u64()?, z["digest"].as_str()?.to_owned(), z["serial"].as_u64()?))
+/// `Err` when the node did not answer `zone list` (busy adopting a large
+/// snapshot, say), so callers poll instead of failing.
+fn zone_state(s: &Server, zone: &str) -> Result<Option<(u64, String, u64)>, String> {
+    let (okay, out, err) = s.zone_cli(&["list", "--output", "json"]);
+    if !okay {
+        return Err(err);
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+    let Some(z) = v["zones"].as_array().and_then(|zs| zs.iter().find(|z| z["name"] == zone)) else { return Ok(None) };
+    Ok((|| Some((z["rrsets"].as_u64()?, z["digest"].as_str()?.to_owned(), z["serial"].as_u64()?)))())
 }
 
 /// A snapshot is adopted whole or not at all: a newcomer that must take a
@@ -551,8 +555,8 @@ fn a_node_killed_mid_snapshot_restarts_and_converges() {
     wait_for("the tombstone to be collected", Duration::from_secs(30), || {
         (metric(&a, "meshdns_replication_tombstones") == 0).then_some(())
     });
-    let want = zone_state(&a, "snap.test.").unwrap();
-    let complete = |s: &Server| zone_state(s, "snap.test.").is_some_and(|z| z == want);
+    let want = zone_state(&a, "snap.test.").unwrap().unwrap();
+    let complete = |s: &Server| zone_state(s, "snap.test.").is_ok_and(|z| z.as_ref() == Some(&want));
 
     // Undisturbed, how long a newcomer takes: the kills are spread over it.
     let pulling = |s: &Server| s.log_text().contains("pulling from a peer").then_some(());
@@ -581,7 +585,8 @@ fn a_node_killed_mid_snapshot_restarts_and_converges() {
         let _ = b.child.take().map(|mut ch| ch.wait());
         // Alone: no seeds, so whatever it serves came from its own disk.
         let mut alone = node_full("b", "eu", "fra", &[], tls.path(), Some(data.path()), &horizon);
-        let state = zone_state(&alone, "snap.test.");
+        let state =
+            wait_for("b, alone, to list its zones", Duration::from_secs(30), || zone_state(&alone, "snap.test.").ok());
         assert!(
             state.is_none() || state.as_ref().is_some_and(|z| z.0 == 0) || state.as_ref() == Some(&want),
             "after a SIGKILL at {fraction} of the catch-up, b holds part of the snapshot: {state:?}, want {want:?}"
