@@ -15,26 +15,39 @@ use hickory_proto::rr::{Name, RecordType};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_meshdns");
 
-/// A loopback port free for both UDP and TCP right now.
+/// A loopback port free for both UDP and TCP right now, and never handed
+/// out before in this test run, by any test process.
 ///
 /// Ports come from 20000–31999, below Linux's ephemeral range (32768 and
-/// up), so another test's outgoing connection cannot take one between this
-/// check and its use (a restart that reuses a port relies on that). Each
-/// test process starts at its own offset.
+/// up), so another test's outgoing connection cannot take one. The next
+/// port is kept in a file under the temp dir, behind a file lock, so
+/// concurrent test processes never get the same one: a node restarted on
+/// its old port (a restart test) finds it still free.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = 20_000 + (std::process::id() % 60) * 200;
     loop {
-        // Blocks of three, so a gossip base's next two ports (its upper
-        // pools) are never handed out to anything else.
-        let n = NEXT.fetch_add(3, Ordering::Relaxed);
-        let port = (base + n % 12_000) as u16;
-        let port = if port >= 32_000 { port - 12_000 } else { port };
+        let port = next_port_block();
         if TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+}
+
+/// The next block of three ports (a gossip base's next two ports, its
+/// upper pools, are never handed out to anything else).
+fn next_port_block() -> u16 {
+    use std::io::{Read, Seek, Write};
+    let path = std::env::temp_dir().join("meshdns-test-ports");
+    let mut f =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
+    f.lock().unwrap();
+    let mut text = String::new();
+    let _ = f.read_to_string(&mut text);
+    let n: u32 = text.trim().parse().unwrap_or(0) % 12_000;
+    f.set_len(0).unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    write!(f, "{}", (n + 3) % 12_000).unwrap();
+    // Unlocked when `f` is dropped.
+    (20_000 + n) as u16
 }
 
 /// A base gossip port: TCP and UDP PORT, and UDP PORT+1 and PORT+2, free now.
