@@ -37,8 +37,7 @@ pub fn free_port() -> u16 {
 fn next_port_block() -> u16 {
     use std::io::{Read, Seek, Write};
     let path = std::env::temp_dir().join("meshdns-test-ports");
-    let mut f =
-        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
     f.lock().unwrap();
     let mut text = String::new();
     let _ = f.read_to_string(&mut text);
