@@ -80,8 +80,14 @@ fn in_scope(pool: &Pool, facts: &NodeFacts) -> bool {
 /// Facts that matter to the rest of the node: all but the load figure and
 /// the state digest, which change all the time and are not worth an event.
 fn same_identity(a: &NodeFacts, b: &NodeFacts) -> bool {
-    let quiet =
-        |f: &NodeFacts| NodeFacts { load: 0, state_digest: 0, agreement: 0, zone_serials: String::new(), ..f.clone() };
+    let quiet = |f: &NodeFacts| NodeFacts {
+        load: 0,
+        state_digest: 0,
+        agreement: 0,
+        agreement_digest: 0,
+        zone_serials: String::new(),
+        ..f.clone()
+    };
     quiet(a) == quiet(b)
 }
 
@@ -396,6 +402,7 @@ pub fn test_facts(id: &str, region: &str, site: &str) -> NodeFacts {
         load: 0,
         state_digest: 0,
         agreement: 0,
+        agreement_digest: 0,
         zone_serials: String::new(),
         roles: Roles::default(),
     }

@@ -112,9 +112,13 @@ pub struct NodeFacts {
     /// a different one pull from it. Heard directly only (not relayed).
     pub state_digest: u64,
     /// How many hops of the gossip pools around this node are known to
-    /// hold `state_digest` too (see `meshdns_replication::sync::agreement`).
-    /// Heard directly only (not relayed).
+    /// hold its state digest too (see `meshdns_replication::agreement`).
+    /// Heard directly only (not relayed). Read as 0 unless it was computed
+    /// for the `state_digest` heard with it.
     pub agreement: u8,
+    /// The state digest `agreement` was computed for: published with it,
+    /// so a reader never pairs a level with a newer digest.
+    pub agreement_digest: u64,
     /// Serial of each replicated zone this node holds (`zone=serial`,
     /// comma-separated): peers compute how far behind they are. Heard
     /// directly only (not relayed).
@@ -212,6 +216,7 @@ impl PeerRecord {
             load: p[10].parse().map_err(|_| err("bad load"))?,
             state_digest: 0,
             agreement: 0,
+            agreement_digest: 0,
             zone_serials: String::new(),
             roles: Roles::parse(p[11]),
         };
@@ -246,6 +251,7 @@ mod tests {
             load: 12_345,
             state_digest: 0,
             agreement: 0,
+            agreement_digest: 0,
             zone_serials: String::new(),
             roles: Roles { region: true, global: false },
         }

@@ -205,6 +205,7 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
             load: 0,
             state_digest: 0,
             agreement: 0,
+            agreement_digest: 0,
             zone_serials: String::new(),
             roles: Roles::default(),
         },

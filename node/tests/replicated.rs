@@ -208,6 +208,28 @@ fn changes_to_existing_names_are_answered_from_the_overlay_until_the_recompile()
     assert!(got.iter().any(|r| r.to_string().contains("192.0.2.50")), "{got:?}");
 }
 
+/// Tombstone collection keeps the record of a zone's deletion: a zone
+/// created again after a collection pass must not bring back what was in
+/// it before (a review found the catalog tombstone being collected).
+#[test]
+fn a_zone_created_again_after_tombstones_are_collected_starts_empty() {
+    let s = Server::builder().env("MESHDNS_REPLICATION_TOMBSTONE_HORIZON_S", "1").start();
+    populated(&s);
+    ok(s.zone_cli(&["set", "example.net", "gone", "A", "300", "192.0.2.99"]));
+    ok(s.zone_cli(&["remove", "example.net", "gone", "A"]));
+    ok(s.zone_cli(&["delete", "example.net"]));
+    // A collection pass has run after the deletion once the record's
+    // tombstone is gone.
+    wait_for("a collection pass", Duration::from_secs(30), || {
+        s.log_text().contains("collected tombstones older than the horizon").then_some(())
+    });
+    ok(s.zone_cli(&["create", "example.net"]));
+    assert_eq!(s.query("www.example.net.", RecordType::A).response_code(), ResponseCode::NXDomain);
+    let list = ok(s.zone_cli(&["list", "--output", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v["zones"][0]["rrsets"], 1, "only the new SOA: {list}");
+}
+
 #[test]
 fn bad_writes_are_refused_with_a_reason_and_change_nothing() {
     let s = Server::builder().start();

@@ -176,7 +176,7 @@ pub struct MeshHandle {
     commands: mpsc::Sender<Command>,
     load: Arc<AtomicU64>,
     state_digest: Arc<AtomicU64>,
-    agreement: Arc<std::sync::atomic::AtomicU8>,
+    agreement: Arc<std::sync::Mutex<(u8, u64)>>,
     zone_serials: Arc<std::sync::Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
     referral_task: tokio::task::JoinHandle<()>,
@@ -212,8 +212,8 @@ impl MeshHandle {
 
     /// Sets how many hops around this node are known to hold its state
     /// digest (published in gossip beside the digest).
-    pub fn set_agreement(&self, hops: u8) {
-        self.agreement.store(hops, Ordering::Relaxed);
+    pub fn set_agreement(&self, hops: u8, for_digest: u64) {
+        *self.agreement.lock().unwrap_or_else(|e| e.into_inner()) = (hops, for_digest);
     }
 
     /// Sets the per-zone serials published in gossip (`zone=serial,...`).
@@ -270,7 +270,7 @@ impl Mesh {
         let load = Arc::new(AtomicU64::new(0));
         let state_digest = Arc::new(AtomicU64::new(cfg.facts.state_digest));
         let zone_serials = Arc::new(std::sync::Mutex::new(cfg.facts.zone_serials.clone()));
-        let agreement = Arc::new(std::sync::atomic::AtomicU8::new(cfg.facts.agreement));
+        let agreement = Arc::new(std::sync::Mutex::new((cfg.facts.agreement, cfg.facts.agreement_digest)));
 
         // The site pool must bind now, so a bad --gossip fails at start.
         let mut pools = BTreeMap::new();
@@ -358,7 +358,7 @@ struct Driver {
     events: broadcast::Sender<EventRecord>,
     load: Arc<AtomicU64>,
     state_digest: Arc<AtomicU64>,
-    agreement: Arc<std::sync::atomic::AtomicU8>,
+    agreement: Arc<std::sync::Mutex<(u8, u64)>>,
     zone_serials: Arc<std::sync::Mutex<String>>,
     /// Contacts from the last successful referral.
     referred: Vec<Contact>,
@@ -449,7 +449,7 @@ impl Driver {
         let mut facts = self.core.me().clone();
         facts.load = self.load.load(Ordering::Relaxed);
         facts.state_digest = self.state_digest.load(Ordering::Relaxed);
-        facts.agreement = self.agreement.load(Ordering::Relaxed);
+        (facts.agreement, facts.agreement_digest) = *self.agreement.lock().unwrap_or_else(|e| e.into_inner());
         facts.zone_serials = self.zone_serials.lock().map(|s| s.clone()).unwrap_or_default();
         self.core.set_facts(facts);
         let me = self.core.me().clone();

@@ -51,10 +51,21 @@ pub(crate) fn fact_keys(f: &NodeFacts) -> Vec<(String, String)> {
         ("started".into(), f.started_unix.to_string()),
         ("load".into(), f.load.to_string()),
         ("sd".into(), format!("{:x}", f.state_digest)),
-        ("ag".into(), f.agreement.to_string()),
+        ("ag".into(), format!("{}/{:x}", f.agreement, f.agreement_digest)),
         ("zs".into(), f.zone_serials.clone()),
         ("roles".into(), f.roles.as_str().to_owned()),
     ]
+}
+
+/// A gossiped agreement `level/digest`, counted only when computed for the
+/// state digest `sd` heard with it (the two are separate keys and may be
+/// seen at different versions).
+fn agreement_for(ag: Option<&str>, sd: Option<&str>) -> u8 {
+    let Some((level, digest)) = ag.and_then(|v| v.split_once('/')) else { return 0 };
+    if Some(digest) != sd {
+        return 0;
+    }
+    level.parse().unwrap_or(0)
 }
 
 fn facts_from_state(id: &ChitchatId, s: &NodeState) -> Option<NodeFacts> {
@@ -72,7 +83,12 @@ fn facts_from_state(id: &ChitchatId, s: &NodeState) -> Option<NodeFacts> {
         started_unix: s.get("started").and_then(|v| v.parse().ok()).unwrap_or(0),
         load: s.get("load").and_then(|v| v.parse().ok()).unwrap_or(0),
         state_digest: s.get("sd").and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0),
-        agreement: s.get("ag").and_then(|v| v.parse().ok()).unwrap_or(0),
+        agreement: agreement_for(s.get("ag"), s.get("sd")),
+        agreement_digest: s
+            .get("ag")
+            .and_then(|v| v.split_once('/'))
+            .and_then(|(_, d)| u64::from_str_radix(d, 16).ok())
+            .unwrap_or(0),
         zone_serials: s.get("zs").unwrap_or_default().to_owned(),
         roles: Roles {
             region: s.get("roles").is_some_and(|r| r.contains("region")),

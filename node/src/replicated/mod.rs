@@ -98,6 +98,10 @@ struct Book {
     /// change by change (a zone's digest is a sum over its RRsets); absent
     /// until first asked for, and dropped on changes not told by key.
     summaries: BTreeMap<Vec<u8>, (u64, usize)>,
+    /// Per zone, the change count of its last change that needs a compile
+    /// (not one an overlay can answer). Until the served zone has compiled
+    /// it, no change to that zone is judged against the served one.
+    needs_compile: BTreeMap<Vec<u8>, u64>,
 }
 
 /// Changes to one zone to answer from its overlay: the change count that
@@ -170,6 +174,7 @@ impl ReplicatedZones {
             pending: BTreeMap::new(),
             change_seq: 0,
             summaries: BTreeMap::new(),
+            needs_compile: BTreeMap::new(),
         };
         let mut snapshot_parts: BTreeMap<String, Vec<Part>> = BTreeMap::new();
         let mut adopted: BTreeMap<String, Vec<Part>> = BTreeMap::new();
@@ -265,7 +270,7 @@ impl ReplicatedZones {
             let deltas: Vec<(Vec<u8>, Delta)> = per_zone.into_iter().collect();
             // Changes the overlay can answer cannot leave a zone unservable
             // (see `overlay::fits`); the others are compiled first.
-            let fast: Vec<bool> = deltas.iter().map(|(z, d)| self.fits_overlay(z, &d.writes)).collect();
+            let fast: Vec<bool> = deltas.iter().map(|(z, d)| self.fits_overlay(&book, z, &d.writes)).collect();
             if fast.contains(&false) {
                 self.check(&book, &deltas)?;
             }
@@ -282,12 +287,20 @@ impl ReplicatedZones {
                         touched.push(w.key.owner.clone());
                     }
                     apply_to(&mut book, &zone, d);
+                    let seq = book.change_seq;
+                    for w in &touched {
+                        book.needs_compile.insert(w.clone(), seq);
+                    }
                 } else {
                     let keys: Vec<EntryKey> = d.writes.iter().map(|w| w.key.clone()).collect();
                     apply_to(&mut book, &zone, d);
                     match fast.then(|| overlay_update(&book, &zone, &keys)).flatten() {
                         Some(update) => updates.push(update),
-                        None => touched.push(zone),
+                        None => {
+                            let seq = book.change_seq;
+                            book.needs_compile.insert(zone.clone(), seq);
+                            touched.push(zone);
+                        }
                     }
                 }
             }
@@ -297,13 +310,18 @@ impl ReplicatedZones {
         Ok(())
     }
 
-    /// Whether writes to `zone` can be answered from its overlay.
-    fn fits_overlay(&self, zone: &[u8], writes: &[Write]) -> bool {
+    /// Whether writes to `zone` can be answered from its overlay: judged
+    /// against the served zone, once that has compiled every change that
+    /// needed a compile (a CNAME set a moment ago must not be missed).
+    fn fits_overlay(&self, book: &Book, zone: &[u8], writes: &[Write]) -> bool {
         if zone.is_empty() || writes.is_empty() {
             return false;
         }
         let served = self.served.load();
         let Some(snap) = served.get(zone) else { return false };
+        if book.needs_compile.get(zone).is_some_and(|&seq| seq > snap.base_seq()) {
+            return false;
+        }
         writes.iter().all(|w| overlay::fits(snap, &w.key, w.value.as_ref()))
     }
 
@@ -354,7 +372,10 @@ impl ReplicatedZones {
     /// Recompiles one zone now if changes wait in its overlay (a zone
     /// transfer must carry them).
     pub fn compact_zone(&self, zone: &[u8]) {
-        if self.overlaid.lock().unwrap_or_else(|e| e.into_inner()).remove(zone) {
+        let listed = self.overlaid.lock().unwrap_or_else(|e| e.into_inner()).remove(zone);
+        // Also when a background compile has taken the zone off the list
+        // but not finished: `recompile` waits for it, then compiles again.
+        if listed || self.served.load().get(zone).is_some_and(|s| !s.overlay().is_empty()) {
             self.recompile(zone);
         }
     }
@@ -396,17 +417,21 @@ impl ReplicatedZones {
         let now = (self.wall_ms)();
         let horizon = meshdns_replication::Hlc { wall_ms: now.saturating_sub(horizon_ms), logical: 0 };
         let mut book = self.lock_book();
-        let mut n = book.catalog.collect_tombstones_before(horizon);
+        // Catalog tombstones (deleted zones) are kept: a zone created again
+        // must hide what was written before its deletion, and that needs
+        // the deletion's stamp (one small entry per deleted zone name).
+        let mut n = 0;
         for r in book.zones.values_mut() {
             n += r.collect_tombstones_before(horizon);
         }
         n
     }
 
-    /// Tombstones held, over every zone and the catalog.
+    /// Tombstones of deleted RRsets held, over every zone.
     pub fn tombstones(&self) -> usize {
+        // Deleted zones' catalog entries are kept for good, so not counted.
         let book = self.lock_book();
-        book.catalog.tombstones() + book.zones.values().map(ZoneReplica::tombstones).sum::<usize>()
+        book.zones.values().map(ZoneReplica::tombstones).sum::<usize>()
     }
 
     /// Sets the log size that triggers a compaction (tests use a small one).
@@ -434,11 +459,11 @@ impl ReplicatedZones {
         } else {
             vec![zone.clone()]
         };
-        let fast = self.fits_overlay(&zone, &part.delta.writes);
         let keys: Vec<EntryKey> = part.delta.writes.iter().map(|w| w.key.clone()).collect();
         let mut updates = Vec::new();
         {
             let mut book = self.lock_book();
+            let fast = self.fits_overlay(&book, &zone, &part.delta.writes);
             let replica = if zone.is_empty() { Some(&book.catalog) } else { book.zones.get(&zone) };
             if !is_news(replica, &part.delta) {
                 return Ok(false);
@@ -460,9 +485,17 @@ impl ReplicatedZones {
             self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&[payload.to_vec()])?;
             book.clock = clock;
             apply_part(&mut book, part)?;
-            if let Some(update) = fast.then(|| overlay_update(&book, &zone, &keys)).flatten() {
-                updates.push(update);
-                touched.clear();
+            match fast.then(|| overlay_update(&book, &zone, &keys)).flatten() {
+                Some(update) => {
+                    updates.push(update);
+                    touched.clear();
+                }
+                None => {
+                    let seq = book.change_seq;
+                    for z in &touched {
+                        book.needs_compile.insert(z.clone(), seq);
+                    }
+                }
             }
             self.maybe_compact(&book);
         }
@@ -524,9 +557,12 @@ impl ReplicatedZones {
                 book.zones.insert(zone.clone(), adopted);
                 vec![zone]
             };
+            book.change_seq += 1;
+            let seq = book.change_seq;
             for z in &touched {
                 book.pending.insert(z.clone(), ixfr::Pending::Whole);
                 book.summaries.remove(z);
+                book.needs_compile.insert(z.clone(), seq);
             }
             touched
         };
@@ -591,7 +627,8 @@ impl ReplicatedZones {
             return 0;
         }
         let all = meshdns_replication::Hlc { wall_ms: u64::MAX, logical: u32::MAX };
-        let mut n = book.catalog.collect_tombstones_before(all);
+        // Catalog tombstones stay (see `collect_tombstones`).
+        let mut n = 0;
         for r in book.zones.values_mut() {
             n += r.collect_tombstones_before(all);
         }
@@ -738,20 +775,18 @@ impl ReplicatedZones {
             Some(Ok(snap)) => {
                 let snap = snap.with_base_seq(base_seq);
                 // Changes answered from the old overlay after this compile
-                // read the state carry over, if they still fit the new
+                // read the state carry over, if they all still fit the new
                 // compile (a concurrent change may have put a cut or DNAME
-                // above one); one that does not waits for the next compile.
-                let mut refit = false;
-                if let Some(old) = served.get(zone) {
-                    for (owner, rtype, rrset) in old.overlay().newer_than(base_seq) {
-                        if overlay::entry_fits(&snap, &owner, rtype) {
-                            snap.overlay().insert(&owner, rtype, rrset);
-                        } else {
-                            refit = true;
-                        }
+                // above one). If one does not, none do: the zone is served
+                // as compiled, a consistent older version, until the next
+                // compile, which follows at once.
+                let newer = served.get(zone).map(|old| old.overlay().newer_than(base_seq)).unwrap_or_default();
+                let refit = !newer.iter().all(|(owner, rtype, _)| overlay::entry_fits(&snap, owner, *rtype));
+                if !refit {
+                    for (owner, rtype, rrset) in newer {
+                        snap.overlay().insert(&owner, rtype, rrset);
                     }
-                }
-                if refit {
+                } else {
                     self.overlaid.lock().unwrap_or_else(|e| e.into_inner()).insert(zone.to_vec());
                     self.compaction_wanted.notify_one();
                 }
@@ -767,11 +802,13 @@ impl ReplicatedZones {
         drop(histories);
         let served = Arc::new(served);
         self.served.store(served.clone());
-        drop(overlay_guard);
         drop(errors);
         if let Some(hook) = self.on_served.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             hook(served);
         }
+        // Held until the data plane has the new zone: an overlay entry
+        // published after this is in the zone the data plane serves.
+        drop(overlay_guard);
     }
 
     /// The IXFR steps of `zone` (wire form) from serial `from` to `to`, if

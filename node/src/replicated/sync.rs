@@ -270,7 +270,7 @@ impl Syncer {
             .collect();
         let heard = neighbours.len();
         let level = if settled { agreement(mine, neighbours) } else { 0 };
-        self.mesh.set_agreement(level);
+        self.mesh.set_agreement(level, mine);
         if !everyone_holds(level) || self.collecting.swap(true, Ordering::Relaxed) {
             return;
         }
