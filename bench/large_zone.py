@@ -26,6 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from figures import write_block  # noqa: E402
 from replication import ROOT, Node, dns_a, wait, zone  # noqa: E402
 
 BEGIN = "<!-- large-zone-figures:begin -->"
@@ -100,7 +101,7 @@ def main():
     acks = sorted(c[0] for c in changes)
     on_a = sorted(c[1] for c in changes)
     on_b = sorted(c[2] for c in changes)
-    block = "\n".join([
+    write_block(args.out, BEGIN, END, [
         BEGIN,
         f"Measured by `bench/large_zone.py` on {datetime.date.today()} ({os.cpu_count()} cores, {cpu}), release build,",
         "two nodes on loopback.",
@@ -114,13 +115,6 @@ def main():
         f"- Resident memory afterwards: {rss[0]:,.0f} MiB and {rss[1]:,.0f} MiB.",
         END,
     ])
-    text = open(args.out).read()
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text += "\n" + block + "\n"
-    open(args.out, "w").write(text)
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from figures import write_block  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETNS = "meshdns-mesh-bench"
 BEGIN = "<!-- mesh-figures:begin -->"
@@ -269,14 +272,7 @@ def main():
             f"{fmt_traffic(loss['traffic'])}.",
         ]
     lines.append(END)
-    block = "\n".join(lines)
-    text = open(args.out).read()
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text += "\n" + block + "\n"
-    open(args.out, "w").write(text)
-    print(f"wrote {args.out}")
+    write_block(args.out, BEGIN, END, lines)
 
 
 if __name__ == "__main__":

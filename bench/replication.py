@@ -31,9 +31,13 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from figures import write_block  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- replication-figures:begin -->"
@@ -310,14 +314,7 @@ def main():
         "encoding, QUIC, the check, the journal (fsync) and compiling the zone for serving.",
     ]
     lines.append(END)
-    block = "\n".join(lines)
-    text = open(args.out).read()
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text += "\n## Measurements\n\n" + block + "\n"
-    open(args.out, "w").write(text)
-    print(f"wrote {args.out}")
+    write_block(args.out, BEGIN, END, lines, heading="## Measurements\n\n")
 
 
 if __name__ == "__main__":

@@ -75,9 +75,9 @@ pub async fn serve(
         && let Some(listed) = incremental(shared, qname, zone, theirs)
     {
         let (kind, records) = listed;
-        shared.metrics.record_ixfr(if kind == "current" { IxfrKind::Current } else { IxfrKind::Incremental });
+        shared.metrics.record_ixfr(kind);
         let total = send_listed(stream, &records, question, q, opt, out, shared.config.tcp_idle_timeout).await?;
-        tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), from = theirs, to = zone.serial(), kind, bytes = total, "IXFR sent");
+        tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), from = theirs, to = zone.serial(), ?kind, bytes = total, "IXFR sent");
         return Ok(Answered { len: total, rcode: Rcode::NOERROR, qtype: Some(q.qtype), truncated: false });
     }
     if q.qtype == Rtype::IXFR {
@@ -117,19 +117,19 @@ type Listed<'a> = (&'a [u8], Rtype, u32, &'a [u8]);
 
 /// The records answering an IXFR from serial `theirs`, when it can be
 /// answered without the whole zone: the SOA alone when the client is
-/// current (RFC 1995 §2), or the increments (§4). Returns a label for the
-/// log, and the records (owned, so no lock is held while sending).
+/// current (RFC 1995 §2), or the increments (§4). Returns which, and the
+/// records (owned, so no lock is held while sending).
 fn incremental(
     shared: &SharedRef,
     qname: &[u8],
     zone: &Snapshot,
     theirs: u32,
-) -> Option<(&'static str, Vec<crate::replicated::ixfr::Record>)> {
+) -> Option<(IxfrKind, Vec<crate::replicated::ixfr::Record>)> {
     let current = zone.serial();
     // RFC 1982: the client's serial is the server's, or newer.
     if theirs == current || (theirs.wrapping_sub(current) as i32) > 0 {
         let (name, rtype, ttl, rdata) = RecordCursor::soa(zone)?;
-        return Some(("current", vec![(name.0[..name.1].to_vec(), rtype.0, ttl, rdata.to_vec())]));
+        return Some((IxfrKind::Current, vec![(name.0[..name.1].to_vec(), rtype.0, ttl, rdata.to_vec())]));
     }
     let steps = shared.replicated.get()?.ixfr_steps(qname, theirs, current)?;
     let last = steps.last()?.new_soa.clone();
@@ -141,7 +141,7 @@ fn incremental(
         out.extend(s.added.iter().cloned());
     }
     out.push(last);
-    Some(("incremental", out))
+    Some((IxfrKind::Incremental, out))
 }
 
 /// Sends `records` in as few messages as fit, the question in the first.
