@@ -253,6 +253,55 @@ impl SyncScheduler {
     }
 }
 
+/// When a peer's differing digest is worth a pull. A fresh write reaches a
+/// node by push within milliseconds while gossip takes a round to show it,
+/// so only a difference that lasts [`PullPolicy::LASTING_MS`] counts, and
+/// only once per state of the peer (again after [`PullPolicy::REPEAT_MS`]
+/// if it still differs: the peer may be the one lacking writes).
+#[derive(Clone, Debug, Default)]
+pub struct PullPolicy {
+    /// When each peer's digest was first seen to differ from ours (ms).
+    differs_since: BTreeMap<NodeId, u64>,
+    /// Each peer's digest at our last good pull from it, and when (ms).
+    pulled: BTreeMap<NodeId, (u64, u64)>,
+}
+
+impl PullPolicy {
+    /// How long a difference must last before it is pulled.
+    pub const LASTING_MS: u64 = 1_000;
+    /// When a peer whose state has not changed since the last pull is
+    /// pulled again while it still differs.
+    pub const REPEAT_MS: u64 = 30_000;
+
+    /// Tells `scheduler` whether `peer`, gossiping digest `theirs` while this
+    /// node holds `mine`, needs a pull at `now_ms`.
+    pub fn observe(&mut self, scheduler: &mut SyncScheduler, peer: &str, theirs: u64, mine: u64, now_ms: u64) {
+        if theirs == mine {
+            self.differs_since.remove(peer);
+            scheduler.digest_seen(peer, "*", false);
+            return;
+        }
+        let since = *self.differs_since.entry(peer.to_owned()).or_insert(now_ms);
+        let lasting = now_ms.saturating_sub(since) >= Self::LASTING_MS;
+        let new_state = match self.pulled.get(peer) {
+            Some(&(d, at)) => d != theirs || now_ms.saturating_sub(at) >= Self::REPEAT_MS,
+            None => true,
+        };
+        scheduler.digest_seen(peer, "*", lasting && new_state);
+    }
+
+    /// Records a good pull from `peer` made when it gossiped `digest`.
+    pub fn pulled(&mut self, peer: &str, digest: u64, now_ms: u64) {
+        self.pulled.insert(peer.to_owned(), (digest, now_ms));
+    }
+
+    /// Forgets a member that left.
+    pub fn forget(&mut self, peer: &str) {
+        self.differs_since.remove(peer);
+        self.pulled.remove(peer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +351,26 @@ mod tests {
         assert!(!pulls_from(&me, &peer("e", "us", "iad", true, true)), "only region representatives cross regions");
         let g = peer("g", "eu", "fra", true, true);
         assert!(pulls_from(&g, &peer("e", "us", "iad", true, true)));
+    }
+
+    #[test]
+    fn a_difference_is_pulled_once_it_lasts_and_once_per_peer_state() {
+        let mut s = SyncScheduler::new(SyncLimits::default(), 1);
+        let mut p = PullPolicy::default();
+        p.observe(&mut s, "a", 7, 9, 0);
+        assert_eq!(s.poll(0), None, "a fresh difference waits for the push");
+        p.observe(&mut s, "a", 7, 9, PullPolicy::LASTING_MS);
+        let pull = s.poll(PullPolicy::LASTING_MS).expect("a lasting difference is pulled");
+        s.pull_done(&pull, true, 1_100);
+        p.pulled("a", 7, 1_100);
+        p.observe(&mut s, "a", 7, 9, 2_000);
+        assert_eq!(s.poll(2_000), None, "the same peer state is not pulled twice");
+        p.observe(&mut s, "a", 8, 9, 3_000);
+        assert!(s.poll(3_000).is_some(), "a new peer state is");
+        let mut s = SyncScheduler::new(SyncLimits::default(), 1);
+        p.observe(&mut s, "a", 7, 9, 2_000 + PullPolicy::REPEAT_MS);
+        assert!(s.poll(2_000 + PullPolicy::REPEAT_MS).is_some(), "and an old one again after a while");
+        p.observe(&mut s, "a", 9, 9, 40_000);
+        assert_eq!(s.poll(40_000), None, "equal digests need nothing");
     }
 }

@@ -20,6 +20,7 @@
 //! clocks, so the simulator can drive the same core with virtual time.
 
 mod pool;
+pub mod pool_state;
 pub mod referral;
 pub mod transport;
 
@@ -34,7 +35,8 @@ use meshdns_ring::Ring;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
-use self::pool::{PoolRuntime, pool_addr};
+use self::pool::PoolRuntime;
+use self::pool_state::pool_addr;
 use self::referral::Contact;
 use self::transport::Traffic;
 use crate::core::{Action, MembershipEvent, MeshCore};

@@ -21,7 +21,7 @@ use std::time::Duration;
 use meshdns_mesh::gossip::MeshHandle;
 use meshdns_mesh::{Liveness, Source};
 use meshdns_replication::agreement::{agreement, everyone_holds};
-use meshdns_replication::sync::{Hop, Peer, SyncLimits, SyncScheduler, pulls_from, push_targets};
+use meshdns_replication::sync::{Hop, Peer, PullPolicy, SyncLimits, SyncScheduler, pulls_from, push_targets};
 use meshdns_transport::net::{Endpoint, NetError, read_frame, write_frame};
 use tokio::sync::{Mutex, mpsc};
 
@@ -355,18 +355,16 @@ impl Syncer {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let started = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        // When each peer's digest was first seen to differ from ours.
-        let mut differs_since: HashMap<String, tokio::time::Instant> = HashMap::new();
-        // Each peer's digest at our last good pull from it, and when.
-        let mut pulled: HashMap<String, (u64, tokio::time::Instant)> = HashMap::new();
+        let mut policy = PullPolicy::default();
+        let ms = move || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 Some((pull, digest, ok)) = done_rx.recv() => {
-                    scheduler.pull_done(&pull, ok, started.elapsed().as_millis() as u64);
+                    scheduler.pull_done(&pull, ok, ms());
                     if ok {
                         self.stats.pulls.fetch_add(1, Ordering::Relaxed);
-                        pulled.insert(pull.peer.clone(), (digest, tokio::time::Instant::now()));
+                        policy.pulled(&pull.peer, digest, ms());
                     } else {
                         self.stats.pull_errors.fetch_add(1, Ordering::Relaxed);
                     }
@@ -385,25 +383,10 @@ impl Syncer {
                     continue;
                 }
                 digests.insert(peer.id.clone(), *digest);
-                if *digest == mine {
-                    differs_since.remove(&peer.id);
-                    scheduler.digest_seen(&peer.id, "*", false);
-                    continue;
-                }
-                // A fresh write reaches us by push within milliseconds and
-                // gossip takes a round to show it: pull only a difference
-                // that lasts, and only once per state of the peer (again
-                // after 30 s if it still differs: the peer may lack ours).
-                let since = *differs_since.entry(peer.id.clone()).or_insert(now);
-                let lasting = now.duration_since(since) >= Duration::from_secs(1);
-                let new_state = match pulled.get(&peer.id) {
-                    Some((d, at)) => *d != *digest || now.duration_since(*at) >= Duration::from_secs(30),
-                    None => true,
-                };
-                scheduler.digest_seen(&peer.id, "*", lasting && new_state);
+                policy.observe(&mut scheduler, &peer.id, *digest, mine, ms());
             }
             let addrs: HashMap<String, SocketAddr> = others.iter().map(|(p, a, _)| (p.id.clone(), *a)).collect();
-            while let Some(pull) = scheduler.poll(started.elapsed().as_millis() as u64) {
+            while let Some(pull) = scheduler.poll(ms()) {
                 let Some(&addr) = addrs.get(&pull.peer) else {
                     scheduler.peer_gone(&pull.peer);
                     continue;
