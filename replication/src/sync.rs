@@ -190,17 +190,22 @@ impl SyncScheduler {
     /// A peer's digest for `zone` compared with ours: `differs` schedules a
     /// pull, equality cancels one not yet started.
     pub fn digest_seen(&mut self, peer: &str, zone: &str, differs: bool) {
-        let st = self.peers.entry(peer.to_owned()).or_default();
         if differs {
-            st.differing.insert(zone.to_owned(), ());
-        } else {
+            self.peers.entry(peer.to_owned()).or_default().differing.insert(zone.to_owned(), ());
+        } else if let Some(st) = self.peers.get_mut(peer) {
+            // No entry is made for a peer that agrees: a node sees its
+            // agreeing neighbours four times a second.
             st.differing.remove(zone);
         }
     }
 
-    /// The peer is gone: nothing more is scheduled with it.
+    /// The peer is gone: nothing more is scheduled with it, and a pull
+    /// [`SyncScheduler::poll`] handed out for it that could not be started
+    /// gives its slot back (else each vanished peer would hold one of the
+    /// `max_concurrent` slots for ever, until no pull could start).
     pub fn peer_gone(&mut self, peer: &str) {
         self.peers.remove(peer);
+        self.in_flight.retain(|(p, _), _| p != peer);
     }
 
     /// Pulls in flight.
@@ -372,5 +377,41 @@ mod tests {
         assert!(s.poll(2_000 + PullPolicy::REPEAT_MS).is_some(), "and an old one again after a while");
         p.observe(&mut s, "a", 9, 9, 40_000);
         assert_eq!(s.poll(40_000), None, "equal digests need nothing");
+    }
+
+    #[test]
+    fn a_vanished_peer_gives_its_slot_back() {
+        // Found by the simulator: peers that left while marked differing
+        // were polled, dropped with peer_gone, and kept their in-flight
+        // slot, until a node could pull from no one.
+        let limits = SyncLimits { max_concurrent: 2, backoff_base_ms: 100, backoff_max_ms: 1_000 };
+        let mut s = SyncScheduler::new(limits, 3);
+        for p in ["gone1", "gone2", "here"] {
+            s.digest_seen(p, "*", true);
+        }
+        for _ in 0..2 {
+            let pull = s.poll(0).expect("a slot is free");
+            if pull.peer != "here" {
+                s.peer_gone(&pull.peer);
+            }
+        }
+        assert!(s.in_flight() <= 1, "vanished peers hold no slot");
+        let mut seen_here = false;
+        while let Some(p) = s.poll(0) {
+            if p.peer == "here" {
+                seen_here = true;
+            } else {
+                s.peer_gone(&p.peer);
+            }
+        }
+        assert!(seen_here || s.in_flight() == 1, "the live peer is still pulled");
+    }
+
+    #[test]
+    fn agreeing_peers_leave_no_entry() {
+        let mut s = SyncScheduler::new(SyncLimits::default(), 3);
+        s.digest_seen("a", "*", false);
+        assert_eq!(s.poll(0), None);
+        assert!(s.peers.is_empty());
     }
 }

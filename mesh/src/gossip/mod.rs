@@ -322,30 +322,9 @@ impl Mesh {
     }
 }
 
-/// What a seed tells a newcomer: the representatives it knows, and the
-/// members of its own site.
+/// What a seed tells a newcomer (see [`referral::contacts`]).
 fn contacts(s: &MeshSnapshot) -> Vec<Contact> {
-    s.members
-        .values()
-        .filter(|m| m.record.liveness.is_live())
-        .filter(|m| {
-            let f = &m.record.facts;
-            f.roles.region || f.roles.global || (f.region == s.me.region && f.site == s.me.site)
-        })
-        // At most ~350 bytes each: well inside the asker's 2 MiB limit.
-        .take(2_000)
-        .map(|m| {
-            let f = &m.record.facts;
-            Contact {
-                id: f.id.clone(),
-                region: f.region.clone(),
-                site: f.site.clone(),
-                gossip: f.gossip,
-                region_pool: f.roles.region,
-                global_pool: f.roles.global,
-            }
-        })
-        .collect()
+    referral::contacts(&s.me, s.members.values().map(|m| &m.record))
 }
 
 struct Driver {
@@ -621,35 +600,7 @@ impl Driver {
                 continue;
             }
             rt.last_hinted = Some(now);
-            let from_view = self.core.records().values().filter(|r| r.liveness.is_live()).map(|r| {
-                (
-                    r.facts.id.clone(),
-                    r.facts.region.clone(),
-                    r.facts.site.clone(),
-                    r.facts.gossip,
-                    r.facts.roles.region,
-                    r.facts.roles.global,
-                )
-            });
-            let referred = self
-                .referred
-                .iter()
-                .map(|c| (c.id.clone(), c.region.clone(), c.site.clone(), c.gossip, c.region_pool, c.global_pool));
-            let mut targets = BTreeSet::new();
-            for (id, region, site, gossip, in_region, in_global) in from_view.chain(referred) {
-                if id == me.id {
-                    continue;
-                }
-                let fits = match &p {
-                    Pool::Site { region: r, site: s } => &region == r && &site == s,
-                    Pool::Region(r) => &region == r && in_region,
-                    Pool::Global => in_global,
-                };
-                if let (true, Some(addr)) = (fits, pool_addr(gossip, &p)) {
-                    targets.insert(addr);
-                }
-            }
-            let targets: Vec<SocketAddr> = targets.into_iter().collect();
+            let targets = referral::hint_targets(&p, &me.id, self.core.records().values(), &self.referred);
             if !targets.is_empty() {
                 let start = self.hint_offset % targets.len();
                 for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {

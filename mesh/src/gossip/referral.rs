@@ -14,6 +14,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::facts::{NodeFacts, PeerRecord};
+use crate::tier::Pool;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -61,6 +64,65 @@ pub(crate) enum Answer {
     Contacts(Vec<Contact>),
     /// The request was refused, and why.
     Refused(String),
+}
+
+/// What a seed tells a newcomer: the live members it knows that gossip in
+/// upper pools (the representatives), and the members of its own site.
+pub fn contacts<'a>(me: &NodeFacts, records: impl Iterator<Item = &'a PeerRecord>) -> Vec<Contact> {
+    records
+        .filter(|r| r.liveness.is_live())
+        .filter(|r| {
+            let f = &r.facts;
+            f.roles.region || f.roles.global || (f.region == me.region && f.site == me.site)
+        })
+        // At most ~350 bytes each: well inside the asker's 2 MiB limit.
+        .take(2_000)
+        .map(|r| {
+            let f = &r.facts;
+            Contact {
+                id: f.id.clone(),
+                region: f.region.clone(),
+                site: f.site.clone(),
+                gossip: f.gossip,
+                region_pool: f.roles.region,
+                global_pool: f.roles.global,
+            }
+        })
+        .collect()
+}
+
+/// Where a node alone in `pool` gossips to find it: the pool addresses of
+/// the live members it knows, and of those a seed referred, that belong in
+/// that pool (its site's members, its region's or the global
+/// representatives), in address order, without duplicates.
+pub fn hint_targets<'a>(
+    pool: &Pool,
+    me: &str,
+    records: impl Iterator<Item = &'a PeerRecord>,
+    referred: &[Contact],
+) -> Vec<SocketAddr> {
+    let from_view = records.filter(|r| r.liveness.is_live()).map(|r| {
+        let f = &r.facts;
+        (f.id.as_str(), f.region.as_str(), f.site.as_str(), f.gossip, f.roles.region, f.roles.global)
+    });
+    let referred = referred
+        .iter()
+        .map(|c| (c.id.as_str(), c.region.as_str(), c.site.as_str(), c.gossip, c.region_pool, c.global_pool));
+    let mut targets = std::collections::BTreeSet::new();
+    for (id, region, site, gossip, in_region, in_global) in from_view.chain(referred) {
+        if id == me {
+            continue;
+        }
+        let fits = match pool {
+            Pool::Site { region: r, site: s } => region == r && site == s,
+            Pool::Region(r) => region == r && in_region,
+            Pool::Global => in_global,
+        };
+        if let (true, Some(addr)) = (fits, super::pool_state::pool_addr(gossip, pool)) {
+            targets.insert(addr);
+        }
+    }
+    targets.into_iter().collect()
 }
 
 /// Why a referral failed.

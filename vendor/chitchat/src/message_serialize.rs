@@ -91,8 +91,9 @@ impl ChitchatEnvelope {
         buf
     }
 
-    #[cfg(test)]
-    pub(crate) fn serialized_len(&self) -> usize {
+    /// Bytes this envelope takes on the wire (fork: public, for a driver
+    /// that counts traffic without encoding).
+    pub fn serialized_len(&self) -> usize {
         Self::HEADER_LEN
             + match &self.message {
                 ChitchatMessage::Syn { cluster_id, digest } => {
