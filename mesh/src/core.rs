@@ -52,6 +52,13 @@ pub struct MeshCore {
     /// The live members.
     ring: Ring,
     actions: VecDeque<Action>,
+    /// Whether the driver has let this node settle: it has gossiped in its
+    /// site pool for a few rounds ([`MeshCore::settle`]). Until then it
+    /// plans no upper pool: a node that knows only part of its site would
+    /// take itself for a representative, join the upper pools and relay,
+    /// then hand over seconds later — at scale, every starting node doing
+    /// so floods the pools with relay records (found by the simulator).
+    settled: bool,
 }
 
 /// Rounds of join/leave before the plan is taken as settled. Leaving a
@@ -132,6 +139,7 @@ impl MeshCore {
             lingering: BTreeSet::new(),
             covered: BTreeMap::new(),
             actions: VecDeque::new(),
+            settled: false,
         };
         core.merged.insert(core.me.id.clone(), core.my_record());
         core.joined.insert(site.clone());
@@ -232,6 +240,11 @@ impl MeshCore {
                 }
             }
         }
+        // Nothing new (the common case, several times a second): the merged
+        // view and the plan cannot have changed either.
+        if self.views.get(&pool) == Some(&view) && self.covered.get(&pool) == Some(&covered) {
+            return;
+        }
         self.views.insert(pool.clone(), view);
         self.covered.insert(pool, covered);
         for _ in 0..MAX_ROUNDS {
@@ -278,7 +291,33 @@ impl MeshCore {
         if self.lingering.remove(pool) {
             self.views.remove(pool);
             self.covered.remove(pool);
-            self.merge();
+            // Replanned here too: `handle_pool_view` skips unchanged views.
+            for _ in 0..MAX_ROUNDS {
+                self.merge();
+                if !self.replan() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Whether [`MeshCore::settle`] has been called.
+    pub fn settled(&self) -> bool {
+        self.settled
+    }
+
+    /// Tells the core it has gossiped in its site pool long enough to know
+    /// its site (the driver waits a few rounds after starting): from now on
+    /// it plans its upper pools.
+    pub fn settle(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            for _ in 0..MAX_ROUNDS {
+                self.merge();
+                if !self.replan() {
+                    break;
+                }
+            }
         }
     }
 
@@ -361,7 +400,11 @@ impl MeshCore {
 
     /// Joins and leaves pools to match the plan. Returns whether anything changed.
     fn replan(&mut self) -> bool {
-        let wanted = plan(&self.me.member(), &self.ring, &self.cfg);
+        let wanted = if self.settled {
+            plan(&self.me.member(), &self.ring, &self.cfg)
+        } else {
+            BTreeSet::from([Pool::site(&self.me.region, &self.me.site)])
+        };
         let joins: Vec<Pool> = wanted.difference(&self.joined).cloned().collect();
         let leaves: Vec<Pool> = self.joined.difference(&wanted).cloned().collect();
         for p in &joins {
@@ -423,6 +466,14 @@ impl From<&PeerRecord> for Member {
 mod tests {
     use super::*;
 
+    /// A core that plans from its first view, as before `MeshCore::settle`
+    /// existed: these tests are about the plan, not the start.
+    fn new_settled(me: NodeFacts, cfg: TierConfig) -> MeshCore {
+        let mut core = MeshCore::new(me, cfg);
+        core.settled = true;
+        core
+    }
+
     fn drain(core: &mut MeshCore) -> Vec<Action> {
         std::iter::from_fn(|| core.poll_action()).collect()
     }
@@ -451,7 +502,7 @@ mod tests {
         let cfg = TierConfig::default();
         let mut reps = BTreeSet::new();
         for me in &members {
-            let mut core = MeshCore::new(me.clone(), cfg);
+            let mut core = new_settled(me.clone(), cfg);
             core.handle_pool_view(Pool::site("eu", "fra1"), view(&members));
             let actions = drain(&mut core);
             if actions.contains(&Action::JoinPool(Pool::Region("eu".into()))) {
@@ -473,7 +524,7 @@ mod tests {
         let after = crate::tier::site_representatives(&ring.without(&dead), &cfg);
         let promoted = after.difference(&reps).next().cloned().unwrap();
         let me = members.iter().find(|m| m.id == promoted).cloned().unwrap();
-        let mut core = MeshCore::new(me, cfg);
+        let mut core = new_settled(me, cfg);
         core.handle_pool_view(Pool::site("eu", "fra1"), view(&members));
         assert!(!core.pools().contains(&Pool::Region("eu".into())));
         drain(&mut core);
@@ -490,7 +541,7 @@ mod tests {
 
     #[test]
     fn a_newer_generation_replaces_the_old_incarnation() {
-        let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+        let mut core = new_settled(test_facts("a", "eu", "fra1"), TierConfig::default());
         let mut old = direct(test_facts("b", "eu", "fra1"));
         old.liveness = Liveness::Dead;
         let mut new = direct(test_facts("b", "eu", "fra1"));
@@ -509,7 +560,7 @@ mod tests {
         let a = [test_facts("a1", "eu", "fra1"), test_facts("a2", "eu", "fra1")];
         let b = [test_facts("b1", "eu", "ams1"), test_facts("b2", "eu", "ams1")];
         // a1 is a representative of fra1 (both members are).
-        let mut a1 = MeshCore::new(a[0].clone(), cfg);
+        let mut a1 = new_settled(a[0].clone(), cfg);
         a1.handle_pool_view(Pool::site("eu", "fra1"), view(&a));
         assert!(a1.pools().contains(&Pool::Region("eu".into())));
         // It publishes its site upward, nothing downward yet.
@@ -549,7 +600,7 @@ mod tests {
         let g = test_facts("g", "eu", "fra1");
         let g2 = test_facts("g2", "eu", "fra1");
         let b2 = test_facts("b2", "eu", "ams1");
-        let mut core = MeshCore::new(g.clone(), cfg);
+        let mut core = new_settled(g.clone(), cfg);
         core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(g2.clone()), via(b2.clone(), "g2")]);
         assert!(core.pools().contains(&Pool::Global), "a site of two in a region of one site: g is global");
         core.handle_pool_view(Pool::Region("eu".into()), vec![direct(g2.clone())]);
@@ -565,7 +616,7 @@ mod tests {
         let cfg = TierConfig::default();
         let me = test_facts("a", "eu", "fra1");
         let mate = test_facts("m", "eu", "fra1");
-        let mut core = MeshCore::new(me, cfg);
+        let mut core = new_settled(me, cfg);
         // A relay about a member of this node's own site, however new, is
         // ignored: the site pool is heard first-hand.
         let mut forged = via(mate.clone(), "x");
@@ -597,7 +648,7 @@ mod tests {
         let reps = crate::tier::site_representatives(&ring, &cfg);
         let me = all.iter().find(|f| !reps.contains(&f.id)).cloned().unwrap();
         let others: Vec<NodeFacts> = all.iter().filter(|f| f.id != me.id).cloned().collect();
-        let mut core = MeshCore::new(me, cfg);
+        let mut core = new_settled(me, cfg);
         // Alone with one other member, this node represents the site.
         core.handle_pool_view(Pool::site("eu", "fra1"), view(&others[..1]));
         let region = Pool::Region("eu".into());
@@ -624,11 +675,27 @@ mod tests {
     }
 
     #[test]
+    fn no_upper_pool_before_settling() {
+        let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+        drain(&mut core);
+        // It would be its site's representative, but has not settled.
+        core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(test_facts("b", "eu", "fra1"))]);
+        assert_eq!(core.pools().len(), 1, "site pool only: {:?}", core.pools());
+        assert!(!core.roles().region);
+        core.settle();
+        assert!(core.settled());
+        let actions = drain(&mut core);
+        assert!(actions.contains(&Action::JoinPool(Pool::Region("eu".into()))), "{actions:?}");
+        assert!(core.roles().region);
+    }
+
+    #[test]
     fn a_demoted_member_falling_silent_in_an_upper_pool_is_not_news() {
-        let mut core = MeshCore::new(test_facts("d", "us", "iad1"), TierConfig::default());
+        let mut core = new_settled(test_facts("d", "us", "iad1"), TierConfig::default());
         let mut b = test_facts("b", "eu", "fra1");
         b.roles = Roles { region: true, global: true };
         core.handle_pool_view(Pool::site("us", "iad1"), vec![]);
+        core.settle();
         core.handle_pool_view(Pool::Global, vec![direct(b.clone())]);
         assert!(core.pools().contains(&Pool::Global));
         drain(&mut core);
@@ -655,7 +722,7 @@ mod tests {
 
     #[test]
     fn load_changes_are_not_events() {
-        let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+        let mut core = new_settled(test_facts("a", "eu", "fra1"), TierConfig::default());
         let b = test_facts("b", "eu", "fra1");
         core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(b.clone())]);
         drain(&mut core);
@@ -667,7 +734,7 @@ mod tests {
 
     #[test]
     fn a_view_from_a_pool_not_joined_is_ignored() {
-        let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+        let mut core = new_settled(test_facts("a", "eu", "fra1"), TierConfig::default());
         core.handle_pool_view(Pool::Region("us".into()), vec![direct(test_facts("z", "us", "iad1"))]);
         assert!(core.members().get("z").is_none());
     }

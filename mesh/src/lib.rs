@@ -12,9 +12,11 @@
 //! in reports as alive. It does no I/O and reads no clock. The driver (the
 //! chitchat adapter, or the simulator) calls, in this order:
 //!
-//! 1. [`MeshCore::handle_pool_view`] whenever a pool's live members change
+//! 1. [`MeshCore::settle`] once the node has gossiped in its site pool for
+//!    a few rounds (no upper pool is planned before: see its docs);
+//! 2. [`MeshCore::handle_pool_view`] whenever a pool's live members change
 //!    (chitchat's `live_nodes_watcher` in production);
-//! 2. [`MeshCore::poll_action`] until it returns `None`, carrying out each
+//! 3. [`MeshCore::poll_action`] until it returns `None`, carrying out each
 //!    [`Action`]: join or leave a pool, and report membership events.
 //!
 //! [`tier::plan`] is the pure function underneath: which pools a node
@@ -26,6 +28,8 @@
 //! use meshdns_mesh::{Action, MeshCore, direct, test_facts, tier::{Pool, TierConfig}};
 //!
 //! let mut core = MeshCore::new(test_facts("a", "eu", "fra1"), TierConfig::default());
+//! // After its first gossip rounds the driver lets the core plan upper pools.
+//! core.settle();
 //! // The site pool reports another live member: both are site representatives
 //! // (the default is two per site), so this node joins the region pool.
 //! core.handle_pool_view(Pool::site("eu", "fra1"), vec![direct(test_facts("b", "eu", "fra1"))]);

@@ -126,6 +126,9 @@ pub struct Membership {
     pub join_s: f64,
     /// Seconds before measurements start (the cluster forms first).
     pub warmup_s: f64,
+    /// Nodes start at random times within this many seconds (gossip mode),
+    /// as a rollout does.
+    pub boot_spread_s: f64,
 }
 
 impl Default for Membership {
@@ -137,6 +140,7 @@ impl Default for Membership {
             detection_s: 12.0,
             join_s: 3.0,
             warmup_s: 20.0,
+            boot_spread_s: 0.0,
         }
     }
 }

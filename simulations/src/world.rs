@@ -18,9 +18,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use chitchat::{Chitchat, ChitchatEnvelope, ChitchatMessage, ProtocolVersion};
-use meshdns_mesh::gossip::GossipSettings;
 use meshdns_mesh::gossip::pool_state::{PoolState, announce_leave, chitchat_config, initial_keys, pool_addr};
 use meshdns_mesh::gossip::referral::{self, Contact, hint_targets};
+use meshdns_mesh::gossip::{GossipSettings, settle_now};
 use meshdns_mesh::tier::{Pool, TierConfig, region_representatives, site_representatives};
 use meshdns_mesh::{Action, Liveness, MembershipEvent, MeshCore, NodeFacts, Roles};
 use meshdns_replication::replica::rrset_digest;
@@ -68,6 +68,8 @@ enum Ev {
     Write,
     /// A scheduled scenario event.
     Scheduled(usize),
+    /// A node starts for the first time.
+    Boot { node: usize },
     /// A node crashes (a rolling restart's step).
     Crash { node: usize },
     /// A crashed node starts again.
@@ -131,6 +133,10 @@ struct Membership {
     last_referral: Option<u64>,
     /// Rotates which hint targets are tried.
     hint_offset: usize,
+    /// Pools left, whose instance still answers for one round (the driver
+    /// shuts an instance down a gossip interval after announcing the
+    /// leave, so the announcement travels), with when it stops.
+    stopping: Vec<(u64, PoolInst)>,
 }
 
 /// The members one node replicates with.
@@ -272,8 +278,21 @@ impl World {
             sc,
         };
         w.rebuild_oracle();
+        // Nodes start spread over `boot_spread_s`, as a rollout does; all
+        // at once, every node first sees a near-empty mesh, takes itself
+        // for a representative and relays everything.
+        let spread = (w.sc.membership.boot_spread_s * SEC as f64) as u64;
+        let per_site = w.sc.topology.nodes_per_site;
         for i in 0..n {
-            w.boot(i, 0);
+            // Seeds (each site's first three nodes) are up first, as an
+            // operator starts them.
+            let seed = i % per_site < 3;
+            let at = if spread > 0 && !seed { w.rng.random_range(0..spread) } else { 0 };
+            if at == 0 {
+                w.boot(i, 0);
+            } else {
+                w.schedule(at, Ev::Boot { node: i });
+            }
         }
         if w.sc.writes.rate_per_s > 0.0 {
             let at = (w.sc.writes.start_s * SEC as f64) as u64;
@@ -364,6 +383,7 @@ impl World {
             }
             Ev::Scheduled(k) => self.scheduled(k),
             Ev::Crash { node } => self.crash(node),
+            Ev::Boot { node } => self.boot(node, self.now),
             Ev::Restart { node, wipe } => {
                 if !self.nodes[node].up {
                     if wipe {
@@ -444,6 +464,7 @@ impl World {
                 referral_pending: false,
                 last_referral: None,
                 hint_offset: 0,
+                stopping: Vec::new(),
             };
             let mut actions = Vec::new();
             while let Some(a) = m.core.poll_action() {
@@ -497,8 +518,14 @@ impl World {
     }
 
     fn on_gossip(&mut self, to: usize, to_addr: SocketAddr, from: SocketAddr, msg: ChitchatMessage) {
+        let now = self.now;
         let Some(m) = self.nodes[to].mesh.as_mut() else { return };
-        let Some(inst) = m.pools.values_mut().find(|p| p.addr == to_addr) else { return };
+        m.stopping.retain(|(until, _)| *until > now);
+        let Membership { pools, stopping, .. } = m;
+        let live = pools.values_mut().find(|p| p.addr == to_addr);
+        let Some(inst) = live.or_else(|| stopping.iter_mut().map(|(_, p)| p).find(|p| p.addr == to_addr)) else {
+            return;
+        };
         if let Some(reply) = inst.cc.process_message(msg) {
             self.send_gossip(to, to_addr, from, reply);
         }
@@ -544,6 +571,16 @@ impl World {
             let read = inst.state.read(&inst.cc, now_instant, suspect_after);
             self.stats.bad_relay_records += read.bad_records;
             m.core.handle_pool_view(p, read.records);
+            while let Some(a) = m.core.poll_action() {
+                actions.push(a);
+            }
+        }
+        // A few rounds in the site pool, then upper pools (the driver's rule).
+        let site_pool = Pool::site(&m.core.me().region, &m.core.me().site);
+        let heard = m.pools.get(&site_pool).is_some_and(|p| p.cc.live_nodes().count() > 1);
+        let up_for = Duration::from_micros(self.now - self.nodes[i].started_us);
+        if !m.core.settled() && settle_now(heard, up_for, self.settings.interval) {
+            m.core.settle();
             while let Some(a) = m.core.poll_action() {
                 actions.push(a);
             }
@@ -742,6 +779,7 @@ impl World {
                 for to in peers {
                     sends.push((inst.addr, to, inst.cc.create_syn_message()));
                 }
+                m.stopping.push((now + interval, inst));
             }
         }
         let mut actions = Vec::new();
@@ -1010,7 +1048,11 @@ impl World {
             if theirs == 0 {
                 continue;
             }
-            digests.insert(p.id.clone(), (*k, theirs));
+            // Only differing peers can be pulled from (an equal digest
+            // cancels a pull): the map stays small and cheap.
+            if theirs != mine {
+                digests.insert(p.id.clone(), (*k, theirs));
+            }
             let n = &mut self.nodes[i];
             n.policy.observe(&mut n.scheduler, &p.id, theirs, mine, now_ms);
         }

@@ -316,6 +316,7 @@ impl Mesh {
             stopping: BTreeMap::new(),
             pool_restarts: 0,
             hint_offset: 0,
+            started: now,
         };
         let task = tokio::spawn(driver.run(command_rx, pending));
         Ok(MeshHandle { snapshot, events, commands, load, state_digest, agreement, zone_serials, task, referral_task })
@@ -360,6 +361,23 @@ struct Driver {
     pool_restarts: u64,
     /// Rotates which contacts get hints, so one bad set cannot stall a join.
     hint_offset: usize,
+    /// When the driver started (the core settles [`SETTLE_ROUNDS`] rounds later).
+    started: Instant,
+}
+
+/// Gossip rounds in its site pool before a starting node plans its upper
+/// pools: chitchat calls a member live after its second heartbeat, so
+/// after three rounds with a site mate heard the site is known.
+pub const SETTLE_ROUNDS: u32 = 3;
+/// Rounds after which a node that has heard no site mate takes itself to
+/// be alone in its site (its seeds may be down) and plans anyway.
+pub const ALONE_ROUNDS: u32 = 10;
+
+/// Whether a starting node, up for `up_for` with gossip rounds of
+/// `interval`, may plan its upper pools: [`SETTLE_ROUNDS`] after start
+/// once a site mate is heard, or after [`ALONE_ROUNDS`] alone.
+pub fn settle_now(heard_site_mate: bool, up_for: Duration, interval: Duration) -> bool {
+    (heard_site_mate && up_for >= interval * SETTLE_ROUNDS) || up_for >= interval * ALONE_ROUNDS
 }
 
 /// A pool this node is leaving because it is no longer a representative.
@@ -409,6 +427,22 @@ impl Driver {
             self.core.handle_pool_view(p, read.records);
             while let Some(a) = self.core.poll_action() {
                 self.act(a).await;
+            }
+        }
+        // A few rounds in the site pool: this node knows its site and may
+        // plan its upper pools.
+        if !self.core.settled() {
+            let site = Pool::site(&self.core.me().region, &self.core.me().site);
+            let heard = match self.pools.get(&site) {
+                Some(rt) => rt.live_peers().await > 0,
+                None => false,
+            };
+            let up_for = now.duration_since(self.started);
+            if settle_now(heard, up_for, self.cfg.gossip.interval) {
+                self.core.settle();
+                while let Some(a) = self.core.poll_action() {
+                    self.act(a).await;
+                }
             }
         }
         self.finish_leaves(now).await;

@@ -187,6 +187,9 @@ pub struct PoolState {
     /// chitchat lists a newcomer as dead until its second heartbeat; that
     /// first "dead" is not news and must not travel.
     ever_live: HashSet<ChitchatId>,
+    /// Relay records as last decoded, per relayer and member, with the
+    /// version of the key they were decoded from (`None`: unreadable).
+    decoded: HashMap<ChitchatId, HashMap<String, (u64, Option<PeerRecord>)>>,
 }
 
 impl PoolState {
@@ -238,18 +241,32 @@ impl PoolState {
             let entry = out.last_heard.entry(facts.id.clone()).or_insert(heard);
             *entry = (*entry).min(heard);
             if liveness.is_live() {
+                // Decoded once per version: a site pool carries a relay
+                // record of every member of the mesh, read four times a
+                // second. Rebuilt per read, so withdrawn records go too.
+                let mut old = self.decoded.remove(id).unwrap_or_default();
+                let mut cache = HashMap::new();
                 for (key, value) in state.iter_prefix(RELAY_PREFIX) {
                     let member = &key[RELAY_PREFIX.len()..];
-                    match PeerRecord::decode(member, &facts.id, &value.value) {
-                        Ok(r) => out.records.push(r),
-                        Err(_) => out.bad_records += 1,
+                    let entry = match old.remove(member) {
+                        Some((v, r)) if v == value.version => (v, r),
+                        _ => (value.version, PeerRecord::decode(member, &facts.id, &value.value).ok()),
+                    };
+                    match &entry.1 {
+                        Some(r) => out.records.push(r.clone()),
+                        None => out.bad_records += 1,
                     }
+                    cache.insert(member.to_owned(), entry);
+                }
+                if !cache.is_empty() {
+                    self.decoded.insert(id.clone(), cache);
                 }
             }
             out.records.push(PeerRecord { facts, liveness, source: Source::Direct });
         }
         // Forget incarnations chitchat has garbage-collected.
         self.ever_live.retain(|id| seen.contains_key(id));
+        self.decoded.retain(|id, _| seen.contains_key(id));
         self.heartbeats = seen;
         out
     }
