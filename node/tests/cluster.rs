@@ -310,8 +310,12 @@ fn metrics_and_watch_show_the_mesh() {
     let _ = watch.kill();
     let _ = watch.wait();
 
-    let (_, m) = a.http_get("/metrics").unwrap();
-    assert!(m.contains("meshdns_mesh_members{state=\"alive\",tier=\"global\"} 2"), "{m}");
+    // Both become global representatives once they have settled (a few
+    // gossip rounds after starting).
+    let m = wait_for("both members global representatives", JOIN_BOUND, || {
+        let (_, m) = a.http_get("/metrics")?;
+        m.contains("meshdns_mesh_members{state=\"alive\",tier=\"global\"} 2").then_some(m)
+    });
     assert!(m.contains("meshdns_mesh_gossip_bytes_total{pool=\"site/eu/fra\",direction=\"in\"}"));
     assert!(m.contains("meshdns_mesh_last_heard_seconds_count 1"));
     drop(b);

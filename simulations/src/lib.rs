@@ -47,11 +47,13 @@ use std::path::Path;
 pub use crate::scenario::Scenario;
 pub use crate::stats::Summary;
 
-/// Runs `sc` with `seed` and writes its results into `out`.
-pub fn run(sc: Scenario, seed: u64, out: &Path) -> anyhow::Result<Summary> {
+/// Runs `sc` with `seed` and writes its results into `out`; `progress`
+/// prints a line per virtual minute on stderr.
+pub fn run(sc: Scenario, seed: u64, out: &Path, progress: bool) -> anyhow::Result<Summary> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
     let stats = rt.block_on(async move {
         let mut w = world::World::new(sc, seed);
+        w.progress = progress;
         w.run().await;
         w.stats
     });

@@ -30,11 +30,33 @@ enum Command {
         #[arg(long, default_value = "results/sim")]
         out: PathBuf,
     },
+    /// Writes the comparison of earlier runs (their summary.json) into OUT.
+    Compare {
+        /// Run folders (each holding a summary.json).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where the comparison goes.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Compare { runs, out } => {
+            let mut summaries = Vec::new();
+            for r in &runs {
+                let path = r.join("summary.json");
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let s: meshdns_sim::Summary =
+                    serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))?;
+                summaries.push(s);
+            }
+            meshdns_sim::report::write_comparison(&out, &summaries)?;
+            println!("comparison in {}", out.join("comparison.md").display());
+            Ok(())
+        }
         Command::Run { scenarios, seed, out } => {
             let mut summaries = Vec::new();
             for path in &scenarios {
@@ -45,7 +67,8 @@ fn main() -> anyhow::Result<()> {
                 let dir = out.join(&name);
                 eprintln!("meshdns-sim: running {name} ({nodes} nodes, {} virtual s, seed {seed})", sc.duration_s);
                 let started = Instant::now();
-                let s = meshdns_sim::run(sc, seed, &dir).with_context(|| format!("scenario {}", path.display()))?;
+                let s =
+                    meshdns_sim::run(sc, seed, &dir, true).with_context(|| format!("scenario {}", path.display()))?;
                 let wall = started.elapsed().as_secs_f64();
                 println!(
                     "{name}: {nodes} nodes, {:.0} virtual s in {wall:.1} s wall; data converged: {}, members converged: {}; results in {}",

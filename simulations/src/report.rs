@@ -109,16 +109,18 @@ pub fn write_run(dir: &Path, stats: &Stats) -> Result<(), ReportError> {
     }
     write(&dir.join("convergence.csv"), &csv)?;
 
+    let mut traffic_series =
+        vec![("replication", stats.seconds.iter().map(|x| (x.t as f64, x.repl_per_node)).collect())];
+    if s.mode == "gossip" {
+        traffic_series.push(("gossip", stats.seconds.iter().map(|x| (x.t as f64, x.gossip_per_node)).collect()));
+    }
     let markers: Vec<(f64, String)> = stats.faults().iter().map(|(t, l)| (*t as f64 / 1e6, l.clone())).collect();
     line_chart(
         &dir.join("traffic.svg"),
         &format!("{}: bytes sent per node per second", s.scenario),
         "virtual time (s)",
         "bytes / node / s",
-        &[
-            ("gossip", stats.seconds.iter().map(|x| (x.t as f64, x.gossip_per_node)).collect()),
-            ("replication", stats.seconds.iter().map(|x| (x.t as f64, x.repl_per_node)).collect()),
-        ],
+        &traffic_series,
         None,
         &markers,
     )?;
@@ -171,27 +173,26 @@ fn markdown(s: &Summary, markers: &[(f64, String)]) -> String {
     let _ = writeln!(md, "| quiet writes | 50% of nodes | 99% | 100% |\n| --- | --- | --- | --- |");
     md.push_str(&spread_row("median write", &s.visible_median));
     md.push_str(&spread_row("slowest write", &s.visible_worst));
-    let (a, b, c) = s.visible_worst_by_tier;
+    let _ = writeln!(md, "\nBy distance from the writer, time to all nodes of each group:\n");
     let _ = writeln!(
         md,
-        "\nBy distance from the writer, slowest quiet write to all nodes: own site {}, own region {}, other regions {}.\n",
-        ms(a),
-        ms(b),
-        ms(c)
+        "| quiet writes | writer's site | rest of its region | other regions |\n| --- | --- | --- | --- |"
     );
+    for (name, (a, b, c)) in [("median write", s.visible_median_by_tier), ("slowest write", s.visible_worst_by_tier)] {
+        let _ = writeln!(md, "| {name} | {} | {} | {} |", ms(a), ms(b), ms(c));
+    }
+    md.push('\n');
     let _ = writeln!(md, "![visibility](visibility.svg)\n");
     let _ = writeln!(md, "## Traffic\n");
+    let gossip = if s.mode == "gossip" {
+        format!("gossip **{:.0} B/s** (busiest node {:.0} B/s)", s.gossip_bytes_per_node_s, s.gossip_bytes_max_node_s)
+    } else {
+        "gossip not simulated (oracle membership)".to_owned()
+    };
     let _ = writeln!(
         md,
-        "After warm-up, per node and second: gossip **{:.0} B/s** (busiest node {:.0} B/s), replication **{:.0} B/s**. Pulls: {} answered, {} failed, {} bytes; at most {} in flight on one node, {} across the cluster.\n",
-        s.gossip_bytes_per_node_s,
-        s.gossip_bytes_max_node_s,
-        s.repl_bytes_per_node_s,
-        s.pulls.0,
-        s.pulls.1,
-        s.pulls.2,
-        s.peak_pulls.0,
-        s.peak_pulls.1
+        "After warm-up, per node and second: {gossip}, replication **{:.0} B/s**. Pulls: {} answered, {} failed, {} bytes; at most {} in flight on one node, {} across the cluster.\n",
+        s.repl_bytes_per_node_s, s.pulls.0, s.pulls.1, s.pulls.2, s.peak_pulls.0, s.peak_pulls.1
     );
     if let Some((peak, bytes)) = s.storm {
         let _ = writeln!(
@@ -251,7 +252,7 @@ fn markdown(s: &Summary, markers: &[(f64, String)]) -> String {
 pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Write { path: dir.display().to_string(), source })?;
     let mut csv = String::from(
-        "scenario,mode,nodes,loss_site,vis_p50_ms,vis_p99_ms,vis_p100_ms,worst_p99_ms,worst_p100_ms,gossip_B_node_s,repl_B_node_s,detection_p50_s,detection_max_s,false_positives_per_node_day,converged\n",
+        "scenario,mode,nodes,loss_site,vis_p50_ms,vis_p99_ms,vis_p100_ms,worst_p99_ms,worst_p100_ms,site_p100_ms,region_p100_ms,global_p100_ms,gossip_B_node_s,repl_B_node_s,detection_p50_s,detection_max_s,false_positives_per_node_day,converged\n",
     );
     let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.2}"));
     let mut md = String::from(
@@ -260,7 +261,7 @@ pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError>
     for s in runs {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{},{},{:.3},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{},{},{:.3},{}",
             s.scenario,
             s.mode,
             s.nodes,
@@ -270,6 +271,9 @@ pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError>
             f(s.visible_median.p100),
             f(s.visible_worst.p99),
             f(s.visible_worst.p100),
+            f(s.visible_median_by_tier.0),
+            f(s.visible_median_by_tier.1),
+            f(s.visible_median_by_tier.2),
             s.gossip_bytes_per_node_s,
             s.repl_bytes_per_node_s,
             f(s.detection_p50_s),
@@ -321,6 +325,8 @@ pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError>
                 ("99%", series(&|s| s.visible_median.p99)),
                 ("100%", series(&|s| s.visible_median.p100)),
                 ("slowest write, 100%", series(&|s| s.visible_worst.p100)),
+                ("median write, all of writer's site", series(&|s| s.visible_median_by_tier.0)),
+                ("median write, all of other regions", series(&|s| s.visible_median_by_tier.2)),
             ],
             Some(true),
             &[],

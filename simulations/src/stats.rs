@@ -2,9 +2,8 @@
 
 use meshdns_replication::sync::Hop;
 use meshdns_ring::{Member, Ring, Scope};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::net::Tier;
 use crate::scenario::Scenario;
 
 /// µs in a second.
@@ -28,7 +27,6 @@ pub struct WriteTrack {
     seen: Vec<u32>,
     /// Per node: hop kinds already forwarded (bit per hop).
     forwarded: Vec<u8>,
-    tiers: Vec<Tier>,
 }
 
 impl WriteTrack {
@@ -43,7 +41,6 @@ impl WriteTrack {
             up_at_write: up.to_vec(),
             seen: vec![u32::MAX; up.len()],
             forwarded: vec![0; up.len()],
-            tiers: Vec::new(),
         }
     }
 }
@@ -58,7 +55,7 @@ struct Crash {
 }
 
 /// Ring balance and movement.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RingFigures {
     /// Members on the ring.
     pub members: usize,
@@ -122,7 +119,7 @@ impl RingFigures {
 }
 
 /// One second of the run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Second {
     /// Virtual second.
     pub t: u64,
@@ -137,7 +134,7 @@ pub struct Second {
 }
 
 /// Time to converge after an event.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Convergence {
     /// The event.
     pub event: String,
@@ -150,7 +147,7 @@ pub struct Convergence {
 
 /// Percentiles of one write over one group of nodes (ms), `None` when
 /// some node of the group never got it.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Spread {
     /// 50% of the nodes had it by then.
     pub p50: Option<f64>,
@@ -161,7 +158,7 @@ pub struct Spread {
 }
 
 /// A write's spread, per tier distance from its writer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WriteSpread {
     /// Virtual second written.
     pub t: f64,
@@ -184,7 +181,7 @@ pub struct WriteSpread {
 }
 
 /// One crash's detection.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Detection {
     /// Virtual second of the crash.
     pub t: f64,
@@ -203,7 +200,7 @@ pub struct Detection {
 }
 
 /// The whole run's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     /// Scenario name.
     pub scenario: String,
@@ -227,8 +224,10 @@ pub struct Summary {
     pub visible_median: Spread,
     /// Over quiet writes: the slowest write's (ms).
     pub visible_worst: Spread,
-    /// Over quiet writes, per tier: the slowest write's time to all nodes of
-    /// the writer's site, region and the other regions (ms).
+    /// Over quiet writes, per tier: the median write's time to all nodes of
+    /// the writer's site, the rest of its region and the other regions (ms).
+    pub visible_median_by_tier: (Option<f64>, Option<f64>, Option<f64>),
+    /// The same for the slowest write.
     pub visible_worst_by_tier: (Option<f64>, Option<f64>, Option<f64>),
     /// Writes that some counted node never got.
     pub writes_not_everywhere: usize,
@@ -401,8 +400,8 @@ impl Stats {
         }
     }
 
-    /// Replication bytes sent by `node`.
-    pub fn repl_bytes(&mut self, _node: usize, bytes: usize) {
+    /// Replication bytes sent (by any node).
+    pub fn repl_bytes(&mut self, bytes: usize) {
         self.repl_second += bytes as u64;
     }
 
@@ -435,9 +434,6 @@ impl Stats {
         }
     }
 
-    /// `observer` saw `target` up.
-    pub fn seen_up(&mut self, _target: usize, _observer: usize, _now: u64) {}
-
     /// Records a write; returns its index.
     pub fn write(&mut self, w: WriteTrack) -> u32 {
         self.writes.push(w);
@@ -450,7 +446,7 @@ impl Stats {
     }
 
     /// Node `node` holds write `w` from `now`.
-    pub fn visible(&mut self, w: u32, node: usize, now: u64, _tier: Tier) {
+    pub fn visible(&mut self, w: u32, node: usize, now: u64) {
         let Some(t) = self.writes.get_mut(w as usize) else { return };
         if let Some(s) = t.seen.get_mut(node)
             && *s == u32::MAX
@@ -478,7 +474,7 @@ impl Stats {
     }
 
     /// Pulls in flight on one node.
-    pub fn in_flight_sample(&mut self, _node: usize, n: usize) {
+    pub fn in_flight_sample(&mut self, n: usize) {
         self.peak_node_pulls = self.peak_node_pulls.max(n);
     }
 
@@ -587,6 +583,11 @@ impl Stats {
                 p99: agg(&|w| w.all.p99, 1.0),
                 p100: agg(&|w| w.all.p100, 1.0),
             },
+            visible_median_by_tier: (
+                agg(&|w| w.site.p100, 0.5),
+                agg(&|w| w.region.p100, 0.5),
+                agg(&|w| w.global.p100, 0.5),
+            ),
             visible_worst_by_tier: (
                 agg(&|w| w.site.p100, 1.0),
                 agg(&|w| w.region.p100, 1.0),
@@ -676,7 +677,6 @@ impl Stats {
                 region: spread(region),
                 global: spread(global),
             });
-            let _ = &w.tiers;
         }
         out
     }

@@ -149,7 +149,6 @@ pub(crate) struct PeerView {
 }
 
 struct InFlight {
-    peer: usize,
     pull: meshdns_replication::sync::Pull,
     digest: u64,
 }
@@ -199,6 +198,8 @@ pub struct World {
     open_crash: Vec<Option<usize>>,
     /// Stats gathered as the run goes.
     pub stats: Stats,
+    /// Print a line every virtual minute.
+    pub progress: bool,
     /// Convergence measurements waiting: label and since when.
     pending: Vec<(String, u64, bool)>,
     /// Seed nodes, as an operator lists them: the first node of the first
@@ -272,6 +273,7 @@ impl World {
             clock_us: 0,
             open_crash: vec![None; n],
             pending: Vec::new(),
+            progress: false,
             seeds: (0..sc.topology.regions.min(3))
                 .map(|r| r * sc.topology.sites_per_region * sc.topology.nodes_per_site)
                 .collect(),
@@ -411,6 +413,15 @@ impl World {
                 }
             }
             Ev::Sample => {
+                if self.now % (60 * SEC) < SEC && self.progress {
+                    // Progress on stderr: not part of the results (it reads
+                    // the wall clock), so determinism is untouched.
+                    eprintln!(
+                        "meshdns-sim: {} virtual s, {} nodes up",
+                        self.now / SEC,
+                        self.nodes.iter().filter(|n| n.up).count()
+                    );
+                }
                 self.sample();
                 self.schedule(self.now + SEC, Ev::Sample);
             }
@@ -449,8 +460,10 @@ impl World {
         n.boot += 1;
         n.generation += 1;
         n.started_us = at;
+        // A restart is a new process: nothing of the pull loop survives.
         n.in_flight.clear();
         n.policy = PullPolicy::default();
+        n.scheduler = SyncScheduler::new(SyncLimits::default(), (i as u64) << 16 ^ n.boot);
         if gossip {
             let facts = self.facts(i);
             let mut m = Membership {
@@ -718,17 +731,12 @@ impl World {
                     self.stats.false_positive(observer, t, self.now);
                 }
             }
-            MembershipEvent::Up(r) => {
-                if let Some(t) = self.net.index_of(&r.facts.id) {
-                    self.stats.seen_up(t, observer, self.now);
-                }
-            }
+            MembershipEvent::Up(_) => {}
         }
     }
 
     fn join(&mut self, i: usize, p: Pool) {
         let facts = self.facts(i);
-        let now = self.now;
         let site_start = self.net.site_start(i);
         let per_site = self.sc.topology.nodes_per_site;
         let Some(m) = self.nodes[i].mesh.as_mut() else { return };
@@ -752,7 +760,6 @@ impl World {
         let initial = initial_keys(&me);
         let cc = Chitchat::with_chitchat_id_and_seeds(config, rx, initial.clone());
         m.pools.insert(p, PoolInst { cc, state: PoolState::new(initial), addr, seeds, last_hinted: None });
-        let _ = now;
     }
 
     fn finish_leaves(&mut self, i: usize) {
@@ -937,7 +944,7 @@ impl World {
         let quiet = !self.net.partitioned() && self.stats.quiet(self.now);
         let idx = self.stats.write(WriteTrack::new(i, zone, self.now, bytes, quiet, &self.nodes_up()));
         self.write_ids.insert((i as u32, zone as u32, w.seq), idx);
-        self.stats.visible(idx, i, self.now, self.net.tier(i, i));
+        self.stats.visible(idx, i, self.now);
         self.push(i, zone, idx, Rc::new(delta), Hop::Local);
     }
 
@@ -953,7 +960,7 @@ impl World {
         let bytes = self.stats.write_bytes(write);
         for (target, next) in push_targets(&me, &view.members, hop) {
             let Some(t) = self.net.index_of(&target) else { continue };
-            self.stats.repl_bytes(i, bytes);
+            self.stats.repl_bytes(bytes);
             if let Some(d) = self.net.stream(&mut self.rng, i, t, bytes) {
                 self.schedule(self.now + d, Ev::Push { to: t, zone, write, delta: delta.clone(), hop: next });
             }
@@ -997,7 +1004,6 @@ impl World {
                         digest = digest.wrapping_sub(rrset_digest(k, v));
                     }
                 }
-                let _ = keys;
             }
             for w in &d.writes {
                 // The node refuses stamps too far ahead of its clock.
@@ -1014,10 +1020,9 @@ impl World {
                 }
             }
             self.nodes[i].digests[zone] = digest;
-            let tier = self.net.tier(origin, i);
             for seq in fresh {
                 if let Some(&idx) = self.write_ids.get(&(origin as u32, zone as u32, seq)) {
-                    self.stats.visible(idx, i, self.now, tier);
+                    self.stats.visible(idx, i, self.now);
                 }
             }
         }
@@ -1063,18 +1068,18 @@ impl World {
             };
             self.next_token += 1;
             let token = self.next_token;
-            self.nodes[i].in_flight.insert(token, InFlight { peer, pull, digest });
+            self.nodes[i].in_flight.insert(token, InFlight { pull, digest });
             let boot = self.nodes[i].boot;
             // The request carries a version vector per zone.
             let bytes =
                 STREAM_OVERHEAD + self.nodes[i].zones.iter().map(|z| 24 * z.knowledge().len() + 16).sum::<usize>();
-            self.stats.repl_bytes(i, bytes);
+            self.stats.repl_bytes(bytes);
             if let Some(d) = self.net.stream(&mut self.rng, i, peer, bytes) {
                 self.schedule(self.now + d, Ev::PullRequest { to: peer, from: i, from_boot: boot, token });
             }
             self.schedule(self.now + PULL_TIMEOUT_US, Ev::PullTimeout { node: i, boot, token });
         }
-        self.stats.in_flight_sample(i, self.nodes[i].scheduler.in_flight());
+        self.stats.in_flight_sample(self.nodes[i].scheduler.in_flight());
     }
 
     fn on_pull_request(&mut self, to: usize, from: usize, from_boot: u64, token: u64) {
@@ -1094,7 +1099,7 @@ impl World {
                 }
             }
         }
-        self.stats.repl_bytes(to, bytes);
+        self.stats.repl_bytes(bytes);
         self.stats.pull_bytes += bytes as u64;
         if let Some(d) = self.net.stream(&mut self.rng, to, from, bytes) {
             self.schedule(self.now + d, Ev::PullAnswer { to: from, boot: from_boot, token, deltas });
@@ -1114,7 +1119,6 @@ impl World {
         n.scheduler.pull_done(&f.pull, true, now_ms);
         n.policy.pulled(&f.pull.peer, f.digest, now_ms);
         self.stats.pulls += 1;
-        let _ = f.peer;
     }
 
     // ----- the schedule -----
