@@ -478,6 +478,17 @@ impl Stats {
         self.peak_node_pulls = self.peak_node_pulls.max(n);
     }
 
+    /// A pull started; `total` are in flight across the cluster now.
+    pub fn pull_started(&mut self, now: u64, total: usize) {
+        self.peak_pulls = self.peak_pulls.max(total);
+        if let Some((back, peak, _)) = &mut self.storm
+            && now >= *back
+            && now < *back + STORM_WINDOW_US
+        {
+            *peak = (*peak).max(total);
+        }
+    }
+
     /// A mass rejoin comes back at `back`.
     pub fn mass_rejoin(&mut self, back: u64, _count: usize) {
         self.storm = Some((back, 0, 0.0));
@@ -498,12 +509,10 @@ impl Stats {
             self.gossip_total += self.gossip_second;
             self.repl_total += self.repl_second;
         }
-        self.peak_pulls = self.peak_pulls.max(in_flight);
-        if let Some((back, peak, bytes)) = &mut self.storm
+        if let Some((back, _, bytes)) = &mut self.storm
             && now >= *back
             && now < *back + STORM_WINDOW_US
         {
-            *peak = (*peak).max(in_flight);
             *bytes = bytes.max(s.repl_per_node);
         }
         self.gossip_second = 0;

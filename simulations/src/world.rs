@@ -200,6 +200,8 @@ pub struct World {
     pub stats: Stats,
     /// Print a line every virtual minute.
     pub progress: bool,
+    /// Pulls in flight across the cluster.
+    pulls_in_flight: usize,
     /// Convergence measurements waiting: label and since when.
     pending: Vec<(String, u64, bool)>,
     /// Seed nodes, as an operator lists them: the first node of the first
@@ -274,6 +276,7 @@ impl World {
             open_crash: vec![None; n],
             pending: Vec::new(),
             progress: false,
+            pulls_in_flight: 0,
             seeds: (0..sc.topology.regions.min(3))
                 .map(|r| r * sc.topology.sites_per_region * sc.topology.nodes_per_site)
                 .collect(),
@@ -368,6 +371,7 @@ impl World {
                 if self.nodes[node].boot == boot
                     && let Some(f) = self.nodes[node].in_flight.remove(&token)
                 {
+                    self.pulls_in_flight -= 1;
                     let now_ms = self.ms_since_start(node);
                     self.nodes[node].scheduler.pull_done(&f.pull, false, now_ms);
                     self.stats.pull_failures += 1;
@@ -461,6 +465,7 @@ impl World {
         n.generation += 1;
         n.started_us = at;
         // A restart is a new process: nothing of the pull loop survives.
+        self.pulls_in_flight -= n.in_flight.len();
         n.in_flight.clear();
         n.policy = PullPolicy::default();
         n.scheduler = SyncScheduler::new(SyncLimits::default(), (i as u64) << 16 ^ n.boot);
@@ -506,6 +511,7 @@ impl World {
         }
         n.up = false;
         n.mesh = None;
+        self.pulls_in_flight -= n.in_flight.len();
         n.in_flight.clear();
         let c = self.stats.crash(i, self.now);
         let up = self.nodes.iter().filter(|n| n.up).count();
@@ -1069,6 +1075,8 @@ impl World {
             self.next_token += 1;
             let token = self.next_token;
             self.nodes[i].in_flight.insert(token, InFlight { pull, digest });
+            self.pulls_in_flight += 1;
+            self.stats.pull_started(self.now, self.pulls_in_flight);
             let boot = self.nodes[i].boot;
             // The request carries a version vector per zone.
             let bytes =
@@ -1111,6 +1119,7 @@ impl World {
             return;
         }
         let Some(f) = self.nodes[i].in_flight.remove(&token) else { return };
+        self.pulls_in_flight -= 1;
         for (z, ds) in deltas {
             self.apply(i, z, &ds);
         }
