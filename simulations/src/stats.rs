@@ -641,6 +641,23 @@ impl Stats {
         });
     }
 
+    /// Node `node` lost its data: it holds no write until it gets it again.
+    pub fn data_lost(&mut self, node: usize) {
+        for w in &mut self.writes {
+            if let Some(t) = w.seen.get_mut(node) {
+                *t = u32::MAX;
+            }
+        }
+    }
+
+    /// Whether every node in `up` holds every write made before `before`.
+    pub fn all_hold_writes_before(&self, up: &[usize], before: u64) -> bool {
+        self.writes
+            .iter()
+            .take_while(|w| w.at < before)
+            .all(|w| up.iter().all(|&i| w.seen.get(i).is_some_and(|&t| t != u32::MAX)))
+    }
+
     /// Per-write spreads. A node counts for a write when it was up when the
     /// write was made and did not crash afterwards.
     pub fn write_spreads(&self) -> Vec<WriteSpread> {

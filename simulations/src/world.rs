@@ -393,6 +393,7 @@ impl World {
             Ev::Restart { node, wipe } => {
                 if !self.nodes[node].up {
                     if wipe {
+                        self.stats.data_lost(node);
                         let zones = self.nodes[node].zones.len();
                         self.nodes[node].zones = vec![ZoneReplica::new(); zones];
                         self.nodes[node].digests = vec![0; zones];
@@ -1206,7 +1207,10 @@ impl World {
         if self.pending.iter().all(|(_, since, _)| *since > self.now) {
             return;
         }
-        let data = self.data_converged(&up);
+        // Writes go on while convergence is measured: converged means every
+        // up node holds every write made more than a second ago (equal
+        // digests would also wait for the writes still being pushed).
+        let data = self.stats.all_hold_writes_before(&up, self.now.saturating_sub(SEC));
         let members = !self.gossip_mode() || self.members_converged(&up);
         let now = self.now;
         let mut still = Vec::new();
