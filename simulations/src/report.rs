@@ -331,14 +331,18 @@ pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError>
             Some(true),
             &[],
         )?;
-        let gossip_runs: Vec<&&Summary> = by_n.iter().filter(|s| s.mode == "gossip").collect();
-        let mut bytes = vec![("replication", series(&|s| Some(s.repl_bytes_per_node_s)))];
-        if gossip_runs.len() > 1 {
-            bytes.push((
-                "gossip (gossip-mode runs)",
-                gossip_runs.iter().map(|s| (logn(s), s.gossip_bytes_per_node_s)).collect(),
-            ));
-        }
+        // Per mode: oracle and gossip runs differ in what they measure.
+        let per_mode = |mode: &str, g: &dyn Fn(&Summary) -> f64| -> Vec<(f64, f64)> {
+            let mut v: Vec<&Summary> = runs.iter().filter(|s| s.loss.0 == 0.0 && s.mode == mode).collect();
+            v.sort_by_key(|s| s.nodes);
+            v.dedup_by_key(|s| s.nodes);
+            v.iter().map(|s| (logn(s), g(s))).collect()
+        };
+        let bytes = vec![
+            ("replication, oracle membership", per_mode("oracle", &|s| s.repl_bytes_per_node_s)),
+            ("replication, gossip membership", per_mode("gossip", &|s| s.repl_bytes_per_node_s)),
+            ("gossip, gossip membership", per_mode("gossip", &|s| s.gossip_bytes_per_node_s)),
+        ];
         line_chart(
             &dir.join("bytes-vs-n.svg"),
             "bytes sent per node per second vs N",
