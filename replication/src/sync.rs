@@ -48,6 +48,32 @@ pub enum Hop {
     Down,
 }
 
+impl Hop {
+    /// The hop's number on the wire (and in per-hop bookkeeping).
+    pub fn code(self) -> u8 {
+        match self {
+            Hop::Local => 0,
+            Hop::FromSite => 1,
+            Hop::FromRegion => 2,
+            Hop::FromGlobal => 3,
+            Hop::FromRegionDown => 4,
+            Hop::Down => 5,
+        }
+    }
+
+    /// The hop a peer sent as `code`; `Local` is never sent.
+    pub fn from_code(code: u8) -> Option<Hop> {
+        Some(match code {
+            1 => Hop::FromSite,
+            2 => Hop::FromRegion,
+            3 => Hop::FromGlobal,
+            4 => Hop::FromRegionDown,
+            5 => Hop::Down,
+            _ => return None,
+        })
+    }
+}
+
 /// The members to push a delta to, with the hop they will see. A node
 /// forwards a delta once per hop kind it receives it with (not only the
 /// first time it sees it): whatever the arrival order, every branch of the

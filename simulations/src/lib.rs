@@ -57,11 +57,6 @@ pub fn run(sc: Scenario, seed: u64, out: &Path, progress: bool) -> anyhow::Resul
         w.run().await;
         w.stats
     });
-    let mut stats = stats;
-    stats.set_seed(seed);
-    if let Some(s) = stats.summary.as_mut() {
-        s.seed = seed;
-    }
     report::write_run(out, &stats)?;
     stats.summary.ok_or_else(|| anyhow::anyhow!("the run produced no summary"))
 }

@@ -21,18 +21,6 @@ pub enum Tier {
     Global,
 }
 
-impl Tier {
-    /// Short label for reports.
-    pub fn label(self) -> &'static str {
-        match self {
-            Tier::Local => "local",
-            Tier::Site => "site",
-            Tier::Region => "region",
-            Tier::Global => "global",
-        }
-    }
-}
-
 /// Where one node sits.
 #[derive(Clone, Copy, Debug)]
 pub struct Place {

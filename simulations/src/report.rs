@@ -121,7 +121,7 @@ pub fn write_run(dir: &Path, stats: &Stats) -> Result<(), ReportError> {
         "virtual time (s)",
         "bytes / node / s",
         &traffic_series,
-        None,
+        false,
         &markers,
     )?;
     line_chart(
@@ -130,7 +130,7 @@ pub fn write_run(dir: &Path, stats: &Stats) -> Result<(), ReportError> {
         "virtual time (s)",
         "pulls",
         &[("in flight", stats.seconds.iter().map(|x| (x.t as f64, x.pulls_in_flight as f64)).collect())],
-        None,
+        false,
         &markers,
     )?;
     let vis = |g: &dyn Fn(&crate::stats::WriteSpread) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -142,7 +142,7 @@ pub fn write_run(dir: &Path, stats: &Stats) -> Result<(), ReportError> {
         "virtual time of the write (s)",
         "ms",
         &[("50%", vis(&|w| w.all.p50)), ("99%", vis(&|w| w.all.p99)), ("100%", vis(&|w| w.all.p100))],
-        None,
+        false,
         &markers,
     )?;
     write(&dir.join("report.md"), &markdown(s, &markers))
@@ -328,7 +328,7 @@ pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError>
                 ("median write, all of writer's site", series(&|s| s.visible_median_by_tier.0)),
                 ("median write, all of other regions", series(&|s| s.visible_median_by_tier.2)),
             ],
-            Some(true),
+            true,
             &[],
         )?;
         // Per mode: oracle and gossip runs differ in what they measure.
@@ -349,7 +349,7 @@ pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError>
             "nodes (log scale)",
             "bytes / node / s",
             &bytes,
-            Some(true),
+            true,
             &[],
         )?;
     }
@@ -373,7 +373,7 @@ pub fn write_comparison(dir: &Path, runs: &[Summary]) -> Result<(), ReportError>
                     by_loss.iter().map(|s| (s.loss.0 * 100.0, s.false_positives_per_node_day)).collect(),
                 ),
             ],
-            None,
+            false,
             &[],
         )?;
     }
@@ -388,7 +388,7 @@ fn line_chart(
     x_label: &str,
     y_label: &str,
     series: &[(&str, Vec<(f64, f64)>)],
-    log_x: Option<bool>,
+    log_x: bool,
     markers: &[(f64, String)],
 ) -> Result<(), ReportError> {
     let err = |e: String| ReportError::Plot { path: path.display().to_string(), message: e };
@@ -419,8 +419,7 @@ fn line_chart(
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, 0.0..y1)
         .map_err(|e| err(e.to_string()))?;
-    let log = log_x == Some(true);
-    let fmt_x = move |v: &f64| if log { format!("{:.0}", 10f64.powf(*v)) } else { format!("{v:.0}") };
+    let fmt_x = move |v: &f64| if log_x { format!("{:.0}", 10f64.powf(*v)) } else { format!("{v:.0}") };
     chart
         .configure_mesh()
         .x_desc(x_label)

@@ -338,8 +338,8 @@ fn pct(mut v: Vec<f64>, share: f64) -> Option<f64> {
 }
 
 impl Stats {
-    /// Empty stats for `sc` on `n` nodes.
-    pub fn new(sc: &Scenario, n: usize) -> Stats {
+    /// Empty stats for `sc` run with `seed` on `n` nodes.
+    pub fn new(sc: &Scenario, seed: u64, n: usize) -> Stats {
         Stats {
             n,
             warmup_us: (sc.membership.warmup_s * SEC as f64) as u64,
@@ -367,13 +367,8 @@ impl Stats {
             restarts: 0,
             summary: None,
             sc: sc.clone(),
-            seed: sc.seed,
+            seed,
         }
-    }
-
-    /// Sets the seed reported.
-    pub fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
     }
 
     /// Scheduled events, for the timeline.
@@ -458,15 +453,7 @@ impl Stats {
     /// Whether `node` forwards write `w` received with `hop` (the first
     /// time for that hop).
     pub fn first_forward(&mut self, w: u32, node: usize, hop: Hop) -> bool {
-        let bit = 1u8
-            << match hop {
-                Hop::Local => 0,
-                Hop::FromSite => 1,
-                Hop::FromRegion => 2,
-                Hop::FromGlobal => 3,
-                Hop::FromRegionDown => 4,
-                Hop::Down => 5,
-            };
+        let bit = 1u8 << hop.code();
         let Some(f) = self.writes.get_mut(w as usize).and_then(|t| t.forwarded.get_mut(node)) else { return false };
         let first = *f & bit == 0;
         *f |= bit;
@@ -537,9 +524,9 @@ impl Stats {
         members: bool,
         recount_ok: bool,
         ring: RingFigures,
-        pending: &[(String, u64, bool)],
+        pending: &[(String, u64)],
     ) {
-        for (label, since, _) in pending {
+        for (label, since) in pending {
             self.convergence.push(Convergence {
                 event: label.clone(),
                 since_s: *since as f64 / SEC as f64,
@@ -614,7 +601,7 @@ impl Stats {
                 0.0
             },
             gossip_bytes_max_node_s: {
-                let secs = (now.saturating_sub(0) as f64 / SEC as f64).max(1.0);
+                let secs = (now as f64 / SEC as f64).max(1.0);
                 self.gossip_by_node.iter().copied().max().unwrap_or(0) as f64 / secs
             },
             detection_p50_s: pct(detections.iter().filter_map(|d| d.p50_s).collect(), 0.5),

@@ -203,7 +203,7 @@ pub struct World {
     /// Pulls in flight across the cluster.
     pulls_in_flight: usize,
     /// Convergence measurements waiting: label and since when.
-    pending: Vec<(String, u64, bool)>,
+    pending: Vec<(String, u64)>,
     /// Seed nodes, as an operator lists them: the first node of the first
     /// site of up to three regions.
     seeds: Vec<usize>,
@@ -259,7 +259,7 @@ impl World {
         let oracle = (sc.membership.mode == MembershipMode::Oracle)
             .then(|| Oracle { known: vec![true; n], site_views: Vec::new() });
         let mut w = World {
-            stats: Stats::new(&sc, n),
+            stats: Stats::new(&sc, seed, n),
             net,
             rng: StdRng::seed_from_u64(seed),
             now: 0,
@@ -1157,13 +1157,13 @@ impl World {
                     }
                 }
                 if let Some(d) = down_s {
-                    self.pending.push((label, self.now + (d * SEC as f64) as u64, true));
+                    self.pending.push((label, self.now + (d * SEC as f64) as u64));
                 }
             }
             EventKind::Partition { region, site } => self.net.cut(region, site),
             EventKind::Heal => {
                 self.net.heal();
-                self.pending.push((label, self.now, true));
+                self.pending.push((label, self.now));
             }
             EventKind::RollingRestart { every_s, down_s, count } => {
                 let n = count.unwrap_or(self.nodes.len()).min(self.nodes.len());
@@ -1178,7 +1178,7 @@ impl World {
                     self.schedule(at, Ev::Crash { node: i });
                     self.schedule(last, Ev::Restart { node: i, wipe: false });
                 }
-                self.pending.push((label, last, true));
+                self.pending.push((label, last));
             }
             EventKind::MassRejoin { fraction, down_s } => {
                 let count = (self.nodes.len() as f64 * fraction).round() as usize;
@@ -1188,7 +1188,7 @@ impl World {
                     self.schedule(back, Ev::Restart { node: i, wipe: true });
                 }
                 self.stats.mass_rejoin(back, count);
-                self.pending.push((label, back, true));
+                self.pending.push((label, back));
             }
             EventKind::ClockSkew { count, skew_ms } => {
                 for i in self.random_up(count) {
@@ -1202,9 +1202,8 @@ impl World {
 
     fn sample(&mut self) {
         let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].up).collect();
-        let in_flight: usize = up.iter().map(|&i| self.nodes[i].in_flight.len()).sum();
-        self.stats.second(self.now, up.len(), in_flight);
-        if self.pending.iter().all(|(_, since, _)| *since > self.now) {
+        self.stats.second(self.now, up.len(), self.pulls_in_flight);
+        if self.pending.iter().all(|(_, since)| *since > self.now) {
             return;
         }
         // Writes go on while convergence is measured: converged means every
@@ -1214,11 +1213,11 @@ impl World {
         let members = !self.gossip_mode() || self.members_converged(&up);
         let now = self.now;
         let mut still = Vec::new();
-        for (label, since, _) in std::mem::take(&mut self.pending) {
+        for (label, since) in std::mem::take(&mut self.pending) {
             if since <= now && data && members {
                 self.stats.converged(&label, since, now);
             } else {
-                still.push((label, since, true));
+                still.push((label, since));
             }
         }
         self.pending = still;

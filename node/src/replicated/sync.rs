@@ -120,28 +120,6 @@ fn apply_pulled(zones: &ReplicatedZones, frames: Vec<Vec<u8>>) -> (u64, u64, u64
     (deltas, bytes, snapshots, Ok(()))
 }
 
-fn hop_code(h: Hop) -> u8 {
-    match h {
-        Hop::Local => 0,
-        Hop::FromSite => 1,
-        Hop::FromRegion => 2,
-        Hop::FromGlobal => 3,
-        Hop::FromRegionDown => 4,
-        Hop::Down => 5,
-    }
-}
-
-fn hop_from(code: u8) -> Option<Hop> {
-    Some(match code {
-        1 => Hop::FromSite,
-        2 => Hop::FromRegion,
-        3 => Hop::FromGlobal,
-        4 => Hop::FromRegionDown,
-        5 => Hop::Down,
-        _ => return None,
-    })
-}
-
 impl Syncer {
     /// A driver for this node; call [`Syncer::run`] to start it.
     pub fn new(zones: Arc<ReplicatedZones>, mesh: Arc<MeshHandle>, endpoint: Endpoint, me: String) -> Arc<Syncer> {
@@ -334,7 +312,7 @@ impl Syncer {
                 let sent = async {
                     let conn = this.connection(&target, addr).await?;
                     let mut send = conn.open_uni().await.map_err(|e| NetError::Stream(e.to_string()))?;
-                    write_frame(&mut send, &[b'U', hop_code(next_hop)]).await?;
+                    write_frame(&mut send, &[b'U', next_hop.code()]).await?;
                     for f in &frames {
                         write_frame(&mut send, f).await?;
                         this.stats.bytes_out.fetch_add(f.len() as u64, Ordering::Relaxed);
@@ -505,7 +483,7 @@ impl Syncer {
     async fn take_push(self: Arc<Self>, peer: String, mut recv: quinn::RecvStream) {
         let limits = *self.endpoint.limits();
         let hop = match read_frame(&mut recv, &limits).await {
-            Ok(Some(h)) if h.len() == 2 && h[0] == b'U' => hop_from(h[1]),
+            Ok(Some(h)) if h.len() == 2 && h[0] == b'U' => Hop::from_code(h[1]),
             _ => None,
         };
         let Some(hop) = hop else {
@@ -555,7 +533,7 @@ impl Syncer {
             self.changed();
         }
         // Forward once per (delta, hop), whatever arrived first.
-        let key = (xxhash_rust::xxh3::xxh3_64(&frames.concat()), hop_code(hop));
+        let key = (xxhash_rust::xxh3::xxh3_64(&frames.concat()), hop.code());
         let first = {
             let mut seen = self.forwarded.lock().unwrap_or_else(|e| e.into_inner());
             if seen.len() > 100_000 {
