@@ -11,7 +11,7 @@
 //! from the other regions' representatives. Both are pure functions of this
 //! node and the members it knows, so the simulator runs them unchanged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::model::NodeId;
 
@@ -219,9 +219,13 @@ impl SyncScheduler {
         if differs {
             self.peers.entry(peer.to_owned()).or_default().differing.insert(zone.to_owned(), ());
         } else if let Some(st) = self.peers.get_mut(peer) {
-            // No entry is made for a peer that agrees: a node sees its
-            // agreeing neighbours four times a second.
+            // No entry is kept for a peer that agrees (and has not failed):
+            // a node sees its agreeing neighbours four times a second, and
+            // `poll` walks every entry.
             st.differing.remove(zone);
+            if st.differing.is_empty() && st.failures == 0 {
+                self.peers.remove(peer);
+            }
         }
     }
 
@@ -244,36 +248,45 @@ impl SyncScheduler {
         if self.in_flight.len() >= self.limits.max_concurrent || self.peers.is_empty() {
             return None;
         }
-        let ids: Vec<NodeId> = self.peers.keys().cloned().collect();
-        for i in 0..ids.len() {
-            let id = &ids[(self.cursor + i) % ids.len()];
-            let Some(st) = self.peers.get(id) else { continue };
-            if st.retry_at > now_ms {
-                continue;
-            }
-            let zone = st.differing.keys().find(|z| !self.in_flight.contains_key(&(id.clone(), (*z).clone()))).cloned();
-            if let Some(zone) = zone {
-                self.cursor = (self.cursor + i + 1) % ids.len();
-                if let Some(st) = self.peers.get_mut(id) {
-                    st.differing.remove(&zone);
-                }
-                self.in_flight.insert((id.clone(), zone.clone()), now_ms);
-                return Some(Pull { peer: id.clone(), zone });
-            }
+        // Served in turn from a rotating start, so one busy peer cannot
+        // starve the others; only the chosen peer's id is cloned.
+        let n = self.peers.len();
+        let start = self.cursor % n;
+        let in_flight = &self.in_flight;
+        let chosen =
+            self.peers.iter().enumerate().skip(start).chain(self.peers.iter().enumerate().take(start)).find_map(
+                |(at, (id, st))| {
+                    if st.retry_at > now_ms {
+                        return None;
+                    }
+                    let zone = st.differing.keys().find(|z| !in_flight.keys().any(|(p, iz)| p == id && iz == *z))?;
+                    Some((at, id.clone(), zone.clone()))
+                },
+            );
+        let (at, id, zone) = chosen?;
+        self.cursor = (at + 1) % n;
+        if let Some(st) = self.peers.get_mut(&id) {
+            st.differing.remove(&zone);
         }
-        None
+        self.in_flight.insert((id.clone(), zone.clone()), now_ms);
+        Some(Pull { peer: id, zone })
     }
 
     /// A pull ended. A failure puts the peer on a jittered exponential
     /// backoff and keeps the zone scheduled; a success clears the failures.
     pub fn pull_done(&mut self, pull: &Pull, ok: bool, now_ms: u64) {
         self.in_flight.remove(&(pull.peer.clone(), pull.zone.clone()));
-        let Some(st) = self.peers.get_mut(&pull.peer) else { return };
         if ok {
-            st.failures = 0;
-            st.retry_at = 0;
+            if let Some(st) = self.peers.get_mut(&pull.peer) {
+                st.failures = 0;
+                st.retry_at = 0;
+                if st.differing.is_empty() {
+                    self.peers.remove(&pull.peer);
+                }
+            }
             return;
         }
+        let st = self.peers.entry(pull.peer.clone()).or_default();
         st.failures = st.failures.saturating_add(1);
         let exp =
             self.limits.backoff_base_ms.saturating_mul(1u64 << st.failures.min(20)).min(self.limits.backoff_max_ms);
@@ -289,12 +302,23 @@ impl SyncScheduler {
 /// so only a difference that lasts [`PullPolicy::LASTING_MS`] counts, and
 /// only once per state of the peer (again after [`PullPolicy::REPEAT_MS`]
 /// if it still differs: the peer may be the one lacking writes).
+///
+/// A peer whose digest equals one this node held in the last
+/// [`PullPolicy::OWN_HISTORY_MS`] is behind, not ahead: it holds exactly
+/// what this node held then, and a digest never recurs (it counts the
+/// writes). Under a steady stream of writes every peer's gossiped digest
+/// lags ours by a round and so always differs; without this rule each new
+/// lagging digest counted as a new state, and every node pulled from every
+/// pool mate once a second (the simulator's pull storm, docs/scale.md).
 #[derive(Clone, Debug, Default)]
 pub struct PullPolicy {
     /// When each peer's digest was first seen to differ from ours (ms).
     differs_since: BTreeMap<NodeId, u64>,
     /// Each peer's digest at our last good pull from it, and when (ms).
     pulled: BTreeMap<NodeId, (u64, u64)>,
+    /// This node's own recent digests, oldest first, with when each was
+    /// last held (ms).
+    own: VecDeque<(u64, u64)>,
 }
 
 impl PullPolicy {
@@ -303,12 +327,21 @@ impl PullPolicy {
     /// When a peer whose state has not changed since the last pull is
     /// pulled again while it still differs.
     pub const REPEAT_MS: u64 = 30_000;
+    /// How long this node remembers its own past digests. Gossip shows a
+    /// peer's digest a few rounds late at most; ten seconds covers that
+    /// with room while keeping the list short (a few dozen entries at
+    /// several writes a second).
+    pub const OWN_HISTORY_MS: u64 = 10_000;
 
     /// Tells `scheduler` whether `peer`, gossiping digest `theirs` while this
     /// node holds `mine`, needs a pull at `now_ms`.
     pub fn observe(&mut self, scheduler: &mut SyncScheduler, peer: &str, theirs: u64, mine: u64, now_ms: u64) {
-        if theirs == mine {
-            self.differs_since.remove(peer);
+        self.remember_own(mine, now_ms);
+        if theirs == mine || self.own.iter().any(|&(d, _)| d == theirs) {
+            // Equal, or a state this node has been through: nothing to pull.
+            if !self.differs_since.is_empty() {
+                self.differs_since.remove(peer);
+            }
             scheduler.digest_seen(peer, "*", false);
             return;
         }
@@ -319,6 +352,18 @@ impl PullPolicy {
             None => true,
         };
         scheduler.digest_seen(peer, "*", lasting && new_state);
+    }
+
+    /// Notes that this node holds `mine` at `now_ms`, and forgets its own
+    /// digests older than [`PullPolicy::OWN_HISTORY_MS`].
+    fn remember_own(&mut self, mine: u64, now_ms: u64) {
+        match self.own.back_mut() {
+            Some((d, at)) if *d == mine => *at = now_ms,
+            _ => self.own.push_back((mine, now_ms)),
+        }
+        while self.own.front().is_some_and(|&(_, at)| now_ms.saturating_sub(at) > Self::OWN_HISTORY_MS) {
+            self.own.pop_front();
+        }
     }
 
     /// Records a good pull from `peer` made when it gossiped `digest`.
@@ -403,6 +448,32 @@ mod tests {
         assert!(s.poll(2_000 + PullPolicy::REPEAT_MS).is_some(), "and an old one again after a while");
         p.observe(&mut s, "a", 9, 9, 40_000);
         assert_eq!(s.poll(40_000), None, "equal digests need nothing");
+    }
+
+    #[test]
+    fn a_peer_showing_one_of_our_past_digests_is_behind_and_not_pulled() {
+        // Steady writes: our digest moves every 200 ms and the peer's
+        // gossiped digest is always our digest of 400 ms before. It always
+        // differs from ours, yet holds nothing we lack.
+        let mut s = SyncScheduler::new(SyncLimits::default(), 1);
+        let mut p = PullPolicy::default();
+        for step in 0..100u64 {
+            let now = step * 200;
+            let mine = 1_000 + step;
+            let theirs = 1_000 + step.saturating_sub(2);
+            p.observe(&mut s, "lagging", theirs, mine, now);
+            assert_eq!(s.poll(now), None, "pulled a lagging peer at {now} ms");
+        }
+        // A state we never held is still pulled once it lasts.
+        p.observe(&mut s, "lagging", 5, 1_099, 20_000);
+        p.observe(&mut s, "lagging", 5, 1_099, 21_000);
+        assert!(s.poll(21_000).is_some(), "a peer ahead of us is pulled");
+        // Our history is bounded in time: a digest we held long ago no
+        // longer counts as ours (it may be a peer that lost data since).
+        let mut s = SyncScheduler::new(SyncLimits::default(), 1);
+        p.observe(&mut s, "old", 1_000, 1_099, 40_000);
+        p.observe(&mut s, "old", 1_000, 1_099, 41_000);
+        assert!(s.poll(41_000).is_some(), "a digest older than the history is a difference");
     }
 
     #[test]
