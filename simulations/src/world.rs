@@ -17,8 +17,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use chitchat::{Chitchat, ChitchatEnvelope, ChitchatMessage, ProtocolVersion};
-use meshdns_mesh::gossip::pool_state::{PoolState, announce_leave, chitchat_config, initial_keys, pool_addr};
+use chitchat::{Chitchat, ChitchatEnvelope, ChitchatMessage};
+use meshdns_mesh::gossip::pool_state::{
+    PROTOCOL_VERSION, PoolState, announce_leave, chitchat_config, initial_keys, pool_addr,
+};
 use meshdns_mesh::gossip::referral::{self, Contact, hint_targets};
 use meshdns_mesh::gossip::{GossipSettings, settle_now};
 use meshdns_mesh::tier::{Pool, TierConfig, region_representatives, site_representatives};
@@ -40,6 +42,9 @@ const SEC: u64 = 1_000_000;
 const PULL_TIMEOUT_US: u64 = 5 * SEC;
 /// How often each node checks its peers' digests (the node: every 250 ms).
 const ANTI_ENTROPY_US: u64 = 250_000;
+/// Oracle mode: membership changes known at the same 100 ms step are
+/// applied together (a simplification on top of the detection delay).
+const ORACLE_REBUILD_US: u64 = 100_000;
 /// Wall-clock epoch of virtual time zero, so HLC stamps look real and a
 /// negative skew stays positive.
 const EPOCH_MS: u64 = 1_767_225_600_000;
@@ -75,7 +80,9 @@ enum Ev {
     /// A crashed node starts again.
     Restart { node: usize, wipe: bool },
     /// Oracle mode: the cluster learns that a node is up or down.
-    Known { node: usize, up: bool },
+    Known { node: usize, up: bool, boot: u64 },
+    /// Oracle mode: views are rebuilt from what is known.
+    RebuildOracle,
     /// Once a second: samples and convergence checks.
     Sample,
     /// Seeds' referral answers reach a node.
@@ -162,6 +169,12 @@ struct Node {
     mesh: Option<Membership>,
     zones: Vec<ZoneReplica>,
     digests: Vec<u64>,
+    /// Writes held, over all zones (the node's digest counts them too, so
+    /// a digest never recurs).
+    writes_held: u64,
+    /// [`state_digest`] of the above, kept current: every peer reads it
+    /// four times a second.
+    state: u64,
     clock: Clock,
     scheduler: SyncScheduler,
     policy: PullPolicy,
@@ -172,6 +185,8 @@ struct Node {
 /// Oracle mode's shared view.
 struct Oracle {
     known: Vec<bool>,
+    /// A rebuild is scheduled.
+    rebuild_pending: bool,
     /// Per site: the view its members replicate with.
     site_views: Vec<Rc<PeerView>>,
 }
@@ -219,10 +234,11 @@ fn wire_name(labels: &[&str]) -> Vec<u8> {
     out
 }
 
-fn state_digest(digests: &[u64]) -> u64 {
+fn state_digest(digests: &[u64], writes_held: u64) -> u64 {
     let d = digests.iter().enumerate().fold(0u64, |acc, (i, d)| {
         acc.wrapping_add(d.wrapping_mul(0x9E37_79B9_7F4A_7C15u64.wrapping_add(2 * i as u64 + 1)))
     });
+    let d = d ^ writes_held.wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(29);
     // 0 means "not heard" to the pull loop.
     d.max(1)
 }
@@ -249,6 +265,8 @@ impl World {
                 mesh: None,
                 zones: vec![ZoneReplica::new(); zones],
                 digests: vec![0; zones],
+                writes_held: 0,
+                state: state_digest(&[], 0),
                 clock: Clock::new(60_000),
                 scheduler: SyncScheduler::new(SyncLimits::default(), seed ^ (i as u64).wrapping_mul(0x5eed)),
                 policy: PullPolicy::default(),
@@ -256,8 +274,11 @@ impl World {
                 started_us: 0,
             })
             .collect();
-        let oracle = (sc.membership.mode == MembershipMode::Oracle)
-            .then(|| Oracle { known: vec![true; n], site_views: Vec::new() });
+        let oracle = (sc.membership.mode == MembershipMode::Oracle).then(|| Oracle {
+            known: vec![true; n],
+            rebuild_pending: false,
+            site_views: Vec::new(),
+        });
         let mut w = World {
             stats: Stats::new(&sc, seed, n),
             net,
@@ -397,15 +418,34 @@ impl World {
                         let zones = self.nodes[node].zones.len();
                         self.nodes[node].zones = vec![ZoneReplica::new(); zones];
                         self.nodes[node].digests = vec![0; zones];
+                        self.nodes[node].writes_held = 0;
+                        self.nodes[node].state = state_digest(&self.nodes[node].digests, 0);
                         self.nodes[node].clock = Clock::new(60_000);
                     }
                     self.boot(node, self.now);
                     self.stats.restarts += 1;
                 }
             }
-            Ev::Known { node, up } => {
-                if let Some(o) = &mut self.oracle {
+            Ev::Known { node, up, boot } => {
+                // News of an incarnation that is gone is stale: a node
+                // restarted within the detection delay stays known (the
+                // mesh sees its new generation, not a death).
+                let current = self.nodes[node].boot == boot && self.nodes[node].up == up;
+                if current && let Some(o) = &mut self.oracle {
                     o.known[node] = up;
+                    // Views are rebuilt at most every ORACLE_REBUILD_US: a
+                    // mass rejoin at 10,000 nodes is 2,000 such events, and
+                    // each rebuild hashes the whole ring.
+                    if !o.rebuild_pending {
+                        o.rebuild_pending = true;
+                        let at = self.now.div_ceil(ORACLE_REBUILD_US) * ORACLE_REBUILD_US;
+                        self.schedule(at, Ev::RebuildOracle);
+                    }
+                }
+            }
+            Ev::RebuildOracle => {
+                if let Some(o) = &mut self.oracle {
+                    o.rebuild_pending = false;
                 }
                 self.rebuild_oracle();
             }
@@ -450,7 +490,7 @@ impl World {
             version: "sim".into(),
             started_unix: 0,
             load: 0,
-            state_digest: state_digest(&n.digests),
+            state_digest: n.state,
             agreement: 0,
             agreement_digest: 0,
             zone_serials: String::new(),
@@ -498,7 +538,8 @@ impl World {
             self.schedule(at + phase + 1, Ev::Round { node: i, boot });
         } else if at > 0 {
             let delay = (self.sc.membership.join_s * SEC as f64) as u64;
-            self.schedule(at + delay, Ev::Known { node: i, up: true });
+            let boot = self.nodes[i].boot;
+            self.schedule(at + delay, Ev::Known { node: i, up: true, boot });
         }
         let boot = self.nodes[i].boot;
         let phase = self.rng.random_range(0..ANTI_ENTROPY_US);
@@ -520,7 +561,8 @@ impl World {
         self.open_crash[i] = Some(c);
         if self.oracle.is_some() {
             let delay = (self.sc.membership.detection_s * SEC as f64) as u64;
-            self.schedule(self.now + delay, Ev::Known { node: i, up: false });
+            let boot = self.nodes[i].boot;
+            self.schedule(self.now + delay, Ev::Known { node: i, up: false, boot });
         }
     }
 
@@ -528,7 +570,7 @@ impl World {
 
     fn send_gossip(&mut self, from_node: usize, from: SocketAddr, to: SocketAddr, msg: ChitchatMessage) {
         let Some(to_node) = self.net.node_of(to) else { return };
-        let envelope = ChitchatEnvelope { version: ProtocolVersion::V0, message: msg };
+        let envelope = ChitchatEnvelope { version: PROTOCOL_VERSION, message: msg };
         let bytes = envelope.serialized_len() + DATAGRAM_OVERHEAD;
         let msg = envelope.message;
         self.stats.gossip_bytes(from_node, bytes);
@@ -618,7 +660,7 @@ impl World {
         for p in missing {
             self.join(i, p);
         }
-        let digest = state_digest(&self.nodes[i].digests);
+        let digest = self.nodes[i].state;
         if let Some(m) = self.nodes[i].mesh.as_mut() {
             let mut facts = m.core.me().clone();
             facts.state_digest = digest;
@@ -946,6 +988,9 @@ impl World {
             *d = d.wrapping_sub(rrset_digest(&key, &old));
         }
         *d = d.wrapping_add(rrset_digest(&key, &rrset));
+        let n = &mut self.nodes[i];
+        n.writes_held += 1;
+        n.state = state_digest(&n.digests, n.writes_held);
         let delta = Delta { origin: id, covered: vec![(w.seq, w.seq)], writes: vec![w.clone()] };
         let bytes = meshdns_replication::wire::encode(&self.zone_names[zone], &delta).len() + STREAM_OVERHEAD;
         let quiet = !self.net.partitioned() && self.stats.quiet(self.now);
@@ -1026,7 +1071,10 @@ impl World {
                     digest = digest.wrapping_add(rrset_digest(k, v));
                 }
             }
-            self.nodes[i].digests[zone] = digest;
+            let n = &mut self.nodes[i];
+            n.digests[zone] = digest;
+            n.writes_held += fresh.len() as u64;
+            n.state = state_digest(&n.digests, n.writes_held);
             for seq in fresh {
                 if let Some(&idx) = self.write_ids.get(&(origin as u32, zone as u32, seq)) {
                     self.stats.visible(idx, i, self.now);
@@ -1037,42 +1085,29 @@ impl World {
 
     fn anti_entropy(&mut self, i: usize) {
         let Some((me, view)) = self.peer_view(i) else { return };
-        let mine = state_digest(&self.nodes[i].digests);
+        let mine = self.nodes[i].state;
         let now_ms = self.ms_since_start(i);
         let oracle = self.oracle.is_some();
-        let mut digests: BTreeMap<String, (usize, u64)> = BTreeMap::new();
         for (p, k) in view.members.iter().zip(&view.idx) {
             if !pulls_from(&me, p) {
                 continue;
             }
-            // Gossip mode: the digest the peer gossiped (relayed records carry
-            // none: only direct pool mates are pulled from). Oracle mode has
-            // no gossip: the peer's digest is read as it is.
-            let theirs = if oracle {
-                state_digest(&self.nodes[*k].digests)
-            } else {
-                self.nodes[i]
-                    .mesh
-                    .as_ref()
-                    .and_then(|m| m.core.records().get(&p.id))
-                    .map_or(0, |r| r.facts.state_digest)
-            };
+            let theirs = self.gossiped_digest(i, p, *k, oracle);
             if theirs == 0 {
                 continue;
-            }
-            // Only differing peers can be pulled from (an equal digest
-            // cancels a pull): the map stays small and cheap.
-            if theirs != mine {
-                digests.insert(p.id.clone(), (*k, theirs));
             }
             let n = &mut self.nodes[i];
             n.policy.observe(&mut n.scheduler, &p.id, theirs, mine, now_ms);
         }
         while let Some(pull) = self.nodes[i].scheduler.poll(now_ms) {
-            let Some(&(peer, digest)) = digests.get(&pull.peer) else {
+            // Only pool mates that gossiped a digest are scheduled; look the
+            // peer up again only for the few pulls that start.
+            let found = view.members.iter().zip(&view.idx).find(|(p, _)| p.id == pull.peer);
+            let Some((p, &peer)) = found else {
                 self.nodes[i].scheduler.peer_gone(&pull.peer);
                 continue;
             };
+            let digest = self.gossiped_digest(i, p, peer, oracle);
             self.next_token += 1;
             let token = self.next_token;
             self.nodes[i].in_flight.insert(token, InFlight { pull, digest });
@@ -1089,6 +1124,17 @@ impl World {
             self.schedule(self.now + PULL_TIMEOUT_US, Ev::PullTimeout { node: i, boot, token });
         }
         self.stats.in_flight_sample(self.nodes[i].scheduler.in_flight());
+    }
+
+    /// The digest node `i` sees for pool mate `p` (node `k`). Gossip mode:
+    /// the digest the peer gossiped (relayed records carry none: only
+    /// direct pool mates are pulled from). Oracle mode has no gossip: the
+    /// peer's digest is read as it is. 0: not heard.
+    fn gossiped_digest(&self, i: usize, p: &Peer, k: usize, oracle: bool) -> u64 {
+        if oracle {
+            return self.nodes[k].state;
+        }
+        self.nodes[i].mesh.as_ref().and_then(|m| m.core.records().get(&p.id)).map_or(0, |r| r.facts.state_digest)
     }
 
     fn on_pull_request(&mut self, to: usize, from: usize, from_boot: u64, token: u64) {
@@ -1224,7 +1270,7 @@ impl World {
     }
 
     fn data_converged(&self, up: &[usize]) -> bool {
-        let mut it = up.iter().map(|&i| state_digest(&self.nodes[i].digests));
+        let mut it = up.iter().map(|&i| self.nodes[i].state);
         let Some(first) = it.next() else { return true };
         it.all(|d| d == first)
     }
