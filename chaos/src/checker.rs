@@ -105,24 +105,38 @@ pub fn check(h: &History, fin: &FinalState) -> Vec<Violation> {
         }
     }
 
-    // Acknowledged writes.
+    // Acknowledged writes. Every namespace reads one kernel clock, so a
+    // write issued after another was acknowledged carries a later stamp
+    // and must win, unless a node ran with a wrong clock around then (its
+    // stamps, and those of nodes that heard from it, may be ahead).
+    let tainted = |t: f64| {
+        h.faults.iter().any(|f| {
+            f.kind == "clock_offset"
+                && f.start_s <= t
+                && t <= f.end_s.unwrap_or(f64::INFINITY) + f.offset_s.unsigned_abs() as f64 + 5.0
+        })
+    };
     for (label, ws) in &by_label {
-        if !ws.iter().any(|&i| h.writes[i].outcome == Outcome::Acked) {
-            continue;
-        }
-        let possible: Vec<u32> = ws.iter().map(|&i| h.writes[i].id).collect();
+        let any_acked = ws.iter().any(|&i| h.writes[i].outcome == Outcome::Acked);
         let mut agreed: Option<&Answer> = None;
         for node in 0..fin.names.len() {
             let Some(a) = fin.answers.get(&(node, label.clone())) else { continue };
             let ok = match a {
                 Answer::Values(v) if v.len() == 1 => {
-                    let from = id_of(v[0]);
-                    if ws.len() == 1 {
-                        from == Some(h.writes[ws[0]].id)
-                    } else {
-                        from.is_some_and(|id| possible.contains(&id))
-                    }
+                    let from = id_of(v[0]).and_then(|id| ws.iter().map(|&i| &h.writes[i]).find(|w| w.id == id));
+                    from.is_some_and(|w| {
+                        // No acknowledged write to the name began after
+                        // this one ended (it would have replaced it).
+                        ws.iter().map(|&i| &h.writes[i]).all(|b| {
+                            b.outcome != Outcome::Acked
+                                || b.issued_s <= w.done_s
+                                || tainted(w.issued_s)
+                                || tainted(b.issued_s)
+                        })
+                    })
                 }
+                // A name nobody acknowledged may be absent.
+                Answer::NxDomain => !any_acked,
                 _ => false,
             };
             let agrees = agreed.is_none_or(|x| x == a);
@@ -134,7 +148,7 @@ pub fn check(h: &History, fin: &FinalState) -> Vec<Violation> {
                 out.push(Violation {
                     check: "acknowledged writes",
                     message: format!(
-                        "{} answers {a:?} for {label}, which had an acknowledged write{}",
+                        "{} answers {a:?} for {label}: not the last acknowledged write to it or a later one{}",
                         fin.names[node],
                         if agrees { "" } else { " (and other nodes answer otherwise)" }
                     ),
@@ -169,6 +183,16 @@ pub fn check(h: &History, fin: &FinalState) -> Vec<Violation> {
                 history: hist,
             });
         }
+    }
+
+    // Faults that could not be made or undone: the run did not test what
+    // it says.
+    for f in h.faults.iter().filter(|f| f.note.contains("failed")) {
+        out.push(Violation {
+            check: "faults",
+            message: format!("fault #{} {} on {}: {}", f.index, f.kind, f.target, f.note),
+            history: Vec::new(),
+        });
     }
 
     // Crashes: a node must survive every fault (a full disk included).
@@ -233,7 +257,7 @@ fn query_lines(h: &History, label: &str, names: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Method, QueryRec, WriteRec, value_of};
+    use crate::history::{FaultRec, Method, QueryRec, WriteRec, value_of};
 
     fn write(id: u32, name: &str, issued_s: f64, outcome: Outcome) -> WriteRec {
         WriteRec { id, name: name.into(), node: 0, method: Method::Grpc, issued_s, done_s: issued_s + 0.01, outcome }
@@ -270,10 +294,37 @@ mod tests {
             name: "w1".into(),
             answer: Answer::Values(vec![value_of(1)]),
         });
-        // Last writer wins may keep either write of k1.
+        // k1's later write wins.
         let fin =
-            agreeing_final(&h, &[("w1", Answer::Values(vec![value_of(1)])), ("k1", Answer::Values(vec![value_of(2)]))]);
+            agreeing_final(&h, &[("w1", Answer::Values(vec![value_of(1)])), ("k1", Answer::Values(vec![value_of(3)]))]);
         assert!(check(&h, &fin).is_empty(), "{:?}", check(&h, &fin));
+    }
+
+    #[test]
+    fn an_overwritten_name_must_end_on_the_last_acknowledged_write_unless_a_clock_was_off() {
+        let mut h = History::default();
+        h.writes.push(write(2, "k1", 2.0, Outcome::Acked));
+        h.writes.push(write(3, "k1", 3.0, Outcome::Acked));
+        // Concurrent with write 3 (issued before 3 was done): may win.
+        h.writes.push(write(4, "k1", 3.005, Outcome::Acked));
+        let ends_on =
+            |h: &History, id: u32| check(h, &agreeing_final(h, &[("k1", Answer::Values(vec![value_of(id)]))]));
+        assert!(ends_on(&h, 4).is_empty());
+        assert!(ends_on(&h, 3).is_empty(), "a concurrent write may lose");
+        let v = ends_on(&h, 2);
+        assert_eq!(v.len(), 1, "write 3 began after write 2 was acknowledged, so 2 cannot be last: {v:?}");
+        assert_eq!(v[0].check, "acknowledged writes");
+        // A node with a wrong clock around then excuses the order.
+        h.faults.push(FaultRec {
+            index: 0,
+            kind: "clock_offset",
+            target: "a".into(),
+            start_s: 1.0,
+            end_s: Some(2.5),
+            offset_s: 30,
+            note: String::new(),
+        });
+        assert!(ends_on(&h, 2).is_empty());
     }
 
     #[test]

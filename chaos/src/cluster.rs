@@ -42,6 +42,8 @@ pub struct Cluster {
     pub state: Vec<ProcState>,
     /// Clock offset each node runs with, if any.
     offsets: Vec<Option<i64>>,
+    /// Nodes found dead by `kill` or `stop_all`, not yet reported.
+    exited: Vec<(usize, String)>,
     disk_mib: u64,
 }
 
@@ -89,6 +91,7 @@ impl Cluster {
             procs: (0..count).map(|_| None).collect(),
             state: vec![ProcState::Down; count],
             offsets: vec![None; count],
+            exited: Vec::new(),
             disk_mib,
         })
     }
@@ -158,11 +161,17 @@ impl Cluster {
         Ok(())
     }
 
-    /// SIGKILLs node `i` and reaps it.
+    /// SIGKILLs node `i` and reaps it. A node found already dead had
+    /// exited on its own: [`Cluster::unexpected_exits`] reports it.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.procs[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            match c.try_wait() {
+                Ok(Some(status)) => self.exited.push((i, status.to_string())),
+                _ => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
         }
         self.state[i] = ProcState::Down;
     }
@@ -184,7 +193,7 @@ impl Cluster {
     /// Nodes whose process ended although the harness did not end it:
     /// (node, exit status). Each is reported once.
     pub fn unexpected_exits(&mut self) -> Vec<(usize, String)> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.exited);
         for i in 0..self.procs.len() {
             let Some(c) = self.procs[i].as_mut() else { continue };
             if let Ok(Some(status)) = c.try_wait() {
@@ -237,8 +246,10 @@ impl Cluster {
     }
 
     /// SIGTERMs every node (SIGCONT first for frozen ones), waits up to
-    /// `limit` for each, then SIGKILLs what is left.
-    pub fn stop_all(&mut self, limit: Duration) {
+    /// `limit` for each, then SIGKILLs what is left. Returns the nodes
+    /// that had already exited on their own.
+    pub fn stop_all(&mut self, limit: Duration) -> Vec<(usize, String)> {
+        let exits = self.unexpected_exits();
         for i in 0..self.procs.len() {
             if self.state[i] == ProcState::Frozen {
                 let _ = self.freeze(i, false);
@@ -261,5 +272,6 @@ impl Cluster {
             }
             self.state[i] = ProcState::Down;
         }
+        exits
     }
 }

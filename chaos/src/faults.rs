@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ProcState};
 use crate::netns::{self, CommandError};
 use crate::scenario::{FaultKind, Scenario};
 use crate::topology::{self, CLIENT_IP, parse_node, parse_region, parse_site, region_net, router_ns, site_net};
@@ -256,15 +256,21 @@ impl Planned {
                 }
                 first.map_or(Ok(()), |e| Err(e.into()))
             }
+            // Only what is still down or frozen: healing twice (the final
+            // heal after a failed runner) must not start a second process.
             FaultKind::Kill | FaultKind::RestartSite => {
                 for i in self.process_targets(cluster) {
-                    cluster.start(i, None)?;
+                    if cluster.state[i] == ProcState::Down {
+                        cluster.start(i, None)?;
+                    }
                 }
                 Ok(())
             }
             FaultKind::Freeze => {
                 for i in self.process_targets(cluster) {
-                    cluster.freeze(i, false)?;
+                    if cluster.state[i] == ProcState::Frozen {
+                        cluster.freeze(i, false)?;
+                    }
                 }
                 Ok(())
             }

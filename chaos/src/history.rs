@@ -102,6 +102,8 @@ pub struct FaultRec {
     pub start_s: f64,
     /// When it was healed.
     pub end_s: Option<f64>,
+    /// `clock_offset`: seconds the node's clock was off (else 0).
+    pub offset_s: i64,
     /// Anything of note (an error carrying it out, bytes filled).
     pub note: String,
 }

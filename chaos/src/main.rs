@@ -141,8 +141,16 @@ fn outer(scenario: &Path, sc: &Scenario, seed: u64, out: &Path, bin: &Path) -> a
         eprintln!("meshdns-chaos: removing {} namespace(s) left by an earlier run", left.len());
         netns::destroy(Path::new(WORK_DIR));
     }
+    // Removes everything when this function ends, by return or by panic.
+    let cleanup = Cleanup;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(async {
+        // Signals are caught from here on (else they would end the process
+        // before the cleanup): while the network is built they wait.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
         netns::create(&sc.topology).context("building the network")?;
         let me = std::env::current_exe()?;
         // Latency per tier: a delaying process in each router namespace.
@@ -173,11 +181,13 @@ fn outer(scenario: &Path, sc: &Scenario, seed: u64, out: &Path, bin: &Path) -> a
             .kill_on_drop(true)
             .spawn()
             .context("starting the run inside the namespace")?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let interrupted = tokio::select! {
-            status = child.wait() => return Ok::<_, anyhow::Error>(status?.code()),
-            _ = tokio::signal::ctrl_c() => "SIGINT",
+            // The inner run ends by a signal when the terminal's Ctrl-C
+            // reached it first: an interruption too.
+            status = child.wait() => return Ok::<_, anyhow::Error>(Some(status?.code().unwrap_or(130))),
+            _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
         };
         eprintln!("meshdns-chaos: {interrupted}: stopping the run and removing everything");
         if let Some(pid) = child.id() {
@@ -188,14 +198,22 @@ fn outer(scenario: &Path, sc: &Scenario, seed: u64, out: &Path, bin: &Path) -> a
         }
         Ok(Some(130))
     });
-    let errors = netns::destroy(Path::new(WORK_DIR));
-    for e in &errors {
-        eprintln!("meshdns-chaos: cleaning up: {e}");
-    }
+    drop(cleanup);
     match result? {
         Some(0) => Ok(ExitCode::SUCCESS),
         Some(1) => Ok(ExitCode::FAILURE),
         Some(c) => Ok(ExitCode::from(c.clamp(2, 255) as u8)),
-        None => bail!("the run was killed by a signal"),
+        None => bail!("the run ended without an exit status"),
+    }
+}
+
+/// Deletes the run's namespaces and processes when dropped.
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for e in netns::destroy(Path::new(WORK_DIR)) {
+            eprintln!("meshdns-chaos: cleaning up: {e}");
+        }
     }
 }

@@ -81,11 +81,10 @@ pub fn existing() -> Vec<String> {
 /// nothing exists; carries on past errors and returns them.
 pub fn destroy(work: &Path) -> Vec<String> {
     let mut errors = Vec::new();
+    // Called from outside the namespaces (the outer process or `clean`):
+    // every process in them is ours, the inner run of a killed harness
+    // included (it would otherwise go on acting on the next run's network).
     for ns in existing() {
-        if ns == CLIENT_NS {
-            // The harness itself may run in it; its processes are ours.
-            continue;
-        }
         if let Ok(pids) = run(&["ip", "netns", "pids", &ns]) {
             for pid in pids.split_whitespace() {
                 // SIGKILL also ends a stopped (frozen) process.

@@ -86,7 +86,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         true
     })
     .await?;
-    wait_until("every node to hold every other alive", Duration::from_secs(120), &shared, || async {
+    eprintln!("meshdns-chaos: every node ready at {:.1} s", shared.now());
+    wait_until("every node to hold every other alive", Duration::from_secs(180), &shared, || async {
         for n in &nodes {
             if client::alive_members(&n.grpc_url()).await.ok().as_ref() != Some(&sorted) {
                 return false;
@@ -95,6 +96,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         true
     })
     .await?;
+    eprintln!("meshdns-chaos: every node holds every other alive at {:.1} s", shared.now());
     client::create_zone(&nodes[0].grpc_url()).await.map_err(|e| anyhow::anyhow!("creating {ZONE}: {e}"))?;
     wait_until("the zone on every node", Duration::from_secs(60), &shared, || async {
         for n in &nodes {
@@ -106,7 +108,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     })
     .await?;
     let formed_s = shared.now();
-    let rtt = probe_rtt(&nodes);
+    let probe_nodes = nodes.clone();
+    let rtt = tokio::task::spawn_blocking(move || probe_rtt(&probe_nodes)).await.unwrap_or_default();
     eprintln!("meshdns-chaos: measured round trips (dig between nodes): {rtt:?}");
     eprintln!("meshdns-chaos: cluster formed in {formed_s:.1} s; workload and faults for {} s", sc.duration_s);
 
@@ -119,13 +122,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     tasks.push(tokio::spawn(serial_poller(shared.clone(), stop_rx.clone())));
     let faults_task =
         tokio::spawn(fault_runner(shared.clone(), plan.clone(), t0, sc.topology.regions, stop_rx.clone()));
-    let monitor = tokio::spawn(monitor(shared.clone(), stop_rx.clone()));
+    let (monitor_stop, monitor_rx) = tokio::sync::watch::channel(false);
+    let monitor = tokio::spawn(monitor(shared.clone(), monitor_rx));
     tokio::time::sleep(Duration::from_secs_f64(sc.duration_s)).await;
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
     }
-    let open = faults_task.await.unwrap_or_default();
+    let runner_died = faults_task.await;
+    let runner_ok = runner_died.is_ok();
+    let open = runner_died.unwrap_or_else(|_| plan.clone());
+    if !runner_ok {
+        let t = shared.now();
+        shared.history().event(t, "the fault runner failed: healing every fault of the plan");
+    }
 
     // Heal whatever is still broken, then wait for agreement.
     {
@@ -142,7 +152,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
             }
         }
         // A node that died on its own is restarted too, to be checked.
+        let exits = c.unexpected_exits();
+        drop(c);
+        record_exits(&shared, exits);
+        let mut c = shared.cluster();
         for i in 0..nodes.len() {
+            if c.state[i] == ProcState::Frozen {
+                c.freeze(i, false)?;
+            }
             if c.state[i] == ProcState::Down {
                 c.start(i, None)?;
             }
@@ -156,7 +173,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     if let Some(t) = converged {
         shared.history().event(t, "converged");
     }
-    let _ = monitor.await;
 
     // The final state, and the checker's verdict.
     let mut fin = FinalState { names: names.clone(), ..FinalState::default() };
@@ -174,7 +190,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
             fin.answers.insert((n.index, l.clone()), a);
         }
     }
-    shared.cluster().stop_all(Duration::from_secs(10));
+    let _ = monitor_stop.send(true);
+    let _ = monitor.await;
+    let exits = shared.cluster().stop_all(Duration::from_secs(10));
+    record_exits(&shared, exits);
     let history = std::mem::take(&mut *shared.history());
     let mut violations = checker::check(&history, &fin);
     if converged_s.is_none() {
@@ -413,11 +432,20 @@ async fn fault_runner(
             _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}
             _ = stop.changed() => return open,
         }
-        let mut c = shared.cluster();
-        let target = f.target_name(&c);
+        // Injecting and healing run commands, wait for processes and fill
+        // disks: off the runtime's two workers.
+        let (sh, fault) = (shared.clone(), f.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let mut c = sh.cluster();
+            let target = fault.target_name(&c);
+            let r =
+                if start { fault.inject(&mut c, regions) } else { fault.heal(&mut c, regions).map(|()| String::new()) };
+            (target, r.map_err(|e| e.to_string()))
+        })
+        .await;
+        let (target, r) = done.unwrap_or_else(|e| (String::new(), Err(format!("panicked: {e}"))));
+        let now = shared.now();
         if start {
-            let r = f.inject(&mut c, regions);
-            let now = shared.now();
             let note = match r {
                 Ok(n) => n,
                 Err(e) => format!("inject failed: {e}"),
@@ -429,12 +457,11 @@ async fn fault_runner(
                 target,
                 start_s: now,
                 end_s: None,
+                offset_s: if f.kind == crate::scenario::FaultKind::ClockOffset { f.offset_s } else { 0 },
                 note,
             });
             open.push(f);
         } else {
-            let r = f.heal(&mut c, regions);
-            let now = shared.now();
             let mut h = shared.history();
             if let Some(rec) = h.faults.iter_mut().find(|r| r.index == f.index) {
                 rec.end_s = Some(now);
@@ -449,7 +476,7 @@ async fn fault_runner(
     open
 }
 
-/// Notes nodes that exit without the harness asking.
+/// Notes nodes that exit without the harness asking, until `stop`.
 async fn monitor(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -457,19 +484,29 @@ async fn monitor(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<boo
             _ = tick.tick() => {}
             _ = stop.changed() => {}
         }
-        let exits = shared.cluster().unexpected_exits();
-        for (i, status) in exits {
-            let (name, tail) = {
-                let c = shared.cluster();
-                (c.nodes[i].name.clone(), c.log_tail(i, 20))
-            };
-            eprintln!("meshdns-chaos: {name} exited on its own ({status}); last log lines:\n{tail}");
-            let t = shared.now();
-            shared.history().event(t, format!("{name} exited on its own ({status})"));
+        // The fault runner may hold the cluster for a while (a restart, a
+        // disk being filled): look again next tick rather than wait.
+        if let Ok(mut c) = shared.cluster.try_lock() {
+            let exits = c.unexpected_exits();
+            drop(c);
+            record_exits(&shared, exits);
         }
         if *stop.borrow() {
             return;
         }
+    }
+}
+
+/// Records nodes that ended on their own, with their last log lines.
+fn record_exits(shared: &Shared, exits: Vec<(usize, String)>) {
+    for (i, status) in exits {
+        let (name, tail) = {
+            let c = shared.cluster();
+            (c.nodes[i].name.clone(), c.log_tail(i, 20))
+        };
+        eprintln!("meshdns-chaos: {name} exited on its own ({status}); last log lines:\n{tail}");
+        let t = shared.now();
+        shared.history().event(t, format!("{name} exited on its own ({status})"));
     }
 }
 

@@ -355,9 +355,17 @@ impl Scenario {
             }
         }
         for (key, v) in [("workload.writes_per_s", w.writes_per_s), ("workload.queries_per_s", w.queries_per_s)] {
-            if !(0.0..=1_000.0).contains(&v) {
-                return Err(self.invalid(key, v, "0 to 1000"));
+            if !(v == 0.0 || (0.01..=1_000.0).contains(&v)) {
+                return Err(self.invalid(key, v, "0, or 0.01 to 1000"));
             }
+        }
+        // Each write's value names it in 24 bits.
+        if w.writes_per_s * self.duration_s >= f64::from(1u32 << 24) {
+            return Err(self.invalid(
+                "workload.writes_per_s",
+                w.writes_per_s,
+                "fewer than 16.7 million writes per run",
+            ));
         }
         for (i, f) in self.faults.iter().enumerate() {
             self.check_fault(&format!("faults[{i}]"), f)?;
@@ -366,8 +374,12 @@ impl Scenario {
             if r.kinds.is_empty() {
                 return Err(self.invalid("random_faults.kinds", "[]", "at least one kind"));
             }
-            if !(r.min_s > 0.0 && r.min_s <= r.max_s) {
-                return Err(self.invalid("random_faults.min_s", r.min_s, "more than 0 and at most max_s"));
+            if !(r.min_s > 0.0 && r.min_s <= r.max_s && r.max_s <= 86_400.0) {
+                return Err(self.invalid(
+                    "random_faults.min_s",
+                    r.min_s,
+                    "more than 0, at most max_s, which is at most a day",
+                ));
             }
             let end = r.end_s.unwrap_or(self.duration_s - r.max_s);
             if !(r.start_s >= 0.0 && r.start_s < end && end <= self.duration_s) {
@@ -385,9 +397,9 @@ impl Scenario {
         if !(f.at_s >= 0.0 && f.at_s < self.duration_s) {
             return Err(self.invalid(&format!("{key}.at_s"), f.at_s, "within the run (0 to duration_s)"));
         }
-        // Also refuses NaN.
-        if f.duration_s.is_nan() || f.duration_s <= 0.0 {
-            return Err(self.invalid(&format!("{key}.duration_s"), f.duration_s, "more than 0"));
+        // Also refuses NaN and infinity.
+        if !(f.duration_s > 0.0 && f.duration_s <= 86_400.0) {
+            return Err(self.invalid(&format!("{key}.duration_s"), f.duration_s, "more than 0, at most a day"));
         }
         let targets = [f.node.is_some(), f.site.is_some(), f.region.is_some()].iter().filter(|x| **x).count();
         if targets > 1 {
