@@ -46,6 +46,23 @@ fn exclusive() -> std::fs::File {
     f
 }
 
+/// The lock and a results folder for a run, or `None` (test skipped)
+/// without root.
+fn root_run_setup() -> Option<(std::fs::File, tempfile::TempDir)> {
+    if !is_root() {
+        eprintln!("skipped: the chaos harness needs root (CI runs as root)");
+        return None;
+    }
+    Some((exclusive(), tempfile::tempdir().unwrap()))
+}
+
+/// `meshdns-chaos run` of the CI scenario into `out`.
+fn ci_run(out: &tempfile::TempDir) -> Command {
+    let mut c = Command::new(CHAOS);
+    c.arg("run").arg(scenario("ci.toml")).arg("--out").arg(out.path()).arg("--bin").arg(meshdns());
+    c
+}
+
 #[test]
 fn a_bad_scenario_is_refused_with_the_key_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,21 +102,8 @@ fn without_root_it_says_so() {
 
 #[test]
 fn the_ci_scenario_passes_the_checker_and_leaves_nothing_behind() {
-    if !is_root() {
-        eprintln!("skipped: the chaos harness needs root (CI runs as root)");
-        return;
-    }
-    let _one = exclusive();
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new(CHAOS)
-        .arg("run")
-        .arg(scenario("ci.toml"))
-        .arg("--out")
-        .arg(out.path())
-        .arg("--bin")
-        .arg(meshdns())
-        .status()
-        .unwrap();
+    let Some((_one, out)) = root_run_setup() else { return };
+    let status = ci_run(&out).status().unwrap();
     let run = out.path().join("ci");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).expect("summary.json written"))
@@ -130,22 +134,8 @@ fn the_ci_scenario_passes_the_checker_and_leaves_nothing_behind() {
 
 #[test]
 fn an_interrupted_run_removes_everything() {
-    if !is_root() {
-        eprintln!("skipped: the chaos harness needs root (CI runs as root)");
-        return;
-    }
-    let _one = exclusive();
-    let out = tempfile::tempdir().unwrap();
-    let mut child = Command::new(CHAOS)
-        .arg("run")
-        .arg(scenario("ci.toml"))
-        .arg("--out")
-        .arg(out.path())
-        .arg("--bin")
-        .arg(meshdns())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let Some((_one, out)) = root_run_setup() else { return };
+    let mut child = ci_run(&out).stderr(Stdio::piped()).spawn().unwrap();
     // Interrupt once the first fault is in (stderr read on a thread, so
     // the deadline holds even if the run falls silent).
     let stderr = child.stderr.take().unwrap();
