@@ -63,6 +63,11 @@ impl Cluster {
             std::fs::remove_dir_all(work).with_context(|| format!("removing the last run's {}", work.display()))?;
         }
         std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
+        // Each run's logs alone (a node's log is appended to across its
+        // restarts within the run).
+        if logs.exists() {
+            std::fs::remove_dir_all(logs).with_context(|| format!("removing the last run's {}", logs.display()))?;
+        }
         std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
         let ca = work.join("ca");
         let bin_s = bin.display().to_string();

@@ -7,6 +7,9 @@
 //! leaves its region by delays it, so each direction is delayed once:
 //! one-way latency is the tier's figure, a round trip twice it.
 //!
+//! Each tier may also lose a steady fraction of its packets
+//! (`network.region_loss`, `network.global_loss`), dropped on arrival.
+//!
 //! Packets of one queue keep their order (a release is never earlier than
 //! the one before), as a real link does. The iptables rules carry
 //! `--queue-bypass`: were this process gone, packets would flow undelayed
@@ -75,9 +78,21 @@ pub fn serve(net: &Network, seed: u64) -> std::io::Result<()> {
         let mut got = false;
         loop {
             match queue.recv() {
-                Ok(msg) => {
+                Ok(mut msg) => {
                     got = true;
                     let q = msg.get_queue_num();
+                    let loss = if q == GLOBAL_QUEUE { net.global_loss } else { net.region_loss };
+                    if loss > 0.0 && rng.random_bool(loss) {
+                        // The tier's steady loss: dropped now, as a lossy
+                        // link would.
+                        msg.set_verdict(Verdict::Drop);
+                        if let Err(e) = queue.verdict(msg)
+                            && e.kind() != std::io::ErrorKind::NotFound
+                        {
+                            return Err(e);
+                        }
+                        continue;
+                    }
                     let ms = base(q) * (1.0 + net.jitter * rng.random_range(-1.0..=1.0));
                     let slot = usize::from(q == GLOBAL_QUEUE);
                     let mut at = Instant::now() + Duration::from_secs_f64(ms.max(0.0) / 1e3);

@@ -46,6 +46,10 @@ enum Command {
         global_ms: f64,
         #[arg(long)]
         jitter: f64,
+        #[arg(long, default_value_t = 0.0)]
+        region_loss: f64,
+        #[arg(long, default_value_t = 0.0)]
+        global_loss: f64,
         #[arg(long)]
         seed: u64,
     },
@@ -101,8 +105,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Delay { region_ms, global_ms, jitter, seed } => {
-            let net = meshdns_chaos::scenario::Network { region_ms, global_ms, jitter };
+        Command::Delay { region_ms, global_ms, jitter, region_loss, global_loss, seed } => {
+            let net = meshdns_chaos::scenario::Network { region_ms, global_ms, jitter, region_loss, global_loss };
             meshdns_chaos::delay::serve(&net, seed).context("delaying packets (NFQUEUE)")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -164,6 +168,7 @@ fn outer(scenario: &Path, sc: &Scenario, seed: u64, out: &Path, bin: &Path) -> a
                 .arg("delay")
                 .args(["--region-ms", &n.region_ms.to_string(), "--global-ms", &n.global_ms.to_string()])
                 .args(["--jitter", &n.jitter.to_string(), "--seed", &(seed ^ r as u64).to_string()])
+                .args(["--region-loss", &n.region_loss.to_string(), "--global-loss", &n.global_loss.to_string()])
                 .stdin(std::process::Stdio::null())
                 .spawn()
                 .context("starting the packet delayer")?;

@@ -115,6 +115,12 @@ pub struct Network {
     /// Uniform jitter, as a fraction of the latency (0.1 = ±10%).
     #[serde(default = "default_jitter")]
     pub jitter: f64,
+    /// Steady loss between sites of a region, a fraction of packets.
+    #[serde(default)]
+    pub region_loss: f64,
+    /// Steady loss between regions, a fraction of packets.
+    #[serde(default)]
+    pub global_loss: f64,
 }
 
 fn default_region_ms() -> f64 {
@@ -129,7 +135,13 @@ fn default_jitter() -> f64 {
 
 impl Default for Network {
     fn default() -> Self {
-        Network { region_ms: default_region_ms(), global_ms: default_global_ms(), jitter: default_jitter() }
+        Network {
+            region_ms: default_region_ms(),
+            global_ms: default_global_ms(),
+            jitter: default_jitter(),
+            region_loss: 0.0,
+            global_loss: 0.0,
+        }
     }
 }
 
@@ -345,8 +357,14 @@ impl Scenario {
                 return Err(self.invalid(key, v, "0 to 1000 ms"));
             }
         }
-        if !(0.0..=1.0).contains(&n.jitter) {
-            return Err(self.invalid("network.jitter", n.jitter, "a fraction, 0 to 1"));
+        for (key, v) in [
+            ("network.jitter", n.jitter),
+            ("network.region_loss", n.region_loss),
+            ("network.global_loss", n.global_loss),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(self.invalid(key, v, "a fraction, 0 to 1"));
+            }
         }
         let w = &self.workload;
         for (key, v) in [("workload.update_share", w.update_share), ("workload.overwrite_share", w.overwrite_share)] {
@@ -482,6 +500,9 @@ mod tests {
         let bad = format!("{MIN}[[faults]]\nat_s = 5\nkind = \"loss\"\nduration_s = 3\n");
         let e = Scenario::parse(&bad, "t.toml").unwrap_err().to_string();
         assert!(e.contains("loss_pct"), "{e}");
+        let bad = format!("{MIN}[network]\nglobal_loss = 2\n");
+        let e = Scenario::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("network.global_loss") && e.contains("fraction"), "{e}");
         let bad = format!("{MIN}[[faults]]\nat_s = 5\nkind = \"explode\"\nduration_s = 3\n");
         assert!(Scenario::parse(&bad, "t.toml").is_err());
     }
