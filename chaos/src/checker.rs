@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::history::{Answer, History, Outcome, id_of};
+use crate::scenario::FaultKind;
 
 /// One broken rule, with what led to it.
 #[derive(Clone, Debug, Serialize)]
@@ -78,7 +79,7 @@ pub fn check(h: &History, fin: &FinalState) -> Vec<Violation> {
                     "{:8.3}s fault #{} {} on {} until {}{}",
                     f.start_s,
                     f.index,
-                    f.kind,
+                    f.kind.name(),
                     f.target,
                     f.end_s.map_or("the end".to_owned(), |e| format!("{e:.3}s")),
                     if f.note.is_empty() { String::new() } else { format!(" ({})", f.note) }
@@ -111,7 +112,7 @@ pub fn check(h: &History, fin: &FinalState) -> Vec<Violation> {
     // stamps, and those of nodes that heard from it, may be ahead).
     let tainted = |t: f64| {
         h.faults.iter().any(|f| {
-            f.kind == "clock_offset"
+            f.kind == FaultKind::ClockOffset
                 && f.start_s <= t
                 && t <= f.end_s.unwrap_or(f64::INFINITY) + f.offset_s.unsigned_abs() as f64 + 5.0
         })
@@ -190,7 +191,7 @@ pub fn check(h: &History, fin: &FinalState) -> Vec<Violation> {
     for f in h.faults.iter().filter(|f| f.note.contains("failed")) {
         out.push(Violation {
             check: "faults",
-            message: format!("fault #{} {} on {}: {}", f.index, f.kind, f.target, f.note),
+            message: format!("fault #{} {} on {}: {}", f.index, f.kind.name(), f.target, f.note),
             history: Vec::new(),
         });
     }
@@ -263,7 +264,7 @@ mod tests {
         WriteRec { id, name: name.into(), node: 0, method: Method::Grpc, issued_s, done_s: issued_s + 0.01, outcome }
     }
 
-    fn agreeing_final(h: &History, answers: &[(&str, Answer)]) -> FinalState {
+    fn agreeing_final(answers: &[(&str, Answer)]) -> FinalState {
         let names = vec!["a".to_owned(), "b".to_owned()];
         let mut fin = FinalState {
             digests: vec![Ok(Some("d".into())), Ok(Some("d".into()))],
@@ -276,7 +277,6 @@ mod tests {
                 fin.answers.insert((node, (*l).to_owned()), a.clone());
             }
         }
-        let _ = h;
         fin
     }
 
@@ -296,7 +296,7 @@ mod tests {
         });
         // k1's later write wins.
         let fin =
-            agreeing_final(&h, &[("w1", Answer::Values(vec![value_of(1)])), ("k1", Answer::Values(vec![value_of(3)]))]);
+            agreeing_final(&[("w1", Answer::Values(vec![value_of(1)])), ("k1", Answer::Values(vec![value_of(3)]))]);
         assert!(check(&h, &fin).is_empty(), "{:?}", check(&h, &fin));
     }
 
@@ -307,8 +307,7 @@ mod tests {
         h.writes.push(write(3, "k1", 3.0, Outcome::Acked));
         // Concurrent with write 3 (issued before 3 was done): may win.
         h.writes.push(write(4, "k1", 3.005, Outcome::Acked));
-        let ends_on =
-            |h: &History, id: u32| check(h, &agreeing_final(h, &[("k1", Answer::Values(vec![value_of(id)]))]));
+        let ends_on = |h: &History, id: u32| check(h, &agreeing_final(&[("k1", Answer::Values(vec![value_of(id)]))]));
         assert!(ends_on(&h, 4).is_empty());
         assert!(ends_on(&h, 3).is_empty(), "a concurrent write may lose");
         let v = ends_on(&h, 2);
@@ -317,7 +316,7 @@ mod tests {
         // A node with a wrong clock around then excuses the order.
         h.faults.push(FaultRec {
             index: 0,
-            kind: "clock_offset",
+            kind: FaultKind::ClockOffset,
             target: "a".into(),
             start_s: 1.0,
             end_s: Some(2.5),
@@ -349,7 +348,7 @@ mod tests {
         });
         h.serials = vec![(1.0, 1, 7), (2.0, 1, 6)];
         // The acknowledged write is lost on every node.
-        let mut fin = agreeing_final(&h, &[("w1", Answer::NxDomain)]);
+        let mut fin = agreeing_final(&[("w1", Answer::NxDomain)]);
         fin.digests[1] = Ok(Some("other".into()));
         fin.members[0] = Ok(vec!["a".into()]);
         let v = check(&h, &fin);

@@ -98,6 +98,16 @@ pub async fn serial(server: SocketAddr) -> Option<u32> {
     m.answers().iter().find_map(|r| if let RData::SOA(s) = r.data() { Some(s.serial()) } else { None })
 }
 
+/// `call`, given up after [`CALL_TIMEOUT`].
+async fn bounded<T>(call: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    timeout(CALL_TIMEOUT, call).await.map_err(|_| "timeout".to_owned())?
+}
+
+/// A gRPC error as the workload records it.
+fn status(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
 /// Sets `label` A `value` through gRPC on `url`.
 pub async fn set_grpc(url: &str, label: &str, value: Ipv4Addr) -> Result<(), String> {
     let call = async {
@@ -111,10 +121,10 @@ pub async fn set_grpc(url: &str, label: &str, value: Ipv4Addr) -> Result<(), Str
             wait: None,
         })
         .await
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+        .map_err(status)?;
         Ok(())
     };
-    timeout(CALL_TIMEOUT, call).await.map_err(|_| "timeout".to_owned())?
+    bounded(call).await
 }
 
 /// Replaces `label`'s A records with `value` by RFC 2136 UPDATE, signed
@@ -150,35 +160,33 @@ pub async fn set_update(server: Ipv4Addr, label: &str, value: Ipv4Addr) -> Resul
 pub async fn create_zone(url: &str) -> Result<(), String> {
     let call = async {
         let mut c = ZonesClient::connect(url.to_owned()).await.map_err(|e| format!("connect: {e}"))?;
-        c.create(CreateRequest { zone: ZONE.into(), soa_ttl: 60 })
-            .await
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+        c.create(CreateRequest { zone: ZONE.into(), soa_ttl: 60 }).await.map_err(status)?;
         Ok(())
     };
-    timeout(CALL_TIMEOUT, call).await.map_err(|_| "timeout".to_owned())?
+    bounded(call).await
 }
 
 /// The node's digest of the workload's zone (`zone list`).
 pub async fn zone_digest(url: &str) -> Result<Option<String>, String> {
     let call = async {
         let mut c = ZonesClient::connect(url.to_owned()).await.map_err(|e| format!("connect: {e}"))?;
-        let r = c.list(ListRequest {}).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+        let r = c.list(ListRequest {}).await.map_err(status)?;
         Ok(r.into_inner().zones.into_iter().find(|z| z.name == ZONE).map(|z| z.digest))
     };
-    timeout(CALL_TIMEOUT, call).await.map_err(|_| "timeout".to_owned())?
+    bounded(call).await
 }
 
 /// The members the node holds alive, sorted.
 pub async fn alive_members(url: &str) -> Result<Vec<String>, String> {
     let call = async {
         let mut c = ClusterClient::connect(url.to_owned()).await.map_err(|e| format!("connect: {e}"))?;
-        let r = c.members(MembersRequest {}).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+        let r = c.members(MembersRequest {}).await.map_err(status)?;
         let mut v: Vec<String> =
             r.into_inner().members.into_iter().filter(|m| m.liveness == "alive").map(|m| m.id).collect();
         v.sort();
         Ok(v)
     };
-    timeout(CALL_TIMEOUT, call).await.map_err(|_| "timeout".to_owned())?
+    bounded(call).await
 }
 
 /// Whether the node says it is ready (`GET /readyz` → 200).

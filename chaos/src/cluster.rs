@@ -40,8 +40,6 @@ pub struct Cluster {
     procs: Vec<Option<Child>>,
     /// What the harness did to each node last.
     pub state: Vec<ProcState>,
-    /// Clock offset each node runs with, if any.
-    offsets: Vec<Option<i64>>,
     /// Nodes found dead by `kill` or `stop_all`, not yet reported.
     exited: Vec<(usize, String)>,
     disk_mib: u64,
@@ -95,7 +93,6 @@ impl Cluster {
             nodes,
             procs: (0..count).map(|_| None).collect(),
             state: vec![ProcState::Down; count],
-            offsets: vec![None; count],
             exited: Vec::new(),
             disk_mib,
         })
@@ -162,7 +159,6 @@ impl Cluster {
         let child = cmd.spawn().with_context(|| format!("starting {}", n.name))?;
         self.procs[i] = Some(child);
         self.state[i] = ProcState::Up;
-        self.offsets[i] = offset_s;
         Ok(())
     }
 
@@ -188,11 +184,6 @@ impl Cluster {
         netns::run(&["kill", if freeze { "-STOP" } else { "-CONT" }, &pid])?;
         self.state[i] = if freeze { ProcState::Frozen } else { ProcState::Up };
         Ok(())
-    }
-
-    /// Restarts node `i` with the true clock if it runs with an offset.
-    pub fn offset(&self, i: usize) -> Option<i64> {
-        self.offsets[i]
     }
 
     /// Nodes whose process ended although the harness did not end it:

@@ -58,6 +58,17 @@ pub fn install_rules(t: &Topology, region: usize) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// Gives `msg` back to the kernel with `verdict`. The kernel forgets a
+/// held packet whose device or namespace went away (ENOENT): nothing to
+/// decide then.
+fn decide(queue: &mut Queue, mut msg: nfq::Message, verdict: Verdict) -> std::io::Result<()> {
+    msg.set_verdict(verdict);
+    match queue.verdict(msg) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Serves both queues until killed: each packet is accepted after the
 /// latency of its queue's tier.
 pub fn serve(net: &Network, seed: u64) -> std::io::Result<()> {
@@ -71,29 +82,27 @@ pub fn serve(net: &Network, seed: u64) -> std::io::Result<()> {
     }
     queue.set_nonblocking(true);
     let mut rng = StdRng::seed_from_u64(seed);
-    let base = |q: u16| if q == GLOBAL_QUEUE { net.global_ms } else { net.region_ms };
+    // (latency ms, loss) of a queue's tier.
+    let tier = |q: u16| {
+        if q == GLOBAL_QUEUE { (net.global_ms, net.global_loss) } else { (net.region_ms, net.region_loss) }
+    };
     // Per queue: (release at, packet), in release order.
     let mut held: [VecDeque<(Instant, nfq::Message)>; 2] = [VecDeque::new(), VecDeque::new()];
     loop {
         let mut got = false;
         loop {
             match queue.recv() {
-                Ok(mut msg) => {
+                Ok(msg) => {
                     got = true;
                     let q = msg.get_queue_num();
-                    let loss = if q == GLOBAL_QUEUE { net.global_loss } else { net.region_loss };
+                    let (base_ms, loss) = tier(q);
                     if loss > 0.0 && rng.random_bool(loss) {
                         // The tier's steady loss: dropped now, as a lossy
                         // link would.
-                        msg.set_verdict(Verdict::Drop);
-                        if let Err(e) = queue.verdict(msg)
-                            && e.kind() != std::io::ErrorKind::NotFound
-                        {
-                            return Err(e);
-                        }
+                        decide(&mut queue, msg, Verdict::Drop)?;
                         continue;
                     }
-                    let ms = base(q) * (1.0 + net.jitter * rng.random_range(-1.0..=1.0));
+                    let ms = base_ms * (1.0 + net.jitter * rng.random_range(-1.0..=1.0));
                     let slot = usize::from(q == GLOBAL_QUEUE);
                     let mut at = Instant::now() + Duration::from_secs_f64(ms.max(0.0) / 1e3);
                     if let Some((last, _)) = held[slot].back() {
@@ -112,15 +121,8 @@ pub fn serve(net: &Network, seed: u64) -> std::io::Result<()> {
         let now = Instant::now();
         for h in &mut held {
             while h.front().is_some_and(|(at, _)| *at <= now) {
-                if let Some((_, mut msg)) = h.pop_front() {
-                    msg.set_verdict(Verdict::Accept);
-                    // The kernel forgets a held packet whose device or
-                    // namespace went away (ENOENT): nothing to release.
-                    if let Err(e) = queue.verdict(msg)
-                        && e.kind() != std::io::ErrorKind::NotFound
-                    {
-                        return Err(e);
-                    }
+                if let Some((_, msg)) = h.pop_front() {
+                    decide(&mut queue, msg, Verdict::Accept)?;
                 }
             }
         }

@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+use crate::scenario::FaultKind;
+
 /// The zone the workload writes.
 pub const ZONE: &str = "chaos.test.";
 
@@ -94,8 +96,8 @@ pub struct QueryRec {
 pub struct FaultRec {
     /// Its number in the plan.
     pub index: usize,
-    /// Kind name.
-    pub kind: &'static str,
+    /// What it was.
+    pub kind: FaultKind,
     /// What it hit.
     pub target: String,
     /// When it began and ended (seconds since the start).
@@ -127,6 +129,17 @@ impl History {
     /// Notes an event.
     pub fn event(&mut self, t_s: f64, what: impl Into<String>) {
         self.events.push((t_s, what.into()));
+    }
+
+    /// Notes that fault `index` was healed at `t_s`, or why it could not be
+    /// (a fault never injected has no record, and nothing is noted).
+    pub fn healed(&mut self, index: usize, t_s: f64, result: Result<(), String>) {
+        if let Some(rec) = self.faults.iter_mut().find(|r| r.index == index) {
+            rec.end_s = Some(t_s);
+            if let Err(e) = result {
+                rec.note = format!("{} heal failed: {e}", rec.note).trim().to_owned();
+            }
+        }
     }
 }
 

@@ -77,7 +77,7 @@ pub fn summarize(
 ) -> Summary {
     let mut faults = BTreeMap::new();
     for f in &h.faults {
-        *faults.entry(f.kind.to_owned()).or_insert(0) += 1;
+        *faults.entry(f.kind.name().to_owned()).or_insert(0) += 1;
     }
     let mut acked = BTreeMap::new();
     for w in h.writes.iter().filter(|w| w.outcome == Outcome::Acked) {
@@ -174,7 +174,7 @@ fn markdown(s: &Summary, h: &History, violations: &[Violation]) -> String {
         m += &format!(
             "| {} | {} | {} | {:.1} | {} | {} |\n",
             f.index,
-            f.kind,
+            f.kind.name(),
             f.target,
             f.start_s,
             f.end_s.map_or("-".to_owned(), |e| format!("{e:.1}")),
@@ -221,7 +221,7 @@ fn timeline(path: &Path, h: &History) -> Result<(), Box<dyn std::error::Error>> 
         .disable_y_mesh()
         .draw()?;
     for f in &h.faults {
-        let row = kinds.iter().position(|k| k.name() == f.kind).unwrap_or(0) as f64;
+        let row = kinds.iter().position(|k| *k == f.kind).unwrap_or(0) as f64;
         let e = f.end_s.unwrap_or(end);
         chart.draw_series(std::iter::once(Rectangle::new(
             [(f.start_s, row - 0.3), (e.max(f.start_s + 0.3), row + 0.3)],

@@ -129,27 +129,22 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     for t in tasks {
         let _ = t.await;
     }
-    let runner_died = faults_task.await;
-    let runner_ok = runner_died.is_ok();
-    let open = runner_died.unwrap_or_else(|_| plan.clone());
-    if !runner_ok {
-        let t = shared.now();
-        shared.history().event(t, "the fault runner failed: healing every fault of the plan");
-    }
+    let open = match faults_task.await {
+        Ok(open) => open,
+        Err(_) => {
+            let t = shared.now();
+            shared.history().event(t, "the fault runner failed: healing every fault of the plan");
+            plan.clone()
+        }
+    };
 
     // Heal whatever is still broken, then wait for agreement.
     {
         let mut c = shared.cluster();
         for f in &open {
-            let r = f.heal(&mut c, sc.topology.regions);
+            let r = f.heal(&mut c, sc.topology.regions).map_err(|e| e.to_string());
             let now = shared.now();
-            let mut h = shared.history();
-            if let Some(rec) = h.faults.iter_mut().find(|r| r.index == f.index) {
-                rec.end_s = Some(now);
-                if let Err(e) = r {
-                    rec.note = format!("{} heal failed: {e}", rec.note).trim().to_owned();
-                }
-            }
+            shared.history().healed(f.index, now, r);
         }
         // A node that died on its own is restarted too, to be checked.
         let exits = c.unexpected_exits();
@@ -453,7 +448,7 @@ async fn fault_runner(
             eprintln!("meshdns-chaos: {:7.1} s fault #{} {} on {target} {note}", now - t0, f.index, f.kind.name());
             shared.history().faults.push(FaultRec {
                 index: f.index,
-                kind: f.kind.name(),
+                kind: f.kind,
                 target,
                 start_s: now,
                 end_s: None,
@@ -462,13 +457,7 @@ async fn fault_runner(
             });
             open.push(f);
         } else {
-            let mut h = shared.history();
-            if let Some(rec) = h.faults.iter_mut().find(|r| r.index == f.index) {
-                rec.end_s = Some(now);
-                if let Err(e) = r {
-                    rec.note = format!("{} heal failed: {e}", rec.note).trim().to_owned();
-                }
-            }
+            shared.history().healed(f.index, now, r.map(|_| ()));
             open.retain(|o| o.index != f.index);
         }
     }

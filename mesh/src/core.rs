@@ -247,12 +247,7 @@ impl MeshCore {
         }
         self.views.insert(pool.clone(), view);
         self.covered.insert(pool, covered);
-        for _ in 0..MAX_ROUNDS {
-            self.merge();
-            if !self.replan() {
-                break;
-            }
-        }
+        self.merge_and_replan();
     }
 
     /// Whether `pool`, which this node is leaving, now has every member the
@@ -292,11 +287,17 @@ impl MeshCore {
             self.views.remove(pool);
             self.covered.remove(pool);
             // Replanned here too: `handle_pool_view` skips unchanged views.
-            for _ in 0..MAX_ROUNDS {
-                self.merge();
-                if !self.replan() {
-                    break;
-                }
+            self.merge_and_replan();
+        }
+    }
+
+    /// Merges the pool views and replans until the plan stops changing
+    /// (bounded: a plan that keeps changing is retried next view).
+    fn merge_and_replan(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            self.merge();
+            if !self.replan() {
+                break;
             }
         }
     }
@@ -312,12 +313,7 @@ impl MeshCore {
     pub fn settle(&mut self) {
         if !self.settled {
             self.settled = true;
-            for _ in 0..MAX_ROUNDS {
-                self.merge();
-                if !self.replan() {
-                    break;
-                }
-            }
+            self.merge_and_replan();
         }
     }
 
