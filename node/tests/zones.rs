@@ -410,3 +410,28 @@ fn svcb_additional_chains_into_cuts_and_the_cd_bit() {
     assert!(!r.checking_disabled(), "CD must be cleared: {r:?}");
     assert!(r.recursion_desired());
 }
+
+#[test]
+fn a_cname_into_a_child_zone_served_here_is_answered_from_the_child() {
+    // RFC 1034 §4.3.2 step 3.a goes back to step 1, which picks the closest
+    // served zone: the child, not the parent's referral to it.
+    let d = zone_dir(&[
+        (
+            "parent.test.zone",
+            "$ORIGIN parent.test.\n@ SOA ns h 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n\
+             sub NS ns.sub\nns.sub A 192.0.2.53\nwww CNAME host.sub\n",
+        ),
+        (
+            "sub.parent.test.zone",
+            "$ORIGIN sub.parent.test.\n@ SOA ns h 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\nhost A 192.0.2.99\n",
+        ),
+    ]);
+    let s = Server::with_zones(d.path());
+    let r = s.query("www.parent.test.", RecordType::A);
+    assert!(r.authoritative(), "{r:?}");
+    assert_eq!(
+        lines(r.answers()),
+        ["host.sub.parent.test. 3600 a 192.0.2.99", "www.parent.test. 3600 cname host.sub.parent.test."]
+    );
+    assert!(r.name_servers().iter().all(|n| n.record_type() != RecordType::NS), "no referral: {r:?}");
+}

@@ -228,6 +228,7 @@ fn scan(
     };
     let rewritten = super::prepass::rewrite(&mut bytes).map_err(|e| err(line_of(&bytes, e.offset), e.message))?;
     let retyped = rewritten.retyped;
+    let mut next_retyped = 0usize;
     let lines = std::cell::OnceCell::new();
     if include.is_none() || rewritten.changed_length {
         // Text that is not a file, or whose offsets the pre-pass moved:
@@ -281,7 +282,13 @@ fn scan(
                     .map_err(|_| err(line_at(entry_start), "record data too long".into()))?;
                 let mut rtype = record.rtype().to_int();
                 at_sign::resolve(rtype, &mut scratch);
-                if let Some(&(_, real)) = retyped.iter().find(|(p, _)| (entry_start..entry_end).contains(p)) {
+                // `retyped` is in offset order, as are the entries: one pass.
+                while retyped.get(next_retyped).is_some_and(|&(p, _)| p < entry_start) {
+                    next_retyped += 1;
+                }
+                if let Some(&(p, real)) = retyped.get(next_retyped)
+                    && p < entry_end
+                {
                     rtype = real;
                 }
                 if scratch.len() > u16::MAX as usize {

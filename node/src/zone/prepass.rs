@@ -40,9 +40,10 @@ pub(super) struct Rewritten {
     pub changed_length: bool,
 }
 
-/// A TTL token that is not a valid TTL: where it starts, and why.
+/// A field the pass cannot read (a TTL, or RDATA it converts): where it
+/// starts, and why.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct BadTtl {
+pub(super) struct BadField {
     /// Byte offset of the token in the text given to [`rewrite`].
     pub offset: usize,
     /// What is wrong, for the operator.
@@ -50,7 +51,7 @@ pub(super) struct BadTtl {
 }
 
 /// Rewrites `bytes` in place (see the module docs).
-pub(super) fn rewrite(bytes: &mut Vec<u8>) -> Result<Rewritten, BadTtl> {
+pub(super) fn rewrite(bytes: &mut Vec<u8>) -> Result<Rewritten, BadField> {
     let mut out = Rewritten::default();
     // Cheap exit for the common case: no letter that could be a TTL unit
     // right after a digit, and no `smimea` anywhere.
@@ -106,8 +107,9 @@ impl Edit {
 
 /// Whether the pass can change anything: a last line without a newline, a
 /// digit followed by a TTL unit letter, or a word that may be a type or a
-/// mnemonic the pass handles. Most zone files (the root zone among them)
-/// have none and are not tokenised at all.
+/// mnemonic the pass handles. Only a zone with none of these (no base64 or
+/// hex RDATA, say) skips the tokeniser; for the rest it is one more linear
+/// pass.
 fn might_need_rewrite(bytes: &[u8]) -> bool {
     if bytes.last().is_some_and(|&b| b != b'\n') {
         return true;
@@ -119,7 +121,8 @@ fn might_need_rewrite(bytes: &[u8]) -> bool {
         b"SMIMEA", b"LOC", b"APL", b"CERT", b"DHCID", b"URI", b"EUI48", b"EUI64", b"L32", b"L64", b"NID", b"CSYNC",
         b"AFSDB", b"RT", b"KX", b"LP",
     ];
-    const ALGORITHMS: [&[u8]; 7] = [b"RSA", b"DSA", b"DH", b"ECDSA", b"ECC-", b"ED25519", b"ED448"];
+    const ALGORITHMS: [&[u8]; 10] =
+        [b"RSA", b"DSA", b"DH", b"ECDSA", b"ECC-", b"ED25519", b"ED448", b"PRIVATE", b"INDIRECT", b"DELETE"];
     unit_after_digit
         || bytes.split(|b| b.is_ascii_whitespace()).any(|w| {
             TYPES.iter().any(|t| w.eq_ignore_ascii_case(t))
@@ -132,7 +135,7 @@ fn might_need_rewrite(bytes: &[u8]) -> bool {
 /// one begins with an owner (its first line does not start with a blank).
 fn entry_tokens(bytes: &[u8], start: usize, tokens: &mut Vec<(usize, usize)>) -> (usize, bool) {
     tokens.clear();
-    let has_owner = bytes.get(start).is_some_and(|&b| !matches!(b, b' ' | b'\t'));
+    let has_owner = bytes.get(start).is_some_and(|&b| !matches!(b, b' ' | b'\t' | b'\r'));
     let mut depth = 0u32;
     let mut i = start;
     while i < bytes.len() {
@@ -181,7 +184,7 @@ fn entry_tokens(bytes: &[u8], start: usize, tokens: &mut Vec<(usize, usize)>) ->
 }
 
 /// Decides the edits for one entry's tokens.
-fn plan_entry(bytes: &[u8], tokens: &[(usize, usize)], has_owner: bool, edits: &mut Vec<Edit>) -> Result<(), BadTtl> {
+fn plan_entry(bytes: &[u8], tokens: &[(usize, usize)], has_owner: bool, edits: &mut Vec<Edit>) -> Result<(), BadField> {
     let text = |&(s, e): &(usize, usize)| &bytes[s..e];
     let Some(first) = tokens.first() else { return Ok(()) };
     if text(first).first() == Some(&b'$') {
@@ -211,22 +214,37 @@ fn plan_entry(bytes: &[u8], tokens: &[(usize, usize)], has_owner: bool, edits: &
     let t = text(&rtype);
     if t.eq_ignore_ascii_case(b"SMIMEA") {
         edits.push(Edit { start: rtype.0, end: rtype.1, text: b"TLSA".to_vec(), retype: Some(53) });
-    } else if let Some(real) = super::rdata_text::mx_shaped(t) {
+        return Ok(());
+    }
+    if let Some(real) = super::rdata_text::mx_shaped(t) {
         edits.push(Edit { start: rtype.0, end: rtype.1, text: b"MX".to_vec(), retype: Some(real) });
-    } else if let (Some(first), Some(last)) = (rdata.first(), rdata.last())
-        && rdata.first().is_none_or(|f| text(f) != b"\\#")
-        && let Some(wire) = super::rdata_text::to_wire(t, &rdata.iter().map(text).collect::<Vec<_>>())
-    {
-        let wire = wire.map_err(|message| BadTtl { offset: first.0, message })?;
-        let mut generic = format!("\\# {} ", wire.len()).into_bytes();
-        generic.extend(wire.iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]));
-        if wire.is_empty() {
-            generic.pop();
+        return Ok(());
+    }
+    // RDATA already in RFC 3597 generic form is hex: nothing to rewrite.
+    if rdata.first().is_some_and(|f| text(f) == b"\\#") {
+        return Ok(());
+    }
+    if let Some(wire) = super::rdata_text::to_wire(t, &rdata.iter().map(text).collect::<Vec<_>>()) {
+        let at = rdata.first().map_or(rtype.1, |f| f.0);
+        let wire = wire.map_err(|message| BadField { offset: at, message })?;
+        let mut generic = format!("\\# {}", wire.len()).into_bytes();
+        if !wire.is_empty() {
+            generic.push(b' ');
         }
-        // Keep the parentheses and newlines between the tokens, so the
-        // entry still ends where it did and line numbers hold.
-        generic.extend(structure_between(bytes, rdata));
-        edits.push(Edit::text(first.0, last.1, generic));
+        generic.extend(wire.iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]));
+        match (rdata.first(), rdata.last()) {
+            (Some(first), Some(last)) => {
+                // Keep the parentheses and newlines between the tokens, so
+                // the entry still ends where it did and line numbers hold.
+                generic.extend(structure_between(bytes, rdata));
+                edits.push(Edit::text(first.0, last.1, generic));
+            }
+            // No RDATA at all (an empty APL): the generic form goes after the type.
+            _ => {
+                generic.insert(0, b' ');
+                edits.push(Edit::text(rtype.1, rtype.1, generic));
+            }
+        }
     } else if [b"DNSKEY".as_slice(), b"CDNSKEY", b"DS", b"CDS", b"RRSIG"].iter().any(|k| t.eq_ignore_ascii_case(k)) {
         let at = if t.eq_ignore_ascii_case(b"DNSKEY") || t.eq_ignore_ascii_case(b"CDNSKEY") { 2 } else { 1 };
         if let Some(tok) = rdata.get(at)
@@ -283,13 +301,13 @@ fn is_class(t: &[u8]) -> bool {
 
 /// Adds an edit for a TTL token with units; a plain number is left to the
 /// scanner (which range-checks it), anything else is an error here.
-fn ttl_edit(bytes: &[u8], (start, end): (usize, usize), edits: &mut Vec<Edit>) -> Result<(), BadTtl> {
+fn ttl_edit(bytes: &[u8], (start, end): (usize, usize), edits: &mut Vec<Edit>) -> Result<(), BadField> {
     let token = &bytes[start..end];
     // A quoted token is no TTL in any server: the scanner says so.
     if token.iter().all(u8::is_ascii_digit) || token.first() == Some(&b'"') {
         return Ok(());
     }
-    let secs = ttl_seconds(token).map_err(|message| BadTtl { offset: start, message })?;
+    let secs = ttl_seconds(token).map_err(|message| BadField { offset: start, message })?;
     edits.push(Edit::text(start, end, secs.to_string().into_bytes()));
     Ok(())
 }
@@ -343,6 +361,13 @@ mod tests {
         let (text, at) = run("a AFSDB 1 db\nk DS 1 ECDSAP256SHA256 2 AB\n");
         assert_eq!(text, "a MX 1 db\nk DS 1 13 2 AB\n");
         assert_eq!(at, vec![2]);
+    }
+
+    #[test]
+    fn generic_rdata_is_left_alone_and_an_empty_apl_becomes_generic() {
+        let src = "@ SOA \\# 22 00 00 1A 00 1h\nx RRSIG \\# 4 0001 0D02\ny DS \\# 2 ED25\n";
+        assert_eq!(run(src).0, src);
+        assert_eq!(run("a APL\nb APL ; none\n").0, "a APL \\# 0\nb APL \\# 0 ; none\n");
     }
 
     #[test]

@@ -60,7 +60,8 @@ fn field<'a>(rdata: &[&'a [u8]], i: usize, what: &str) -> Result<&'a str, String
 
 fn number<T: std::str::FromStr>(rdata: &[&[u8]], i: usize, what: &str) -> Result<T, String> {
     let t = field(rdata, i, what)?;
-    t.parse().map_err(|_| format!("bad {what} {t:?}"))
+    let plain = t.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+    t.parse().ok().filter(|_| plain).ok_or_else(|| format!("bad {what} {t:?}"))
 }
 
 fn exactly(rdata: &[&[u8]], n: usize) -> Result<(), String> {
@@ -92,6 +93,9 @@ fn unescape(s: &[u8]) -> Result<Vec<u8>, String> {
         }
         let digits = s.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
         match (digits, s.get(i + 1)) {
+            (None, Some(c)) if c.is_ascii_digit() => {
+                return Err("a \\DDD escape needs exactly three digits".to_owned());
+            }
             (Some(d), _) => {
                 let v: u16 = d.iter().fold(0, |v, c| v * 10 + u16::from(c - b'0'));
                 out.push(u8::try_from(v).map_err(|_| format!("escape \\{} is over 255", v))?);
@@ -112,7 +116,7 @@ fn eui(rdata: &[&[u8]], octets: usize) -> Result<Vec<u8>, String> {
     exactly(rdata, 1)?;
     let t = field(rdata, 0, "address")?;
     let parts: Vec<&str> = t.split('-').collect();
-    if parts.len() != octets || parts.iter().any(|p| p.len() != 2) {
+    if parts.len() != octets || parts.iter().any(|p| p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit())) {
         return Err(format!("{t:?} is not {octets} hex pairs joined by '-'"));
     }
     parts.iter().map(|p| u8::from_str_radix(p, 16).map_err(|_| format!("bad hex pair {p:?}"))).collect()
@@ -132,7 +136,7 @@ fn l64(rdata: &[&[u8]]) -> Result<Vec<u8>, String> {
     let mut out = number::<u16>(rdata, 0, "preference")?.to_be_bytes().to_vec();
     let t = field(rdata, 1, "locator")?;
     let groups: Vec<&str> = t.split(':').collect();
-    if groups.len() != 4 || groups.iter().any(|g| g.is_empty() || g.len() > 4) {
+    if groups.len() != 4 || groups.iter().any(|g| g.len() != 4 || !g.bytes().all(|c| c.is_ascii_hexdigit())) {
         return Err(format!("{t:?} is not four hex groups joined by ':'"));
     }
     for g in groups {
@@ -279,7 +283,8 @@ fn apl(rdata: &[&[u8]]) -> Result<Vec<u8>, String> {
 
 /// RFC 1876 §3: `d1 [m1 [s1]] {N|S} d2 [m2 [s2]] {E|W} alt[m] [siz[m]
 /// [hp[m] [vp[m]]]]`, defaults 1 m size, 10,000 m horizontal and 10 m
-/// vertical precision.
+/// vertical precision. Degrees and minutes are whole numbers, seconds a
+/// decimal below 60; altitude from −100,000.00 m to 42,849,672.95 m.
 fn loc(rdata: &[&[u8]]) -> Result<Vec<u8>, String> {
     let tokens: Vec<&str> = rdata.iter().map(|t| text(t)).collect::<Result<_, _>>()?;
     let mut at = 0;
@@ -287,13 +292,14 @@ fn loc(rdata: &[&[u8]]) -> Result<Vec<u8>, String> {
     let longitude = loc_angle(&tokens, &mut at, ('E', 'W'), 180)?;
     let altitude = tokens.get(at).ok_or("missing altitude")?;
     at += 1;
-    let alt_cm = metres_cm(altitude.trim_end_matches(['m', 'M']))?;
-    // Altitude is stored in cm above a base 100,000 m below the WGS 84 spheroid.
+    let alt_cm = centimetres(altitude, -10_000_000, 4_284_967_295)?;
+    // Stored in cm above a base 100,000 m below the WGS 84 spheroid; the
+    // range above keeps it within 32 bits.
     let alt = u32::try_from(alt_cm + 10_000_000).map_err(|_| format!("altitude {altitude:?} out of range"))?;
     let mut precision = [0x12u8, 0x16, 0x13]; // 1 m, 10,000 m, 10 m
     for p in precision.iter_mut() {
         let Some(t) = tokens.get(at) else { break };
-        *p = loc_precision(metres_cm(t.trim_end_matches(['m', 'M']))?)?;
+        *p = loc_precision(centimetres(t, 0, 9_000_000_000)?);
         at += 1;
     }
     if at != tokens.len() {
@@ -306,44 +312,87 @@ fn loc(rdata: &[&[u8]]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Degrees, optional minutes and seconds, then a hemisphere letter; in
-/// thousandths of a second of arc offset from 2^31 (RFC 1876 §2).
-fn loc_angle(tokens: &[&str], at: &mut usize, (plus, minus): (char, char), max: i64) -> Result<u32, String> {
-    let mut parts = Vec::new();
+/// Whole degrees, optional whole minutes and decimal seconds, then a
+/// hemisphere letter; in thousandths of a second of arc offset from 2^31
+/// (RFC 1876 §2).
+fn loc_angle(tokens: &[&str], at: &mut usize, (plus, minus): (char, char), max_degrees: u64) -> Result<u32, String> {
+    let mut parts: Vec<&str> = Vec::new();
     loop {
         let t = tokens.get(*at).ok_or("missing hemisphere")?;
         *at += 1;
-        let upper = t.to_ascii_uppercase();
-        if upper == plus.to_string() || upper == minus.to_string() {
-            let sign = if upper == plus.to_string() { 1 } else { -1 };
-            let [deg, min, sec] =
-                [parts.first(), parts.get(1), parts.get(2)].map(|p: Option<&f64>| p.copied().unwrap_or(0.0));
-            if parts.is_empty() || parts.len() > 3 || deg > max as f64 || min >= 60.0 || sec >= 60.0 {
-                return Err(format!("bad angle before {t:?}"));
-            }
-            let thousandths = ((deg * 3600.0 + min * 60.0 + sec) * 1000.0).round() as i64;
-            return u32::try_from((1i64 << 31) + sign * thousandths).map_err(|_| "angle out of range".to_owned());
+        let hemisphere = match t.to_ascii_uppercase() {
+            h if h == plus.to_string() => Some(1i64),
+            h if h == minus.to_string() => Some(-1i64),
+            _ => None,
+        };
+        let Some(sign) = hemisphere else {
+            parts.push(t);
+            continue;
+        };
+        let bad = || format!("bad angle {:?} {t}", parts.join(" "));
+        let whole = |p: &str, limit: u64| {
+            p.parse::<u64>().ok().filter(|&v| v <= limit && p.bytes().all(|c| c.is_ascii_digit()))
+        };
+        let (degrees, minutes, seconds_ms) = match parts.as_slice() {
+            [d] => (whole(d, max_degrees), Some(0), Some(0)),
+            [d, m] => (whole(d, max_degrees), whole(m, 59), Some(0)),
+            [d, m, s] => (whole(d, max_degrees), whole(m, 59), decimal_thousandths(s).filter(|&v| v < 60_000)),
+            _ => (None, None, None),
+        };
+        let (Some(d), Some(m), Some(s)) = (degrees, minutes, seconds_ms) else { return Err(bad()) };
+        let thousandths = (d * 3600 + m * 60) * 1000 + s;
+        if thousandths > max_degrees * 3_600_000 {
+            return Err(bad());
         }
-        parts.push(t.parse::<f64>().map_err(|_| format!("bad angle field {t:?}"))?);
+        return u32::try_from((1i64 << 31) + sign * thousandths as i64).map_err(|_| bad());
     }
 }
 
-fn metres_cm(t: &str) -> Result<i64, String> {
-    let m: f64 = t.parse().map_err(|_| format!("bad distance {t:?}"))?;
-    Ok((m * 100.0).round() as i64)
+/// A non-negative decimal with at most three decimals, in thousandths.
+fn decimal_thousandths(t: &str) -> Option<u64> {
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty()
+        || whole.len() > 6
+        || frac.len() > 3
+        || !(whole.bytes().chain(frac.bytes())).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let frac: u64 = format!("{frac:0<3}").parse().ok()?;
+    Some(whole.parse::<u64>().ok()? * 1000 + frac)
 }
 
-/// A size or precision in cm as RFC 1876's mantissa/exponent octet.
-fn loc_precision(cm: i64) -> Result<u8, String> {
-    if !(0..=9_000_000_000).contains(&cm) {
-        return Err("size or precision out of range".to_owned());
+/// `[-]metres[.cc][m]` in centimetres, within `min..=max`.
+fn centimetres(t: &str, min: i64, max: i64) -> Result<i64, String> {
+    let bad = || format!("bad distance {t:?}");
+    let body = t.strip_suffix(['m', 'M']).unwrap_or(t);
+    let (negative, body) = match body.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, body),
+    };
+    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+    if whole.is_empty()
+        || whole.len() > 10
+        || frac.len() > 2
+        || !(whole.bytes().chain(frac.bytes())).all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
     }
+    let cm =
+        whole.parse::<i64>().map_err(|_| bad())? * 100 + format!("{frac:0<2}").parse::<i64>().map_err(|_| bad())?;
+    let cm = if negative { -cm } else { cm };
+    if (min..=max).contains(&cm) { Ok(cm) } else { Err(format!("distance {t:?} out of range")) }
+}
+
+/// A size or precision in cm (0 to 90,000,000 m) as RFC 1876's
+/// mantissa/exponent octet.
+fn loc_precision(cm: i64) -> u8 {
     let (mut mantissa, mut exponent) = (cm, 0u8);
     while mantissa > 9 {
         mantissa /= 10;
         exponent += 1;
     }
-    Ok(((mantissa as u8) << 4) | exponent)
+    ((mantissa as u8) << 4) | exponent
 }
 
 #[cfg(test)]
@@ -382,7 +431,22 @@ mod tests {
 
     #[test]
     fn bad_rdata_is_an_error_that_names_the_type() {
-        for (t, r) in [("EUI48", "00-00"), ("L32", "10 10.1.2"), ("LOC", "91 N 0 E 0m"), ("APL", "3:1.2.3.4/8")] {
+        for (t, r) in [
+            ("EUI48", "00-00"),
+            ("EUI48", "+0-00-5e-00-53-2a"),
+            ("NID", "10 14:4fff:ff20:ee64"),
+            ("L32", "10 10.1.2"),
+            ("L32", "+10 10.1.2.0"),
+            ("LOC", "91 N 0 E 0m"),
+            ("LOC", "90 30 N 0 E 0m"),
+            ("LOC", "-10 N 0 E 0m"),
+            ("LOC", "0 N 0 E 1e300m"),
+            ("LOC", "-1e300 S 0 E 0m"),
+            ("LOC", "NaN N 0 E 0m"),
+            ("LOC", "0 0 60 N 0 E 0m"),
+            ("URI", "1 1 \"a\\12b\""),
+            ("APL", "3:1.2.3.4/8"),
+        ] {
             let tokens: Vec<&[u8]> = r.split_whitespace().map(str::as_bytes).collect();
             let e = to_wire(t.as_bytes(), &tokens).and_then(Result::err);
             assert!(e.as_deref().is_some_and(|e| e.starts_with(t)), "{t} {r}: {e:?}");

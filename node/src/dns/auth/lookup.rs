@@ -277,11 +277,11 @@ impl<'z> Resolver<'z> {
             return false;
         };
         crate::dns::wire::name::lowercase_into(target, l);
-        if !is_subdomain(l, self.zone.origin()) {
-            match self.zones.find(l, false) {
-                Some(other) => self.zone = other,
-                None => return false,
-            }
+        // The closest served zone, as for the QNAME: a target below a cut
+        // of this zone may belong to a child zone served here too.
+        match self.zones.find(l, self.qtype == Rtype::DS) {
+            Some(zone) => self.zone = zone,
+            None => return false,
         }
         cur.set(l);
         true
@@ -512,7 +512,7 @@ impl<'z> Resolver<'z> {
                 let mut lower = [0u8; MAX_NAME_LEN];
                 let Some(l) = lower.get_mut(..name.len()) else { continue };
                 crate::dns::wire::name::lowercase_into(name, l);
-                if !is_subdomain(l, origin) {
+                if !is_subdomain(l, origin) || self.owner_addresses.as_ref().is_some_and(|(_, o)| o.name() == &l[..]) {
                     continue;
                 }
                 let newer = if zone.overlay().is_empty() { None } else { zone.overlay().get(l, rtype.0) };
