@@ -586,4 +586,30 @@ mod tests {
         let e = Config::from_raw(&raw).unwrap_err().to_string();
         assert!(e.contains("server.listen") && e.contains("\"localhost\""), "{e}");
     }
+
+    #[test]
+    fn an_unauthenticated_admin_surface_off_loopback_is_refused() {
+        let mut raw = RawConfig::default();
+        raw.grpc.listen = Some("0.0.0.0:7947".into());
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("grpc.listen") && e.contains("grpc.write_tokens"), "{e}");
+        raw.grpc.read_tokens = Some(vec!["ci:0123456789abcdef0123".into()]);
+        Config::from_raw(&raw).unwrap();
+        raw.server.http = Some("[::]:9153".into());
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("server.http") && e.contains("grpc.write_tokens"), "{e}");
+        raw.grpc.write_tokens = Some(vec!["ops:0123456789abcdef0123".into()]);
+        let c = Config::from_raw(&raw).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+        raw.grpc.token = Some("0123456789abcdef0123".into());
+        raw.grpc.write_tokens = Some(vec!["token:fedcba98765432100123".into()]);
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("two tokens") && !e.contains("fedcba"), "{e}");
+    }
+
+    #[test]
+    fn the_clients_endpoint_variable_is_not_a_server_error() {
+        let env = [("MESHDNS_ENDPOINT".to_string(), "10.0.0.1:7947".to_string())];
+        load_raw(None, env.into_iter()).unwrap();
+    }
 }
