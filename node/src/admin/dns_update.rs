@@ -39,3 +39,33 @@ pub fn action(query: &[u8], reply: Option<&[u8]>, peer: Option<std::net::SocketA
         detail: format!("{changes} update record(s), rcode {rcode_text}"),
     }
 }
+
+/// What to record for an UPDATE whose signature held (key `key`) and that
+/// was applied to `zone` with `rcode`: for code that has these at hand
+/// rather than the request's bytes (an update writer).
+pub fn applied(key: &str, zone: &str, rcode: Rcode, peer: Option<std::net::SocketAddr>) -> Action {
+    Action {
+        actor: format!("tsig:{}", key.trim_end_matches('.')),
+        peer: peer.map(|p| p.to_string()),
+        action: "dns.update".into(),
+        zone: Some(if zone.ends_with('.') { zone.to_owned() } else { format!("{zone}.") }),
+        result: if rcode == Rcode::NOERROR { "ok" } else { "error" }.into(),
+        detail: format!("rcode {rcode}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unparsable_update_is_still_recorded() {
+        let a = action(b"\x00\x01", None, None);
+        assert_eq!((a.actor.as_str(), a.result.as_str(), a.zone), ("unsigned", "error", None));
+        let a = applied("ddns-key.", "example.net", Rcode::NOERROR, None);
+        assert_eq!(
+            (a.actor.as_str(), a.zone.as_deref(), a.result.as_str()),
+            ("tsig:ddns-key", Some("example.net."), "ok")
+        );
+    }
+}
