@@ -438,8 +438,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             shared: shared.clone(),
             node_id: cfg.mesh.node_id.clone(),
             mesh: mesh.clone(),
-            audit: audit.clone(),
         };
+        let zones_service = meshdns::cluster::guard::GuardedZones { inner: zones_service, audit: audit.clone() };
         let grpc = tokio::spawn(meshdns::cluster::service::serve(
             tokio::net::TcpListener::from_std(grpc_listener)?,
             mesh.clone(),

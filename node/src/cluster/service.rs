@@ -109,7 +109,7 @@ impl Cluster for ClusterService {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mesh: Arc<MeshHandle>,
-    zones: super::zones::ZonesService,
+    zones: super::guard::GuardedZones,
     settings: GrpcSettings,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {

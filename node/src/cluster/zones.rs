@@ -10,8 +10,6 @@ use meshdns_proto::zones::zones_server::Zones;
 use meshdns_replication::{EntryKey, RRset};
 use tonic::{Request, Response, Status};
 
-use crate::admin::audit::{Action, AuditLog};
-use crate::admin::auth::{Caller, require_write};
 use crate::dns::wire::name::to_text;
 use crate::replicated::files::same_rrset;
 use crate::replicated::text::{parse_rrsets, rdata_text, record_line, zone_file};
@@ -29,8 +27,6 @@ pub struct ZonesService {
     pub node_id: String,
     /// The mesh: what other nodes hold, for `List` and waiting.
     pub mesh: Arc<meshdns_mesh::gossip::MeshHandle>,
-    /// Where every write (and every refused one) is recorded.
-    pub audit: Arc<AuditLog>,
 }
 
 /// Serials other nodes publish for `zone`: (node id, site mate?, serial),
@@ -92,52 +88,6 @@ fn rtype(text: &str) -> Result<u16, Status> {
 }
 
 impl ZonesService {
-    /// The caller of a write RPC, if it may write; a refusal is audited.
-    /// A request without a caller (never set by the interceptor) is
-    /// refused: writes are denied unless proven allowed.
-    fn writer<T>(&self, req: &Request<T>, action: &str, zone: &str) -> Result<Caller, Status> {
-        let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-            return Err(Status::permission_denied("no authenticated caller"));
-        };
-        if let Err(denied) = require_write(&caller) {
-            self.record(&caller, action, zone, "denied", denied.to_string());
-            return Err(Status::permission_denied(denied.to_string()));
-        }
-        Ok(caller)
-    }
-
-    fn record(&self, caller: &Caller, action: &str, zone: &str, result: &str, detail: String) {
-        self.audit.record(Action {
-            actor: caller.actor(),
-            peer: caller.peer.map(|p| p.to_string()),
-            action: action.to_owned(),
-            zone: Some(zone.to_owned()),
-            result: result.to_owned(),
-            detail,
-        });
-    }
-
-    /// Records a write's outcome and passes it on.
-    fn audited(
-        &self,
-        caller: &Caller,
-        action: &str,
-        zone: &str,
-        what: &str,
-        result: Result<Response<pb::WriteReply>, Status>,
-    ) -> Result<Response<pb::WriteReply>, Status> {
-        let sep = if what.is_empty() { "" } else { ": " };
-        match &result {
-            Ok(r) => {
-                let r = r.get_ref();
-                let detail = format!("{what}{sep}serial {}, {} RRset(s) written", r.serial, r.changed);
-                self.record(caller, action, zone, "ok", detail);
-            }
-            Err(e) => self.record(caller, action, zone, "error", format!("{what}{sep}{:?}: {}", e.code(), e.message())),
-        }
-        result
-    }
-
     /// Runs a blocking write (it fsyncs) off the async threads, then serves
     /// the result.
     async fn write<F>(&self, zone: &str, changed: u32, f: F) -> Result<Response<pb::WriteReply>, Status>
@@ -190,10 +140,23 @@ impl ZonesService {
     }
 }
 
-/// The writes themselves, once the caller is known to be allowed.
-impl ZonesService {
-    /// `Set` once allowed.
-    async fn set_rrset(&self, r: pb::SetRequest) -> Result<Response<pb::WriteReply>, Status> {
+#[tonic::async_trait]
+impl Zones for ZonesService {
+    async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
+        let ttl = if r.soa_ttl == 0 { 3600 } else { r.soa_ttl };
+        let zone = r.zone.clone();
+        self.write(&r.zone, 1, move |z| z.create_zone(&zone, ttl)).await
+    }
+
+    async fn delete(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let zone = req.into_inner().zone;
+        let z2 = zone.clone();
+        self.write(&zone, 1, move |z| z.delete_zone(&z2)).await
+    }
+
+    async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
         if r.rdata.is_empty() {
             return Err(Status::invalid_argument("no RDATA: give at least one record (use remove to delete an RRset)"));
         }
@@ -206,15 +169,15 @@ impl ZonesService {
         self.write_and_wait(&r.zone, sets.len() as u32, r.wait, move |z| z.write(&zone, sets)).await
     }
 
-    /// `Remove` once allowed.
-    async fn remove_rrset(&self, r: pb::RemoveRequest) -> Result<Response<pb::WriteReply>, Status> {
+    async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
         let key = EntryKey { owner: owner(&r.zone, &r.name)?, rtype: rtype(&r.rtype)? };
         let zone = r.zone.clone();
         self.write_and_wait(&r.zone, 1, r.wait, move |z| z.write(&zone, vec![(key, None)])).await
     }
 
-    /// `Import` once allowed (or a dry run).
-    async fn import_file(&self, r: pb::ImportRequest) -> Result<Response<pb::WriteReply>, Status> {
+    async fn import(&self, req: Request<pb::ImportRequest>) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
         let wanted = parse_rrsets(&r.zone, &r.text, "<zone import>").map_err(Status::invalid_argument)?;
         let zone_bytes = zone_wire(&r.zone).ok_or_else(|| Status::invalid_argument("not a zone name"))?;
         if !wanted.iter().any(|(k, _)| k.rtype == 6 && k.owner == zone_bytes) {
@@ -287,54 +250,7 @@ impl ZonesService {
         let z = zone.clone();
         self.write_and_wait(&r.zone, changed, r.wait, move |zs| zs.write(&z, writes)).await
     }
-}
 
-#[tonic::async_trait]
-impl Zones for ZonesService {
-    async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let caller = self.writer(&req, "zone.create", &req.get_ref().zone)?;
-        let r = req.into_inner();
-        let ttl = if r.soa_ttl == 0 { 3600 } else { r.soa_ttl };
-        let zone = r.zone.clone();
-        let result = self.write(&r.zone, 1, move |z| z.create_zone(&zone, ttl)).await;
-        self.audited(&caller, "zone.create", &r.zone, "", result)
-    }
-
-    async fn delete(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let caller = self.writer(&req, "zone.delete", &req.get_ref().zone)?;
-        let zone = req.into_inner().zone;
-        let z2 = zone.clone();
-        let result = self.write(&zone, 1, move |z| z.delete_zone(&z2)).await;
-        self.audited(&caller, "zone.delete", &zone, "", result)
-    }
-
-    async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let caller = self.writer(&req, "zone.set", &req.get_ref().zone)?;
-        let r = req.into_inner();
-        let (zone, what) = (r.zone.clone(), format!("{} {} ({} record(s))", r.name, r.rtype, r.rdata.len()));
-        let result = self.set_rrset(r).await;
-        self.audited(&caller, "zone.set", &zone, &what, result)
-    }
-
-    async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        let caller = self.writer(&req, "zone.remove", &req.get_ref().zone)?;
-        let r = req.into_inner();
-        let (zone, what) = (r.zone.clone(), format!("{} {}", r.name, r.rtype));
-        let result = self.remove_rrset(r).await;
-        self.audited(&caller, "zone.remove", &zone, &what, result)
-    }
-
-    async fn import(&self, req: Request<pb::ImportRequest>) -> Result<Response<pb::WriteReply>, Status> {
-        // A dry run (`zone diff`) writes nothing: a read token may ask.
-        if req.get_ref().dry_run {
-            return self.import_file(req.into_inner()).await;
-        }
-        let caller = self.writer(&req, "zone.import", &req.get_ref().zone)?;
-        let r = req.into_inner();
-        let zone = r.zone.clone();
-        let result = self.import_file(r).await;
-        self.audited(&caller, "zone.import", &zone, "", result)
-    }
     async fn export(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::ExportReply>, Status> {
         let zone = req.into_inner().zone;
         let mut sets = self.zones.rrsets(&zone).map_err(status)?;

@@ -74,10 +74,10 @@ pub struct Shared {
     pub replicated: std::sync::OnceLock<std::sync::Arc<crate::replicated::ReplicatedZones>>,
     /// TSIG keys UPDATEs may be signed with.
     pub update_keys: crate::replicated::update::UpdateKeys,
-    /// The audit log of administrative actions (UPDATEs, reloads, gRPC writes).
-    pub audit: Arc<crate::admin::audit::AuditLog>,
     /// The replication driver, once started (its counters join `/metrics`).
     pub syncer: std::sync::OnceLock<std::sync::Arc<crate::replicated::sync::Syncer>>,
+    /// The audit log of administrative actions (UPDATEs, reloads, gRPC writes).
+    pub audit: Arc<crate::admin::audit::AuditLog>,
 }
 
 /// Shared state handle.
