@@ -159,6 +159,9 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if args.tls_dev {
         raw.replication.tls_dev = Some(true);
     }
+    if let Some(n) = args.rrl {
+        raw.rrl.responses_per_second = Some(n);
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -328,6 +331,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         syncer: std::sync::OnceLock::new(),
         replicated: std::sync::OnceLock::new(),
         update_keys: meshdns::replicated::update::parse_keys(&cfg.update_keys)?,
+        rrl: cfg.rrl.enabled().then(|| meshdns::rrl::Limiter::new(cfg.rrl.clone(), Instant::now())),
     });
     let _ = shared.replicated.set(replicated.clone());
     // Every new set of replicated zones goes straight to the data plane
