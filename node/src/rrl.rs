@@ -220,7 +220,7 @@ impl Limiter {
     /// Adds one to the count of key `h` for the current second and returns
     /// the new count.
     fn count(&self, h: u64, now: Instant) -> u32 {
-        let second = (now.saturating_duration_since(self.epoch).as_secs() & 0xffff) as u64;
+        let second = now.saturating_duration_since(self.epoch).as_secs() & 0xffff;
         let tag = (h >> 32) | 1; // never 0, so an empty bucket matches nothing
         let first = (h as usize) & self.mask & !1;
         for _ in 0..4 {

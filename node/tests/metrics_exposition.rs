@@ -2,6 +2,7 @@
 //! Prometheus text format (0.0.4): every sample under a declared family of
 //! the right type, every label value properly escaped, even for a zone
 //! whose name holds `"` and `\` and a zone file whose name holds a line feed.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Response rate limiting and access lists on the real binary, with real
 //! floods: dnsperf sends from 127.0.0.2 (`-a`), a legitimate client from
 //! 127.0.0.3, and dig from the flooding address (`-b`).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
