@@ -190,31 +190,73 @@ impl Limiter {
         if rate == 0 || self.exempt(ip) {
             return (class, Action::Send);
         }
-        let ip = ip.to_canonical();
-        let prefix = match ip {
-            IpAddr::V4(_) => self.settings.ipv4_prefix,
-            IpAddr::V6(_) => self.settings.ipv6_prefix,
-        };
-        let mut h = mix(mix(self.seed, class as u64), addr_bits(ip, prefix));
-        if class == ResponseClass::Answer {
-            h = hash_qname(h, resp);
-        }
+        let h = self.key(ip, class, resp);
         let n = self.count(h, now);
         if n <= rate {
             return (class, Action::Send);
         }
         if n == rate + 1 {
             tracing::info!(
-                source = %ip, prefix, class = CLASSES[class as usize], limit = rate, log_only = self.settings.log_only,
-                "response rate limit reached for this second"
+                source = %ip.to_canonical(), class = CLASSES[class as usize], limit = rate,
+                log_only = self.settings.log_only, "response rate limit reached for this second"
             );
         }
+        (class, self.limited(slips))
+    }
+
+    /// Before answering: whether the answer to `query` (its name, at the
+    /// same offset as in a response) is already over its limit this
+    /// second, judged by a read of its bucket. If so the query is counted
+    /// as the answer it would get and the action for it is returned, so a
+    /// flood of one name is dropped without building answers to throw
+    /// away; `None` means answer it and call [`Limiter::decide`]. Only the
+    /// answer class is checked early: it is the one keyed by the name, and
+    /// a name answered over the limit this second is answered again (a
+    /// zone change within that second is the exception, counted as an
+    /// answer until the second ends). Log-only mode always answers.
+    pub fn decide_early(&self, ip: IpAddr, query: &[u8], now: Instant, slips: &mut SlipCounter) -> Option<Action> {
+        let rate = self.settings.responses_per_second;
+        if rate == 0 || self.settings.log_only || self.exempt(ip) {
+            return None;
+        }
+        let h = self.key(ip, ResponseClass::Answer, query);
+        if !self.over(h, now, rate) {
+            return None;
+        }
+        (self.count(h, now) > rate).then(|| self.limited(slips))
+    }
+
+    /// The action for a response over its limit.
+    fn limited(&self, slips: &mut SlipCounter) -> Action {
         if self.settings.log_only {
-            return (class, Action::Logged);
+            return Action::Logged;
         }
         slips.0 = slips.0.wrapping_add(1);
         let slip = self.settings.slip;
-        if slip > 0 && slips.0.is_multiple_of(slip) { (class, Action::Slip) } else { (class, Action::Drop) }
+        if slip > 0 && slips.0.is_multiple_of(slip) { Action::Slip } else { Action::Drop }
+    }
+
+    /// The bucket key of a message of `class` to `ip`: prefix and class,
+    /// and for answers the question name of `msg`.
+    fn key(&self, ip: IpAddr, class: ResponseClass, msg: &[u8]) -> u64 {
+        let ip = ip.to_canonical();
+        let prefix = match ip {
+            IpAddr::V4(_) => self.settings.ipv4_prefix,
+            IpAddr::V6(_) => self.settings.ipv6_prefix,
+        };
+        let h = mix(mix(self.seed, class as u64), addr_bits(ip, prefix));
+        if class == ResponseClass::Answer { hash_qname(h, msg) } else { h }
+    }
+
+    /// Whether key `h` has already reached `rate` this second (a read only).
+    fn over(&self, h: u64, now: Instant, rate: u32) -> bool {
+        let second = now.saturating_duration_since(self.epoch).as_secs() & 0xffff;
+        let tag = (h >> 32) | 1;
+        let first = (h as usize) & self.mask & !1;
+        [first, first | 1].iter().any(|&i| {
+            let v = self.buckets[i].load(Relaxed);
+            v >> 32 == tag && stamp(v) == second && count(v) >= u64::from(rate)
+        })
     }
 
     /// Adds one to the count of key `h` for the current second and returns
@@ -297,6 +339,17 @@ fn hash_qname(mut h: u64, resp: &[u8]) -> u64 {
         at += 1 + len as usize;
     }
     h
+}
+
+/// A slipped (empty, TC=1) response to `query`, written to `out`: its
+/// header and question with QR and TC set (RFC 1035 §4.1.1). Returns the
+/// length, or `None` if the question cannot be found or does not fit.
+pub fn slip_query(query: &[u8], out: &mut [u8]) -> Option<usize> {
+    let len = query.len().min(out.len());
+    out.get_mut(..len)?.copy_from_slice(query.get(..len)?);
+    *out.get_mut(2)? = (out[2] & 0x79) | 0x80; // QR, opcode and RD kept, AA cleared
+    *out.get_mut(3)? = 0; // RA, Z, rcode NOERROR
+    slip(out, len)
 }
 
 /// Cuts the response in `resp[..len]` to its header and question with TC
@@ -429,6 +482,29 @@ mod tests {
         let admitted = (0..10).filter(|_| l.admit_query(a, now)).count();
         assert_eq!(admitted, 3);
         assert!(l.admit_query("192.0.2.2".parse().unwrap(), now), "a neighbour has its own count");
+    }
+
+    #[test]
+    fn a_name_over_its_limit_is_caught_before_answering() {
+        let l = limiter(3, 2);
+        let now = Instant::now();
+        let mut s = SlipCounter::default();
+        let r = response(b"\x03www\x07example\x03com\x00", 0x04, 0);
+        let mut query = r[..12 + 17 + 4].to_vec();
+        query[2] = 0x01; // RD, a query
+        query[6..12].fill(0);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(l.decide_early(a, &query, now, &mut s), None, "under the limit: answer");
+            assert_eq!(l.decide(a, &r, now, &mut s).1, Action::Send);
+        }
+        assert_eq!(l.decide_early(a, &query, now, &mut s), Some(Action::Drop));
+        assert_eq!(l.decide_early(a, &query, now, &mut s), Some(Action::Slip));
+        assert_eq!(l.decide_early("192.0.3.1".parse().unwrap(), &query, now, &mut s), None);
+        let mut out = [0u8; 512];
+        let len = slip_query(&query, &mut out).unwrap();
+        assert_eq!(len, query.len());
+        assert_eq!(out[2], 0x80 | 0x02 | 0x01, "QR, TC and RD");
     }
 
     #[test]

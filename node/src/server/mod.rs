@@ -109,6 +109,28 @@ pub fn admit(
     }
 }
 
+/// Before answering a UDP query: `Some(reply)` when response rate
+/// limiting already knows its answer is over the limit
+/// ([`crate::rrl::Limiter::decide_early`]): `Some(None)` to send nothing,
+/// `Some(Some(len))` to send the slipped reply written to `out`. `None`:
+/// answer it.
+pub fn limit_early(
+    shared: &Shared,
+    shard: &crate::metrics::Shard,
+    slips: &mut crate::rrl::SlipCounter,
+    ip: IpAddr,
+    query: &[u8],
+    out: &mut [u8],
+    now: std::time::Instant,
+) -> Option<Option<usize>> {
+    let action = shared.rrl.as_ref()?.decide_early(ip, query, now, slips)?;
+    shard.record_rrl(crate::rrl::ResponseClass::Answer, action);
+    Some(match action {
+        Action::Slip => crate::rrl::slip_query(query, out),
+        _ => None,
+    })
+}
+
 /// Passes the UDP response in `out[..len]` to `ip` through response rate
 /// limiting: `Some(len)` to send (maybe cut to a truncated slip), `None` to
 /// send nothing.

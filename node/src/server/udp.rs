@@ -101,6 +101,13 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
                 continue;
             }
             Ok(_) => {
+                if let Some(early) = super::limit_early(shared, shard, &mut slips, peer.ip(), msg, &mut outbuf, started)
+                {
+                    if let Some(len) = early {
+                        let _ = sock.send_to(&outbuf[..len], peer);
+                    }
+                    continue;
+                }
                 let zones = shared.store.current();
                 guarded(|| answer(msg, &zones, &mut outbuf, Transport::Udp, &shared.answer))
             }
@@ -149,7 +156,14 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
                 Err(Some(_)) => refuse(query, replies.next_buf(), Transport::Udp, &shared.answer),
                 // UPDATE is served by the one-datagram-per-call loop only;
                 // here it gets the answer path's NOTIMP.
-                Ok(_) => guarded(|| answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer)),
+                Ok(_) => match super::limit_early(shared, shard, &mut slips, ip, query, replies.next_buf(), started) {
+                    Some(Some(len)) => {
+                        replies.push(&batch, i, len);
+                        continue;
+                    }
+                    Some(None) => continue,
+                    None => guarded(|| answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer)),
+                },
             };
             match answered {
                 Some(a) => {
