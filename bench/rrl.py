@@ -2,8 +2,8 @@
 """Response rate limiting under a flood: meshdns vs Knot DNS (mod-rrl) vs NSD
 (rrl-ratelimit), in one run; writes the figures into docs/benchmarks.md.
 
-    bench/rrl.py                         10 s per server (about 1 minute in all)
-    bench/rrl.py --seconds 3 --no-write  a smoke test
+    bench/rrl.py                                    3 rounds of 10 s per server (about 2 minutes)
+    bench/rrl.py --runs 1 --seconds 3 --no-write    a smoke test
 
 For each server in turn, on loopback:
   * the server runs alone on core 0 (`taskset -c 0`, one UDP worker), with the
@@ -18,7 +18,7 @@ For each server in turn, on loopback:
     and the server's CPU time (utime+stime from /proc/PID/stat, the whole
     process tree, before and after) over the queries sent to it.
 
-Needs: the release binary (--meshdns, default target/release/meshdns or
+Needs root (for the nftables counter), the release binary (--meshdns, default target/release/meshdns or
 $CARGO_TARGET_DIR/release/meshdns), nsd, knotd, dnsperf, dig, taskset and two
 cores. Every server started is stopped on exit (also on failure or Ctrl-C); a
 watchdog stops the script after --max-seconds.
@@ -266,6 +266,7 @@ def main():
     ap.add_argument("--flood-qps", type=int, default=100_000)
     ap.add_argument("--legit-qps", type=int, default=1_000)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3, help="rounds; servers take turns within each round")
     ap.add_argument("--max-seconds", type=int, default=600, help="watchdog for the whole run")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     ap.add_argument("--servers", default="meshdns,knot,nsd", help="a subset, for smoke tests (implies --no-write)")
@@ -284,20 +285,27 @@ def main():
     open(f"{work}/flood.txt", "w").write("www.bench.test. A\n")
     open(f"{work}/legit.txt", "w").write("".join(f"host{i}.bench.test. A\n" for i in range(LEGIT_NAMES)))
     results = {}
+    per_run = {name: [] for name in servers}
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
-        for name in servers:
-            log(f"{name}: starting")
-            proc = start(name, a.meshdns, work, zd, a.rate)
-            try:
-                results[name] = measure(name, proc, work, a.seconds, a.flood_qps, a.legit_qps)
-            finally:
-                stop(proc)
+        for run in range(a.runs):
+            for name in servers:
+                log(f"{name}: starting (round {run + 1} of {a.runs})")
+                proc = start(name, a.meshdns, work, zd, a.rate)
+                try:
+                    per_run[name].append(measure(name, proc, work, a.seconds, a.flood_qps, a.legit_qps))
+                finally:
+                    stop(proc)
     finally:
         for p in STARTED:
             stop(p)
         subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True)
+    for name, runs in per_run.items():
+        total = {k: sum(r[k] for r in runs) for k in runs[0]}
+        total["cpu_us_per_query"] = total["cpu_s"] * 1e6 / max(1, total["flood_sent"] + total["legit_sent"])
+        total["per_run"] = [r["cpu_us_per_query"] for r in runs]
+        results[name] = total
     if a.no_write and len(results) < 3:
         return
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -309,6 +317,8 @@ def main():
              f"{version(['sh', '-c', 'nsd -v 2>&1'])}; load average before {load_before}, after "
              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}: the machine is shared, so other work ran too).",
              "",
+             f"{a.runs} rounds; in each, the servers take turns (meshdns, Knot, NSD); figures are sums over "
+             "the rounds. "
              f"Each server alone on core 0 with one UDP worker and the same limit: {a.rate} responses per second "
              f"per /24 and class, slip 2. For {a.seconds} s, dnsperf floods `www.bench.test. A` from "
              f"{FLOOD_SRC} at up to {a.flood_qps:,} q/s (4 clients, 60,000 outstanding, 1 s timeout) while "
@@ -320,14 +330,15 @@ def main():
              "sent to it.",
              "",
              "| server | flood queries sent | responses to the flood source | legitimate answered | "
-             "server CPU per query |",
-             "|---|---:|---:|---:|---:|"]
+             "server CPU per query | per round |",
+             "|---|---:|---:|---:|---:|---|"]
     for name, label in [("meshdns", "meshdns"), ("knot", "Knot DNS (mod-rrl)"), ("nsd", "NSD (rrl-ratelimit)")]:
         r = results[name]
         share = 100.0 * r["legit_answered"] / max(1, r["legit_sent"])
-        lines.append(f"| {label} | {r['flood_sent']:,} ({r['flood_sent'] / a.seconds:,.0f}/s) | "
+        rounds = ", ".join(f"{x:.2f}" for x in r["per_run"])
+        lines.append(f"| {label} | {r['flood_sent']:,} ({r['flood_sent'] / (a.seconds * a.runs):,.0f}/s) | "
                      f"{r['flood_responses_sent']:,} ({r['flood_answered']:,}) | {r['legit_answered']:,} of {r['legit_sent']:,} ({share:.2f}%) | "
-                     f"{r['cpu_us_per_query']:.2f} µs |")
+                     f"{r['cpu_us_per_query']:.2f} µs | {rounds} |")
     m = results["meshdns"]
     lines += ["",
               f"meshdns CPU per query is {m['cpu_us_per_query'] / best_peer:.2f}× the better peer's "
