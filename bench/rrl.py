@@ -28,6 +28,7 @@ import argparse
 import datetime
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -301,6 +302,10 @@ def main():
         for p in STARTED:
             stop(p)
         subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True)
+        if os.environ.get("BENCH_KEEP") == "1":
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     for name, runs in per_run.items():
         total = {k: sum(r[k] for r in runs) for k in runs[0]}
         total["cpu_us_per_query"] = total["cpu_s"] * 1e6 / max(1, total["flood_sent"] + total["legit_sent"])
@@ -320,7 +325,7 @@ def main():
              f"{a.runs} rounds; in each, the servers take turns (meshdns, Knot, NSD); figures are sums over "
              "the rounds. "
              f"Each server alone on core 0 with one UDP worker and the same limit: {a.rate} responses per second "
-             f"per /24 and class, slip 2. For {a.seconds} s, dnsperf floods `www.bench.test. A` from "
+             f"per /24 and class, slip 2. For {a.seconds} s per turn, dnsperf floods `www.bench.test. A` from "
              f"{FLOOD_SRC} at up to {a.flood_qps:,} q/s (4 clients, 60,000 outstanding, 1 s timeout) while "
              f"another dnsperf from {LEGIT_SRC} asks {LEGIT_NAMES:,} other names at {a.legit_qps:,} q/s. "
              "The flood generator runs on core 1 (it takes all of it); the legitimate client on core 0 beside "
