@@ -253,3 +253,19 @@ fn transfer_allow_still_works_and_folds_into_the_transfer_list() {
     assert_eq!(tcp_query_from(CLIENT, s.dns, &axfr).response_code(), ResponseCode::NoError);
     assert_eq!(tcp_query_from("127.0.0.1", s.dns, &axfr).response_code(), ResponseCode::Refused);
 }
+
+#[test]
+fn the_batched_udp_path_applies_access_lists_and_the_rate_limit() {
+    let s = Server::builder()
+        .env("MESHDNS_SERVER_UDP_BATCH", "true")
+        .env("MESHDNS_ACL_QUERY_DENY", "127.0.0.2/32")
+        .args(&["--rrl", "1"])
+        .env("MESHDNS_RRL_SLIP", "1")
+        .start();
+    let q = plain_query("www.example.com.", RecordType::A);
+    assert_eq!(udp_from(FLOODER, s.dns, &q).expect("no reply").response_code(), ResponseCode::Refused);
+    // From an allowed source, the answers past the first in a second come truncated.
+    let saw_tc = (0..50).any(|_| udp_from(CLIENT, s.dns, &q).is_some_and(|m| m.truncated()));
+    assert!(saw_tc, "no truncated answer from the batched path");
+    assert!(metric(&s, "meshdns_rrl_responses_total{class=\"answer\",action=\"slipped\"}") >= 1.0);
+}
