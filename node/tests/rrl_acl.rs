@@ -28,11 +28,18 @@ fn dnsperf_figure(out: &str, label: &str) -> u64 {
 
 /// Starts dnsperf from `source` for `seconds` at `qps` over `names`
 /// (one "name type" per line), bounded in count and time.
-fn dnsperf(server: SocketAddr, source: &str, names: &[&str], qps: u32, seconds: u32) -> std::process::Child {
+/// The query file lives as long as the returned path.
+fn dnsperf(
+    server: SocketAddr,
+    source: &str,
+    names: &[&str],
+    qps: u32,
+    seconds: u32,
+) -> (std::process::Child, tempfile::TempPath) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), names.join("\n") + "\n").unwrap();
-    let (_, path) = file.keep().unwrap();
-    Command::new("dnsperf")
+    let path = file.into_temp_path();
+    let child = Command::new("dnsperf")
         .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string(), "-a", source])
         .args(["-d", path.to_str().unwrap(), "-l", &seconds.to_string(), "-Q", &qps.to_string()])
         .args(["-n", &(qps * seconds).to_string(), "-t", "1", "-c", "1", "-q", &qps.min(60_000).to_string()])
@@ -40,10 +47,11 @@ fn dnsperf(server: SocketAddr, source: &str, names: &[&str], qps: u32, seconds: 
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("dnsperf is needed (apt-get install dnsperf)")
+        .expect("dnsperf is needed (apt-get install dnsperf)");
+    (child, path)
 }
 
-fn finish(child: std::process::Child) -> String {
+fn finish((child, _queries): (std::process::Child, tempfile::TempPath)) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "dnsperf failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
