@@ -34,12 +34,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acl;
 pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod dns;
+pub mod exposition;
 pub mod metrics;
 pub mod replicated;
+pub mod rrl;
 pub mod server;
 pub mod zone;

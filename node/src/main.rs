@@ -173,6 +173,9 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if args.tls_dev {
         raw.replication.tls_dev = Some(true);
     }
+    if let Some(n) = args.rrl {
+        raw.rrl.responses_per_second = Some(n);
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -347,6 +350,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             &cfg.update_keys.iter().map(|k| k.expose().to_owned()).collect::<Vec<_>>(),
         )?,
         audit: audit.clone(),
+        rrl: cfg.rrl.enabled().then(|| meshdns::rrl::Limiter::new(cfg.rrl.clone(), Instant::now())),
     });
     let _ = shared.replicated.set(replicated.clone());
     // Every new set of replicated zones goes straight to the data plane

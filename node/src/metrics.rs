@@ -1,11 +1,12 @@
 //! Data-plane counters, kept per worker so the hot path never shares a
 //! cache line, summed when Prometheus scrapes `/metrics`.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::dns::auth::Answered;
 use crate::dns::iana::{Rcode, Rtype};
+use crate::exposition::{Exposition, Kind};
+use crate::rrl::{Action, CLASSES, ResponseClass};
 
 /// Transport label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +62,18 @@ pub struct Shard {
     latency_sum_ns: AtomicU64,
     truncated: AtomicU64,
     dropped: AtomicU64,
+    /// Limited responses by class and action (dropped, slipped, logged).
+    rrl: [[AtomicU64; RRL_ACTIONS.len()]; CLASSES.len()],
+    /// Queries dropped by the per-client query limit.
+    client_limited: AtomicU64,
+    /// Requests refused by an access list, by kind.
+    acl_refused: [AtomicU64; ACL_KINDS.len()],
 }
+
+/// Action labels of `meshdns_rrl_responses_total`.
+const RRL_ACTIONS: [&str; 3] = ["dropped", "slipped", "logged"];
+/// Kind labels of `meshdns_acl_refused_total`, in [`crate::acl::AclKind`] order.
+const ACL_KINDS: [&str; 5] = ["query", "transfer", "notify", "update", "admin"];
 
 impl Default for Shard {
     fn default() -> Self {
@@ -71,6 +83,9 @@ impl Default for Shard {
             latency_sum_ns: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            rrl: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            client_limited: AtomicU64::new(0),
+            acl_refused: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -93,6 +108,28 @@ impl Shard {
     /// Counts a message that got no reply (not a query).
     pub fn record_dropped(&self) {
         self.dropped.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a response the rate limiter held back ([`Action::Send`] is
+    /// not counted).
+    pub fn record_rrl(&self, class: ResponseClass, action: Action) {
+        let a = match action {
+            Action::Send => return,
+            Action::Drop => 0,
+            Action::Slip => 1,
+            Action::Logged => 2,
+        };
+        self.rrl[class as usize][a].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a query dropped by the per-client query limit.
+    pub fn record_client_limited(&self) {
+        self.client_limited.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request an access list refused.
+    pub fn record_acl_refused(&self, kind: crate::acl::AclKind) {
+        self.acl_refused[kind as usize].fetch_add(1, Relaxed);
     }
 }
 
@@ -140,13 +177,20 @@ impl Metrics {
         self.shards.iter().flat_map(|s| s.queries.iter().flatten().flatten()).map(|c| c.load(Relaxed)).sum()
     }
 
-    /// Appends the Prometheus text exposition of the data-plane counters.
-    pub fn render(&self, out: &mut String) {
+    /// Counts a request an access list refused, outside the data plane
+    /// (admin listeners, transfers).
+    pub fn record_acl_refused(&self, kind: crate::acl::AclKind) {
+        self.shards[self.shards.len() - 1].record_acl_refused(kind);
+    }
+
+    /// Adds the data-plane counters to `out`.
+    pub fn render(&self, out: &mut Exposition) {
         let sum = |f: &dyn Fn(&Shard) -> u64| self.shards.iter().map(f).sum::<u64>();
-        out.push_str(
-            "# HELP meshdns_queries_total DNS queries answered, by transport, query type and response code.\n",
+        out.family(
+            "meshdns_queries_total",
+            Kind::Counter,
+            "DNS queries answered, by transport, query type and response code.",
         );
-        out.push_str("# TYPE meshdns_queries_total counter\n");
         for (p, pname) in PROTOS.iter().enumerate() {
             for qt in 0..=OTHER_QTYPE {
                 for rc in 0..=OTHER_RCODE {
@@ -156,36 +200,59 @@ impl Metrics {
                     }
                     let qname = QTYPES.get(qt).map_or("other", |q| q.1);
                     let rname = RCODES.get(rc).map_or("other", |r| r.label());
-                    let _ = writeln!(
-                        out,
-                        "meshdns_queries_total{{proto=\"{pname}\",qtype=\"{qname}\",rcode=\"{rname}\"}} {v}"
-                    );
+                    out.sample("meshdns_queries_total", &[("proto", pname), ("qtype", qname), ("rcode", rname)], v);
                 }
             }
         }
-        out.push_str("# HELP meshdns_ixfr_responses_total IXFR responses, by kind: current (SOA only), incremental, full zone.\n");
-        out.push_str("# TYPE meshdns_ixfr_responses_total counter\n");
+        out.family(
+            "meshdns_ixfr_responses_total",
+            Kind::Counter,
+            "IXFR responses, by kind: current (SOA only), incremental, full zone.",
+        );
         for (kind, label) in IXFR_KINDS.iter().enumerate() {
-            let _ = writeln!(out, "meshdns_ixfr_responses_total{{kind=\"{label}\"}} {}", self.ixfr[kind].load(Relaxed));
+            out.sample("meshdns_ixfr_responses_total", &[("kind", label)], self.ixfr[kind].load(Relaxed));
         }
-        out.push_str("# HELP meshdns_query_duration_seconds Time from receiving a query to having its answer ready.\n");
-        out.push_str("# TYPE meshdns_query_duration_seconds histogram\n");
+        out.family(
+            "meshdns_query_duration_seconds",
+            Kind::Histogram,
+            "Time from receiving a query to having its answer ready.",
+        );
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
             cumulative += sum(&|s| s.latency[i].load(Relaxed));
-            let _ = writeln!(out, "meshdns_query_duration_seconds_bucket{{le=\"{bound:e}\"}} {cumulative}");
+            out.sample("meshdns_query_duration_seconds_bucket", &[("le", &format!("{bound:e}"))], cumulative);
         }
         cumulative += sum(&|s| s.latency[LATENCY_BOUNDS.len()].load(Relaxed));
-        let _ = writeln!(out, "meshdns_query_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(
-            out,
-            "meshdns_query_duration_seconds_sum {}",
-            sum(&|s| s.latency_sum_ns.load(Relaxed)) as f64 * 1e-9
+        out.sample("meshdns_query_duration_seconds_bucket", &[("le", "+Inf")], cumulative);
+        out.sample("meshdns_query_duration_seconds_sum", &[], sum(&|s| s.latency_sum_ns.load(Relaxed)) as f64 * 1e-9);
+        out.sample("meshdns_query_duration_seconds_count", &[], cumulative);
+        out.family("meshdns_responses_truncated_total", Kind::Counter, "Responses sent with TC set.");
+        out.sample("meshdns_responses_truncated_total", &[], sum(&|s| s.truncated.load(Relaxed)));
+        out.family("meshdns_messages_dropped_total", Kind::Counter, "Messages that were not queries and got no reply.");
+        out.sample("meshdns_messages_dropped_total", &[], sum(&|s| s.dropped.load(Relaxed)));
+        out.family(
+            "meshdns_rrl_responses_total",
+            Kind::Counter,
+            "Responses over the response rate limit, by class and action: dropped, slipped (sent truncated, TC=1) or logged (log-only mode, sent).",
         );
-        let _ = writeln!(out, "meshdns_query_duration_seconds_count {cumulative}");
-        out.push_str("# HELP meshdns_responses_truncated_total Responses sent with TC set.\n# TYPE meshdns_responses_truncated_total counter\n");
-        let _ = writeln!(out, "meshdns_responses_truncated_total {}", sum(&|s| s.truncated.load(Relaxed)));
-        out.push_str("# HELP meshdns_messages_dropped_total Messages that were not queries and got no reply.\n# TYPE meshdns_messages_dropped_total counter\n");
-        let _ = writeln!(out, "meshdns_messages_dropped_total {}", sum(&|s| s.dropped.load(Relaxed)));
+        for (c, class) in CLASSES.iter().enumerate() {
+            for (a, action) in RRL_ACTIONS.iter().enumerate() {
+                out.sample(
+                    "meshdns_rrl_responses_total",
+                    &[("class", class), ("action", action)],
+                    sum(&|s| s.rrl[c][a].load(Relaxed)),
+                );
+            }
+        }
+        out.family(
+            "meshdns_client_queries_limited_total",
+            Kind::Counter,
+            "Queries dropped by the per-client query rate limit (rrl.client_queries_per_second).",
+        );
+        out.sample("meshdns_client_queries_limited_total", &[], sum(&|s| s.client_limited.load(Relaxed)));
+        out.family("meshdns_acl_refused_total", Kind::Counter, "Requests refused by an access list, by kind.");
+        for (k, kind) in ACL_KINDS.iter().enumerate() {
+            out.sample("meshdns_acl_refused_total", &[("kind", kind)], sum(&|s| s.acl_refused[k].load(Relaxed)));
+        }
     }
 }

@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// For loopback test clusters only: every node must share the directory.
     #[arg(long)]
     pub tls_dev: bool,
+    /// Response rate limit: responses per second per client prefix and
+    /// response class (see [rrl] in docs/configuration.md); 0 = off.
+    #[arg(long, value_name = "RESPONSES_PER_SECOND")]
+    pub rrl: Option<u32>,
 }
 
 /// `meshdns cluster ...`: where to connect, how to print, what to ask.

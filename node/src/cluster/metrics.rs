@@ -1,16 +1,15 @@
-//! The mesh's part of `/metrics` (Prometheus text format).
-
-use std::fmt::Write;
+//! The mesh's part of `/metrics` (through [`crate::exposition`]).
 
 use meshdns_mesh::gossip::MeshSnapshot;
 
-/// Upper bounds (seconds) of the last-heard histogram.
-const HEARD_BUCKETS: [f64; 8] = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+use crate::exposition::{Exposition, Kind};
 
-/// Appends the mesh metrics for snapshot `s`.
-pub fn render(s: &MeshSnapshot, out: &mut String) {
-    let _ = writeln!(out, "# HELP meshdns_mesh_members Members this node knows, by liveness and highest tier role.");
-    let _ = writeln!(out, "# TYPE meshdns_mesh_members gauge");
+/// Thresholds (seconds) of `meshdns_mesh_peers_heard_within_seconds`.
+const HEARD_WITHIN: [f64; 8] = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+
+/// Adds the mesh metrics for snapshot `s` to `out`.
+pub fn render(s: &MeshSnapshot, out: &mut Exposition) {
+    out.family("meshdns_mesh_members", Kind::Gauge, "Members this node knows, by liveness and highest tier role.");
     for state in ["alive", "suspect", "dead", "left"] {
         for tier in ["site", "region", "global"] {
             let n = s
@@ -28,62 +27,63 @@ pub fn render(s: &MeshSnapshot, out: &mut String) {
                     }
                 })
                 .count();
-            let _ = writeln!(out, "meshdns_mesh_members{{state=\"{state}\",tier=\"{tier}\"}} {n}");
+            out.sample("meshdns_mesh_members", &[("state", state), ("tier", tier)], n);
         }
     }
-    let _ = writeln!(out, "# HELP meshdns_mesh_gossip_messages_total Gossip datagrams per pool this node is in.");
-    let _ = writeln!(out, "# TYPE meshdns_mesh_gossip_messages_total counter");
+    out.family("meshdns_mesh_gossip_messages_total", Kind::Counter, "Gossip datagrams per pool this node is in.");
     for p in &s.pools {
         let name = super::pool_name(&p.pool);
-        let _ = writeln!(out, "meshdns_mesh_gossip_messages_total{{pool=\"{name}\",direction=\"in\"}} {}", p.traffic.0);
-        let _ =
-            writeln!(out, "meshdns_mesh_gossip_messages_total{{pool=\"{name}\",direction=\"out\"}} {}", p.traffic.2);
+        out.sample("meshdns_mesh_gossip_messages_total", &[("pool", &name), ("direction", "in")], p.traffic.0);
+        out.sample("meshdns_mesh_gossip_messages_total", &[("pool", &name), ("direction", "out")], p.traffic.2);
     }
-    let _ = writeln!(out, "# HELP meshdns_mesh_gossip_bytes_total Gossip UDP payload bytes per pool this node is in.");
-    let _ = writeln!(out, "# TYPE meshdns_mesh_gossip_bytes_total counter");
+    out.family("meshdns_mesh_gossip_bytes_total", Kind::Counter, "Gossip UDP payload bytes per pool this node is in.");
     for p in &s.pools {
         let name = super::pool_name(&p.pool);
-        let _ = writeln!(out, "meshdns_mesh_gossip_bytes_total{{pool=\"{name}\",direction=\"in\"}} {}", p.traffic.1);
-        let _ = writeln!(out, "meshdns_mesh_gossip_bytes_total{{pool=\"{name}\",direction=\"out\"}} {}", p.traffic.3);
+        out.sample("meshdns_mesh_gossip_bytes_total", &[("pool", &name), ("direction", "in")], p.traffic.1);
+        out.sample("meshdns_mesh_gossip_bytes_total", &[("pool", &name), ("direction", "out")], p.traffic.3);
     }
-    let _ = writeln!(out, "# HELP meshdns_mesh_pool_live_peers Live members of each pool besides this node.");
-    let _ = writeln!(out, "# TYPE meshdns_mesh_pool_live_peers gauge");
+    out.family("meshdns_mesh_pool_live_peers", Kind::Gauge, "Live members of each pool besides this node.");
     for p in &s.pools {
-        let _ =
-            writeln!(out, "meshdns_mesh_pool_live_peers{{pool=\"{}\"}} {}", super::pool_name(&p.pool), p.live_peers);
+        out.sample("meshdns_mesh_pool_live_peers", &[("pool", &super::pool_name(&p.pool))], p.live_peers);
     }
+    // A snapshot of the peers now, which can fall from one scrape to the
+    // next: gauges, not a histogram (a histogram's counts only grow).
     let heard: Vec<f64> = s.members.values().filter_map(|m| m.last_heard).map(|d| d.as_secs_f64()).collect();
-    let _ = writeln!(
-        out,
-        "# HELP meshdns_mesh_last_heard_seconds Time since each directly heard peer's heartbeat last moved."
+    out.family("meshdns_mesh_peers_heard", Kind::Gauge, "Peers this node hears directly.");
+    out.sample("meshdns_mesh_peers_heard", &[], heard.len());
+    out.family(
+        "meshdns_mesh_peers_heard_within_seconds",
+        Kind::Gauge,
+        "Directly heard peers whose heartbeat moved within the last `within` seconds.",
     );
-    let _ = writeln!(out, "# TYPE meshdns_mesh_last_heard_seconds histogram");
-    for b in HEARD_BUCKETS {
+    for b in HEARD_WITHIN {
         let n = heard.iter().filter(|&&h| h <= b).count();
-        let _ = writeln!(out, "meshdns_mesh_last_heard_seconds_bucket{{le=\"{b}\"}} {n}");
+        out.sample("meshdns_mesh_peers_heard_within_seconds", &[("within", &b.to_string())], n);
     }
-    let _ = writeln!(out, "meshdns_mesh_last_heard_seconds_bucket{{le=\"+Inf\"}} {}", heard.len());
-    let _ = writeln!(out, "meshdns_mesh_last_heard_seconds_sum {}", heard.iter().sum::<f64>());
-    let _ = writeln!(out, "meshdns_mesh_last_heard_seconds_count {}", heard.len());
-    let _ = writeln!(
-        out,
-        "# HELP meshdns_mesh_representative_changes_total Changes of the set of representatives seen by this node."
+    out.family(
+        "meshdns_mesh_last_heard_seconds_max",
+        Kind::Gauge,
+        "Longest time since a directly heard peer's heartbeat moved.",
     );
-    let _ = writeln!(out, "# TYPE meshdns_mesh_representative_changes_total counter");
-    let _ = writeln!(out, "meshdns_mesh_representative_changes_total {}", s.representative_changes);
-    let _ = writeln!(
-        out,
-        "# HELP meshdns_mesh_relay_records_invalid_total Relay records from peers that could not be read."
+    out.sample("meshdns_mesh_last_heard_seconds_max", &[], heard.iter().copied().fold(0.0, f64::max));
+    out.family(
+        "meshdns_mesh_representative_changes_total",
+        Kind::Counter,
+        "Changes of the set of representatives seen by this node.",
     );
-    let _ = writeln!(out, "# TYPE meshdns_mesh_relay_records_invalid_total counter");
-    let _ = writeln!(out, "meshdns_mesh_relay_records_invalid_total {}", s.bad_relay_records);
-    let _ = writeln!(
-        out,
-        "# HELP meshdns_mesh_pool_restarts_total Pool gossip instances restarted after their task stopped."
+    out.sample("meshdns_mesh_representative_changes_total", &[], s.representative_changes);
+    out.family(
+        "meshdns_mesh_relay_records_invalid_total",
+        Kind::Counter,
+        "Relay records from peers that could not be read.",
     );
-    let _ = writeln!(out, "# TYPE meshdns_mesh_pool_restarts_total counter");
-    let _ = writeln!(out, "meshdns_mesh_pool_restarts_total {}", s.pool_restarts);
-    let _ = writeln!(out, "# HELP meshdns_mesh_pools_failed Pools this node should be in but could not join.");
-    let _ = writeln!(out, "# TYPE meshdns_mesh_pools_failed gauge");
-    let _ = writeln!(out, "meshdns_mesh_pools_failed {}", s.pool_errors.len());
+    out.sample("meshdns_mesh_relay_records_invalid_total", &[], s.bad_relay_records);
+    out.family(
+        "meshdns_mesh_pool_restarts_total",
+        Kind::Counter,
+        "Pool gossip instances restarted after their task stopped.",
+    );
+    out.sample("meshdns_mesh_pool_restarts_total", &[], s.pool_restarts);
+    out.family("meshdns_mesh_pools_failed", Kind::Gauge, "Pools this node should be in but could not join.");
+    out.sample("meshdns_mesh_pools_failed", &[], s.pool_errors.len());
 }

@@ -134,13 +134,25 @@ pub async fn serve(
             Err(denied) => Err(Status::unauthenticated(denied.to_string())),
         }
     };
+    let shared = zones.inner.shared.clone();
     let service = ClusterServer::with_interceptor(ClusterService { mesh }, check.clone());
     // A zone import carries a whole master file: allow up to 256 MiB.
     let zones = tonic::service::interceptor::InterceptedService::new(
         meshdns_proto::zones::zones_server::ZonesServer::new(zones).max_decoding_message_size(256 * 1024 * 1024),
         check,
     );
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // The admin access list: a connection from outside `acl.admin` is
+    // closed before any gRPC is read (the token check comes after this).
+    let incoming =
+        tokio_stream::StreamExt::filter(tokio_stream::wrappers::TcpListenerStream::new(listener), move |s| {
+            let Ok(stream) = s else { return true };
+            let allowed = stream.peer_addr().is_ok_and(|p| shared.config.acl.admin.permits(p.ip()));
+            if !allowed {
+                shared.metrics.record_acl_refused(crate::acl::AclKind::Admin);
+                tracing::debug!(peer = ?stream.peer_addr().ok(), "gRPC connection refused by acl.admin");
+            }
+            allowed
+        });
     builder
         .add_service(service)
         .add_service(zones)

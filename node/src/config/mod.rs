@@ -118,6 +118,11 @@ pub struct Config {
     pub update_keys: Vec<Secret>,
     /// The audit log.
     pub audit: AuditSettings,
+    /// Access lists by client network (`[acl]`; `transfer_allow` is folded
+    /// into `acl.transfer.allow`).
+    pub acl: crate::acl::Acls,
+    /// Response rate limiting (`[rrl]`, `--rrl`).
+    pub rrl: crate::rrl::RrlSettings,
 }
 
 /// `[replication]`, checked.
@@ -355,6 +360,12 @@ pub fn load_raw(file: Option<&Path>, env: impl Iterator<Item = (String, String)>
 fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Result<(), ConfigError> {
     let list = |v: &str| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     let num = |v: &str| v.parse::<u64>().map_err(|_| invalid(key, v, "expected a whole number"));
+    let num32 = |v: &str| v.parse::<u32>().map_err(|_| invalid(key, v, "expected a whole number"));
+    let boolean = |v: &str| match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(invalid(key, other, "expected true or false")),
+    };
     match name {
         "SERVER_LISTEN" => raw.server.listen = Some(list(&value)),
         "SERVER_HTTP" => raw.server.http = Some(value),
@@ -405,6 +416,42 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
                 "false" | "0" | "no" => false,
                 other => return Err(invalid(key, other, "expected true or false")),
             })
+        }
+        "RRL_RESPONSES_PER_SECOND" => raw.rrl.responses_per_second = Some(num32(&value)?),
+        "RRL_SLIP" => raw.rrl.slip = Some(num32(&value)?),
+        "RRL_IPV4_PREFIX" => raw.rrl.ipv4_prefix = Some(num32(&value)?.min(255) as u8),
+        "RRL_IPV6_PREFIX" => raw.rrl.ipv6_prefix = Some(num32(&value)?.min(255) as u8),
+        "RRL_EXEMPT" => raw.rrl.exempt = Some(list(&value)),
+        "RRL_LOG_ONLY" => raw.rrl.log_only = Some(boolean(&value)?),
+        "RRL_CLIENT_QUERIES_PER_SECOND" => raw.rrl.client_queries_per_second = Some(num32(&value)?),
+        "RRL_TABLE_SIZE" => raw.rrl.table_size = Some(num(&value)? as usize),
+        acl if acl.starts_with("ACL_") => {
+            let (kind, which) = acl["ACL_".len()..].rsplit_once('_').unwrap_or(("", ""));
+            let l = match kind {
+                "QUERY" => &mut raw.acl.query,
+                "TRANSFER" => &mut raw.acl.transfer,
+                "NOTIFY" => &mut raw.acl.notify,
+                "UPDATE" => &mut raw.acl.update,
+                "ADMIN" => &mut raw.acl.admin,
+                _ => {
+                    return Err(invalid(
+                        key,
+                        &value,
+                        "expected MESHDNS_ACL_{QUERY,TRANSFER,NOTIFY,UPDATE,ADMIN}_{ALLOW,DENY}",
+                    ));
+                }
+            };
+            match which {
+                "ALLOW" => l.allow = Some(list(&value)),
+                "DENY" => l.deny = Some(list(&value)),
+                _ => {
+                    return Err(invalid(
+                        key,
+                        &value,
+                        "expected MESHDNS_ACL_{QUERY,TRANSFER,NOTIFY,UPDATE,ADMIN}_{ALLOW,DENY}",
+                    ));
+                }
+            }
         }
         "GRPC_TOKEN" => raw.grpc.token = Some(value),
         "GRPC_TLS_CERT" => raw.grpc.tls_cert = Some(value),
@@ -462,16 +509,18 @@ impl Config {
         if tcp_max_connections == 0 {
             return Err(invalid("server.tcp_max_connections", "0", "must be at least 1"));
         }
-        let transfer_allow = raw
-            .transfer
-            .allow
-            .clone()
-            .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()])
-            .iter()
-            .map(|c| {
-                c.parse::<IpNet>().map_err(|_| invalid("transfer.allow", c, "expected a CIDR such as 192.0.2.0/24"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let transfer_allow = match (&raw.transfer.allow, &raw.acl.transfer.allow) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "acl.transfer.allow",
+                    "(set)",
+                    "transfer.allow is set too: keep one of them (acl.transfer.allow replaces transfer.allow)",
+                ));
+            }
+            (Some(l), None) => cidrs("transfer.allow", l)?,
+            (None, Some(l)) => cidrs("acl.transfer.allow", l)?,
+            (None, None) => crate::acl::loopback_nets(),
+        };
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -506,7 +555,7 @@ impl Config {
             zone_dir: raw.zones.dir.as_ref().map(PathBuf::from),
             audit: audit_settings(&raw.audit, &data_dir)?,
             data_dir,
-            transfer_allow,
+            transfer_allow: transfer_allow.clone(),
             transfer_notify: raw
                 .transfer
                 .notify
@@ -541,8 +590,74 @@ impl Config {
                     .map_err(|e| invalid("update.tsig_keys", "(hidden)", &e.to_string()))?;
                 keys.into_iter().map(Secret::new).collect()
             },
+            acl: acls(&raw.acl, &transfer_allow)?,
+            rrl: rrl_settings(&raw.rrl)?,
         })
     }
+}
+
+fn cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .map(|c| {
+            c.parse::<IpNet>().map_err(|_| invalid(key, c, "expected a CIDR such as 192.0.2.0/24 or 2001:db8::/32"))
+        })
+        .collect()
+}
+
+/// `[acl]`, checked; `transfer_allow` is the merged transfer allow list.
+fn acls(a: &raw::RawAcl, transfer_allow: &[IpNet]) -> Result<crate::acl::Acls, ConfigError> {
+    use crate::acl::AccessList;
+    let defaults = crate::acl::Acls::default();
+    let list = |name: &str, l: &raw::RawAccessList, default: AccessList| -> Result<AccessList, ConfigError> {
+        Ok(AccessList {
+            allow: match &l.allow {
+                Some(v) => cidrs(&format!("acl.{name}.allow"), v)?,
+                None => default.allow,
+            },
+            deny: cidrs(&format!("acl.{name}.deny"), l.deny.as_deref().unwrap_or_default())?,
+        })
+    };
+    Ok(crate::acl::Acls {
+        query: list("query", &a.query, defaults.query)?,
+        transfer: AccessList {
+            allow: transfer_allow.to_vec(),
+            deny: cidrs("acl.transfer.deny", a.transfer.deny.as_deref().unwrap_or_default())?,
+        },
+        notify: list("notify", &a.notify, defaults.notify)?,
+        update: list("update", &a.update, defaults.update)?,
+        admin: list("admin", &a.admin, defaults.admin)?,
+    })
+}
+
+/// `[rrl]`, checked.
+fn rrl_settings(r: &raw::RawRrl) -> Result<crate::rrl::RrlSettings, ConfigError> {
+    use crate::rrl::{MAX_RATE, RrlSettings};
+    let d = RrlSettings::default();
+    let rate = |key: &str, v: Option<u32>| match v.unwrap_or(0) {
+        n if n > MAX_RATE => Err(invalid(key, &n.to_string(), &format!("expected 0 (off) to {MAX_RATE}"))),
+        n => Ok(n),
+    };
+    let prefix = |key: &str, v: Option<u8>, default: u8, max: u8| match v.unwrap_or(default) {
+        n if n == 0 || n > max => Err(invalid(key, &n.to_string(), &format!("expected a prefix length of 1 to {max}"))),
+        n => Ok(n),
+    };
+    let table_size = r.table_size.unwrap_or(d.table_size);
+    if !(64..=1 << 24).contains(&table_size) {
+        return Err(invalid("rrl.table_size", &table_size.to_string(), "expected 64 to 16777216 buckets"));
+    }
+    Ok(RrlSettings {
+        responses_per_second: rate("rrl.responses_per_second", r.responses_per_second)?,
+        slip: match r.slip.unwrap_or(d.slip) {
+            n if n > 100 => return Err(invalid("rrl.slip", &n.to_string(), "expected 0 (never) to 100")),
+            n => n,
+        },
+        ipv4_prefix: prefix("rrl.ipv4_prefix", r.ipv4_prefix, d.ipv4_prefix, 32)?,
+        ipv6_prefix: prefix("rrl.ipv6_prefix", r.ipv6_prefix, d.ipv6_prefix, 128)?,
+        exempt: cidrs("rrl.exempt", r.exempt.as_deref().unwrap_or_default())?,
+        log_only: r.log_only.unwrap_or(false),
+        client_queries_per_second: rate("rrl.client_queries_per_second", r.client_queries_per_second)?,
+        table_size,
+    })
 }
 
 #[cfg(test)]
@@ -577,6 +692,41 @@ mod tests {
         raw.server.tcp_idle_timeout_ms = Some(0);
         let e = Config::from_raw(&raw).unwrap_err().to_string();
         assert!(e.contains("server.tcp_idle_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn transfer_allow_folds_into_the_transfer_acl_and_both_at_once_is_an_error() {
+        let mut raw = RawConfig::default();
+        raw.transfer.allow = Some(vec!["192.0.2.0/24".into()]);
+        raw.acl.transfer.deny = Some(vec!["192.0.2.7/32".into()]);
+        let c = Config::from_raw(&raw).unwrap();
+        assert!(c.acl.transfer.permits("192.0.2.1".parse().unwrap()));
+        assert!(!c.acl.transfer.permits("192.0.2.7".parse().unwrap()));
+        assert!(!c.acl.transfer.permits("127.0.0.1".parse().unwrap()));
+        raw.acl.transfer.allow = Some(vec!["10.0.0.0/8".into()]);
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("acl.transfer.allow"), "{e}");
+    }
+
+    #[test]
+    fn acl_and_rrl_values_are_checked_and_come_from_the_environment() {
+        let env = [
+            ("MESHDNS_ACL_QUERY_DENY".to_string(), "192.0.2.0/24".to_string()),
+            ("MESHDNS_RRL_RESPONSES_PER_SECOND".to_string(), "50".to_string()),
+            ("MESHDNS_RRL_LOG_ONLY".to_string(), "yes".to_string()),
+        ];
+        let c = Config::from_raw(&load_raw(None, env.into_iter()).unwrap()).unwrap();
+        assert!(!c.acl.query.permits("192.0.2.9".parse().unwrap()));
+        assert_eq!((c.rrl.responses_per_second, c.rrl.log_only), (50, true));
+        let mut raw = RawConfig::default();
+        raw.acl.admin.allow = Some(vec!["10.0.0.0/33".into()]);
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("acl.admin.allow") && e.contains("10.0.0.0/33"), "{e}");
+        let mut raw = RawConfig::default();
+        raw.rrl.ipv4_prefix = Some(40);
+        assert!(Config::from_raw(&raw).unwrap_err().to_string().contains("rrl.ipv4_prefix"));
+        let e = load_raw(None, [("MESHDNS_ACL_QUERI_ALLOW".to_string(), "x".to_string())].into_iter()).unwrap_err();
+        assert!(e.to_string().contains("MESHDNS_ACL_QUERI_ALLOW"), "{e}");
     }
 
     #[test]

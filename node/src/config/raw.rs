@@ -38,6 +38,12 @@ pub struct RawConfig {
     /// `[audit]`
     #[serde(default)]
     pub audit: RawAudit,
+    /// `[acl]`
+    #[serde(default)]
+    pub acl: RawAcl,
+    /// `[rrl]`
+    #[serde(default)]
+    pub rrl: RawRrl,
 }
 
 /// `[audit]`: the audit log of administrative actions.
@@ -50,6 +56,59 @@ pub struct RawAudit {
     pub max_bytes: Option<u64>,
     /// Rotated files kept.
     pub keep: Option<usize>,
+}
+
+/// `[acl]`: who may do what, by client network (see `acl.rs`).
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcl {
+    /// `[acl.query]`
+    #[serde(default)]
+    pub query: RawAccessList,
+    /// `[acl.transfer]` (`allow` replaces `transfer.allow`)
+    #[serde(default)]
+    pub transfer: RawAccessList,
+    /// `[acl.notify]`
+    #[serde(default)]
+    pub notify: RawAccessList,
+    /// `[acl.update]`
+    #[serde(default)]
+    pub update: RawAccessList,
+    /// `[acl.admin]`: the HTTP and gRPC listeners.
+    #[serde(default)]
+    pub admin: RawAccessList,
+}
+
+/// One allow and one deny list of CIDRs.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessList {
+    /// Networks admitted (unset: the kind's default).
+    pub allow: Option<Vec<String>>,
+    /// Networks refused, checked first.
+    pub deny: Option<Vec<String>>,
+}
+
+/// `[rrl]`: response rate limiting and the per-client query limit.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawRrl {
+    /// Responses per second per prefix and class; 0 = off (default).
+    pub responses_per_second: Option<u32>,
+    /// Every Nth limited response is sent truncated (TC=1); 0 = never.
+    pub slip: Option<u32>,
+    /// IPv4 prefix length responses are counted by (default 24).
+    pub ipv4_prefix: Option<u8>,
+    /// IPv6 prefix length responses are counted by (default 56).
+    pub ipv6_prefix: Option<u8>,
+    /// Networks never limited.
+    pub exempt: Option<Vec<String>>,
+    /// Count and log, but limit nothing.
+    pub log_only: Option<bool>,
+    /// Queries per second per client address; 0 = off (default).
+    pub client_queries_per_second: Option<u32>,
+    /// Buckets in the table (rounded up to a power of two).
+    pub table_size: Option<usize>,
 }
 
 /// `[update]`: RFC 2136 dynamic update.

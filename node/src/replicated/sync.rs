@@ -154,9 +154,9 @@ impl Syncer {
         self.pull_loop().await;
     }
 
-    /// Appends the replication counters (Prometheus text).
-    pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
+    /// Adds the replication counters to `out`.
+    pub fn render_metrics(&self, out: &mut crate::exposition::Exposition) {
+        use crate::exposition::Kind;
         let s = &self.stats;
         for (name, help, v) in [
             ("deltas_received_total", "Deltas from peers that held something new.", &s.deltas_in),
@@ -167,25 +167,22 @@ impl Syncer {
             ("pulls_total", "Pulls completed.", &s.pulls),
             ("pull_errors_total", "Pulls that failed (unreachable, TLS refused, bad data).", &s.pull_errors),
             ("refused_total", "Frames or requests from peers refused as malformed.", &s.refused),
+            ("snapshots_sent_total", "Zones sent to peers as snapshots.", &s.snapshots_out),
         ] {
-            let _ = writeln!(out, "# HELP meshdns_replication_{name} {help}");
-            let _ = writeln!(out, "# TYPE meshdns_replication_{name} counter");
-            let _ = writeln!(out, "meshdns_replication_{name} {}", v.load(Ordering::Relaxed));
+            let name = format!("meshdns_replication_{name}");
+            out.family(&name, Kind::Counter, help);
+            out.sample(&name, &[], v.load(Ordering::Relaxed));
         }
-        let _ = writeln!(out, "# HELP meshdns_replication_snapshots_sent_total Zones sent to peers as snapshots.");
-        let _ = writeln!(out, "# TYPE meshdns_replication_snapshots_sent_total counter");
-        let _ = writeln!(out, "meshdns_replication_snapshots_sent_total {}", s.snapshots_out.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP meshdns_replication_sync_errors_total Failed pulls, by cause.");
-        let _ = writeln!(out, "# TYPE meshdns_replication_sync_errors_total counter");
+        out.family("meshdns_replication_sync_errors_total", Kind::Counter, "Failed pulls, by cause.");
         for (i, c) in ERROR_CAUSES.iter().enumerate() {
             let n = s.errors_by_cause[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "meshdns_replication_sync_errors_total{{cause=\"{c}\"}} {n}");
+            out.sample("meshdns_replication_sync_errors_total", &[("cause", c)], n);
         }
-        let _ = writeln!(
-            out,
-            "# HELP meshdns_replication_peer_lag_writes Writes this node holds that a peer it hears directly does not yet serve, per zone."
+        out.family(
+            "meshdns_replication_peer_lag_writes",
+            Kind::Gauge,
+            "Writes this node holds that a peer it hears directly does not yet serve, per zone.",
         );
-        let _ = writeln!(out, "# TYPE meshdns_replication_peer_lag_writes gauge");
         let snap = self.mesh.snapshot();
         let mine = self.zones.list();
         for m in snap.members.values() {
@@ -201,21 +198,14 @@ impl Syncer {
                 .collect();
             for z in &mine {
                 let behind = z.serial.saturating_sub(theirs.get(z.name.as_str()).copied().unwrap_or(0));
-                let _ = writeln!(
-                    out,
-                    "meshdns_replication_peer_lag_writes{{peer=\"{}\",zone=\"{}\"}} {behind}",
-                    f.id, z.name
-                );
+                out.sample("meshdns_replication_peer_lag_writes", &[("peer", &f.id), ("zone", &z.name)], behind);
             }
         }
-        let _ = writeln!(out, "# HELP meshdns_replication_tombstones Tombstones held (deletions not yet collected).");
-        let _ = writeln!(out, "# TYPE meshdns_replication_tombstones gauge");
-        let _ = writeln!(out, "meshdns_replication_tombstones {}", self.zones.tombstones());
-        let _ =
-            writeln!(out, "# HELP meshdns_replication_zone_serial Serial served per replicated zone (writes held).");
-        let _ = writeln!(out, "# TYPE meshdns_replication_zone_serial gauge");
+        out.family("meshdns_replication_tombstones", Kind::Gauge, "Tombstones held (deletions not yet collected).");
+        out.sample("meshdns_replication_tombstones", &[], self.zones.tombstones());
+        out.family("meshdns_replication_zone_serial", Kind::Gauge, "Serial served per replicated zone (writes held).");
         for z in self.zones.list() {
-            let _ = writeln!(out, "meshdns_replication_zone_serial{{zone=\"{}\"}} {}", z.name, z.serial);
+            out.sample("meshdns_replication_zone_serial", &[("zone", &z.name)], z.serial);
         }
     }
 

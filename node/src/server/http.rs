@@ -9,6 +9,9 @@
 //! a browser's cross-site form post cannot send (and a script's needs a
 //! CORS preflight this listener never grants), so a web page cannot make
 //! the browser on the same host reload the zones. Every reload is audited.
+//!
+//! Every request is first checked against `acl.admin` (default: anyone who
+//! can reach the address, which is loopback by default); others get 403.
 
 use std::convert::Infallible;
 use std::fmt::Write;
@@ -49,8 +52,25 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, mut shutdown: watch
             continue;
         };
         let shared = shared.clone();
+        // The admin access list: an outsider gets 403 for every request.
+        let allowed = shared.config.acl.admin.permits(peer.ip());
+        if !allowed {
+            shared.metrics.record_acl_refused(crate::acl::AclKind::Admin);
+            tracing::debug!(%peer, "HTTP client refused by acl.admin");
+        }
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(req, shared.clone(), peer));
+            let svc = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move {
+                    if allowed {
+                        handle(req, shared, peer).await
+                    } else {
+                        let mut r = Response::new(Full::new(Bytes::from("forbidden: not in acl.admin\n")));
+                        *r.status_mut() = StatusCode::FORBIDDEN;
+                        Ok(r)
+                    }
+                }
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -172,44 +192,42 @@ pub fn audit_reload(shared: &SharedRef, actor: String, peer: Option<std::net::So
     });
 }
 
-/// The whole `/metrics` page.
+/// The whole `/metrics` page, every part through one
+/// [`crate::exposition::Exposition`].
 pub fn render_metrics(shared: &SharedRef) -> String {
-    let mut out = String::with_capacity(8192);
+    use crate::exposition::{Exposition, Kind};
+    let mut out = Exposition::new();
     shared.metrics.render(&mut out);
     if let Some(mesh) = shared.mesh.get() {
         crate::cluster::metrics::render(&mesh.snapshot(), &mut out);
     }
     if let Some(zones) = shared.replicated.get() {
-        use std::fmt::Write;
-        out.push_str("# HELP meshdns_replication_overlay_rrsets RRsets answered from overlays, waiting for their zone's recompile.\n");
-        out.push_str("# TYPE meshdns_replication_overlay_rrsets gauge\n");
-        let _ = writeln!(out, "meshdns_replication_overlay_rrsets {}", zones.overlay_rrsets());
+        out.family(
+            "meshdns_replication_overlay_rrsets",
+            Kind::Gauge,
+            "RRsets answered from overlays, waiting for their zone's recompile.",
+        );
+        out.sample("meshdns_replication_overlay_rrsets", &[], zones.overlay_rrsets());
     }
     if let Some(syncer) = shared.syncer.get() {
         syncer.render_metrics(&mut out);
     }
     let zones = shared.store.current_full();
-    out.push_str("# HELP meshdns_zones_loaded Zones being served.\n# TYPE meshdns_zones_loaded gauge\n");
-    let _ = writeln!(out, "meshdns_zones_loaded {}", zones.zones().len());
-    out.push_str("# HELP meshdns_zone_serial SOA serial of each served zone.\n# TYPE meshdns_zone_serial gauge\n");
+    out.family("meshdns_zones_loaded", Kind::Gauge, "Zones being served.");
+    out.sample("meshdns_zones_loaded", &[], zones.zones().len());
+    out.family("meshdns_zone_serial", Kind::Gauge, "SOA serial of each served zone.");
     for z in zones.zones() {
-        let _ = writeln!(out, "meshdns_zone_serial{{zone=\"{}\"}} {}", escape(&to_text(z.origin())), z.serial());
+        out.sample("meshdns_zone_serial", &[("zone", &to_text(z.origin()))], z.serial());
     }
-    out.push_str(
-        "# HELP meshdns_zone_nodes Owner names (and empty non-terminals) per zone.\n# TYPE meshdns_zone_nodes gauge\n",
-    );
+    out.family("meshdns_zone_nodes", Kind::Gauge, "Owner names (and empty non-terminals) per zone.");
     for z in zones.zones() {
-        let _ = writeln!(out, "meshdns_zone_nodes{{zone=\"{}\"}} {}", escape(&to_text(z.origin())), z.node_count());
+        out.sample("meshdns_zone_nodes", &[("zone", &to_text(z.origin()))], z.node_count());
     }
-    out.push_str("# HELP meshdns_zone_load_errors_total Failed loads per zone file since start.\n# TYPE meshdns_zone_load_errors_total counter\n");
+    out.family("meshdns_zone_load_errors_total", Kind::Counter, "Failed loads per zone file since start.");
     for (file, n) in shared.store.failure_counts() {
-        let _ = writeln!(out, "meshdns_zone_load_errors_total{{file=\"{}\"}} {n}", escape(&file));
+        out.sample("meshdns_zone_load_errors_total", &[("file", &file)], n);
     }
-    out
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    out.finish()
 }
 
 /// Logs each zone's load outcome.

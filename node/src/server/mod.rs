@@ -8,11 +8,14 @@ pub mod transfer;
 pub mod udp;
 pub mod udp_batch;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::acl::AclKind;
 use crate::config::Config;
 use crate::dns::auth::AnswerConfig;
 use crate::metrics::Metrics;
+use crate::rrl::Action;
 use crate::zone::store::ZoneStore;
 
 impl Shared {
@@ -78,6 +81,80 @@ pub struct Shared {
     pub syncer: std::sync::OnceLock<std::sync::Arc<crate::replicated::sync::Syncer>>,
     /// The audit log of administrative actions (UPDATEs, reloads, gRPC writes).
     pub audit: Arc<crate::admin::audit::AuditLog>,
+    /// Response rate limiting and the per-client query limit; `None` when
+    /// both are off (the default), so the query path skips them in one branch.
+    pub rrl: Option<crate::rrl::Limiter>,
+}
+
+/// The limits every received DNS message passes before it is answered
+/// (see docs/security.md for the order): the per-client query limit, then
+/// the access list of the message's kind. `Err(None)`: drop it silently;
+/// `Err(Some(kind))`: refuse it (REFUSED) as that kind's access list says.
+pub fn admit(
+    shared: &Shared,
+    shard: &crate::metrics::Shard,
+    msg: &[u8],
+    ip: IpAddr,
+    now: std::time::Instant,
+) -> Result<AclKind, Option<AclKind>> {
+    if let Some(l) = &shared.rrl
+        && !l.admit_query(ip, now)
+    {
+        shard.record_client_limited();
+        return Err(None);
+    }
+    let kind = AclKind::of_message(msg);
+    if shared.config.acl.permits(kind, ip) {
+        Ok(kind)
+    } else {
+        shard.record_acl_refused(kind);
+        tracing::debug!(%ip, ?kind, "refused by the access list");
+        Err(Some(kind))
+    }
+}
+
+/// Before answering a UDP query: `Some(reply)` when response rate
+/// limiting already knows its answer is over the limit
+/// ([`crate::rrl::Limiter::decide_early`]): `Some(None)` to send nothing,
+/// `Some(Some(len))` to send the slipped reply written to `out`. `None`:
+/// answer it.
+pub fn limit_early(
+    shared: &Shared,
+    shard: &crate::metrics::Shard,
+    slips: &mut crate::rrl::SlipCounter,
+    ip: IpAddr,
+    query: &[u8],
+    out: &mut [u8],
+    now: std::time::Instant,
+) -> Option<Option<usize>> {
+    let action = shared.rrl.as_ref()?.decide_early(ip, query, now, slips)?;
+    shard.record_rrl(crate::rrl::ResponseClass::Answer, action);
+    Some(match action {
+        Action::Slip => crate::rrl::slip_query(query, out),
+        _ => None,
+    })
+}
+
+/// Passes the UDP response in `out[..len]` to `ip` through response rate
+/// limiting: `Some(len)` to send (maybe cut to a truncated slip), `None` to
+/// send nothing.
+pub fn limit_response(
+    shared: &Shared,
+    shard: &crate::metrics::Shard,
+    slips: &mut crate::rrl::SlipCounter,
+    ip: IpAddr,
+    out: &mut [u8],
+    len: usize,
+    now: std::time::Instant,
+) -> Option<usize> {
+    let Some(l) = &shared.rrl else { return Some(len) };
+    let (class, action) = l.decide(ip, out.get(..len)?, now, slips);
+    shard.record_rrl(class, action);
+    match action {
+        Action::Send | Action::Logged => Some(len),
+        Action::Drop => None,
+        Action::Slip => crate::rrl::slip(out, len),
+    }
 }
 
 /// Shared state handle.

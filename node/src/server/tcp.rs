@@ -13,7 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::{SharedRef, transfer};
-use crate::dns::auth::{Transport, answer_parsed, parse};
+use crate::acl::AclKind;
+use crate::dns::auth::{Transport, answer_parsed, parse, refuse};
 use crate::dns::iana::Rtype;
 use crate::metrics::Proto;
 
@@ -97,6 +98,25 @@ async fn connection(
         }
         let started = Instant::now();
         let msg = &inbuf[..len];
+        let parsed = parse(msg);
+        let is_transfer = parsed.as_ref().is_ok_and(|q| q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR);
+        // Transfers are judged by the transfer list, in `transfer::serve`.
+        let admitted =
+            if is_transfer { Ok(AclKind::Transfer) } else { super::admit(&shared, shard, msg, peer.ip(), started) };
+        match admitted {
+            Ok(_) => {}
+            Err(None) => continue,
+            Err(Some(_)) => {
+                let Some(a) = refuse(msg, &mut outbuf[2..], Transport::Tcp, &shared.answer) else { continue };
+                shard.record(Proto::Tcp, &a, started.elapsed().as_nanos() as u64);
+                outbuf[..2].copy_from_slice(&(a.len as u16).to_be_bytes());
+                match tokio::time::timeout(idle, stream.write_all(&outbuf[..2 + a.len])).await {
+                    Ok(r) => r?,
+                    Err(_) => break,
+                }
+                continue;
+            }
+        }
         if crate::replicated::update::is_update(msg) {
             let s = shared.clone();
             let m = msg.to_vec();
@@ -111,9 +131,8 @@ async fn connection(
             }
             continue;
         }
-        let parsed = parse(msg);
         if let Ok(q) = &parsed
-            && (q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR)
+            && is_transfer
         {
             let a = transfer::serve(&mut stream, q, peer.ip(), &shared, &mut outbuf).await?;
             shard.record(Proto::Tcp, &a, started.elapsed().as_nanos() as u64);

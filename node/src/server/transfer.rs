@@ -43,17 +43,21 @@ pub async fn serve(
     let qname = &mut lower[..q.qname.len()];
     lowercase_into(q.qname, qname);
     let mut zones = shared.store.current_full();
+    let permitted = shared.config.acl.transfer.permits(peer);
     // A transfer carries one compiled version, with the serial an SOA query
-    // shows: changes still answered from an overlay are compiled first.
-    if zones.get(qname).is_some_and(|z| !z.overlay().is_empty())
+    // shows: changes still answered from an overlay are compiled first
+    // (only for a client that may transfer: nobody else makes us compile).
+    if permitted
+        && zones.get(qname).is_some_and(|z| !z.overlay().is_empty())
         && let Some(replicated) = shared.replicated.get()
     {
         let (replicated, zone) = (replicated.clone(), qname.to_vec());
         let _ = tokio::task::spawn_blocking(move || replicated.compact_zone(&zone)).await;
         zones = shared.store.current_full();
     }
-    let refusal = if !shared.config.transfer_allow.iter().any(|net| net.contains(&peer)) {
-        tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), "zone transfer refused: client not in transfer.allow");
+    let refusal = if !permitted {
+        shared.metrics.record_acl_refused(crate::acl::AclKind::Transfer);
+        tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), "zone transfer refused by the transfer access list (acl.transfer / transfer.allow)");
         Some(Rcode::REFUSED)
     } else if zones.get(qname).is_none() {
         // RFC 5936 §2.2.1: not authoritative for that zone.

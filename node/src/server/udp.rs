@@ -20,8 +20,10 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::SharedRef;
-use crate::dns::auth::{Transport, answer};
+use crate::acl::AclKind;
+use crate::dns::auth::{Transport, answer, refuse};
 use crate::metrics::Proto;
+use crate::rrl::SlipCounter;
 
 /// Binds `n` sockets to `addr` with `SO_REUSEPORT`. With port 0 the first
 /// socket picks the port and the others join it.
@@ -84,20 +86,41 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
     let mut outbuf = vec![0u8; 65535];
     let local = sock.local_addr().ok();
     let _span = tracing::debug_span!("udp", ?local).entered();
+    let mut slips = SlipCounter::default();
     while !stop.load(Ordering::Relaxed) {
         let Some((n, peer)) = received(sock.recv_from(&mut inbuf)) else { continue };
         let started = Instant::now();
-        if crate::replicated::update::is_update(&inbuf[..n]) {
-            if let Some(reply) = shared.update(&inbuf[..n]) {
-                let _ = sock.send_to(&reply, peer);
+        let msg = &inbuf[..n];
+        let answered = match super::admit(shared, shard, msg, peer.ip(), started) {
+            Err(None) => continue,
+            Err(Some(_)) => refuse(msg, &mut outbuf, Transport::Udp, &shared.answer),
+            Ok(AclKind::Update) => {
+                if let Some(reply) = shared.update(msg) {
+                    let _ = sock.send_to(&reply, peer);
+                }
+                continue;
             }
-            continue;
-        }
-        let zones = shared.store.current();
-        match guarded(|| answer(&inbuf[..n], &zones, &mut outbuf, Transport::Udp, &shared.answer)) {
+            Ok(_) => {
+                if let Some(early) = super::limit_early(shared, shard, &mut slips, peer.ip(), msg, &mut outbuf, started)
+                {
+                    if let Some(len) = early {
+                        let _ = sock.send_to(&outbuf[..len], peer);
+                    }
+                    continue;
+                }
+                let zones = shared.store.current();
+                guarded(|| answer(msg, &zones, &mut outbuf, Transport::Udp, &shared.answer))
+            }
+        };
+        match answered {
             Some(a) => {
                 shard.record(Proto::Udp, &a, started.elapsed().as_nanos() as u64);
-                if let Err(e) = sock.send_to(&outbuf[..a.len], peer) {
+                let Some(len) =
+                    super::limit_response(shared, shard, &mut slips, peer.ip(), &mut outbuf, a.len, started)
+                else {
+                    continue;
+                };
+                if let Err(e) = sock.send_to(&outbuf[..len], peer) {
                     tracing::debug!(error = %e, %peer, "udp send failed");
                 }
             }
@@ -118,19 +141,38 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
     let mut replies = SendBatch::new(shared.answer.udp_payload.max(512) as usize);
     let local = sock.local_addr().ok();
     let _span = tracing::debug_span!("udp", ?local, batched = true).entered();
+    let mut slips = SlipCounter::default();
     while !stop.load(Ordering::Relaxed) {
         let Some(n) = received(batch.recv(fd)) else { continue };
         let zones = shared.store.current();
         for i in 0..n {
-            let Some(query) = batch.datagram(i) else {
+            let (Some(query), Some(ip)) = (batch.datagram(i), batch.source_ip(i)) else {
                 shard.record_dropped();
                 continue;
             };
             let started = Instant::now();
-            match guarded(|| answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer)) {
+            let answered = match super::admit(shared, shard, query, ip, started) {
+                Err(None) => continue,
+                Err(Some(_)) => refuse(query, replies.next_buf(), Transport::Udp, &shared.answer),
+                // UPDATE is served by the one-datagram-per-call loop only;
+                // here it gets the answer path's NOTIMP.
+                Ok(_) => match super::limit_early(shared, shard, &mut slips, ip, query, replies.next_buf(), started) {
+                    Some(Some(len)) => {
+                        replies.push(&batch, i, len);
+                        continue;
+                    }
+                    Some(None) => continue,
+                    None => guarded(|| answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer)),
+                },
+            };
+            match answered {
                 Some(a) => {
                     shard.record(Proto::Udp, &a, started.elapsed().as_nanos() as u64);
-                    replies.push(&batch, i, a.len);
+                    if let Some(len) =
+                        super::limit_response(shared, shard, &mut slips, ip, replies.next_buf(), a.len, started)
+                    {
+                        replies.push(&batch, i, len);
+                    }
                 }
                 None => shard.record_dropped(),
             }

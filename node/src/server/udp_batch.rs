@@ -87,6 +87,27 @@ impl RecvBatch {
         self.bufs.get(i * MAX_QUERY..i * MAX_QUERY + len)
     }
 
+    /// The address datagram `i` came from (IPv4 or IPv6), for access
+    /// lists and rate limits.
+    pub fn source_ip(&self, i: usize) -> Option<std::net::IpAddr> {
+        let addr = self.addrs.get(i).filter(|_| i < self.count)?;
+        match i32::from(addr.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in here (family
+                // AF_INET); sockaddr_storage is larger and suitably aligned
+                // for every sockaddr type, so the read is in bounds.
+                let v4 = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                Some(std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)).into())
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for a sockaddr_in6 (family AF_INET6).
+                let v6 = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                Some(std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr).into())
+            }
+            _ => None,
+        }
+    }
+
     /// Where datagram `i` came from, as the kernel wrote it.
     fn source(&self, i: usize) -> (&libc::sockaddr_storage, u32) {
         (&self.addrs[i], self.hdrs[i].msg_hdr.msg_namelen)

@@ -130,6 +130,25 @@ pub fn answer_parsed(
     Some(Answered { len, rcode: outcome.rcode, qtype: Some(q.qtype), truncated: outcome.truncated })
 }
 
+/// A REFUSED response to `msg` (RFC 1035 §4.1.1), for a client an access
+/// list turns away ([`crate::acl`]): the question echoed, nothing else.
+/// `None` when `msg` is not a query at all (no reply).
+pub fn refuse(msg: &[u8], out: &mut [u8], transport: Transport, cfg: &AnswerConfig) -> Option<Answered> {
+    let q = Query::parse(msg).ok()?;
+    let limit = match (transport, q.edns) {
+        (Transport::Tcp, _) => u16::MAX as usize,
+        (Transport::Udp, Some(Edns { udp_payload, .. })) => {
+            udp_payload.min(cfg.udp_payload).max(MIN_UDP_PAYLOAD) as usize
+        }
+        (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
+    };
+    let opt = q.edns.map(|e| OptOut { udp_payload: cfg.udp_payload, dnssec_ok: e.dnssec_ok });
+    let question = &q.msg[crate::dns::wire::HEADER_LEN..q.question_end];
+    let b = ResponseBuilder::new(out, limit, Some(question), opt.is_some())?;
+    let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), Rcode::REFUSED, opt);
+    Some(Answered { len, rcode: Rcode::REFUSED, qtype: Some(q.qtype), truncated: false })
+}
+
 /// Checks that `q` parsed as a query (used by the transfer module).
 pub fn parse(msg: &[u8]) -> Result<Query<'_>, QueryError> {
     Query::parse(msg)
