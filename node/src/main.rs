@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use meshdns::cli::{CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigCommand, ServeArgs, ZoneCommand};
+use meshdns::cli::{
+    CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigCommand, KeyCommand, ServeArgs, ZoneCommand,
+};
 use meshdns::config::{self, Config, LogFormat};
 use meshdns::dns::auth::AnswerConfig;
 use meshdns::metrics::Metrics;
@@ -48,11 +50,16 @@ fn run() -> Result<ExitCode> {
         }
         Command::Config(ConfigCommand::Check { config }) => {
             let cfg = load_config(config.as_deref(), &ServeArgs::default())?;
+            // The keyring is checked too; only key ids are shown, never keys.
+            if let Some(keys) = gossip_keyring(&cfg)? {
+                println!("gossip keyring ok: {keys:?}");
+            }
             println!("configuration ok");
             println!("{cfg:#?}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Cluster(ClusterArgs { command: ClusterCommand::Ca(ca), .. }) => cluster_ca(&ca),
+        Command::Cluster(ClusterArgs { command: ClusterCommand::Key(KeyCommand::Generate), .. }) => key_generate(),
         Command::Cluster(args) => {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
@@ -78,6 +85,35 @@ fn cluster_ca(cmd: &CaCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `meshdns cluster key generate`: a new key on stdout, nothing else (so
+/// `>> keyring` adds it as a secondary key).
+fn key_generate() -> Result<ExitCode> {
+    let key = meshdns_mesh::auth::GossipKey::generate(&ring::rand::SystemRandom::new())?;
+    println!("{}", key.to_hex());
+    eprintln!(
+        "meshdns: new cluster key {:08x}; keep it secret (a file readable only by meshdns). First line of a keyring \
+         file = the key that signs; every other line is accepted too",
+        key.id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster keyring named by the configuration, if any.
+fn gossip_keyring(cfg: &Config) -> Result<Option<meshdns_mesh::auth::Keyring>> {
+    let Some(file) = &cfg.mesh.gossip_key_file else { return Ok(None) };
+    let keys = meshdns_mesh::auth::Keyring::load(file).context("loading mesh.gossip_key_file (--gossip-key-file)")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(file = %file.display(), "the gossip keyring is readable by other users; chmod 600 it");
+        }
+    }
+    Ok(Some(keys))
 }
 
 /// The QUIC endpoint for replication, if `--tls-dir` is set. With
@@ -159,6 +195,12 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if args.tls_dev {
         raw.replication.tls_dev = Some(true);
     }
+    if let Some(v) = &args.gossip_key_file {
+        raw.mesh.gossip_key_file = Some(v.display().to_string());
+    }
+    if args.insecure_gossip {
+        raw.mesh.insecure_gossip = Some(true);
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -220,6 +262,7 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
             dead_grace: m.dead_grace,
             ..GossipSettings::default()
         },
+        auth: None,
     }
 }
 
@@ -390,11 +433,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             shared.clone(),
             shutdown_rx.clone(),
         ));
-        let mesh = Arc::new(
-            Mesh::start(mesh_config(&cfg, started_unix_ms, generation))
-                .await
-                .context("starting the mesh (check --gossip and --seeds)")?,
-        );
+        let gossip_auth = gossip_keyring(&cfg)?.map(|k| Arc::new(meshdns_mesh::gossip::transport::GossipAuth::new(k)));
+        match &gossip_auth {
+            Some(a) => tracing::info!(keys = ?a, "gossip and referrals are authenticated with the cluster keyring"),
+            None if cfg.mesh.gossip.ip().is_loopback() => {
+                tracing::info!("no cluster key: gossip is unauthenticated (loopback only)")
+            }
+            None => tracing::warn!(
+                gossip = %cfg.mesh.gossip,
+                "--insecure-gossip: gossip is unauthenticated; anyone who reaches the gossip port can join the mesh"
+            ),
+        }
+        let mut mesh_cfg = mesh_config(&cfg, started_unix_ms, generation);
+        mesh_cfg.auth = gossip_auth.clone();
+        let mesh = Arc::new(Mesh::start(mesh_cfg).await.context("starting the mesh (check --gossip and --seeds)")?);
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         if let Some(horizon) = cfg.replication.tombstone_horizon {
@@ -454,6 +506,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading zones");
+                    // Key rotation: the keyring file is re-read too; a bad
+                    // file leaves the current keys in place.
+                    if let Some(a) = &gossip_auth {
+                        match gossip_keyring(&cfg) {
+                            Ok(Some(keys)) => a.set_keys(keys),
+                            Ok(None) => {}
+                            Err(e) => tracing::error!(error = %format!("{e:#}"), "keeping the current gossip keys"),
+                        }
+                    }
                     // Not awaited here: SIGTERM must be heard during a long reload.
                     let s = shared.clone();
                     tokio::task::spawn_blocking(move || match s.reload_zones() {

@@ -1,4 +1,4 @@
-//! The command line: `meshdns serve`, `zone check|reload`, `config check`, `version`.
+//! The command line: `meshdns serve`, `zone check|reload`, `config check`, `cluster ...`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,6 +89,14 @@ pub struct ServeArgs {
     /// For loopback test clusters only: every node must share the directory.
     #[arg(long)]
     pub tls_dev: bool,
+    /// Cluster keyring: one key per line (`meshdns cluster key generate`),
+    /// the primary first; re-read on SIGHUP. Authenticates gossip.
+    #[arg(long)]
+    pub gossip_key_file: Option<PathBuf>,
+    /// Gossip without a key on a non-loopback address: anyone who reaches
+    /// the gossip port can join the mesh and forge members.
+    #[arg(long)]
+    pub insecure_gossip: bool,
 }
 
 /// `meshdns cluster ...`: where to connect, how to print, what to ask.
@@ -172,6 +180,17 @@ pub enum ClusterCommand {
     /// talks to no node).
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Cluster keys that authenticate gossip (local; talks to no node).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `meshdns cluster key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a new random cluster key (64 hex digits) on stdout, for a
+    /// keyring file (`--gossip-key-file`; the first line is the primary).
+    Generate,
 }
 
 /// `meshdns cluster ca ...`

@@ -83,6 +83,16 @@ pub fn render(s: &MeshSnapshot, out: &mut String) {
     );
     let _ = writeln!(out, "# TYPE meshdns_mesh_pool_restarts_total counter");
     let _ = writeln!(out, "meshdns_mesh_pool_restarts_total {}", s.pool_restarts);
+    if let Some(rejected) = &s.gossip_rejected {
+        let _ = writeln!(
+            out,
+            "# HELP meshdns_mesh_gossip_rejected_total Gossip datagrams and referral messages refused by the cluster keyring check, by cause."
+        );
+        let _ = writeln!(out, "# TYPE meshdns_mesh_gossip_rejected_total counter");
+        for (cause, n) in rejected {
+            let _ = writeln!(out, "meshdns_mesh_gossip_rejected_total{{cause=\"{cause}\"}} {n}");
+        }
+    }
     let _ = writeln!(out, "# HELP meshdns_mesh_pools_failed Pools this node should be in but could not join.");
     let _ = writeln!(out, "# TYPE meshdns_mesh_pools_failed gauge");
     let _ = writeln!(out, "meshdns_mesh_pools_failed {}", s.pool_errors.len());
