@@ -42,10 +42,14 @@ pub const TAG_LEN: usize = 32;
 pub const HEADER_LEN: usize = 2 + 1 + 1 + 4 + 8 + NONCE_LEN;
 /// Bytes an envelope adds to its payload.
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
-/// How far a sender's clock may be from the receiver's, either way.
-pub const DEFAULT_WINDOW_MS: u64 = 30_000;
-/// Most (timestamp, nonce) pairs remembered for replay detection: at a
-/// few hundred authenticated messages per second this covers the window.
+/// How far a sender's clock may be from the receiver's, either way: five
+/// minutes, Kerberos's usual skew (RFC 4120 §1.6). Narrower would cut a node
+/// with a drifting clock out of the mesh (the chaos suite steps clocks by up
+/// to two minutes); a replay inside the window is caught by the cache.
+pub const DEFAULT_WINDOW_MS: u64 = 300_000;
+/// Most (timestamp, nonce) pairs remembered for replay detection: a node
+/// in three pools receives some tens of messages per second, so this
+/// covers the window many times over (about 10 MiB when full).
 pub const DEFAULT_REPLAY_CAPACITY: usize = 200_000;
 
 const MAGIC: [u8; 2] = *b"MG";

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport};
 use chitchat::ChitchatEnvelope;
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport};
 use ring::rand::SecureRandom;
 
 use crate::auth::{self, Keyring, Kind, NONCE_LEN, Reject, ReplayGuard};
