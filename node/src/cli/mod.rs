@@ -202,8 +202,20 @@ pub enum CaCommand {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Issue a certificate for a node (ID.pem, ID.key) from the CA in DIR.
+    /// Issue a certificate for a node (ID.pem, ID.key) from the CA in DIR,
+    /// valid for a year.
     Issue {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's id (its --node-id).
+        #[arg(long)]
+        node_id: String,
+    },
+    /// Renew a node's certificate: a new key and a certificate valid for a
+    /// year replace ID.pem and ID.key in DIR (the node uses them at its next
+    /// start).
+    Renew {
         /// The CA directory.
         #[arg(long)]
         dir: PathBuf,

@@ -177,10 +177,11 @@ pub struct GrpcSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-/// The host name, as the default node id.
+/// The host name's first label, as the default node id.
 pub fn hostname() -> String {
+    // The first label only: a node id is one DNS label.
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
+        .map(|h| h.trim().split('.').next().unwrap_or_default().to_owned())
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "meshdns".to_owned())
@@ -191,6 +192,19 @@ fn label(key: &str, v: &str) -> Result<String, ConfigError> {
         Ok(v.to_owned())
     } else {
         Err(invalid(key, v, "expected 1-63 letters, digits, '-', '_' or '.'"))
+    }
+}
+
+/// A node id: one rule for gossip and certificates ([`meshdns_ring::valid_node_id`]).
+fn node_id(v: &str) -> Result<String, ConfigError> {
+    if meshdns_ring::valid_node_id(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "mesh.node_id",
+            v,
+            "expected 1-63 letters, digits and '-', not first or last (a DNS label: it names the node's certificate)",
+        ))
     }
 }
 
@@ -250,7 +264,7 @@ fn mesh_settings(m: &raw::RawMesh) -> Result<MeshSettings, ConfigError> {
         gossip_key_file,
         insecure_gossip,
         cluster: label("mesh.cluster", m.cluster.as_deref().unwrap_or("meshdns"))?,
-        node_id: label("mesh.node_id", &m.node_id.clone().unwrap_or_else(hostname))?,
+        node_id: node_id(&m.node_id.clone().unwrap_or_else(hostname))?,
         region: label("mesh.region", m.region.as_deref().unwrap_or("local"))?,
         site: label("mesh.site", m.site.as_deref().unwrap_or("local"))?,
         gossip,
