@@ -155,14 +155,15 @@ fn replayed_gossip_and_referral_messages_are_refused_and_counted() {
 }
 
 /// Starts `meshdns serve` with gossip on 0.0.0.0 (listening only: no
-/// seeds, so nothing is sent anywhere).
-fn serve_on_any(extra: &[&str], dir: &Path) -> std::process::Child {
+/// seeds, so nothing is sent anywhere); returns it and its HTTP address.
+fn serve_on_any(extra: &[&str], dir: &Path) -> (std::process::Child, SocketAddr) {
     let gossip = format!("0.0.0.0:{}", free_gossip_port());
-    let (dns, http, grpc) = (free_port(), free_port(), free_port());
-    Command::new(BIN)
+    let (dns, grpc) = (free_port(), free_port());
+    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new(BIN)
         .arg("serve")
         .args(["--gossip", &gossip])
-        .args(["--listen", &format!("127.0.0.1:{dns}"), "--http", &format!("127.0.0.1:{http}")])
+        .args(["--listen", &format!("127.0.0.1:{dns}"), "--http", &http.to_string()])
         .args(["--grpc", &format!("127.0.0.1:{grpc}"), "--udp-workers", "1"])
         .arg("--data-dir")
         .arg(dir)
@@ -170,34 +171,33 @@ fn serve_on_any(extra: &[&str], dir: &Path) -> std::process::Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    (child, http)
 }
 
 #[test]
 fn a_non_loopback_gossip_address_needs_a_key_or_insecure_gossip() {
     let dir = tempfile::tempdir().unwrap();
-    let out = serve_on_any(&[], dir.path()).wait_with_output().unwrap();
+    let out = serve_on_any(&[], dir.path()).0.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started without a key on 0.0.0.0");
     assert!(err.contains("mesh.gossip_key_file") && err.contains("--insecure-gossip"), "{err}");
 
-    for extra in [vec!["--insecure-gossip"], vec!["--gossip-key-file", "KEYS"]] {
-        let keys = dir.path().join("keys");
-        write_keys(&keys, &[&key(3)]);
-        let extra: Vec<&str> = extra.iter().map(|a| if *a == "KEYS" { keys.to_str().unwrap() } else { a }).collect();
+    let keys = dir.path().join("keys");
+    write_keys(&keys, &[&key(3)]);
+    for extra in [vec!["--insecure-gossip"], vec!["--gossip-key-file", keys.to_str().unwrap()]] {
         let data = tempfile::tempdir().unwrap();
-        let mut child = serve_on_any(&extra, data.path());
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let started = wait_for("the node to serve", Duration::from_secs(30), || {
-            let mut line = String::new();
-            match stderr.read_line(&mut line) {
-                Ok(0) | Err(_) => Some(false),
-                Ok(_) => line.contains("serving").then_some(true),
+        let (mut child, http) = serve_on_any(&extra, data.path());
+        // Ready (the mesh started), or exited.
+        let ready = wait_for("the node to be ready or exit", Duration::from_secs(30), || {
+            if common::http_request(http, "GET", "/readyz").is_some_and(|(code, _)| code == 200) {
+                return Some(true);
             }
+            child.try_wait().unwrap().map(|_| false)
         });
         let _ = child.kill();
-        let _ = child.wait();
-        assert!(started, "did not start with {extra:?}");
+        let out = child.wait_with_output().unwrap();
+        assert!(ready, "did not start with {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
