@@ -247,3 +247,31 @@ fn a_key_rotates_without_splitting_the_cluster() {
     wait_for("the new key's copy to be a replay", COUNT_BOUND, || (rejected(&a, "replay") == 1).then_some(()));
     assert_eq!(rejected(&a, "unknown_key"), 1);
 }
+
+#[test]
+fn config_check_validates_the_keyring_and_never_prints_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    write_keys(&keys, &[&key(5), &key(6)]);
+    let check = |file: &Path| {
+        let out = Command::new(BIN)
+            .args(["config", "check"])
+            .env("MESHDNS_MESH_GOSSIP_KEY_FILE", file)
+            .env("MESHDNS_MESH_NODE_ID", "a")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, text) = check(&keys);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("{:08x}, {:08x}", key(5).id(), key(6).id())), "key ids, primary first: {text}");
+    for k in [key(5), key(6)] {
+        assert!(!text.contains(&k.to_hex()) && !text.contains(&k.to_hex()[..16]), "a key was printed: {text}");
+    }
+    // A bad line is named by number, and its content is not echoed.
+    std::fs::write(&keys, format!("{}\nsecret-looking-garbage\n", key(5).to_hex())).unwrap();
+    let (ok, text) = check(&keys);
+    assert!(!ok && text.contains("line 2"), "{text}");
+    assert!(!text.contains("secret-looking-garbage") && !text.contains(&key(5).to_hex()), "{text}");
+}
