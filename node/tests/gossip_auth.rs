@@ -86,6 +86,10 @@ fn a_shared_key_forms_a_cluster_and_another_key_never_joins() {
     for (s, who) in [(&a, "a"), (&b, "b")] {
         assert_eq!(s.liveness_of("x"), None, "{who} admitted the node with another key");
     }
+    // x is told what is likely wrong.
+    wait_for("x to log that its seeds do not answer", COUNT_BOUND, || {
+        x.log_text().contains("does it hold this node's cluster key").then_some(())
+    });
     assert_eq!(x.liveness_of("a"), None, "x admitted a");
     assert_eq!(x.liveness_of("b"), None, "x admitted b");
     // Nothing the key holders sent each other was refused.

@@ -640,6 +640,9 @@ impl Driver {
                             Err(e @ referral::ReferralError::Refused(..)) => {
                                 tracing::error!(error = %e, "seed refused")
                             }
+                            Err(e @ referral::ReferralError::NoAnswer(..)) => {
+                                tracing::warn!(error = %e, "seed did not answer")
+                            }
                             Err(e) => tracing::debug!(error = %e, "referral failed"),
                         }
                     }

@@ -147,6 +147,12 @@ pub enum ReferralError {
     /// The seed refused (another cluster).
     #[error("seed {0} refused: {1}")]
     Refused(SocketAddr, String),
+    /// The seed closed without a word: it could not authenticate the
+    /// request (another cluster key), or it is shedding load.
+    #[error(
+        "seed {0} closed without answering: does it hold this node's cluster key (--gossip-key-file)? (or it is busy)"
+    )]
+    NoAnswer(SocketAddr),
 }
 
 /// Asks `seed` for contacts.
@@ -164,6 +170,9 @@ pub(crate) async fn ask(
         let mut reader = BufReader::new(stream).take(MAX_ANSWER);
         let mut answer = String::new();
         reader.read_line(&mut answer).await.map_err(|e| ReferralError::Invalid(seed, e.to_string()))?;
+        if answer.trim().is_empty() {
+            return Err(ReferralError::NoAnswer(seed));
+        }
         let answer = open_line(auth, Kind::ReferralAnswer, &answer).map_err(|e| ReferralError::Invalid(seed, e))?;
         match serde_json::from_slice::<Answer>(&answer) {
             Ok(Answer::Contacts(c)) => Ok(c),
