@@ -97,28 +97,25 @@ fn cluster_ca(cmd: &CaCommand) -> Result<ExitCode> {
 }
 
 /// Warns when this node's certificate has less than
-/// [`meshdns_transport::ca::RENEW_BEFORE_DAYS`] left (at start, then twice a
-/// day), with the command that renews it.
+/// [`meshdns_transport::ca::RENEW_BEFORE_DAYS`] left, with the command that
+/// renews it (at start, before replication starts, then twice a day).
 #[allow(clippy::disallowed_methods)] // the binary is a driver: it reads the wall clock
-async fn watch_cert_expiry(cert: PathBuf) {
+fn check_cert_expiry(cert: &Path) {
     use meshdns_transport::ca::{RENEW_BEFORE_DAYS, not_after};
-    loop {
-        match not_after(&cert) {
-            Ok(until) => match until.duration_since(std::time::SystemTime::now()) {
-                Ok(left) if left < Duration::from_secs(RENEW_BEFORE_DAYS * 86_400) => tracing::warn!(
-                    cert = %cert.display(),
-                    days_left = left.as_secs() / 86_400,
-                    "this node's certificate expires soon: run `meshdns cluster ca renew --dir DIR --node-id ID` and restart"
-                ),
-                Ok(_) => {}
-                Err(_) => tracing::error!(
-                    cert = %cert.display(),
-                    "this node's certificate has expired: peers refuse it; run `meshdns cluster ca renew` and restart"
-                ),
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot read this node's certificate expiry"),
-        }
-        tokio::time::sleep(Duration::from_secs(12 * 3600)).await;
+    match not_after(cert) {
+        Ok(until) => match until.duration_since(std::time::SystemTime::now()) {
+            Ok(left) if left < Duration::from_secs(RENEW_BEFORE_DAYS * 86_400) => tracing::warn!(
+                cert = %cert.display(),
+                days_left = left.as_secs() / 86_400,
+                "this node's certificate expires soon: run `meshdns cluster ca renew --dir DIR --node-id ID` and restart"
+            ),
+            Ok(_) => {}
+            Err(_) => tracing::error!(
+                cert = %cert.display(),
+                "this node's certificate has expired: peers refuse it; run `meshdns cluster ca renew` and restart"
+            ),
+        },
+        Err(e) => tracing::warn!(error = %e, "cannot read this node's certificate expiry"),
     }
 }
 
@@ -171,7 +168,14 @@ fn replication_endpoint(cfg: &Config) -> Result<Option<meshdns_transport::net::E
         }
     }
     let identity = meshdns_transport::tls::Identity::load(dir, id)?;
-    tokio::spawn(watch_cert_expiry(dir.join(format!("{id}.pem"))));
+    let cert = dir.join(format!("{id}.pem"));
+    check_cert_expiry(&cert);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(12 * 3600)).await;
+            check_cert_expiry(&cert);
+        }
+    });
     let endpoint = meshdns_transport::net::Endpoint::bind(
         cfg.replication.quic,
         identity,

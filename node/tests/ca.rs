@@ -69,3 +69,35 @@ fn node_certificates_live_a_year_and_renew() {
         assert!(!ok && out.contains("cannot be put in a certificate"), "{out}");
     }
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the certificate is dated from the real clock
+fn a_node_warns_before_its_certificate_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    meshdns_transport::ca::init(&ca).unwrap();
+    // Issued 340 days ago: 25 days left, inside the 30-day warning.
+    let issued = std::time::SystemTime::now() - std::time::Duration::from_secs(340 * DAY);
+    meshdns_transport::ca::issue_at(&ca, "a", issued, false).unwrap();
+    let quic = format!("127.0.0.1:{}", common::free_port());
+    let s =
+        common::Server::builder().args(&["--node-id", "a", "--quic", &quic, "--tls-dir", ca.to_str().unwrap()]).start();
+    common::wait_for("the expiry warning", std::time::Duration::from_secs(10), || {
+        let log = s.log_text();
+        (log.contains("certificate expires soon") && log.contains("days_left=24") && log.contains("cluster ca renew"))
+            .then_some(())
+    });
+    // A fresh certificate draws no warning (the check runs before replication starts).
+    let fresh = tempfile::tempdir().unwrap();
+    let ca2 = fresh.path().join("ca");
+    meshdns_transport::ca::init(&ca2).unwrap();
+    meshdns_transport::ca::issue(&ca2, "b").unwrap();
+    let quic = format!("127.0.0.1:{}", common::free_port());
+    let s2 = common::Server::builder()
+        .args(&["--node-id", "b", "--quic", &quic, "--tls-dir", ca2.to_str().unwrap()])
+        .start();
+    common::wait_for("replication to start", std::time::Duration::from_secs(10), || {
+        s2.log_text().contains("replicating zones over QUIC").then_some(())
+    });
+    assert!(!s2.log_text().contains("expires soon"), "{}", s2.log_text());
+}
