@@ -74,6 +74,9 @@ impl Cluster {
         let bin_s = bin.display().to_string();
         let ca_s = ca.display().to_string();
         netns::run(&[&bin_s, "cluster", "ca", "init", "--dir", &ca_s])?;
+        // Gossip leaves loopback here, so it is authenticated, as in production.
+        let key = netns::run(&[&bin_s, "cluster", "key", "generate"])?;
+        std::fs::write(work.join("gossip.keys"), key).context("writing the cluster's gossip keyring")?;
         for n in &nodes {
             netns::run(&[&bin_s, "cluster", "ca", "issue", "--dir", &ca_s, "--node-id", &n.name])?;
             let data = work.join(&n.name);
@@ -147,6 +150,8 @@ impl Cluster {
             .arg(self.data_dir(i))
             .arg("--tls-dir")
             .arg(self.work.join("ca"))
+            .arg("--gossip-key-file")
+            .arg(self.work.join("gossip.keys"))
             .args(["--udp-workers", "1"])
             .env("MESHDNS_UPDATE_TSIG_KEYS", TSIG_KEY)
             .env("MESHDNS_GRPC_TOKEN", ADMIN_TOKEN)

@@ -196,7 +196,7 @@ impl PeerRecord {
         if p.len() != 13 || p[0] != "1" {
             return Err(err("not a version 1 record"));
         }
-        if !valid_label(id) || !valid_label(p[2]) || !valid_label(p[3]) {
+        if !meshdns_ring::valid_node_id(id) || !valid_label(p[2]) || !valid_label(p[3]) {
             return Err(err("bad id, region or site"));
         }
         let addr = |s: &str| -> Result<Option<SocketAddr>, RecordError> {
@@ -225,9 +225,10 @@ impl PeerRecord {
     }
 }
 
-/// Whether `s` may be a node id, region or site: 1–63 characters of
+/// Whether `s` may be a region, site or cluster name: 1–63 characters of
 /// letters, digits, `-`, `_` and `.` (they appear in keys, cluster ids and
-/// relay records, and must not contain their separators).
+/// relay records, and must not contain their separators). Node ids follow
+/// the stricter [`meshdns_ring::valid_node_id`].
 pub fn valid_label(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
@@ -276,6 +277,9 @@ mod tests {
         assert!(PeerRecord::decode("a", "b", "1|1|eu|fra1|1.2.3.4:5||||v|1|1|site|zombie").is_err());
         assert!(PeerRecord::decode("a", "b", "1|1|e u|fra1|1.2.3.4:5||||v|1|1|site|alive").is_err());
         assert!(PeerRecord::decode("a b", "b", "1|1|eu|fra1|1.2.3.4:5||||v|1|1|site|alive").is_err());
+        // One node-id rule with the certificates: no '_' or '.'.
+        assert!(PeerRecord::decode("a_b", "b", "1|1|eu|fra1|1.2.3.4:5||||v|1|1|site|alive").is_err());
+        assert!(PeerRecord::decode("a.b", "b", "1|1|eu|fra1|1.2.3.4:5||||v|1|1|site|alive").is_err());
     }
 
     #[test]

@@ -43,6 +43,7 @@
 //! ```
 #![deny(missing_docs, unreachable_pub, rustdoc::broken_intra_doc_links)]
 
+pub mod auth;
 mod core;
 pub mod facts;
 pub mod gossip;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use meshdns::cli::{
-    AuditCommand, CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigCommand, ServeArgs, ZoneCommand,
+    AuditCommand, CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigCommand, KeyCommand, ServeArgs,
+    ZoneCommand,
 };
 use meshdns::config::{self, Config, LogFormat};
 use meshdns::dns::auth::AnswerConfig;
@@ -50,6 +51,10 @@ fn run() -> Result<ExitCode> {
         }
         Command::Config(ConfigCommand::Check { config }) => {
             let cfg = load_config(config.as_deref(), &ServeArgs::default())?;
+            // The keyring is checked too; only key ids are shown, never keys.
+            if let Some(keys) = gossip_keyring(&cfg)? {
+                println!("gossip keyring ok: {keys:?}");
+            }
             println!("configuration ok");
             println!("{cfg:#?}");
             Ok(ExitCode::SUCCESS)
@@ -67,6 +72,7 @@ fn run() -> Result<ExitCode> {
             let found = meshdns::admin::audit_cli::run(&cmd, &file, unix_ms_now())?;
             Ok(if found { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Cluster(ClusterArgs { command: ClusterCommand::Key(KeyCommand::Generate), .. }) => key_generate(),
         Command::Cluster(args) => {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
@@ -90,8 +96,69 @@ fn cluster_ca(cmd: &CaCommand) -> Result<ExitCode> {
             let (cert, key) = meshdns_transport::ca::issue(dir, node_id)?;
             println!("issued {} and {} for node {node_id}", cert.display(), key.display());
         }
+        CaCommand::Renew { dir, node_id } => {
+            let (cert, key) = meshdns_transport::ca::renew(dir, node_id)?;
+            println!(
+                "renewed {} and {} for node {node_id} (valid {} days; restart the node to use them)",
+                cert.display(),
+                key.display(),
+                meshdns_transport::ca::NODE_CERT_DAYS
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns when this node's certificate has less than
+/// [`meshdns_transport::ca::RENEW_BEFORE_DAYS`] left, with the command that
+/// renews it (at start, before replication starts, then twice a day).
+#[allow(clippy::disallowed_methods)] // the binary is a driver: it reads the wall clock
+fn check_cert_expiry(cert: &Path) {
+    use meshdns_transport::ca::{RENEW_BEFORE_DAYS, not_after};
+    match not_after(cert) {
+        Ok(until) => match until.duration_since(std::time::SystemTime::now()) {
+            Ok(left) if left < Duration::from_secs(RENEW_BEFORE_DAYS * 86_400) => tracing::warn!(
+                cert = %cert.display(),
+                days_left = left.as_secs() / 86_400,
+                "this node's certificate expires soon: run `meshdns cluster ca renew --dir DIR --node-id ID` and restart"
+            ),
+            Ok(_) => {}
+            Err(_) => tracing::error!(
+                cert = %cert.display(),
+                "this node's certificate has expired: peers refuse it; run `meshdns cluster ca renew` and restart"
+            ),
+        },
+        Err(e) => tracing::warn!(error = %e, "cannot read this node's certificate expiry"),
+    }
+}
+
+/// `meshdns cluster key generate`: a new key on stdout, nothing else (so
+/// `>> keyring` adds it as a secondary key).
+fn key_generate() -> Result<ExitCode> {
+    let key = meshdns_mesh::auth::GossipKey::generate(&ring::rand::SystemRandom::new())?;
+    println!("{}", key.to_hex());
+    eprintln!(
+        "meshdns: new cluster key {:08x}; keep it secret (a file readable only by meshdns). First line of a keyring \
+         file = the key that signs; every other line is accepted too",
+        key.id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster keyring named by the configuration, if any.
+fn gossip_keyring(cfg: &Config) -> Result<Option<meshdns_mesh::auth::Keyring>> {
+    let Some(file) = &cfg.mesh.gossip_key_file else { return Ok(None) };
+    let keys = meshdns_mesh::auth::Keyring::load(file).context("loading mesh.gossip_key_file (--gossip-key-file)")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(file = %file.display(), "the gossip keyring is readable by other users; chmod 600 it");
+        }
+    }
+    Ok(Some(keys))
 }
 
 /// The QUIC endpoint for replication, if `--tls-dir` is set. With
@@ -114,6 +181,14 @@ fn replication_endpoint(cfg: &Config) -> Result<Option<meshdns_transport::net::E
         }
     }
     let identity = meshdns_transport::tls::Identity::load(dir, id)?;
+    let cert = dir.join(format!("{id}.pem"));
+    check_cert_expiry(&cert);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(12 * 3600)).await;
+            check_cert_expiry(&cert);
+        }
+    });
     let endpoint = meshdns_transport::net::Endpoint::bind(
         cfg.replication.quic,
         identity,
@@ -176,6 +251,12 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if let Some(n) = args.rrl {
         raw.rrl.responses_per_second = Some(n);
     }
+    if let Some(v) = &args.gossip_key_file {
+        raw.mesh.gossip_key_file = Some(v.display().to_string());
+    }
+    if args.insecure_gossip {
+        raw.mesh.insecure_gossip = Some(true);
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -237,6 +318,7 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
             dead_grace: m.dead_grace,
             ..GossipSettings::default()
         },
+        auth: None,
     }
 }
 
@@ -413,11 +495,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             shared.clone(),
             shutdown_rx.clone(),
         ));
-        let mesh = Arc::new(
-            Mesh::start(mesh_config(&cfg, started_unix_ms, generation))
-                .await
-                .context("starting the mesh (check --gossip and --seeds)")?,
-        );
+        let gossip_auth = gossip_keyring(&cfg)?.map(|k| Arc::new(meshdns_mesh::gossip::transport::GossipAuth::new(k)));
+        match &gossip_auth {
+            Some(a) => tracing::info!(keys = ?a, "gossip and referrals are authenticated with the cluster keyring"),
+            None if cfg.mesh.gossip.ip().is_loopback() => {
+                tracing::info!("no cluster key: gossip is unauthenticated (loopback only)")
+            }
+            None => tracing::warn!(
+                gossip = %cfg.mesh.gossip,
+                "--insecure-gossip: gossip is unauthenticated; anyone who reaches the gossip port can join the mesh"
+            ),
+        }
+        let mut mesh_cfg = mesh_config(&cfg, started_unix_ms, generation);
+        mesh_cfg.auth = gossip_auth.clone();
+        let mesh = Arc::new(Mesh::start(mesh_cfg).await.context("starting the mesh (check --gossip and --seeds)")?);
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         if let Some(horizon) = cfg.replication.tombstone_horizon {
@@ -478,6 +569,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading zones");
+                    // Key rotation: the keyring file is re-read too; a bad
+                    // file leaves the current keys in place.
+                    if let Some(a) = &gossip_auth {
+                        match gossip_keyring(&cfg) {
+                            Ok(Some(keys)) => a.set_keys(keys),
+                            Ok(None) => {}
+                            Err(e) => tracing::error!(error = %format!("{e:#}"), "keeping the current gossip keys"),
+                        }
+                    }
                     // Not awaited here: SIGTERM must be heard during a long reload.
                     let s = shared.clone();
                     tokio::task::spawn_blocking(move || match s.reload_zones() {

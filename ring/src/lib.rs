@@ -276,3 +276,31 @@ mod tests {
         assert_eq!(ring.get("a").map(|m| m.region.as_str()), Some("us"));
     }
 }
+
+/// Whether `s` may be a node id: one DNS label (RFC 1123 §2.1): 1–63
+/// letters, digits and `-`, neither first nor last. A node id names the
+/// node in gossip (mesh), in ring placement, and in its TLS certificate as
+/// `<id>.node.meshdns` (transport), so the rule is the strictest of the
+/// three, and this is the one function every crate checks it with.
+pub fn valid_node_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod node_id_tests {
+    use super::valid_node_id;
+
+    #[test]
+    fn node_ids_are_dns_labels() {
+        for ok in ["a", "fra1-a", "N01", &"x".repeat(63)] {
+            assert!(valid_node_id(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a_b", "a.b", "a b", "a|b", "é", &"x".repeat(64)] {
+            assert!(!valid_node_id(bad), "{bad}");
+        }
+    }
+}

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use self::pool::PoolRuntime;
 use self::pool_state::pool_addr;
 use self::referral::Contact;
-use self::transport::Traffic;
+use self::transport::{GossipAuth, Traffic};
 use crate::core::{Action, MembershipEvent, MeshCore};
 use crate::facts::{Liveness, NodeFacts, PeerRecord, Source};
 use crate::tier::{Pool, TierConfig};
@@ -86,6 +86,9 @@ pub struct MeshConfig {
     pub seeds: Vec<String>,
     /// Timing.
     pub gossip: GossipSettings,
+    /// The cluster keyring that authenticates gossip and referrals; `None`
+    /// gossips unauthenticated (loopback, or `--insecure-gossip`).
+    pub auth: Option<Arc<GossipAuth>>,
 }
 
 /// Why the mesh could not start or run.
@@ -155,6 +158,9 @@ pub struct MeshSnapshot {
     pub bad_relay_records: u64,
     /// Pool instances restarted after their gossip task stopped.
     pub pool_restarts: u64,
+    /// Gossip and referral messages refused by the keyring check, by cause
+    /// (`None`: gossip is not authenticated).
+    pub gossip_rejected: Option<BTreeMap<&'static str, u64>>,
 }
 
 /// A membership event with the wall-clock time it was seen.
@@ -266,6 +272,7 @@ impl Mesh {
             representative_changes: 0,
             bad_relay_records: 0,
             pool_restarts: 0,
+            gossip_rejected: cfg.auth.as_ref().map(|a| a.rejected()),
         }));
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::channel(4);
@@ -279,7 +286,9 @@ impl Mesh {
         let traffic = Arc::new(Traffic::default());
         // Seeds are not handed to chitchat: a seed in another site would
         // answer every round with "wrong cluster". Referrals find the site.
-        let first = PoolRuntime::start(&cfg.cluster, site.clone(), 0, core.me(), &cfg.gossip, traffic).await?;
+        let first =
+            PoolRuntime::start(&cfg.cluster, site.clone(), 0, core.me(), &cfg.gossip, traffic, cfg.auth.clone())
+                .await?;
         pools.insert(site.clone(), first);
         // The core's first action is that join: it is done.
         let mut pending = Vec::new();
@@ -290,8 +299,9 @@ impl Mesh {
         }
 
         let contacts_view = snapshot.clone();
-        let referral_task =
-            tokio::spawn(referral::serve(listener, cfg.cluster.clone(), move || contacts(&contacts_view.load())));
+        let referral_task = tokio::spawn(referral::serve(listener, cfg.cluster.clone(), cfg.auth.clone(), move || {
+            contacts(&contacts_view.load())
+        }));
         let driver = Driver {
             cfg,
             core,
@@ -549,8 +559,17 @@ impl Driver {
         }
         let traffic = self.traffic_by_pool.entry(p.clone()).or_default().clone();
         let instance = self.joins + 1;
-        match PoolRuntime::start(&self.cfg.cluster, p.clone(), instance, self.core.me(), &self.cfg.gossip, traffic)
-            .await
+        let auth = self.cfg.auth.clone();
+        match PoolRuntime::start(
+            &self.cfg.cluster,
+            p.clone(),
+            instance,
+            self.core.me(),
+            &self.cfg.gossip,
+            traffic,
+            auth,
+        )
+        .await
         {
             Ok(rt) => {
                 self.joins = instance;
@@ -604,6 +623,7 @@ impl Driver {
             self.referral_rx = Some(rx);
             let seeds = self.cfg.seeds.clone();
             let request = referral::Request { cluster: self.cfg.cluster.clone(), id: self.core.me().id.clone() };
+            let auth = self.cfg.auth.clone();
             tokio::spawn(async move {
                 let mut all = Vec::new();
                 for seed in seeds {
@@ -615,10 +635,13 @@ impl Driver {
                         }
                     };
                     for addr in addrs {
-                        match referral::ask(addr, &request).await {
+                        match referral::ask(addr, &request, auth.as_deref()).await {
                             Ok(c) => all.extend(c),
                             Err(e @ referral::ReferralError::Refused(..)) => {
                                 tracing::error!(error = %e, "seed refused")
+                            }
+                            Err(e @ referral::ReferralError::NoAnswer(..)) => {
+                                tracing::warn!(error = %e, "seed did not answer")
                             }
                             Err(e) => tracing::debug!(error = %e, "referral failed"),
                         }
@@ -690,6 +713,7 @@ impl Driver {
             representative_changes: self.representative_changes,
             bad_relay_records: self.bad_relay_records,
             pool_restarts: self.pool_restarts,
+            gossip_rejected: self.cfg.auth.as_ref().map(|a| a.rejected()),
         }));
     }
 

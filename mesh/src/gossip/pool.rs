@@ -10,7 +10,7 @@ use chitchat::ChitchatHandle;
 use tokio::time::Instant;
 
 use super::pool_state::{PoolRead, PoolState, announce_leave, chitchat_config, initial_keys, pool_addr};
-use super::transport::{CountingTransport, Traffic};
+use super::transport::{GossipAuth, GossipTransport, Traffic};
 use super::{GossipSettings, MeshError};
 use crate::facts::{NodeFacts, PeerRecord};
 use crate::tier::Pool;
@@ -40,13 +40,15 @@ impl PoolRuntime {
         me: &NodeFacts,
         settings: &GossipSettings,
         traffic: Arc<Traffic>,
+        auth: Option<Arc<GossipAuth>>,
     ) -> Result<PoolRuntime, MeshError> {
         let addr = pool_addr(me.gossip, &pool).ok_or(MeshError::PortRange(me.gossip))?;
         let config = chitchat_config(cluster, &pool, instance, me, settings, addr);
         let initial = initial_keys(me);
-        let handle = chitchat::spawn_chitchat(config, initial.clone(), &CountingTransport(traffic.clone()))
-            .await
-            .map_err(|e| MeshError::Bind { pool: pool.clone(), addr, reason: format!("{e:#}") })?;
+        let handle =
+            chitchat::spawn_chitchat(config, initial.clone(), &GossipTransport { traffic: traffic.clone(), auth })
+                .await
+                .map_err(|e| MeshError::Bind { pool: pool.clone(), addr, reason: format!("{e:#}") })?;
         let terminated = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = handle.termination_watcher();
         let flag = terminated.clone();

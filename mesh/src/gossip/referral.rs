@@ -8,13 +8,19 @@
 //! site. The newcomer then gossips straight into the pools it belongs in.
 //!
 //! One JSON line each way. Every read is bounded in size and time; a peer
-//! that sends garbage is answered with an error and dropped.
+//! that sends garbage is answered with an error and dropped. With a cluster
+//! keyring each line is instead the hex of an authenticated envelope around
+//! that JSON ([`crate::auth`]): a request that does not open is dropped
+//! unanswered, and an answer that does not open is ignored.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::transport::GossipAuth;
+use crate::auth::Kind;
 use crate::facts::{NodeFacts, PeerRecord};
 use crate::tier::Pool;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -22,8 +28,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Largest request accepted.
 const MAX_REQUEST: u64 = 4 * 1024;
-/// Largest answer accepted (2,000 contacts of at most ~350 bytes each).
-const MAX_ANSWER: u64 = 2 * 1024 * 1024;
+/// Largest answer accepted (2,000 contacts of at most ~350 bytes each,
+/// hex-encoded when authenticated).
+const MAX_ANSWER: u64 = 4 * 1024 * 1024;
 /// Time allowed to send the request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 /// Concurrent exchanges per peer address.
@@ -140,19 +147,34 @@ pub enum ReferralError {
     /// The seed refused (another cluster).
     #[error("seed {0} refused: {1}")]
     Refused(SocketAddr, String),
+    /// The seed closed without a word: it could not authenticate the
+    /// request (another cluster key), or it is shedding load.
+    #[error(
+        "seed {0} closed without answering: does it hold this node's cluster key (--gossip-key-file)? (or it is busy)"
+    )]
+    NoAnswer(SocketAddr),
 }
 
 /// Asks `seed` for contacts.
-pub(crate) async fn ask(seed: SocketAddr, request: &Request) -> Result<Vec<Contact>, ReferralError> {
+pub(crate) async fn ask(
+    seed: SocketAddr,
+    request: &Request,
+    auth: Option<&GossipAuth>,
+) -> Result<Vec<Contact>, ReferralError> {
     let exchange = async {
         let mut stream = TcpStream::connect(seed).await.map_err(|e| ReferralError::Unreachable(seed, e))?;
-        let mut line = serde_json::to_vec(request).map_err(|e| ReferralError::Invalid(seed, e.to_string()))?;
+        let json = serde_json::to_vec(request).map_err(|e| ReferralError::Invalid(seed, e.to_string()))?;
+        let mut line = seal_line(auth, Kind::ReferralRequest, json).map_err(|e| ReferralError::Invalid(seed, e))?;
         line.push(b'\n');
         stream.write_all(&line).await.map_err(|e| ReferralError::Unreachable(seed, e))?;
         let mut reader = BufReader::new(stream).take(MAX_ANSWER);
         let mut answer = String::new();
         reader.read_line(&mut answer).await.map_err(|e| ReferralError::Invalid(seed, e.to_string()))?;
-        match serde_json::from_str::<Answer>(&answer) {
+        if answer.trim().is_empty() {
+            return Err(ReferralError::NoAnswer(seed));
+        }
+        let answer = open_line(auth, Kind::ReferralAnswer, &answer).map_err(|e| ReferralError::Invalid(seed, e))?;
+        match serde_json::from_slice::<Answer>(&answer) {
             Ok(Answer::Contacts(c)) => Ok(c),
             Ok(Answer::Refused(why)) => Err(ReferralError::Refused(seed, why)),
             Err(e) => Err(ReferralError::Invalid(seed, e.to_string())),
@@ -165,7 +187,7 @@ pub(crate) async fn ask(seed: SocketAddr, request: &Request) -> Result<Vec<Conta
 
 /// Serves referrals on `listener` until the task is dropped. `contacts`
 /// is called for each valid request of the right cluster.
-pub(crate) async fn serve<F>(listener: TcpListener, cluster: String, contacts: F)
+pub(crate) async fn serve<F>(listener: TcpListener, cluster: String, auth: Option<Arc<GossipAuth>>, contacts: F)
 where
     F: Fn() -> Vec<Contact> + Send + Sync + 'static,
 {
@@ -197,9 +219,11 @@ where
         let contacts = contacts.clone();
         let cluster = cluster.clone();
         let per_peer = per_peer.clone();
+        let auth = auth.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(stream, from, &cluster, &*contacts)).await;
+            let exchange = answer(stream, from, &cluster, auth.as_deref(), &*contacts);
+            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await;
             if let Ok(mut counts) = per_peer.lock()
                 && let Some(n) = counts.get_mut(&from.ip())
             {
@@ -216,6 +240,7 @@ async fn answer(
     stream: TcpStream,
     from: SocketAddr,
     cluster: &str,
+    auth: Option<&GossipAuth>,
     contacts: &(dyn Fn() -> Vec<Contact> + Send + Sync),
 ) {
     let (read, mut write) = stream.into_split();
@@ -225,7 +250,12 @@ async fn answer(
         Ok(Ok(_)) => {}
         _ => return,
     }
-    let reply = match serde_json::from_str::<Request>(&line) {
+    let Ok(line) = open_line(auth, Kind::ReferralRequest, &line) else {
+        // Not sealed with a key of this cluster: say nothing (counted).
+        tracing::debug!(%from, "refused an unauthenticated referral request");
+        return;
+    };
+    let reply = match serde_json::from_slice::<Request>(&line) {
         Ok(req) if req.cluster == cluster => {
             tracing::debug!(%from, asker = %req.id, "referral");
             Answer::Contacts(contacts())
@@ -237,8 +267,37 @@ async fn answer(
         }
         Err(_) => Answer::Refused("not a meshdns referral request".to_owned()),
     };
-    if let Ok(mut bytes) = serde_json::to_vec(&reply) {
+    if let Ok(mut bytes) =
+        serde_json::to_vec(&reply).map_err(|e| e.to_string()).and_then(|j| seal_line(auth, Kind::ReferralAnswer, j))
+    {
         bytes.push(b'\n');
         let _ = write.write_all(&bytes).await;
     }
 }
+
+/// The line that carries `json`: itself, or the hex of its envelope.
+fn seal_line(auth: Option<&GossipAuth>, kind: Kind, json: Vec<u8>) -> Result<Vec<u8>, String> {
+    let Some(auth) = auth else { return Ok(json) };
+    let mut sealed = Vec::new();
+    auth.seal(kind, &json, &mut sealed).map_err(|e| e.to_string())?;
+    Ok(sealed.iter().flat_map(|b| [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]).collect())
+}
+
+/// The JSON a received line carries, checked against the keyring if there is one.
+fn open_line(auth: Option<&GossipAuth>, kind: Kind, line: &str) -> Result<Vec<u8>, String> {
+    let line = line.trim_end();
+    let Some(auth) = auth else { return Ok(line.as_bytes().to_vec()) };
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let bytes: Option<Vec<u8>> = line
+        .as_bytes()
+        .chunks(2)
+        .map(|p| if p.len() == 2 { Some(digit(p[0])? << 4 | digit(p[1])?) } else { None })
+        .collect();
+    // Malformed hex is refused (and counted) like any other bad envelope.
+    let bytes = bytes.unwrap_or_default();
+    auth.open(kind, &bytes)
+        .map(<[u8]>::to_vec)
+        .map_err(|why| format!("not authenticated by this cluster's keyring ({})", why.as_str()))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -1,5 +1,5 @@
 //! The command line: `meshdns serve`, `zone ...`, `config check`,
-//! `cluster ...`, `audit tail|search`, `version`.
+//! `cluster ...` (with `cluster key generate`), `audit tail|search`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,6 +99,14 @@ pub struct ServeArgs {
     /// response class (see [rrl] in docs/configuration.md); 0 = off.
     #[arg(long, value_name = "RESPONSES_PER_SECOND")]
     pub rrl: Option<u32>,
+    /// Cluster keyring: one key per line (`meshdns cluster key generate`),
+    /// the primary first; re-read on SIGHUP. Authenticates gossip.
+    #[arg(long)]
+    pub gossip_key_file: Option<PathBuf>,
+    /// Gossip without a key on a non-loopback address: anyone who reaches
+    /// the gossip port can join the mesh and forge members.
+    #[arg(long)]
+    pub insecure_gossip: bool,
 }
 
 /// `meshdns cluster ...`: where to connect, how to print, what to ask.
@@ -183,6 +191,17 @@ pub enum ClusterCommand {
     /// talks to no node).
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Cluster keys that authenticate gossip (local; talks to no node).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `meshdns cluster key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a new random cluster key (64 hex digits) on stdout, for a
+    /// keyring file (`--gossip-key-file`; the first line is the primary).
+    Generate,
 }
 
 /// `meshdns cluster ca ...`
@@ -194,8 +213,20 @@ pub enum CaCommand {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Issue a certificate for a node (ID.pem, ID.key) from the CA in DIR.
+    /// Issue a certificate for a node (ID.pem, ID.key) from the CA in DIR,
+    /// valid for a year.
     Issue {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's id (its --node-id).
+        #[arg(long)]
+        node_id: String,
+    },
+    /// Renew a node's certificate: a new key and a certificate valid for a
+    /// year replace ID.pem and ID.key in DIR (the node uses them at its next
+    /// start).
+    Renew {
         /// The CA directory.
         #[arg(long)]
         dir: PathBuf,

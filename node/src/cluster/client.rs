@@ -75,6 +75,7 @@ pub async fn run(cluster: &ClusterArgs) -> Result<()> {
             super::zone_client::print_list(&r, cluster.output)?;
         }
         ClusterCommand::Ca(_) => return Err(anyhow!("`cluster ca` works on local files, not through a node")),
+        ClusterCommand::Key(_) => return Err(anyhow!("`cluster key` works locally, not through a node")),
     }
     Ok(())
 }

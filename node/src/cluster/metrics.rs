@@ -84,6 +84,16 @@ pub fn render(s: &MeshSnapshot, out: &mut Exposition) {
         "Pool gossip instances restarted after their task stopped.",
     );
     out.sample("meshdns_mesh_pool_restarts_total", &[], s.pool_restarts);
+    if let Some(rejected) = &s.gossip_rejected {
+        out.family(
+            "meshdns_mesh_gossip_rejected_total",
+            Kind::Counter,
+            "Gossip datagrams and referral messages refused by the cluster keyring check, by cause.",
+        );
+        for (cause, n) in rejected {
+            out.sample("meshdns_mesh_gossip_rejected_total", &[("cause", cause)], *n);
+        }
+    }
     out.family("meshdns_mesh_pools_failed", Kind::Gauge, "Pools this node should be in but could not join.");
     out.sample("meshdns_mesh_pools_failed", &[], s.pool_errors.len());
 }

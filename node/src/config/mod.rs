@@ -172,6 +172,11 @@ pub struct MeshSettings {
     pub site_representatives: usize,
     /// Representatives per region.
     pub region_representatives: usize,
+    /// The cluster keyring file that authenticates gossip (its keys are
+    /// read at start and on SIGHUP, and never printed).
+    pub gossip_key_file: Option<PathBuf>,
+    /// Gossip unauthenticated on a non-loopback address.
+    pub insecure_gossip: bool,
 }
 
 /// `[grpc]`, checked.
@@ -187,10 +192,11 @@ pub struct GrpcSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-/// The host name, as the default node id.
+/// The host name's first label, as the default node id.
 pub fn hostname() -> String {
+    // The first label only: a node id is one DNS label.
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
+        .map(|h| h.trim().split('.').next().unwrap_or_default().to_owned())
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "meshdns".to_owned())
@@ -201,6 +207,19 @@ fn label(key: &str, v: &str) -> Result<String, ConfigError> {
         Ok(v.to_owned())
     } else {
         Err(invalid(key, v, "expected 1-63 letters, digits, '-', '_' or '.'"))
+    }
+}
+
+/// A node id: one rule for gossip and certificates ([`meshdns_ring::valid_node_id`]).
+fn node_id(v: &str) -> Result<String, ConfigError> {
+    if meshdns_ring::valid_node_id(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "mesh.node_id",
+            v,
+            "expected 1-63 letters, digits and '-', not first or last (a DNS label: it names the node's certificate)",
+        ))
     }
 }
 
@@ -241,9 +260,26 @@ fn mesh_settings(m: &raw::RawMesh) -> Result<MeshSettings, ConfigError> {
         n if n > 16 => Err(invalid(key, &n.to_string(), "at most 16")),
         n => Ok(n),
     };
+    let gossip_key_file = m.gossip_key_file.as_ref().map(PathBuf::from);
+    let insecure_gossip = m.insecure_gossip.unwrap_or(false);
+    // Without a key anyone who reaches the gossip port joins the mesh:
+    // fine on loopback, refused elsewhere unless asked for by name.
+    if gossip_key_file.is_none() && !gossip.ip().is_loopback() && !insecure_gossip {
+        return Err(invalid(
+            "mesh.gossip_key_file",
+            "unset",
+            &format!(
+                "gossip on {gossip} (not loopback) needs a cluster key: create one with `meshdns cluster key generate > FILE` \
+                 and set mesh.gossip_key_file (--gossip-key-file, MESHDNS_MESH_GOSSIP_KEY_FILE) on every node, \
+                 or pass --insecure-gossip to gossip unauthenticated"
+            ),
+        ));
+    }
     Ok(MeshSettings {
+        gossip_key_file,
+        insecure_gossip,
         cluster: label("mesh.cluster", m.cluster.as_deref().unwrap_or("meshdns"))?,
-        node_id: label("mesh.node_id", &m.node_id.clone().unwrap_or_else(hostname))?,
+        node_id: node_id(&m.node_id.clone().unwrap_or_else(hostname))?,
         region: label("mesh.region", m.region.as_deref().unwrap_or("local"))?,
         site: label("mesh.site", m.site.as_deref().unwrap_or("local"))?,
         gossip,
@@ -403,6 +439,14 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "MESH_DEAD_GRACE_S" => raw.mesh.dead_grace_s = Some(num(&value)?),
         "MESH_SITE_REPRESENTATIVES" => raw.mesh.site_representatives = Some(num(&value)? as usize),
         "MESH_REGION_REPRESENTATIVES" => raw.mesh.region_representatives = Some(num(&value)? as usize),
+        "MESH_GOSSIP_KEY_FILE" => raw.mesh.gossip_key_file = Some(value),
+        "MESH_INSECURE_GOSSIP" => {
+            raw.mesh.insecure_gossip = Some(match value.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => return Err(invalid(key, other, "expected true or false")),
+            })
+        }
         "GRPC_LISTEN" => raw.grpc.listen = Some(value),
         "REPLICATION_QUIC" => raw.replication.quic = Some(value),
         "REPLICATION_COMPACT_AFTER_BYTES" => raw.replication.compact_after_bytes = Some(num(&value)?),

@@ -223,6 +223,10 @@ pub struct RawMesh {
     pub site_representatives: Option<usize>,
     /// Representatives per region in the global pool.
     pub region_representatives: Option<usize>,
+    /// Cluster keyring file: one hex key per line, the primary first.
+    pub gossip_key_file: Option<String>,
+    /// Gossip unauthenticated on a non-loopback address (explicit opt-out).
+    pub insecure_gossip: Option<bool>,
 }
 
 /// `[grpc]`: the admin API.

@@ -63,7 +63,10 @@ pub fn setup_tracing_for_tests() {
 /// we send the self digest "in full".
 /// An Ethernet frame size of 1400B would limit us to 20 nodes
 /// or so.
-pub(crate) const MAX_UDP_DATAGRAM_PAYLOAD_SIZE: usize = 65_507;
+///
+/// meshdns: 128 bytes below the IPv4 limit of 65,507, left for the
+/// authentication envelope meshdns wraps every datagram in (64 bytes).
+pub(crate) const MAX_UDP_DATAGRAM_PAYLOAD_SIZE: usize = 65_507 - 128;
 
 /// Number of bytes left for a delta payload in a single reply datagram, once
 /// the message header and `reserved_len` bytes (e.g. a digest carried in the
