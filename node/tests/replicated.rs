@@ -411,3 +411,76 @@ fn sigkill_during_writes_and_compactions_loses_no_acknowledged_write() {
     }
     eprintln!("{} acknowledged writes survived three SIGKILLs", acknowledged.len());
 }
+
+const XFR_KEY: &str = "hmac-sha256:xfr-key:eGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGY=";
+
+/// `dig -y KEY` (or unsigned) AXFR/IXFR of `zone`: (output, records dig
+/// printed from the answer section, whether dig reported a failure).
+fn dig_transfer(s: &Server, key: Option<&str>, zone: &str, kind: &str) -> (String, usize, bool) {
+    let mut cmd = Command::new("dig");
+    if let Some(k) = key {
+        cmd.args(["-y", k]);
+    }
+    let out = cmd
+        .args(["@127.0.0.1", "-p", &s.dns.port().to_string(), zone, kind, "+tries=1", "+time=5"])
+        .output()
+        .expect("dig is needed (scripts/test.sh installs bind9-dnsutils)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let records = text.lines().filter(|l| !l.starts_with(';') && l.contains("\tIN\t") && !l.contains("TSIG")).count();
+    let failed = text.contains("failed") || text.contains("Couldn't verify") || text.contains("BAD");
+    (text, records, failed)
+}
+
+/// TSIG-authenticated transfers with a key-based ACL, as NSD's
+/// `provide-xfr: ADDR KEY` and Knot's ACL `key`: with `transfer.keys`
+/// set, an unsigned request, a wrong secret and a key not in the list are
+/// refused (NOTAUTH, as Knot answers a request no ACL rule admits); the
+/// right key gets the zone, every message signed, which dig verifies.
+#[test]
+fn transfers_need_a_key_of_transfer_keys_and_answers_are_signed() {
+    let s = Server::builder().env("MESHDNS_TRANSFER_KEYS", XFR_KEY).start();
+    populated(&s);
+    let (text, records, failed) = dig_transfer(&s, Some(XFR_KEY), "example.net", "AXFR");
+    assert!(!failed && records >= 5, "the right key gets the zone, signature verified:\n{text}");
+    assert!(text.contains("TSIG"), "the answer carries TSIG:\n{text}");
+    let (text, records, failed) = dig_transfer(&s, Some(XFR_KEY), "example.net", "IXFR=1");
+    assert!(!failed && records >= 5, "IXFR too:\n{text}");
+    for (what, key) in [
+        ("unsigned", None),
+        ("wrong secret", Some("hmac-sha256:xfr-key:d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nMTI=")),
+        ("key not in transfer.keys", Some("hmac-sha256:other-key:eGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGY=")),
+    ] {
+        let (text, records, _) = dig_transfer(&s, key, "example.net", "AXFR");
+        assert_eq!(records, 0, "{what}: nothing of the zone:\n{text}");
+    }
+    // The refusal of an unsigned request is NOTAUTH.
+    let r = s.tcp(&common::plain_query("example.net.", RecordType::AXFR));
+    assert_eq!(r.response_code(), ResponseCode::NotAuth);
+    assert!(r.answers().is_empty());
+    // Without transfer.keys, unsigned transfers from transfer.allow work as before.
+    let open = Server::builder().start();
+    populated(&open);
+    let (text, records, failed) = dig_transfer(&open, None, "example.net", "AXFR");
+    assert!(!failed && records >= 5, "{text}");
+}
+
+/// The access check comes before any other work: a refused client does
+/// not make the node recompile a zone with changes waiting in its
+/// overlay (it used to: the recompile ran first).
+#[test]
+fn a_refused_transfer_does_no_work() {
+    let s = Server::builder()
+        .env("MESHDNS_TRANSFER_ALLOW", "192.0.2.0/24")
+        .env("MESHDNS_REPLICATION_OVERLAY_COMPACT_DELAY_MS", "600000")
+        .start();
+    populated(&s);
+    wait_for("the set-up compiled", Duration::from_secs(30), || {
+        (gauge(&s, "meshdns_replication_overlay_rrsets") == 0).then_some(())
+    });
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.99"]));
+    let waiting = gauge(&s, "meshdns_replication_overlay_rrsets");
+    assert!(waiting > 0, "the change waits in the overlay");
+    let r = s.tcp(&common::plain_query("example.net.", RecordType::AXFR));
+    assert_eq!(r.response_code(), ResponseCode::Refused);
+    assert_eq!(gauge(&s, "meshdns_replication_overlay_rrsets"), waiting, "no recompile for a refused client");
+}

@@ -83,14 +83,13 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = vec![0u8; 65535];
     let local = sock.local_addr().ok();
+    let answer_from = update_socket(&sock);
     let _span = tracing::debug_span!("udp", ?local).entered();
     while !stop.load(Ordering::Relaxed) {
         let Some((n, peer)) = received(sock.recv_from(&mut inbuf)) else { continue };
         let started = Instant::now();
         if crate::replicated::update::is_update(&inbuf[..n]) {
-            if let Some(reply) = shared.update(&inbuf[..n]) {
-                let _ = sock.send_to(&reply, peer);
-            }
+            submit_update(shared, &inbuf[..n], answer_from.as_ref(), peer);
             continue;
         }
         let zones = shared.store.current();
@@ -117,6 +116,7 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
     let mut batch = RecvBatch::new();
     let mut replies = SendBatch::new(shared.answer.udp_payload.max(512) as usize);
     let local = sock.local_addr().ok();
+    let answer_from = update_socket(&sock);
     let _span = tracing::debug_span!("udp", ?local, batched = true).entered();
     while !stop.load(Ordering::Relaxed) {
         let Some(n) = received(batch.recv(fd)) else { continue };
@@ -126,6 +126,12 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
                 shard.record_dropped();
                 continue;
             };
+            if crate::replicated::update::is_update(query) {
+                if let Some(peer) = batch.peer(i) {
+                    submit_update(shared, query, answer_from.as_ref(), peer);
+                }
+                continue;
+            }
             let started = Instant::now();
             match guarded(|| answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer)) {
                 Some(a) => {
@@ -137,6 +143,26 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
         }
         replies.send(fd);
     }
+}
+
+/// A clone of a worker's socket for the update writer to answer from.
+fn update_socket(sock: &UdpSocket) -> Option<Arc<UdpSocket>> {
+    sock.try_clone()
+        .map_err(|e| tracing::error!(error = %e, "cannot clone the UDP socket; UPDATEs over UDP go unanswered"))
+        .ok()
+        .map(Arc::new)
+}
+
+/// Hands an UPDATE to the writer (see `Shared::submit_update`); the
+/// worker goes straight back to its queries. A panic while checking it
+/// costs that UPDATE, as a panic on the query path costs that query.
+fn submit_update(shared: &SharedRef, msg: &[u8], socket: Option<&Arc<UdpSocket>>, peer: std::net::SocketAddr) {
+    let Some(socket) = socket else { return };
+    let reply = crate::replicated::writer::Reply::Udp { socket: socket.clone(), peer };
+    let _ = guarded(|| {
+        shared.submit_update(msg, reply);
+        Some(())
+    });
 }
 
 /// The result of a receive, or `None` to try again: interruptions, and
