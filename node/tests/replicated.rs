@@ -440,8 +440,15 @@ fn dig_transfer(s: &Server, key: Option<&str>, zone: &str, kind: &str) -> (Strin
 fn transfers_need_a_key_of_transfer_keys_and_answers_are_signed() {
     let s = Server::builder().env("MESHDNS_TRANSFER_KEYS", XFR_KEY).start();
     populated(&s);
+    // Big enough for several messages: each is signed (RFC 8945 §5.3.1).
+    let big: Vec<String> = (0..400).map(|i| format!("\"{i:04} {}\"", "x".repeat(90))).collect();
+    let mut args = vec!["set", "example.net", "big", "TXT", "300"];
+    args.extend(big.iter().map(String::as_str));
+    ok(s.zone_cli(&args));
     let (text, records, failed) = dig_transfer(&s, Some(XFR_KEY), "example.net", "AXFR");
-    assert!(!failed && records >= 5, "the right key gets the zone, signature verified:\n{text}");
+    assert!(!failed && records >= 405, "the right key gets the zone, signature verified:\n{text}");
+    let messages = text.lines().find(|l| l.starts_with(";; XFR size:")).unwrap_or_default();
+    assert!(!messages.contains(" 1 messages"), "several messages: {messages}");
     assert!(text.contains("TSIG"), "the answer carries TSIG:\n{text}");
     let (text, records, failed) = dig_transfer(&s, Some(XFR_KEY), "example.net", "IXFR=1");
     assert!(!failed && records >= 5, "IXFR too:\n{text}");
@@ -452,6 +459,15 @@ fn transfers_need_a_key_of_transfer_keys_and_answers_are_signed() {
     ] {
         let (text, records, _) = dig_transfer(&s, key, "example.net", "AXFR");
         assert_eq!(records, 0, "{what}: nothing of the zone:\n{text}");
+        // RFC 8945 §5.2: the TSIG error says why.
+        let want = match what {
+            "wrong secret" => Some("BADSIG"),
+            "key not in transfer.keys" => Some("BADKEY"),
+            _ => None,
+        };
+        if let Some(want) = want {
+            assert!(text.contains(want), "{what}: {want}:\n{text}");
+        }
     }
     // The refusal of an unsigned request is NOTAUTH.
     let r = s.tcp(&common::plain_query("example.net.", RecordType::AXFR));
@@ -464,23 +480,37 @@ fn transfers_need_a_key_of_transfer_keys_and_answers_are_signed() {
     assert!(!failed && records >= 5, "{text}");
 }
 
+/// An AXFR of example.net over TCP from source address `src`; the RCODE
+/// of its first message.
+fn axfr_from(s: &Server, src: &str) -> ResponseCode {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{src}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect(&s.dns.into()).unwrap();
+    let mut stream: std::net::TcpStream = sock.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    common::write_tcp(&mut stream, &common::plain_query("example.net.", RecordType::AXFR).to_vec().unwrap());
+    hickory_proto::op::Message::from_vec(&common::read_tcp(&mut stream).unwrap()).unwrap().response_code()
+}
+
 /// The access check comes before any other work: a refused client does
 /// not make the node recompile a zone with changes waiting in its
-/// overlay (it used to: the recompile ran first).
+/// overlay (it used to: the recompile ran first). An allowed client does.
 #[test]
 fn a_refused_transfer_does_no_work() {
     let s = Server::builder()
-        .env("MESHDNS_TRANSFER_ALLOW", "192.0.2.0/24")
+        .env("MESHDNS_TRANSFER_ALLOW", "127.0.0.2/32")
         .env("MESHDNS_REPLICATION_OVERLAY_COMPACT_DELAY_MS", "600000")
         .start();
     populated(&s);
-    wait_for("the set-up compiled", Duration::from_secs(30), || {
-        (gauge(&s, "meshdns_replication_overlay_rrsets") == 0).then_some(())
-    });
+    // An allowed transfer compiles what waits: a known start.
+    assert_eq!(axfr_from(&s, "127.0.0.2"), ResponseCode::NoError);
+    assert_eq!(gauge(&s, "meshdns_replication_overlay_rrsets"), 0);
     ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.99"]));
     let waiting = gauge(&s, "meshdns_replication_overlay_rrsets");
     assert!(waiting > 0, "the change waits in the overlay");
-    let r = s.tcp(&common::plain_query("example.net.", RecordType::AXFR));
-    assert_eq!(r.response_code(), ResponseCode::Refused);
+    assert_eq!(axfr_from(&s, "127.0.0.1"), ResponseCode::Refused);
     assert_eq!(gauge(&s, "meshdns_replication_overlay_rrsets"), waiting, "no recompile for a refused client");
+    assert_eq!(axfr_from(&s, "127.0.0.2"), ResponseCode::NoError);
+    assert_eq!(gauge(&s, "meshdns_replication_overlay_rrsets"), 0, "an allowed client's transfer compiles it");
 }

@@ -180,7 +180,7 @@ fn a_scoped_key_updates_only_its_zones_names_and_types() {
     assert_eq!(txt_count(&s, "_acme-challenge.example.net."), 1);
     // Another type at its name, its type at another name, another zone.
     for (zone, script) in [
-        ("example.net", "update add _acme-challenge.example.net. 60 A 192.0.2.1\n"),
+        ("example.net", "update add _acme-challenge.example.net. 60 CAA 0 issue \"ca.example\"\n"),
         ("example.net", "update add www.example.net. 60 TXT \"no\"\n"),
         ("example.net", "update delete ns1.example.net. A\n"),
         ("example.org", "update add _acme-challenge.example.org. 60 TXT \"no\"\n"),
@@ -194,7 +194,7 @@ fn a_scoped_key_updates_only_its_zones_names_and_types() {
         assert!(!ok && out.contains("NOTAUTH"), "{script}: {out}");
     }
     assert_eq!(txt_count(&s, "_acme-challenge.example.net."), 1, "nothing changed");
-    assert!(s.query("_acme-challenge.example.net.", RecordType::A).answers().is_empty());
+    assert!(s.query("_acme-challenge.example.net.", RecordType::CAA).answers().is_empty());
     assert_eq!(txt_count(&s, "www.example.net."), 0);
     assert_eq!(a_records(&s, "ns1.example.net."), vec!["192.0.2.53"]);
     assert_eq!(txt_count(&s, "_acme-challenge.example.org."), 0);

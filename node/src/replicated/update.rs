@@ -322,8 +322,7 @@ pub fn verify(query: &[u8], keys: &KeyRing) -> Checked {
         }
         Err(e) => {
             tracing::warn!("refused an UPDATE: bad TSIG");
-            let builder = MessageBuilder::new_vec();
-            return e.build_message(&msg, builder).ok().map_or(Checked::Drop, |b| Checked::Answer(b.finish()));
+            return tsig_error_answer(e, &msg).map_or(Checked::Drop, Checked::Answer);
         }
     };
     let key = tsig.key().name().to_string();
@@ -350,6 +349,25 @@ pub fn apply(v: Verified, zones: &ReplicatedZones) -> (Rcode, Option<Vec<u8>>) {
 /// overloaded or gone): SERVFAIL, signed.
 pub fn unavailable(v: Verified) -> Option<Vec<u8>> {
     signed_answer(&v.msg, v.tsig, Rcode::SERVFAIL)
+}
+
+/// The answer to a request whose TSIG does not verify (RFC 8945 §5.2):
+/// NOTAUTH with the TSIG error, unsigned.
+///
+/// domain 0.12 reports a MAC that does not match as TSIG error FORMERR;
+/// RFC 8945 §5.2.2 says BADSIG (16), which is what BIND, Knot and NSD
+/// send and what `dig` and `kdig` print. The error is the second-to-last
+/// field of the TSIG RDATA, the message's last record, before an empty
+/// "other data", so it is set right in place.
+pub fn tsig_error_answer<K: AsRef<Key>>(e: domain::tsig::ServerError<K>, msg: &Message<Vec<u8>>) -> Option<Vec<u8>> {
+    let bad_mac = e.error() == domain::base::iana::TsigRcode::FORMERR;
+    let mut out = e.build_message(msg, MessageBuilder::new_vec()).ok()?.finish();
+    let is_notauth = Message::from_octets(out.as_slice()).is_ok_and(|m| m.header().rcode() == Rcode::NOTAUTH);
+    if bad_mac && is_notauth && out.len() >= 16 && out[out.len() - 2..] == [0, 0] {
+        let at = out.len() - 4;
+        out[at..at + 2].copy_from_slice(&domain::base::iana::TsigRcode::BADSIG.to_int().to_be_bytes());
+    }
+    Some(out)
 }
 
 fn unsigned_answer(msg: &Message<Vec<u8>>, rcode: Rcode) -> Checked {

@@ -84,9 +84,8 @@ fn admit(q: &Query<'_>, peer: IpAddr, shared: &SharedRef) -> Result<Signer, Refu
         }
         Err(e) => {
             tracing::info!(%peer, zone = %zone(), "zone transfer refused: bad TSIG (unknown key, bad signature or time)");
-            Err(e
-                .build_message(&msg, MessageBuilder::new_vec())
-                .map_or(Refusal::Rcode(Rcode::NOTAUTH), |b| Refusal::Message(b.finish())))
+            Err(crate::replicated::update::tsig_error_answer(e, &msg)
+                .map_or(Refusal::Rcode(Rcode::NOTAUTH), Refusal::Message))
         }
     }
 }
