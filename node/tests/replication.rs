@@ -181,7 +181,7 @@ fn a_write_on_any_node_is_answered_by_every_node() {
         "--wait-timeout-ms",
         "500",
     ]);
-    assert!(!okay && err.contains("other node(s) served it within"), "{err}");
+    assert!(!okay && err.contains("other node(s) confirmed holding this write within"), "{err}");
     // `cluster zones` shows how far behind each peer it hears is (no one, by now).
     wait_for("every peer level with a", VISIBLE_BOUND, || {
         let (_, out, _) = a.cluster(&["zones", "--output", "json"]);

@@ -157,6 +157,10 @@ pub struct ReplicatedZones {
     overlaid: Mutex<std::collections::BTreeSet<Vec<u8>>>,
     /// Woken when a zone has new overlay entries.
     compaction_wanted: tokio::sync::Notify,
+    /// Held (shared) by every change from the moment it is applied until
+    /// the data plane serves it; [`ReplicatedZones::holds`] takes it
+    /// exclusively, so a write it reports as held is also served.
+    publishing: std::sync::RwLock<()>,
 }
 
 /// Receives every new set of served replicated zones.
@@ -239,6 +243,7 @@ impl ReplicatedZones {
             overlay_lock: Mutex::new(()),
             overlaid: Mutex::new(Default::default()),
             compaction_wanted: tokio::sync::Notify::new(),
+            publishing: std::sync::RwLock::new(()),
         };
         let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
         for z in names {
@@ -260,6 +265,7 @@ impl ReplicatedZones {
     /// them and recompiles the zones touched. Returns, per zone written
     /// (the catalog as empty), the number of this node's last write to it.
     fn commit(&self, changes: Vec<Change>) -> Result<Vec<(Vec<u8>, u64)>, ReplicatedError> {
+        let _publishing = self.publishing.read().unwrap_or_else(|e| e.into_inner());
         let numbered;
         let mut touched: Vec<Vec<u8>> = Vec::new();
         let mut updates: Vec<OverlayUpdate> = Vec::new();
@@ -331,6 +337,8 @@ impl ReplicatedZones {
     /// writer waiting for its write to reach other nodes asks them.
     pub fn holds(&self, zone: &str, origin: &str, seq: u64) -> bool {
         let Some(wire) = zone_wire(zone) else { return false };
+        // No change is between applied and served while this is held.
+        let _quiet = self.publishing.write().unwrap_or_else(|e| e.into_inner());
         let book = self.lock_book();
         let replica = if wire.is_empty() { Some(&book.catalog) } else { book.zones.get(&wire) };
         replica.and_then(|r| r.knowledge().get(origin)).is_some_and(|seen| seen.contains(seq))
@@ -487,6 +495,7 @@ impl ReplicatedZones {
         };
         let keys: Vec<EntryKey> = part.delta.writes.iter().map(|w| w.key.clone()).collect();
         let mut updates = Vec::new();
+        let _publishing = self.publishing.read().unwrap_or_else(|e| e.into_inner());
         {
             let mut book = self.lock_book();
             let fast = self.fits_overlay(&book, &zone, &part.delta.writes);
@@ -547,6 +556,7 @@ impl ReplicatedZones {
         }
         let zone = zone_wire(&zone_text).ok_or_else(|| ReplicatedError::Invalid("bad zone name".into()))?;
         let snap = wire::snapshot_from_parts(parts).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+        let _publishing = self.publishing.read().unwrap_or_else(|e| e.into_inner());
         let touched: Vec<Vec<u8>> = {
             let mut book = self.lock_book();
             // Adopt into a copy first: a snapshot that does not hold together
