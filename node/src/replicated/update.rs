@@ -712,6 +712,49 @@ mod tests {
         );
     }
 
+    fn signed(wire: Vec<u8>, key: &str) -> Vec<u8> {
+        let key = parse_key(key).unwrap();
+        let msg = Message::from_octets(wire).unwrap();
+        let mut b = MessageBuilder::new_vec();
+        *b.header_mut() = msg.header();
+        let mut q = b.question();
+        for x in msg.question() {
+            q.push(x.unwrap()).unwrap();
+        }
+        let mut a = q.answer().authority();
+        for r in msg.authority().unwrap() {
+            a.push(r.unwrap().to_any_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().unwrap()).unwrap();
+        }
+        let mut add = a.additional();
+        domain::tsig::ClientTransaction::request(&key, &mut add, Time48::now()).unwrap();
+        add.finish()
+    }
+
+    /// Stage 1 needs nothing but the message and the keys: it cannot take
+    /// a zone lock, so a forged UPDATE is answered without waiting on any
+    /// write. A bad MAC is BADSIG (RFC 8945 §5.2.2), not domain's FORMERR;
+    /// an unknown key BADKEY; both NOTAUTH.
+    #[test]
+    fn tsig_is_checked_with_the_keys_alone_and_errors_are_named() {
+        let keys = parse_keys(&[KEY.into()], &[]).unwrap();
+        let update = encode("example.net.", &[], &[("www".into(), 1, 1, 300, vec![192, 0, 2, 1])]);
+        assert!(matches!(verify(&signed(update.clone(), KEY), &keys), Checked::Write(_)));
+        for (key, want) in [
+            ("hmac-sha256:k:d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nMTI=", domain::base::iana::TsigRcode::BADSIG),
+            ("hmac-sha256:other:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=", domain::base::iana::TsigRcode::BADKEY),
+        ] {
+            let Checked::Answer(answer) = verify(&signed(update.clone(), key), &keys) else {
+                panic!("{key}: answered at once");
+            };
+            let msg = Message::from_octets(answer.clone()).unwrap();
+            assert_eq!(msg.header().rcode(), Rcode::NOTAUTH);
+            let error = u16::from_be_bytes([answer[answer.len() - 4], answer[answer.len() - 3]]);
+            assert_eq!(error, want.to_int(), "{key}");
+        }
+        let Checked::Answer(answer) = verify(&update, &keys) else { panic!("unsigned: answered at once") };
+        assert_eq!(Message::from_octets(answer).unwrap().header().rcode(), Rcode::REFUSED);
+    }
+
     #[test]
     fn scoped_keys_that_cannot_work_are_configuration_errors() {
         let mut spec = ScopedKeySpec { name: "k".into(), secret: "c2VjcmV0".into(), ..Default::default() };
