@@ -48,7 +48,11 @@ impl Shared {
         let Some(zones) = self.replicated.get() else { return };
         match update::verify(msg, &self.update_keys) {
             Checked::Drop => {}
-            Checked::Answer(answer) => reply.send(answer),
+            Checked::Answer(answer) => {
+                // Refused before any write (unsigned, bad TSIG, out of scope).
+                self.audit.record(crate::admin::dns_update::action(msg, Some(&answer), None));
+                reply.send(answer)
+            }
             Checked::Write(v) => match self.update_writer(zones) {
                 Some(w) => w.submit(crate::replicated::writer::Job { update: v, reply }),
                 None => {
@@ -67,11 +71,12 @@ impl Shared {
     ) -> Option<&crate::replicated::writer::UpdateWriter> {
         self.update_writer
             .get_or_init(|| {
-                let zones = zones.clone();
+                let (zones, audit) = (zones.clone(), self.audit.clone());
                 let handler = Box::new(move |v: crate::replicated::update::Verified| {
                     let (key, zone) = (v.key_name().to_owned(), v.zone());
                     let (rcode, answer) = crate::replicated::update::apply(v, &zones);
                     tracing::debug!(%key, %zone, %rcode, "UPDATE answered");
+                    audit.record(crate::admin::dns_update::applied(&key, &zone, rcode, None));
                     (rcode, answer)
                 });
                 crate::replicated::writer::UpdateWriter::start(handler)
@@ -105,6 +110,8 @@ pub struct Shared {
     pub update_writer: std::sync::OnceLock<Option<crate::replicated::writer::UpdateWriter>>,
     /// The replication driver, once started (its counters join `/metrics`).
     pub syncer: std::sync::OnceLock<std::sync::Arc<crate::replicated::sync::Syncer>>,
+    /// The audit log of administrative actions (UPDATEs, reloads, gRPC writes).
+    pub audit: Arc<crate::admin::audit::AuditLog>,
 }
 
 /// Shared state handle.

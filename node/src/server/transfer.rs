@@ -74,7 +74,8 @@ fn admit(q: &Query<'_>, peer: IpAddr, shared: &SharedRef) -> Result<Signer, Refu
     }
     // Parsed once more only to verify TSIG: `q` is the query path's view.
     let Ok(mut msg) = Message::from_octets(q.msg.to_vec()) else { return Err(Refusal::Rcode(Rcode::FORMERR)) };
-    let keys = parse_transfer_keys(&shared.config.transfer_keys).unwrap_or_default();
+    let specs: Vec<String> = shared.config.transfer_keys.iter().map(|k| k.expose().to_owned()).collect();
+    let keys = parse_transfer_keys(&specs).unwrap_or_default();
     match ServerSequence::request(&keys, &mut msg, Time48::now()) {
         Ok(Some(seq)) => Ok(Some(seq)),
         Ok(None) if keys.is_empty() => Ok(None),
