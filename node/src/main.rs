@@ -374,10 +374,8 @@ fn next_generation(data_dir: &Path, now_ms: u64) -> Result<u64> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
     };
     let generation = last.map_or(now_ms, |l| now_ms.max(l.saturating_add(1)));
-    let tmp = data_dir.join("mesh-generation.tmp");
-    let recorded = std::fs::write(&tmp, generation.to_string()).and_then(|()| std::fs::rename(&tmp, &file));
+    let recorded = meshdns_replication::journal::write_durably(&file, &[generation.to_string().as_bytes()]);
     if let Err(e) = recorded {
-        let _ = std::fs::remove_file(&tmp);
         tracing::warn!(file = %file.display(), error = %e, "cannot record this start's generation; starting anyway");
     }
     Ok(generation)
@@ -430,7 +428,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         replicated: std::sync::OnceLock::new(),
         update_keys: meshdns::replicated::update::parse_keys(
             &cfg.update_keys.iter().map(|k| k.expose().to_owned()).collect::<Vec<_>>(),
+            &cfg.update_scoped_keys,
         )?,
+        update_writer: std::sync::OnceLock::new(),
         audit: audit.clone(),
         rrl: cfg.rrl.enabled().then(|| meshdns::rrl::Limiter::new(cfg.rrl.clone(), Instant::now())),
     });

@@ -111,3 +111,29 @@ fn nsd_follows_a_replicated_zone_through_notify() {
         .unwrap();
     assert!(incremental >= 5, "NSD followed by incremental transfers, not whole zones:\n{m}");
 }
+
+/// NSD as a secondary that transfers with TSIG (`request-xfr: ADDR KEY`)
+/// from a meshdns that requires it (`transfer.keys`): NSD verifies the
+/// signed transfer and serves the zone.
+#[test]
+fn nsd_secondary_transfers_with_tsig() {
+    const SECRET: &str = "eGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGY=";
+    let zones = zone_dir(&[]);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/semantics.test.zone");
+    std::fs::copy(&src, zones.path().join("semantics.test.zone")).unwrap();
+    let ours = Server::builder()
+        .zone_dir(zones.path())
+        .env("MESHDNS_TRANSFER_KEYS", &format!("hmac-sha256:xfr-key:{SECRET}"))
+        .start();
+    let sec_dir = tempfile::tempdir().unwrap();
+    let sec_file = sec_dir.path().join("semantics.test.secondary");
+    let extra = format!(
+        "  request-xfr: AXFR {}@{} xfr-key\nkey:\n  name: \"xfr-key\"\n  algorithm: hmac-sha256\n  secret: \"{SECRET}\"\n",
+        ours.dns.ip(),
+        ours.dns.port()
+    );
+    let nsd = start_nsd_with(&[("semantics.test", &sec_file)], &extra, "semantics.test.");
+    let theirs = sorted(&axfr(nsd.addr, "semantics.test."));
+    assert_eq!(theirs.len(), 59, "NSD transferred the zone with TSIG");
+    assert!(ours.log_text().contains("signed=true"), "meshdns signed the transfer");
+}

@@ -411,3 +411,106 @@ fn sigkill_during_writes_and_compactions_loses_no_acknowledged_write() {
     }
     eprintln!("{} acknowledged writes survived three SIGKILLs", acknowledged.len());
 }
+
+const XFR_KEY: &str = "hmac-sha256:xfr-key:eGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGY=";
+
+/// `dig -y KEY` (or unsigned) AXFR/IXFR of `zone`: (output, records dig
+/// printed from the answer section, whether dig reported a failure).
+fn dig_transfer(s: &Server, key: Option<&str>, zone: &str, kind: &str) -> (String, usize, bool) {
+    let mut cmd = Command::new("dig");
+    if let Some(k) = key {
+        cmd.args(["-y", k]);
+    }
+    let out = cmd
+        .args(["@127.0.0.1", "-p", &s.dns.port().to_string(), zone, kind, "+tries=1", "+time=5"])
+        .output()
+        .expect("dig is needed (scripts/test.sh installs bind9-dnsutils)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let records = text.lines().filter(|l| !l.starts_with(';') && l.contains("\tIN\t") && !l.contains("TSIG")).count();
+    let failed = text.contains("failed") || text.contains("Couldn't verify") || text.contains("BAD");
+    (text, records, failed)
+}
+
+/// TSIG-authenticated transfers with a key-based ACL, as NSD's
+/// `provide-xfr: ADDR KEY` and Knot's ACL `key`: with `transfer.keys`
+/// set, an unsigned request, a wrong secret and a key not in the list are
+/// refused (NOTAUTH, as Knot answers a request no ACL rule admits); the
+/// right key gets the zone, every message signed, which dig verifies.
+#[test]
+fn transfers_need_a_key_of_transfer_keys_and_answers_are_signed() {
+    let s = Server::builder().env("MESHDNS_TRANSFER_KEYS", XFR_KEY).start();
+    populated(&s);
+    // Big enough for several messages: each is signed (RFC 8945 §5.3.1).
+    let big: Vec<String> = (0..400).map(|i| format!("\"{i:04} {}\"", "x".repeat(90))).collect();
+    let mut args = vec!["set", "example.net", "big", "TXT", "300"];
+    args.extend(big.iter().map(String::as_str));
+    ok(s.zone_cli(&args));
+    let (text, records, failed) = dig_transfer(&s, Some(XFR_KEY), "example.net", "AXFR");
+    assert!(!failed && records >= 405, "the right key gets the zone, signature verified:\n{text}");
+    let messages = text.lines().find(|l| l.starts_with(";; XFR size:")).unwrap_or_default();
+    assert!(!messages.contains(" 1 messages"), "several messages: {messages}");
+    assert!(text.contains("TSIG"), "the answer carries TSIG:\n{text}");
+    let (text, records, failed) = dig_transfer(&s, Some(XFR_KEY), "example.net", "IXFR=1");
+    assert!(!failed && records >= 5, "IXFR too:\n{text}");
+    for (what, key) in [
+        ("unsigned", None),
+        ("wrong secret", Some("hmac-sha256:xfr-key:d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nMTI=")),
+        ("key not in transfer.keys", Some("hmac-sha256:other-key:eGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGZyeGY=")),
+    ] {
+        let (text, records, _) = dig_transfer(&s, key, "example.net", "AXFR");
+        assert_eq!(records, 0, "{what}: nothing of the zone:\n{text}");
+        // RFC 8945 §5.2: the TSIG error says why.
+        let want = match what {
+            "wrong secret" => Some("BADSIG"),
+            "key not in transfer.keys" => Some("BADKEY"),
+            _ => None,
+        };
+        if let Some(want) = want {
+            assert!(text.contains(want), "{what}: {want}:\n{text}");
+        }
+    }
+    // The refusal of an unsigned request is NOTAUTH.
+    let r = s.tcp(&common::plain_query("example.net.", RecordType::AXFR));
+    assert_eq!(r.response_code(), ResponseCode::NotAuth);
+    assert!(r.answers().is_empty());
+    // Without transfer.keys, unsigned transfers from transfer.allow work as before.
+    let open = Server::builder().start();
+    populated(&open);
+    let (text, records, failed) = dig_transfer(&open, None, "example.net", "AXFR");
+    assert!(!failed && records >= 5, "{text}");
+}
+
+/// An AXFR of example.net over TCP from source address `src`; the RCODE
+/// of its first message.
+fn axfr_from(s: &Server, src: &str) -> ResponseCode {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{src}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect(&s.dns.into()).unwrap();
+    let mut stream: std::net::TcpStream = sock.into();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    common::write_tcp(&mut stream, &common::plain_query("example.net.", RecordType::AXFR).to_vec().unwrap());
+    hickory_proto::op::Message::from_vec(&common::read_tcp(&mut stream).unwrap()).unwrap().response_code()
+}
+
+/// The access check comes before any other work: a refused client does
+/// not make the node recompile a zone with changes waiting in its
+/// overlay (it used to: the recompile ran first). An allowed client does.
+#[test]
+fn a_refused_transfer_does_no_work() {
+    let s = Server::builder()
+        .env("MESHDNS_TRANSFER_ALLOW", "127.0.0.2/32")
+        .env("MESHDNS_REPLICATION_OVERLAY_COMPACT_DELAY_MS", "600000")
+        .start();
+    populated(&s);
+    // An allowed transfer compiles what waits: a known start.
+    assert_eq!(axfr_from(&s, "127.0.0.2"), ResponseCode::NoError);
+    assert_eq!(gauge(&s, "meshdns_replication_overlay_rrsets"), 0);
+    ok(s.zone_cli(&["set", "example.net", "www", "A", "300", "192.0.2.99"]));
+    let waiting = gauge(&s, "meshdns_replication_overlay_rrsets");
+    assert!(waiting > 0, "the change waits in the overlay");
+    assert_eq!(axfr_from(&s, "127.0.0.1"), ResponseCode::Refused);
+    assert_eq!(gauge(&s, "meshdns_replication_overlay_rrsets"), waiting, "no recompile for a refused client");
+    assert_eq!(axfr_from(&s, "127.0.0.2"), ResponseCode::NoError);
+    assert_eq!(gauge(&s, "meshdns_replication_overlay_rrsets"), 0, "an allowed client's transfer compiles it");
+}

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 const LOG: &str = "journal.log";
 const SNAPSHOT: &str = "snapshot.bin";
+/// Where compactions wrote before [`write_durably`]; removed if found.
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
 const HEADER: usize = 12;
 /// Largest frame accepted on recovery (a corrupt length must not make the
@@ -110,8 +111,36 @@ fn read_frames(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
     (out, at)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+/// Replaces `path` with `parts` (written one after another) so that a
+/// crash leaves either the old file or the new one, never a torn or
+/// empty one, and a rename that returned survives a power loss: a
+/// temporary file beside it is written and fsynced, renamed over `path`,
+/// then the directory is fsynced. On error `path` is untouched and the
+/// temporary file removed.
+///
+/// Every piece of node state kept in a small file (the journal's
+/// snapshot, zone snapshots, the node generation, the journal epoch, the
+/// last imported zone files) is written through this one function.
+pub fn write_durably(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 impl Journal {
@@ -132,7 +161,15 @@ impl Journal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(&snap_path)(e)),
         }
-        let _ = std::fs::remove_file(dir.join(SNAPSHOT_TMP)); // an interrupted compaction
+        // An interrupted compaction (this version's temporary name, and
+        // that of earlier ones).
+        let _ = std::fs::remove_file(dir.join(SNAPSHOT_TMP));
+        let leftover = format!(".{SNAPSHOT}.tmp.");
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&leftover) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let log_path = dir.join(LOG);
         let mut log =
             OpenOptions::new().read(true).append(true).create(true).open(&log_path).map_err(io_err(&log_path))?;
@@ -178,22 +215,12 @@ impl Journal {
     /// Replaces the snapshot with `payloads` (the whole state) and empties
     /// the log. On error the previous snapshot and the log are untouched.
     pub fn compact(&mut self, payloads: &[Vec<u8>]) -> Result<(), JournalError> {
-        let tmp = self.dir.join(SNAPSHOT_TMP);
-        let result = (|| {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-            let mut buf = Vec::new();
-            for p in payloads {
-                frame(p, &mut buf);
-            }
-            f.write_all(&buf).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
-            let snap = self.dir.join(SNAPSHOT);
-            std::fs::rename(&tmp, &snap).map_err(io_err(&snap))?;
-            sync_dir(&self.dir)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            return result;
+        let mut buf = Vec::new();
+        for p in payloads {
+            frame(p, &mut buf);
         }
+        let snap = self.dir.join(SNAPSHOT);
+        write_durably(&snap, &[&buf]).map_err(io_err(&snap))?;
         let log = self.dir.join(LOG);
         self.log.set_len(0).and_then(|()| self.log.sync_data()).map_err(io_err(&log))?;
         self.log.seek(SeekFrom::End(0)).map_err(io_err(&log))?;
@@ -283,5 +310,22 @@ mod tests {
         std::fs::write(dir.join(SNAPSHOT), b"garbage that is not a frame").unwrap();
         let err = Journal::open(&dir).unwrap_err().to_string();
         assert!(err.contains("damaged snapshot") && err.contains("move it away"), "{err}");
+    }
+
+    /// `write_durably` replaces the file whole and leaves no temporary
+    /// file; when it fails (no such directory) nothing is left behind.
+    #[test]
+    fn write_durably_replaces_whole_files_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        write_durably(&path, &[b"first"]).unwrap();
+        write_durably(&path, &[b"sec", b"ond"]).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(names, vec!["state".to_owned()], "no temporary file is left");
+        let missing = dir.path().join("missing").join("state");
+        assert!(write_durably(&missing, &[b"x"]).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
     }
 }

@@ -202,7 +202,17 @@ pub struct SyncScheduler {
 }
 
 impl SyncScheduler {
-    /// A scheduler; `seed` feeds the jitter.
+    /// A scheduler whose backoff jitter is seeded with `entropy`: the
+    /// node's driver passes 8 bytes from the operating system's random
+    /// source, drawn afresh at every start, so nodes that start or fail
+    /// together never retry in step; the simulator passes bytes from its
+    /// own seeded generator, so a run replays. Both come through here.
+    pub fn with_entropy(limits: SyncLimits, entropy: [u8; 8]) -> SyncScheduler {
+        SyncScheduler::new(limits, u64::from_le_bytes(entropy))
+    }
+
+    /// A scheduler; `seed` feeds the jitter (tests; see
+    /// [`SyncScheduler::with_entropy`]).
     pub fn new(limits: SyncLimits, seed: u64) -> SyncScheduler {
         SyncScheduler {
             limits,

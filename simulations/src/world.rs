@@ -268,7 +268,10 @@ impl World {
                 writes_held: 0,
                 state: state_digest(&[], 0),
                 clock: Clock::new(60_000),
-                scheduler: SyncScheduler::new(SyncLimits::default(), seed ^ (i as u64).wrapping_mul(0x5eed)),
+                scheduler: SyncScheduler::with_entropy(
+                    SyncLimits::default(),
+                    (seed ^ (i as u64).wrapping_mul(0x5eed)).to_le_bytes(),
+                ),
                 policy: PullPolicy::default(),
                 in_flight: BTreeMap::new(),
                 started_us: 0,
@@ -509,7 +512,7 @@ impl World {
         self.pulls_in_flight -= n.in_flight.len();
         n.in_flight.clear();
         n.policy = PullPolicy::default();
-        n.scheduler = SyncScheduler::new(SyncLimits::default(), (i as u64) << 16 ^ n.boot);
+        n.scheduler = SyncScheduler::with_entropy(SyncLimits::default(), ((i as u64) << 16 ^ n.boot).to_le_bytes());
         if gossip {
             let facts = self.facts(i);
             let mut m = Membership {

@@ -31,6 +31,17 @@ impl Default for Limits {
     }
 }
 
+/// Bounds on a whole answer (every frame of one stream), checked frame by
+/// frame as it arrives: an answer over them is refused before it is
+/// buffered, not after.
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerLimits {
+    /// Most frames.
+    pub max_frames: usize,
+    /// Most payload bytes over all frames.
+    pub max_bytes: usize,
+}
+
 /// Why a transport operation failed; each is counted by cause.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -51,6 +62,14 @@ pub enum NetError {
     /// The peer sent a frame over the limit.
     #[error("peer sent a {0}-byte frame, over the {1}-byte limit")]
     TooLarge(usize, usize),
+    /// A peer's answer went over its [`AnswerLimits`]; reading stopped there.
+    #[error("peer's answer went over the limit of {limit} {what}; stopped reading it")]
+    AnswerTooLarge {
+        /// `frames` or `bytes`.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The peer stalled.
     #[error("peer sent nothing for {0:?}")]
     Timeout(Duration),
@@ -174,13 +193,33 @@ impl Endpoint {
     }
 
     /// Sends one request frame on a new stream and reads every answer frame
-    /// until the peer finishes the stream.
-    pub async fn request(&self, conn: &quinn::Connection, request: &[u8]) -> Result<Vec<Vec<u8>>, NetError> {
+    /// until the peer finishes the stream. The answer is checked against
+    /// `bounds` as it streams in: one frame past either bound stops the
+    /// stream (the peer is told to stop sending) and fails the request.
+    pub async fn request(
+        &self,
+        conn: &quinn::Connection,
+        request: &[u8],
+        bounds: AnswerLimits,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| NetError::Stream(e.to_string()))?;
         write_frame(&mut send, request).await?;
         send.finish().map_err(|e| NetError::Stream(e.to_string()))?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         while let Some(f) = read_frame(&mut recv, &self.limits).await? {
+            bytes = bytes.saturating_add(f.len());
+            let over = if out.len() >= bounds.max_frames {
+                Some(("frames", bounds.max_frames))
+            } else if bytes > bounds.max_bytes {
+                Some(("bytes", bounds.max_bytes))
+            } else {
+                None
+            };
+            if let Some((what, limit)) = over {
+                let _ = recv.stop(1u32.into());
+                return Err(NetError::AnswerTooLarge { what, limit });
+            }
             out.push(f);
         }
         Ok(out)

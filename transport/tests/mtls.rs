@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use meshdns_transport::ca;
-use meshdns_transport::net::{Endpoint, Limits, NetError, read_frame, write_frame};
+use meshdns_transport::net::{AnswerLimits, Endpoint, Limits, NetError, read_frame, write_frame};
 use meshdns_transport::tls::Identity;
+
+const ANY: AnswerLimits = AnswerLimits { max_frames: 100, max_bytes: 1 << 20 };
 
 fn endpoint(dir: &std::path::Path, id: &str) -> Endpoint {
     let identity = Identity::load(dir, id).unwrap();
@@ -47,7 +49,7 @@ async fn nodes_of_one_ca_talk_and_know_who_is_who() {
     let addr = a.local_addr().unwrap();
     let server = serve_echo(a);
     let conn = b.connect(addr, "a").await.unwrap();
-    let answer = b.request(&conn, b"hello").await.unwrap();
+    let answer = b.request(&conn, b"hello", ANY).await.unwrap();
     assert_eq!(answer, vec![b"olleh".to_vec()]);
     conn.close(0u32.into(), b"done");
     assert_eq!(server.await.unwrap().unwrap(), "b", "the server identified its client");
@@ -76,7 +78,7 @@ async fn a_node_with_a_certificate_from_another_ca_is_refused() {
     let server = serve_echo(a);
     let refused = match b.connect(addr, "a").await {
         Err(_) => true,
-        Ok(conn) => b.request(&conn, b"x").await.is_err(),
+        Ok(conn) => b.request(&conn, b"x", ANY).await.is_err(),
     };
     assert!(refused, "a client certificate from another CA must not get an answer");
     assert!(server.await.unwrap().is_err());
@@ -138,4 +140,31 @@ fn the_ca_refuses_to_overwrite_itself_and_explains_a_missing_one() {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the CA key is private");
+}
+
+/// An answer is held to its bounds while it streams: a peer that never
+/// stops sending frames fails the request once the bound is passed,
+/// instead of filling memory until the stream ends (it never would).
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_at_its_bounds_while_it_streams() {
+    let dir = ca_with(&["a", "b"]);
+    let a = endpoint(dir.path(), "a");
+    let b = endpoint(dir.path(), "b");
+    let addr = a.local_addr().unwrap();
+    tokio::spawn(async move {
+        let conn = a.accept().await.unwrap().unwrap();
+        a.identify(&conn).await.unwrap();
+        let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+        let _ = read_frame(&mut recv, a.limits()).await;
+        // Frames forever, until the client stops the stream.
+        while write_frame(&mut send, &[7u8; 512]).await.is_ok() {}
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+    });
+    let conn = b.connect(addr, "a").await.unwrap();
+    let frames = AnswerLimits { max_frames: 10, max_bytes: 1 << 20 };
+    let err = tokio::time::timeout(Duration::from_secs(20), b.request(&conn, b"pull", frames))
+        .await
+        .expect("the request fails at the bound, not never")
+        .unwrap_err();
+    assert!(matches!(err, NetError::AnswerTooLarge { what: "frames", limit: 10 }), "{err}");
 }

@@ -127,7 +127,7 @@ pub struct ClusterArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct WaitArgs {
     /// After the write is on the node's disk, wait until this many other
-    /// nodes serve it.
+    /// nodes hold this write (each is asked for it by its number).
     #[arg(long, default_value_t = 0)]
     pub wait_for: u32,
     /// Wait until every other live node of the node's site serves it.

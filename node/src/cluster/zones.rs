@@ -1,6 +1,7 @@
 //! The `Zones` gRPC service (`proto/zones.proto`): writes to replicated
 //! zones, answered once they are on this node's disk.
 
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::dns::wire::name::to_text;
 use crate::replicated::files::same_rrset;
 use crate::replicated::text::{parse_rrsets, rdata_text, record_line, zone_file};
-use crate::replicated::{ReplicatedError, ReplicatedZones, zone_wire};
+use crate::replicated::{ReplicatedError, ReplicatedZones, WriteVersion, zone_wire};
 use crate::server::Shared;
 
 /// The service over this node's replicated zones; every write also swaps
@@ -94,11 +95,13 @@ impl ZonesService {
     where
         F: FnOnce(&ReplicatedZones) -> Result<(), ReplicatedError> + Send + 'static,
     {
-        self.write_and_wait(zone, changed, None, f).await
+        self.write_and_wait(zone, changed, None, move |z| f(z).map(|()| None)).await
     }
 
-    /// Writes, then (if asked) waits until enough other nodes publish a
-    /// serial at least as high as this node's for the zone.
+    /// Writes, then (if asked) waits until enough other nodes hold this
+    /// very write: each peer is asked for it by its number (see
+    /// `Syncer::peer_holds`). A peer that holds as many writes, or more,
+    /// but not this one does not count.
     async fn write_and_wait<F>(
         &self,
         zone: &str,
@@ -107,10 +110,10 @@ impl ZonesService {
         f: F,
     ) -> Result<Response<pb::WriteReply>, Status>
     where
-        F: FnOnce(&ReplicatedZones) -> Result<(), ReplicatedError> + Send + 'static,
+        F: FnOnce(&ReplicatedZones) -> Result<Option<WriteVersion>, ReplicatedError> + Send + 'static,
     {
         let zones = self.zones.clone();
-        tokio::task::spawn_blocking(move || f(&zones))
+        let version = tokio::task::spawn_blocking(move || f(&zones))
             .await
             .map_err(|e| Status::internal(format!("write task failed: {e}")))?
             .map_err(status)?;
@@ -120,17 +123,30 @@ impl ZonesService {
             let limit =
                 std::time::Duration::from_millis(if w.timeout_ms == 0 { 10_000 } else { u64::from(w.timeout_ms) });
             let deadline = tokio::time::Instant::now() + limit;
+            let mut holders: std::collections::BTreeSet<String> = Default::default();
             loop {
-                let peers = peer_serials(&self.mesh, zone);
-                let have: Vec<&(String, bool, u32)> = peers.iter().filter(|(_, _, s)| *s >= serial).collect();
-                confirmed_by = have.len() as u32;
-                let site_ok = !w.site || have.iter().filter(|(_, mate, _)| *mate).count() >= site_mates(&self.mesh);
+                let peers = self.shared.syncer.get().map(|s| s.live_peers()).unwrap_or_default();
+                if let (Some(syncer), Some(version)) = (self.shared.syncer.get(), version.as_ref()) {
+                    let unconfirmed: Vec<&(String, SocketAddr, bool)> =
+                        peers.iter().filter(|(id, _, _)| !holders.contains(id)).collect();
+                    for (id, addr, _) in unconfirmed {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let ask = syncer.peer_holds(id, *addr, version);
+                        if let Ok(Ok(true)) = tokio::time::timeout(left.min(ASK_TIMEOUT), ask).await {
+                            holders.insert(id.clone());
+                        }
+                    }
+                }
+                let live: Vec<&(String, SocketAddr, bool)> = peers.iter().collect();
+                confirmed_by = live.iter().filter(|(id, _, _)| holders.contains(id)).count() as u32;
+                let mates_holding = live.iter().filter(|(id, _, mate)| *mate && holders.contains(id)).count();
+                let site_ok = !w.site || mates_holding >= site_mates(&self.mesh);
                 if confirmed_by >= w.nodes && site_ok {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(Status::deadline_exceeded(format!(
-                        "written on this node (serial {serial}), but only {confirmed_by} other node(s) served it within {limit:?}"
+                        "written on this node (serial {serial}), but only {confirmed_by} other node(s) confirmed holding this write within {limit:?}"
                     )));
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -139,6 +155,9 @@ impl ZonesService {
         Ok(Response::new(pb::WriteReply { zone: zone.to_owned(), serial, changed, confirmed_by, changes: Vec::new() }))
     }
 }
+
+/// Longest wait for one peer's answer to "do you hold this write?".
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[tonic::async_trait]
 impl Zones for ZonesService {
@@ -166,14 +185,14 @@ impl Zones for ZonesService {
         let sets = parse_rrsets(&r.zone, &text, "<zone set>").map_err(Status::invalid_argument)?;
         let sets: Vec<(EntryKey, Option<RRset>)> = sets.into_iter().map(|(k, v)| (k, Some(v))).collect();
         let zone = r.zone.clone();
-        self.write_and_wait(&r.zone, sets.len() as u32, r.wait, move |z| z.write(&zone, sets)).await
+        self.write_and_wait(&r.zone, sets.len() as u32, r.wait, move |z| z.write_versioned(&zone, sets)).await
     }
 
     async fn remove(&self, req: Request<pb::RemoveRequest>) -> Result<Response<pb::WriteReply>, Status> {
         let r = req.into_inner();
         let key = EntryKey { owner: owner(&r.zone, &r.name)?, rtype: rtype(&r.rtype)? };
         let zone = r.zone.clone();
-        self.write_and_wait(&r.zone, 1, r.wait, move |z| z.write(&zone, vec![(key, None)])).await
+        self.write_and_wait(&r.zone, 1, r.wait, move |z| z.write_versioned(&zone, vec![(key, None)])).await
     }
 
     async fn import(&self, req: Request<pb::ImportRequest>) -> Result<Response<pb::WriteReply>, Status> {
@@ -248,7 +267,7 @@ impl Zones for ZonesService {
             }));
         }
         let z = zone.clone();
-        self.write_and_wait(&r.zone, changed, r.wait, move |zs| zs.write(&z, writes)).await
+        self.write_and_wait(&r.zone, changed, r.wait, move |zs| zs.write_versioned(&z, writes)).await
     }
 
     async fn export(&self, req: Request<pb::ZoneRequest>) -> Result<Response<pb::ExportReply>, Status> {

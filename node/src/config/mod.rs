@@ -123,6 +123,11 @@ pub struct Config {
     pub acl: crate::acl::Acls,
     /// Response rate limiting (`[rrl]`, `--rrl`).
     pub rrl: crate::rrl::RrlSettings,
+    /// `[[update.keys]]`: UPDATE keys scoped to zones, names and types.
+    pub update_scoped_keys: Vec<crate::replicated::update::ScopedKeySpec>,
+    /// TSIG keys a zone transfer must be signed with (none: unsigned
+    /// transfers from `transfer_allow` are served).
+    pub transfer_keys: Vec<Secret>,
 }
 
 /// `[replication]`, checked.
@@ -424,6 +429,7 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "STORAGE_DATA_DIR" => raw.storage.data_dir = Some(value),
         "TRANSFER_ALLOW" => raw.transfer.allow = Some(list(&value)),
         "TRANSFER_NOTIFY" => raw.transfer.notify = Some(list(&value)),
+        "TRANSFER_KEYS" => raw.transfer.keys = Some(list(&value)),
         "LOG_FORMAT" => raw.log.format = Some(value),
         "LOG_LEVEL" => raw.log.level = Some(value),
         "MESH_CLUSTER" => raw.mesh.cluster = Some(value),
@@ -630,12 +636,24 @@ impl Config {
             },
             update_keys: {
                 let keys = raw.update.tsig_keys.clone().unwrap_or_default();
-                crate::replicated::update::parse_keys(&keys)
+                crate::replicated::update::parse_keys(&keys, &[])
                     .map_err(|e| invalid("update.tsig_keys", "(hidden)", &e.to_string()))?;
                 keys.into_iter().map(Secret::new).collect()
             },
             acl: acls(&raw.acl, &transfer_allow)?,
             rrl: rrl_settings(&raw.rrl)?,
+            update_scoped_keys: {
+                let scoped = raw.update.keys.clone().unwrap_or_default();
+                crate::replicated::update::parse_keys(&raw.update.tsig_keys.clone().unwrap_or_default(), &scoped)
+                    .map_err(|e| invalid("update.keys", "(hidden)", &e.to_string()))?;
+                scoped
+            },
+            transfer_keys: {
+                let keys = raw.transfer.keys.clone().unwrap_or_default();
+                crate::server::transfer::parse_transfer_keys(&keys)
+                    .map_err(|e| invalid("transfer.keys", "(hidden)", &e.to_string()))?;
+                keys.into_iter().map(Secret::new).collect()
+            },
         })
     }
 }

@@ -117,6 +117,8 @@ pub struct RawRrl {
 pub struct RawUpdate {
     /// TSIG keys, `ALGORITHM:NAME:BASE64`.
     pub tsig_keys: Option<Vec<String>>,
+    /// `[[update.keys]]`: TSIG keys scoped to zones, names and types.
+    pub keys: Option<Vec<crate::replicated::update::ScopedKeySpec>>,
 }
 
 /// `[replication]`: zone replication between nodes.
@@ -185,6 +187,8 @@ pub struct RawTransfer {
     pub allow: Option<Vec<String>>,
     /// Secondaries to send NOTIFY to when a zone changes, `IP:PORT`.
     pub notify: Option<Vec<String>>,
+    /// TSIG keys a transfer must be signed with, `ALGORITHM:NAME:BASE64`.
+    pub keys: Option<Vec<String>>,
 }
 
 /// `[log]`

@@ -107,11 +107,11 @@ fn import_file(zones: &ReplicatedZones, file: &Path, state: &Path) -> Result<(St
     if n > 0 {
         zones.write(&zone, writes).map_err(|e| e.to_string())?;
     }
-    // Remember this version (temporary file, then rename).
+    // Remember this version, durably: a crash must not leave a torn copy
+    // that the next import would diff against.
     std::fs::create_dir_all(state).map_err(|e| format!("{}: {e}", state.display()))?;
-    let tmp = state.join(".import.tmp");
-    std::fs::copy(file, &tmp)
-        .and_then(|_| std::fs::rename(&tmp, &last_copy))
+    std::fs::read(file)
+        .and_then(|bytes| meshdns_replication::journal::write_durably(&last_copy, &[&bytes]))
         .map_err(|e| format!("remembering {}: {e}", last_copy.display()))?;
     Ok((zone, n))
 }

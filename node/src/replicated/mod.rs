@@ -21,6 +21,7 @@ mod overlay;
 pub mod sync;
 pub mod text;
 pub mod update;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,19 @@ pub enum ReplicatedError {
         /// Why.
         reason: String,
     },
+}
+
+/// One write of this node, by the number it carries: the last of a
+/// commit (a commit's writes to one zone travel as one delta, so a peer
+/// holding the last holds them all).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteVersion {
+    /// Zone, as text.
+    pub zone: String,
+    /// The writer's origin (node id and journal epoch).
+    pub origin: String,
+    /// The write's number among the origin's writes to the zone.
+    pub seq: u64,
 }
 
 /// A zone as listed by `meshdns zone list`.
@@ -143,6 +157,10 @@ pub struct ReplicatedZones {
     overlaid: Mutex<std::collections::BTreeSet<Vec<u8>>>,
     /// Woken when a zone has new overlay entries.
     compaction_wanted: tokio::sync::Notify,
+    /// Held (shared) by every change from the moment it is applied until
+    /// the data plane serves it; [`ReplicatedZones::holds`] takes it
+    /// exclusively, so a write it reports as held is also served.
+    publishing: std::sync::RwLock<()>,
 }
 
 /// Receives every new set of served replicated zones.
@@ -225,6 +243,7 @@ impl ReplicatedZones {
             overlay_lock: Mutex::new(()),
             overlaid: Mutex::new(Default::default()),
             compaction_wanted: tokio::sync::Notify::new(),
+            publishing: std::sync::RwLock::new(()),
         };
         let names: Vec<Vec<u8>> = zones.lock_book().zones.keys().cloned().collect();
         for z in names {
@@ -243,8 +262,11 @@ impl ReplicatedZones {
     }
 
     /// Journals `changes` as writes of this node (one fsync), then applies
-    /// them and recompiles the zones touched.
-    fn commit(&self, changes: Vec<Change>) -> Result<(), ReplicatedError> {
+    /// them and recompiles the zones touched. Returns, per zone written
+    /// (the catalog as empty), the number of this node's last write to it.
+    fn commit(&self, changes: Vec<Change>) -> Result<Vec<(Vec<u8>, u64)>, ReplicatedError> {
+        let _publishing = self.publishing.read().unwrap_or_else(|e| e.into_inner());
+        let numbered;
         let mut touched: Vec<Vec<u8>> = Vec::new();
         let mut updates: Vec<OverlayUpdate> = Vec::new();
         {
@@ -268,6 +290,7 @@ impl ReplicatedZones {
                 d.writes.push(Write { origin: self.me.clone(), seq, hlc, key: c.key, value: c.value });
             }
             let deltas: Vec<(Vec<u8>, Delta)> = per_zone.into_iter().collect();
+            numbered = deltas.iter().map(|(z, d)| (z.clone(), d.covered[0].1)).collect();
             // Changes the overlay can answer cannot leave a zone unservable
             // (see `overlay::fits`); the others are compiled first.
             let fast: Vec<bool> = deltas.iter().map(|(z, d)| self.fits_overlay(&book, z, &d.writes)).collect();
@@ -307,7 +330,18 @@ impl ReplicatedZones {
             self.maybe_compact(&book);
         }
         self.publish(updates, touched);
-        Ok(())
+        Ok(numbered)
+    }
+
+    /// Whether this node holds write `seq` of `origin` in `zone`: what a
+    /// writer waiting for its write to reach other nodes asks them.
+    pub fn holds(&self, zone: &str, origin: &str, seq: u64) -> bool {
+        let Some(wire) = zone_wire(zone) else { return false };
+        // No change is between applied and served while this is held.
+        let _quiet = self.publishing.write().unwrap_or_else(|e| e.into_inner());
+        let book = self.lock_book();
+        let replica = if wire.is_empty() { Some(&book.catalog) } else { book.zones.get(&wire) };
+        replica.and_then(|r| r.knowledge().get(origin)).is_some_and(|seen| seen.contains(seq))
     }
 
     /// Whether writes to `zone` can be answered from its overlay: judged
@@ -461,6 +495,7 @@ impl ReplicatedZones {
         };
         let keys: Vec<EntryKey> = part.delta.writes.iter().map(|w| w.key.clone()).collect();
         let mut updates = Vec::new();
+        let _publishing = self.publishing.read().unwrap_or_else(|e| e.into_inner());
         {
             let mut book = self.lock_book();
             let fast = self.fits_overlay(&book, &zone, &part.delta.writes);
@@ -521,6 +556,7 @@ impl ReplicatedZones {
         }
         let zone = zone_wire(&zone_text).ok_or_else(|| ReplicatedError::Invalid("bad zone name".into()))?;
         let snap = wire::snapshot_from_parts(parts).map_err(|e| ReplicatedError::Invalid(e.to_string()))?;
+        let _publishing = self.publishing.read().unwrap_or_else(|e| e.into_inner());
         let touched: Vec<Vec<u8>> = {
             let mut book = self.lock_book();
             // Adopt into a copy first: a snapshot that does not hold together
@@ -666,17 +702,28 @@ impl ReplicatedZones {
             key: EntryKey { owner: zone.clone(), rtype: SOA },
             value: Some(RRset::new(soa_ttl, vec![rdata])),
         };
-        self.commit(vec![marker, soa])
+        self.commit(vec![marker, soa]).map(drop)
     }
 
     /// Deletes a zone: it stops being served, everywhere.
     pub fn delete_zone(&self, name: &str) -> Result<(), ReplicatedError> {
         let zone = self.existing(name)?;
         self.commit(vec![Change { zone: Vec::new(), key: EntryKey { owner: zone, rtype: ZONE_ENTRY }, value: None }])
+            .map(drop)
     }
 
     /// Sets (replaces) or removes RRsets in a zone. Owners must be inside it.
     pub fn write(&self, name: &str, rrsets: Vec<(EntryKey, Option<RRset>)>) -> Result<(), ReplicatedError> {
+        self.write_versioned(name, rrsets).map(drop)
+    }
+
+    /// [`ReplicatedZones::write`], returning which write it was: other
+    /// nodes hold it once [`ReplicatedZones::holds`] says so there.
+    pub fn write_versioned(
+        &self,
+        name: &str,
+        rrsets: Vec<(EntryKey, Option<RRset>)>,
+    ) -> Result<Option<WriteVersion>, ReplicatedError> {
         let zone = self.existing(name)?;
         let mut changes = Vec::new();
         for (key, value) in rrsets {
@@ -697,7 +744,12 @@ impl ReplicatedZones {
             }
             changes.push(Change { zone: zone.clone(), key, value });
         }
-        self.commit(changes)
+        let numbered = self.commit(changes)?;
+        Ok(numbered.into_iter().find(|(z, _)| *z == zone).map(|(_, seq)| WriteVersion {
+            zone: to_text(&zone),
+            origin: self.me.clone(),
+            seq,
+        }))
     }
 
     /// The live RRsets of a zone (as served, before the serial is replaced).
@@ -1028,12 +1080,10 @@ fn writer_origin(dir: &Path, me: &str, fresh: bool, now_ms: u64) -> Result<Strin
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let epoch = if fresh { format!("{now_ms:x}") } else { String::new() };
-            let tmp = dir.join("epoch.tmp");
-            if let Err(e) = std::fs::write(&tmp, &epoch).and_then(|()| std::fs::rename(&tmp, &file)) {
+            if let Err(e) = meshdns_replication::journal::write_durably(&file, &[epoch.as_bytes()]) {
                 // A full disk: this run still writes under a new epoch; a
                 // later start without the file falls back to the plain id,
                 // another origin again, so numbers never collide.
-                let _ = std::fs::remove_file(&tmp);
                 tracing::warn!(file = %file.display(), error = %e, "cannot record the journal epoch");
             }
             Ok(if epoch.is_empty() { me.to_owned() } else { format!("{me}~{epoch}") })
@@ -1166,5 +1216,32 @@ mod tests {
         zones.create_zone("example.net", 3600).unwrap();
         assert_eq!(listed(&zones), recount(&zones));
         assert_eq!(listed(&zones).1, 1);
+    }
+
+    /// What `--wait-for` asks a peer: whether it holds one write, by its
+    /// number. A node holding more writes (its own) but not this one says
+    /// no; once the write arrives, yes.
+    #[test]
+    fn holds_answers_for_the_write_itself_not_a_count() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = ReplicatedZones::open(da.path(), "a", Box::new(|| 1_000)).unwrap();
+        let b = ReplicatedZones::open(db.path(), "b", Box::new(|| 2_000)).unwrap();
+        a.create_zone("example.net", 3600).unwrap();
+        let sync = |from: &ReplicatedZones, to: &ReplicatedZones| {
+            for f in from.answer_pull(&to.version_vectors()).0 {
+                to.apply_remote(&f).unwrap();
+            }
+        };
+        sync(&a, &b);
+        for _ in 0..3 {
+            b.write("example.net", sets("b 300 IN A 192.0.2.1\n")).unwrap();
+        }
+        let w = a.write_versioned("example.net", sets("w 300 IN A 192.0.2.7\n")).unwrap().unwrap();
+        assert!(a.holds(&w.zone, &w.origin, w.seq));
+        assert!(b.zone_serial("example.net") > a.zone_serial("example.net"), "b holds more writes");
+        assert!(!b.holds(&w.zone, &w.origin, w.seq), "but not this one");
+        sync(&a, &b);
+        assert!(b.holds(&w.zone, &w.origin, w.seq));
+        assert!(!b.holds("example.org", &w.origin, w.seq), "another zone");
     }
 }

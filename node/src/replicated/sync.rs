@@ -9,6 +9,9 @@
 //! - a bidirectional stream carries a pull: the request frame is `P` and
 //!   the puller's version vectors as JSON; the answer is one frame per delta
 //!   or snapshot part, then the end of the stream;
+//! - or a question: `H` and a [`HoldsQuestion`] as JSON, "do you hold this
+//!   write?"; the answer is one frame, `1` or `0` (what `--wait-for`
+//!   asks, see [`Syncer::peer_holds`]);
 //! - a unidirectional stream carries a push: a frame `U` and the hop, then
 //!   one frame per delta.
 
@@ -29,6 +32,9 @@ use super::ReplicatedZones;
 
 /// Most frames one pull answer or push stream may carry.
 const MAX_FRAMES: usize = 100_000;
+/// Most bytes one pull answer may carry over all its frames (each frame is
+/// also bounded by the endpoint's frame limit).
+const MAX_PULL_BYTES: usize = 1 << 30;
 /// How long after start a node publishes no agreement (and so collects no
 /// tombstone by agreement): time to hear its pools.
 const SETTLE_BEFORE_AGREEING: Duration = Duration::from_secs(10);
@@ -68,9 +74,17 @@ fn cause(e: &NetError) -> usize {
         NetError::Connect(..) | NetError::Bind { .. } => 0,
         NetError::Tls(_) | NetError::WrongIdentity(_) => 1,
         NetError::Timeout(_) => 2,
-        NetError::TooLarge(..) => 3,
+        NetError::TooLarge(..) | NetError::AnswerTooLarge { .. } => 3,
         NetError::Stream(_) => 4,
     }
+}
+
+/// "Do you hold write `seq` of `origin` in `zone`?"
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct HoldsQuestion {
+    zone: String,
+    origin: String,
+    seq: u64,
 }
 
 /// The replication driver of one node.
@@ -118,6 +132,22 @@ fn apply_pulled(zones: &ReplicatedZones, frames: Vec<Vec<u8>>) -> (u64, u64, u64
         snapshots += 1;
     }
     (deltas, bytes, snapshots, Ok(()))
+}
+
+/// Eight bytes from the operating system's random source, for the pull
+/// backoff jitter. Should the source fail (it does not on Linux once
+/// booted), the standard library's per-process hash keys stand in.
+fn os_entropy() -> [u8; 8] {
+    use ring::rand::SecureRandom as _;
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut bytes = [0u8; 8];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        tracing::warn!("the OS random source failed; seeding the pull backoff jitter from the hash keys");
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        bytes = h.finish().to_le_bytes();
+    }
+    bytes
 }
 
 impl Syncer {
@@ -319,7 +349,7 @@ impl Syncer {
     }
 
     async fn pull_loop(self: Arc<Self>) {
-        let mut scheduler = SyncScheduler::new(SyncLimits::default(), self.me.len() as u64 ^ 0x5eed);
+        let mut scheduler = SyncScheduler::with_entropy(SyncLimits::default(), os_entropy());
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let started = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -381,11 +411,13 @@ impl Syncer {
         let vv = self.zones.version_vectors();
         let mut request = vec![b'P'];
         request.extend(serde_json::to_vec(&vv).map_err(|e| NetError::Stream(e.to_string()))?);
-        let frames = self.endpoint.request(&conn, &request).await?;
-        if frames.len() > MAX_FRAMES {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(NetError::Stream(format!("{} frames in one answer", frames.len())));
-        }
+        // Held to its bounds while it streams, never after it is buffered.
+        let bounds = meshdns_transport::net::AnswerLimits { max_frames: MAX_FRAMES, max_bytes: MAX_PULL_BYTES };
+        let frames = self.endpoint.request(&conn, &request, bounds).await.inspect_err(|e| {
+            if matches!(e, NetError::AnswerTooLarge { .. }) {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        })?;
         let zones = self.zones.clone();
         let stats_in = tokio::task::spawn_blocking(move || apply_pulled(&zones, frames))
             .await
@@ -437,10 +469,58 @@ impl Syncer {
         }
     }
 
+    /// Asks `peer` whether it holds one write of this node (see
+    /// [`super::ReplicatedZones::holds`]): the peer's own answer, not
+    /// something gossiped, so a peer holding other writes but not this one
+    /// says no.
+    pub async fn peer_holds(
+        &self,
+        peer: &str,
+        addr: SocketAddr,
+        write: &super::WriteVersion,
+    ) -> Result<bool, NetError> {
+        let conn = self.connection(peer, addr).await?;
+        let q = HoldsQuestion { zone: write.zone.clone(), origin: write.origin.clone(), seq: write.seq };
+        let mut request = vec![b'H'];
+        request.extend(serde_json::to_vec(&q).map_err(|e| NetError::Stream(e.to_string()))?);
+        let bounds = meshdns_transport::net::AnswerLimits { max_frames: 1, max_bytes: 1 };
+        let answer = self.endpoint.request(&conn, &request, bounds).await?;
+        Ok(answer.first().is_some_and(|a| a.as_slice() == b"1"))
+    }
+
+    /// The QUIC address of every live member heard of, with whether it is
+    /// in this node's site.
+    pub fn live_peers(&self) -> Vec<(String, SocketAddr, bool)> {
+        let snap = self.mesh.snapshot();
+        snap.members
+            .values()
+            .filter(|m| m.record.facts.id != self.me && m.record.liveness == Liveness::Alive)
+            .filter_map(|m| {
+                let f = &m.record.facts;
+                Some((f.id.clone(), f.quic?, f.region == snap.me.region && f.site == snap.me.site))
+            })
+            .collect()
+    }
+
+    async fn answer_holds(&self, peer: &str, request: &[u8], mut send: quinn::SendStream) {
+        let Ok(q) = serde_json::from_slice::<HoldsQuestion>(request) else {
+            tracing::warn!(%peer, "bad holds question");
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = send.reset(1u32.into());
+            return;
+        };
+        let zones = self.zones.clone();
+        let held = tokio::task::spawn_blocking(move || zones.holds(&q.zone, &q.origin, q.seq)).await.unwrap_or(false);
+        if write_frame(&mut send, if held { b"1" } else { b"0" }).await.is_ok() {
+            let _ = send.finish();
+        }
+    }
+
     async fn answer_pull(self: Arc<Self>, peer: String, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let limits = *self.endpoint.limits();
         let request = match read_frame(&mut recv, &limits).await {
             Ok(Some(r)) if r.first() == Some(&b'P') => r,
+            Ok(Some(r)) if r.first() == Some(&b'H') => return self.answer_holds(&peer, &r[1..], send).await,
             _ => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = send.reset(1u32.into());
@@ -536,5 +616,16 @@ impl Syncer {
         if first && clean && !frames.is_empty() {
             self.push(frames, hop).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The jitter seed comes from the OS, not from anything two nodes
+    /// share (such as the length of their ids): two draws differ.
+    #[test]
+    fn the_pull_jitter_is_seeded_from_os_randomness() {
+        let draws: std::collections::BTreeSet<[u8; 8]> = (0..4).map(|_| super::os_entropy()).collect();
+        assert_eq!(draws.len(), 4);
     }
 }

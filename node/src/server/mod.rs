@@ -42,20 +42,51 @@ impl Shared {
         }
     }
 
-    /// Answers an RFC 2136 UPDATE (it blocks for the journal's fsync).
-    /// `None`: not an UPDATE, or nothing to answer.
-    pub fn update(&self, msg: &[u8]) -> Option<Vec<u8>> {
-        if !crate::replicated::update::is_update(msg) {
-            return None;
+    /// Takes an RFC 2136 UPDATE from a DNS worker; `reply` gets the
+    /// answer. Never blocks: the signature and the key's scope are checked
+    /// here, before any lock, and the write goes to the update writer
+    /// (`replicated::writer`). Not an UPDATE, or nothing to answer: dropped.
+    pub fn submit_update(&self, msg: &[u8], reply: crate::replicated::writer::Reply) {
+        use crate::replicated::update::{self, Checked};
+        let Some(zones) = self.replicated.get() else { return };
+        match update::verify(msg, &self.update_keys) {
+            Checked::Drop => {}
+            Checked::Answer(answer) => {
+                // Refused before any write (unsigned, bad TSIG, out of scope).
+                self.audit.record(crate::admin::dns_update::action(msg, Some(&answer), None));
+                reply.send(answer)
+            }
+            Checked::Write(v) => match self.update_writer(zones) {
+                Some(w) => w.submit(crate::replicated::writer::Job { update: v, reply }),
+                None => {
+                    if let Some(answer) = update::unavailable(*v) {
+                        reply.send(answer);
+                    }
+                }
+            },
         }
-        let zones = self.replicated.get()?;
-        // One UPDATE at a time: its prerequisites, the RRsets it reads and
-        // its write must not interleave with another's (RFC 2136 §3.7).
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let reply = crate::replicated::update::handle(msg, zones, &self.update_keys);
-        self.audit.record(crate::admin::dns_update::action(msg, reply.as_deref(), None));
-        reply
+    }
+
+    /// The update writer, started on the first UPDATE.
+    fn update_writer(
+        &self,
+        zones: &Arc<crate::replicated::ReplicatedZones>,
+    ) -> Option<&crate::replicated::writer::UpdateWriter> {
+        self.update_writer
+            .get_or_init(|| {
+                let (zones, audit) = (zones.clone(), self.audit.clone());
+                let handler = Box::new(move |v: crate::replicated::update::Verified| {
+                    let (key, zone) = (v.key_name().to_owned(), v.zone());
+                    let (rcode, answer) = crate::replicated::update::apply(v, &zones);
+                    tracing::debug!(%key, %zone, %rcode, "UPDATE answered");
+                    audit.record(crate::admin::dns_update::applied(&key, &zone, rcode, None));
+                    (rcode, answer)
+                });
+                crate::replicated::writer::UpdateWriter::start(handler)
+                    .map_err(|e| tracing::error!(error = %e, "cannot start the update writer; UPDATEs get SERVFAIL"))
+                    .ok()
+            })
+            .as_ref()
     }
 }
 
@@ -77,6 +108,9 @@ pub struct Shared {
     pub replicated: std::sync::OnceLock<std::sync::Arc<crate::replicated::ReplicatedZones>>,
     /// TSIG keys UPDATEs may be signed with.
     pub update_keys: crate::replicated::update::UpdateKeys,
+    /// The update writer (started on the first UPDATE; `None` inside if
+    /// its thread could not be started).
+    pub update_writer: std::sync::OnceLock<Option<crate::replicated::writer::UpdateWriter>>,
     /// The replication driver, once started (its counters join `/metrics`).
     pub syncer: std::sync::OnceLock<std::sync::Arc<crate::replicated::sync::Syncer>>,
     /// The audit log of administrative actions (UPDATEs, reloads, gRPC writes).

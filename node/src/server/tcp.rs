@@ -118,10 +118,17 @@ async fn connection(
             }
         }
         if crate::replicated::update::is_update(msg) {
-            let s = shared.clone();
-            let m = msg.to_vec();
-            let reply = tokio::task::spawn_blocking(move || s.update(&m)).await.ok().flatten();
-            if let Some(reply) = reply {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let submitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                shared.submit_update(msg, crate::replicated::writer::Reply::Channel(tx))
+            }));
+            if submitted.is_err() {
+                tracing::error!("checking an UPDATE panicked (a bug: please report it); closing the connection");
+                break;
+            }
+            // Parks this connection's task, not a thread; no answer (not
+            // an UPDATE after all) leaves the connection as it was.
+            if let Ok(reply) = rx.await {
                 let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
                 framed.extend_from_slice(&reply);
                 match tokio::time::timeout(idle, stream.write_all(&framed)).await {

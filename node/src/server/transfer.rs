@@ -5,10 +5,28 @@
 //! [`crate::replicated::ixfr`]); any other (a zone from files, a serial
 //! too old) gets the full zone in AXFR form, which §4 of that RFC permits.
 //!
+//! Who may transfer (checked first, before any other work; a refused
+//! client costs no recompile and reads no zone):
+//! 1. the client's address must be in `transfer.allow` (else REFUSED);
+//! 2. a TSIG record, if the request carries one, must verify with a key
+//!    of `transfer.keys` (else NOTAUTH with the TSIG error, RFC 8945
+//!    §5.2; unsigned, as §5.3.2 requires);
+//! 3. when `transfer.keys` is set, the request must be signed (else
+//!    NOTAUTH, as Knot answers a request no ACL rule admits).
+//!
+//! A signed request gets every message of its answer signed (RFC 8945
+//! §5.3.1), so `dig -y` and secondaries verify the whole transfer.
+//!
 //! The zone is read from one snapshot for the whole transfer, so a reload
 //! in the middle cannot mix two versions.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+
+use domain::base::{Message, MessageBuilder, ParsedName, StaticCompressor};
+use domain::rdata::AllRecordData;
+use domain::rdata::tsig::Time48;
+use domain::tsig::{Algorithm, Key, KeyName, ServerSequence};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -29,6 +47,57 @@ use meshdns_schemas::zone_snapshot::Node;
 /// message of its own up to 65535 bytes.
 const MESSAGE_TARGET: usize = 16 * 1024;
 
+/// The keys of `transfer.keys`, as a TSIG key store.
+pub type TransferKeys = HashMap<(KeyName, Algorithm), Key>;
+
+/// Parses `transfer.keys` (`ALGORITHM:NAME:BASE64`, as `dig -y` takes it).
+pub fn parse_transfer_keys(specs: &[String]) -> Result<TransferKeys, crate::replicated::update::KeyError> {
+    let mut keys = HashMap::new();
+    for spec in specs {
+        let key = crate::replicated::update::parse_key(spec)?;
+        keys.insert((key.name().clone(), key.algorithm()), key);
+    }
+    Ok(keys)
+}
+
+/// Signs each message of one transfer (RFC 8945 §5.3.1), or not at all.
+type Signer = Option<ServerSequence<Key>>;
+
+/// Who may have this transfer: `Ok` with the signer for its answer, or
+/// `Err` with the whole refusal to send. Looks at nothing but the request
+/// and the configuration.
+fn admit(q: &Query<'_>, peer: IpAddr, shared: &SharedRef) -> Result<Signer, Refusal> {
+    let zone = || crate::dns::wire::name::to_text(q.qname);
+    if !shared.config.acl.transfer.permits(peer) {
+        shared.metrics.record_acl_refused(crate::acl::AclKind::Transfer);
+        tracing::info!(%peer, zone = %zone(), "zone transfer refused by the transfer access list (acl.transfer / transfer.allow)");
+        return Err(Refusal::Rcode(Rcode::REFUSED));
+    }
+    // Parsed once more only to verify TSIG: `q` is the query path's view.
+    let Ok(mut msg) = Message::from_octets(q.msg.to_vec()) else { return Err(Refusal::Rcode(Rcode::FORMERR)) };
+    let specs: Vec<String> = shared.config.transfer_keys.iter().map(|k| k.expose().to_owned()).collect();
+    let keys = parse_transfer_keys(&specs).unwrap_or_default();
+    match ServerSequence::request(&keys, &mut msg, Time48::now()) {
+        Ok(Some(seq)) => Ok(Some(seq)),
+        Ok(None) if keys.is_empty() => Ok(None),
+        Ok(None) => {
+            tracing::info!(%peer, zone = %zone(), "zone transfer refused: not signed with a key of transfer.keys");
+            Err(Refusal::Rcode(Rcode::NOTAUTH))
+        }
+        Err(e) => {
+            tracing::info!(%peer, zone = %zone(), "zone transfer refused: bad TSIG (unknown key, bad signature or time)");
+            Err(crate::replicated::update::tsig_error_answer(e, &msg)
+                .map_or(Refusal::Rcode(Rcode::NOTAUTH), Refusal::Message))
+        }
+    }
+}
+
+/// A transfer refused: an RCODE, or a whole TSIG error answer.
+enum Refusal {
+    Rcode(Rcode),
+    Message(Vec<u8>),
+}
+
 /// Serves one AXFR/IXFR query on `stream`. `out` must hold 2 + 65535 bytes.
 pub async fn serve(
     stream: &mut TcpStream,
@@ -39,37 +108,41 @@ pub async fn serve(
 ) -> std::io::Result<Answered> {
     let opt = q.edns.map(|e| OptOut { udp_payload: DEFAULT_UDP_PAYLOAD, dnssec_ok: e.dnssec_ok });
     let question = &q.msg[HEADER_LEN..q.question_end];
+    let idle = shared.config.tcp_idle_timeout;
     let mut lower = [0u8; MAX_NAME_LEN];
     let qname = &mut lower[..q.qname.len()];
     lowercase_into(q.qname, qname);
+    // The access check comes before any other work.
+    let mut signer = match admit(q, peer, shared) {
+        Ok(s) => s,
+        Err(Refusal::Message(m)) => {
+            send_bytes(stream, &m, idle).await?;
+            return Ok(Answered { len: m.len(), rcode: Rcode::NOTAUTH, qtype: Some(q.qtype), truncated: false });
+        }
+        Err(Refusal::Rcode(rcode)) => {
+            let b = ResponseBuilder::new(&mut out[2..], 65535, Some(question), opt.is_some()).ok_or_else(too_big)?;
+            let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), rcode, opt);
+            send(stream, out, len, idle, &mut None).await?;
+            return Ok(Answered { len, rcode, qtype: Some(q.qtype), truncated: false });
+        }
+    };
     let mut zones = shared.store.current_full();
-    let permitted = shared.config.acl.transfer.permits(peer);
+    if zones.get(qname).is_none() {
+        // RFC 5936 §2.2.1: not authoritative for that zone.
+        let b = ResponseBuilder::new(&mut out[2..], 65535, Some(question), opt.is_some()).ok_or_else(too_big)?;
+        let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), Rcode::NOTAUTH, opt);
+        send(stream, out, len, idle, &mut signer).await?;
+        return Ok(Answered { len, rcode: Rcode::NOTAUTH, qtype: Some(q.qtype), truncated: false });
+    }
     // A transfer carries one compiled version, with the serial an SOA query
     // shows: changes still answered from an overlay are compiled first
     // (only for a client that may transfer: nobody else makes us compile).
-    if permitted
-        && zones.get(qname).is_some_and(|z| !z.overlay().is_empty())
+    if zones.get(qname).is_some_and(|z| !z.overlay().is_empty())
         && let Some(replicated) = shared.replicated.get()
     {
         let (replicated, zone) = (replicated.clone(), qname.to_vec());
         let _ = tokio::task::spawn_blocking(move || replicated.compact_zone(&zone)).await;
         zones = shared.store.current_full();
-    }
-    let refusal = if !permitted {
-        shared.metrics.record_acl_refused(crate::acl::AclKind::Transfer);
-        tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), "zone transfer refused by the transfer access list (acl.transfer / transfer.allow)");
-        Some(Rcode::REFUSED)
-    } else if zones.get(qname).is_none() {
-        // RFC 5936 §2.2.1: not authoritative for that zone.
-        Some(Rcode::NOTAUTH)
-    } else {
-        None
-    };
-    if let Some(rcode) = refusal {
-        let b = ResponseBuilder::new(&mut out[2..], 65535, Some(question), opt.is_some()).ok_or_else(too_big)?;
-        let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), rcode, opt);
-        send(stream, out, len, shared.config.tcp_idle_timeout).await?;
-        return Ok(Answered { len, rcode, qtype: Some(q.qtype), truncated: false });
     }
     let Some(zone) = zones.get(qname) else {
         return Err(too_big());
@@ -80,7 +153,7 @@ pub async fn serve(
     {
         let (kind, records) = listed;
         shared.metrics.record_ixfr(kind);
-        let total = send_listed(stream, &records, question, q, opt, out, shared.config.tcp_idle_timeout).await?;
+        let total = send_listed(stream, &records, question, q, opt, out, idle, &mut signer).await?;
         tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), from = theirs, to = zone.serial(), ?kind, bytes = total, "IXFR sent");
         return Ok(Answered { len: total, rcode: Rcode::NOERROR, qtype: Some(q.qtype), truncated: false });
     }
@@ -92,11 +165,11 @@ pub async fn serve(
     let mut total = 0;
     while !cursor.done() {
         let len = fill(zone, &mut cursor, &mut out[2..], first.then_some(question), q, opt)?;
-        send(stream, out, len, shared.config.tcp_idle_timeout).await?;
+        send(stream, out, len, idle, &mut signer).await?;
         total += len;
         first = false;
     }
-    tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), bytes = total, "zone transfer sent");
+    tracing::info!(%peer, zone = %crate::dns::wire::name::to_text(qname), bytes = total, signed = signer.is_some(), "zone transfer sent");
     Ok(Answered { len: total, rcode: Rcode::NOERROR, qtype: Some(q.qtype), truncated: false })
 }
 
@@ -149,6 +222,7 @@ fn incremental(
 }
 
 /// Sends `records` in as few messages as fit, the question in the first.
+#[allow(clippy::too_many_arguments)]
 async fn send_listed(
     stream: &mut TcpStream,
     records: &[crate::replicated::ixfr::Record],
@@ -157,13 +231,14 @@ async fn send_listed(
     opt: Option<OptOut>,
     out: &mut [u8],
     idle: std::time::Duration,
+    signer: &mut Signer,
 ) -> std::io::Result<usize> {
     let listed: Vec<Listed<'_>> = records.iter().map(|r| (r.0.as_slice(), Rtype(r.1), r.2, r.3.as_slice())).collect();
     let mut at = 0;
     let mut total = 0;
     while at < listed.len() {
         let (len, next) = fill_listed(&listed, at, &mut out[2..], (at == 0).then_some(question), q, opt)?;
-        send(stream, out, len, idle).await?;
+        send(stream, out, len, idle, signer).await?;
         total += len;
         at = next;
     }
@@ -203,13 +278,69 @@ fn too_big() -> std::io::Error {
     std::io::Error::other("transfer message does not fit")
 }
 
-async fn send(stream: &mut TcpStream, out: &mut [u8], len: usize, idle: std::time::Duration) -> std::io::Result<()> {
+/// Sends the `len`-byte message at `out[2..]`, signed by `signer` if the
+/// request was signed.
+async fn send(
+    stream: &mut TcpStream,
+    out: &mut [u8],
+    len: usize,
+    idle: std::time::Duration,
+    signer: &mut Signer,
+) -> std::io::Result<()> {
+    if let Some(seq) = signer.as_mut() {
+        let signed =
+            sign(seq, &out[2..2 + len]).ok_or_else(|| std::io::Error::other("cannot sign a transfer message"))?;
+        return send_bytes(stream, &signed, idle).await;
+    }
     out[..2].copy_from_slice(&(len as u16).to_be_bytes());
     // A secondary that stops reading gives up its slot after the idle timeout.
     match tokio::time::timeout(idle, stream.write_all(&out[..2 + len])).await {
         Ok(r) => r,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading the transfer")),
     }
+}
+
+/// Sends one whole message with its length prefix.
+async fn send_bytes(stream: &mut TcpStream, msg: &[u8], idle: std::time::Duration) -> std::io::Result<()> {
+    let len = u16::try_from(msg.len()).map_err(|_| too_big())?;
+    let mut framed = Vec::with_capacity(2 + msg.len());
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(msg);
+    match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client stopped reading the transfer")),
+    }
+}
+
+/// `built` (a message of ours) rebuilt with its TSIG record, the next of
+/// the sequence (RFC 8945 §5.3.1). The records are copied as they are;
+/// only the OPT record is written again (no other additional records
+/// occur in a transfer answer).
+fn sign(seq: &mut ServerSequence<Key>, built: &[u8]) -> Option<Vec<u8>> {
+    let parsed = Message::from_octets(built).ok()?;
+    let mut b = MessageBuilder::from_target(StaticCompressor::new(Vec::new())).ok()?;
+    *b.header_mut() = parsed.header();
+    let mut qb = b.question();
+    for question in parsed.question() {
+        qb.push(question.ok()?).ok()?;
+    }
+    let mut ab = qb.answer();
+    for rr in parsed.answer().ok()? {
+        let rec = rr.ok()?.to_any_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().ok()?;
+        ab.push(rec).ok()?;
+    }
+    let mut add = ab.additional();
+    if let Some(opt) = parsed.opt() {
+        let (size, dnssec_ok) = (opt.udp_payload_size(), opt.dnssec_ok());
+        add.opt(|o| {
+            o.set_udp_payload_size(size);
+            o.set_dnssec_ok(dnssec_ok);
+            Ok(())
+        })
+        .ok()?;
+    }
+    seq.answer(&mut add, Time48::now()).ok()?;
+    Some(add.finish().into_target())
 }
 
 /// Fills one message with as many records as fit.

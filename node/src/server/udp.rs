@@ -85,6 +85,7 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = vec![0u8; 65535];
     let local = sock.local_addr().ok();
+    let answer_from = update_socket(&sock);
     let _span = tracing::debug_span!("udp", ?local).entered();
     let mut slips = SlipCounter::default();
     while !stop.load(Ordering::Relaxed) {
@@ -95,9 +96,7 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
             Err(None) => continue,
             Err(Some(_)) => refuse(msg, &mut outbuf, Transport::Udp, &shared.answer),
             Ok(AclKind::Update) => {
-                if let Some(reply) = shared.update(msg) {
-                    let _ = sock.send_to(&reply, peer);
-                }
+                submit_update(shared, msg, answer_from.as_ref(), peer);
                 continue;
             }
             Ok(_) => {
@@ -140,6 +139,7 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
     let mut batch = RecvBatch::new();
     let mut replies = SendBatch::new(shared.answer.udp_payload.max(512) as usize);
     let local = sock.local_addr().ok();
+    let answer_from = update_socket(&sock);
     let _span = tracing::debug_span!("udp", ?local, batched = true).entered();
     let mut slips = SlipCounter::default();
     while !stop.load(Ordering::Relaxed) {
@@ -154,8 +154,13 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
             let answered = match super::admit(shared, shard, query, ip, started) {
                 Err(None) => continue,
                 Err(Some(_)) => refuse(query, replies.next_buf(), Transport::Udp, &shared.answer),
-                // UPDATE is served by the one-datagram-per-call loop only;
-                // here it gets the answer path's NOTIMP.
+                // The writer answers an UPDATE from its own socket handle.
+                Ok(AclKind::Update) => {
+                    if let Some(peer) = batch.peer(i) {
+                        submit_update(shared, query, answer_from.as_ref(), peer);
+                    }
+                    continue;
+                }
                 Ok(_) => match super::limit_early(shared, shard, &mut slips, ip, query, replies.next_buf(), started) {
                     Some(Some(len)) => {
                         replies.push(&batch, i, len);
@@ -179,6 +184,26 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
         }
         replies.send(fd);
     }
+}
+
+/// A clone of a worker's socket for the update writer to answer from.
+fn update_socket(sock: &UdpSocket) -> Option<Arc<UdpSocket>> {
+    sock.try_clone()
+        .map_err(|e| tracing::error!(error = %e, "cannot clone the UDP socket; UPDATEs over UDP go unanswered"))
+        .ok()
+        .map(Arc::new)
+}
+
+/// Hands an UPDATE to the writer (see `Shared::submit_update`); the
+/// worker goes straight back to its queries. A panic while checking it
+/// costs that UPDATE, as a panic on the query path costs that query.
+fn submit_update(shared: &SharedRef, msg: &[u8], socket: Option<&Arc<UdpSocket>>, peer: std::net::SocketAddr) {
+    let Some(socket) = socket else { return };
+    let reply = crate::replicated::writer::Reply::Udp { socket: socket.clone(), peer };
+    let _ = guarded(|| {
+        shared.submit_update(msg, reply);
+        Some(())
+    });
 }
 
 /// The result of a receive, or `None` to try again: interruptions, and

@@ -112,6 +112,33 @@ impl RecvBatch {
     fn source(&self, i: usize) -> (&libc::sockaddr_storage, u32) {
         (&self.addrs[i], self.hdrs[i].msg_hdr.msg_namelen)
     }
+
+    /// Where datagram `i` came from, as a socket address (to answer it
+    /// from another thread: an RFC 2136 UPDATE goes to the update writer).
+    pub fn peer(&self, i: usize) -> Option<std::net::SocketAddr> {
+        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+        if i >= self.count {
+            return None;
+        }
+        let (storage, len) = self.source(i);
+        match i32::from(storage.ss_family) {
+            libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the kernel wrote a sockaddr_in (family AF_INET, length
+                // checked) into this sockaddr_storage, which is larger and
+                // suitably aligned for every sockaddr type.
+                let a = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
+            }
+            libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: as above, for a sockaddr_in6 (family AF_INET6).
+                let a = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id).into())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Default for RecvBatch {

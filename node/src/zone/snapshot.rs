@@ -22,7 +22,6 @@
 #![allow(unsafe_code)]
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -397,24 +396,13 @@ fn file_header(payload: &[u8], source_digest: u64) -> [u8; FILE_HEADER_LEN] {
     header
 }
 
-/// Writes a snapshot file atomically: temp file, fsync, rename, fsync dir.
+/// Writes a snapshot file atomically: temp file, fsync, rename, fsync dir
+/// (`meshdns_replication::journal::write_durably`).
 pub fn write_atomic(path: &Path, payload: &[u8], source_digest: u64) -> Result<(), SnapshotError> {
     let io = |source| SnapshotError::Io { path: path.to_owned(), source };
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&file_header(payload, source_digest))?;
-        f.write_all(payload)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    meshdns_replication::journal::write_durably(path, &[&file_header(payload, source_digest), payload]).map_err(io)
 }
 
 /// Hands memory freed after a compile back to the operating system.
