@@ -11,9 +11,9 @@
 //!    next, global on the one after), announces the leave and stops one
 //!    to leave, and broadcasts membership events;
 //! 3. publishes this node's facts and the core's relay records in each pool;
-//! 4. while a pool has no other live member, gossips to contacts for it:
-//!    members the core knows to be in it, and what seeds referred
-//!    ([`referral`]);
+//! 4. gossips to the members the core knows, or seeds referred, to belong
+//!    in a pool but that are not live in it ([`referral`]), and rejoins as
+//!    a new incarnation a pool where a peer forged this node's own state;
 //! 5. publishes a [`MeshSnapshot`] for the API, metrics and the CLI.
 //!
 //! All decisions are the core's; this module only moves bytes and reads
@@ -155,6 +155,9 @@ pub struct MeshSnapshot {
     pub bad_relay_records: u64,
     /// Pool instances restarted after their gossip task stopped.
     pub pool_restarts: u64,
+    /// Pools rejoined as a new incarnation because a peer claimed state for
+    /// this node's id that it never published.
+    pub identity_refutations: u64,
 }
 
 /// A membership event with the wall-clock time it was seen.
@@ -223,6 +226,28 @@ impl MeshHandle {
         *self.zone_serials.lock().unwrap_or_else(|e| e.into_inner()) = serials;
     }
 
+    /// Why gossip is down, if it is: the driver or the referral listener
+    /// stopped, or a pool this node belongs in is not running. A node in
+    /// that state still answers DNS but is cut off from the cluster, so it
+    /// reports itself not ready.
+    pub fn gossip_down(&self) -> Option<String> {
+        if self.task.is_finished() {
+            return Some("the mesh driver stopped".into());
+        }
+        if self.referral_task.is_finished() {
+            return Some("the referral listener stopped".into());
+        }
+        let s = self.snapshot.load();
+        if let Some((pool, why)) = s.pool_errors.first() {
+            return Some(format!("cannot gossip in {pool:?}: {why}"));
+        }
+        let age = s.taken.elapsed();
+        if age > STALE_SNAPSHOT {
+            return Some(format!("the mesh driver has not stepped for {age:?}"));
+        }
+        None
+    }
+
     /// Announces a leave in every pool, gives it `grace` to spread, and
     /// stops gossiping.
     pub async fn leave(&self, grace: Duration) {
@@ -232,6 +257,10 @@ impl MeshHandle {
         }
     }
 }
+
+/// A snapshot older than this means the driver is stuck (it steps at least
+/// four times a second).
+const STALE_SNAPSHOT: Duration = Duration::from_secs(10);
 
 /// Namespace for [`Mesh::start`].
 pub struct Mesh;
@@ -266,6 +295,7 @@ impl Mesh {
             representative_changes: 0,
             bad_relay_records: 0,
             pool_restarts: 0,
+            identity_refutations: 0,
         }));
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::channel(4);
@@ -315,6 +345,7 @@ impl Mesh {
             leaving: BTreeMap::new(),
             stopping: BTreeMap::new(),
             pool_restarts: 0,
+            identity_refutations: 0,
             hint_offset: 0,
             started: now,
         };
@@ -359,6 +390,8 @@ struct Driver {
     stopping: BTreeMap<Pool, tokio::task::JoinHandle<()>>,
     /// Pool instances restarted after chitchat's task ended.
     pool_restarts: u64,
+    /// Pools rejoined because a peer forged this node's own state.
+    identity_refutations: u64,
     /// Rotates which contacts get hints, so one bad set cannot stall a join.
     hint_offset: usize,
     /// When the driver started (the core settles [`SETTLE_ROUNDS`] rounds later).
@@ -455,6 +488,7 @@ impl Driver {
             self.pools.remove(&p);
             self.pool_restarts += 1;
         }
+        self.refute_identity_claims(now).await;
         // Pools the core wants but that failed to start: retry.
         let missing: Vec<Pool> = self.core.pools().iter().filter(|p| !self.pools.contains_key(*p)).cloned().collect();
         for p in missing {
@@ -566,9 +600,38 @@ impl Driver {
         }
     }
 
-    /// Finds peers for pools where this node is alone: asks the seeds for
-    /// a referral, and gossips to members known (or referred) to be in the
-    /// pool.
+    /// Rejoins, as a new incarnation, every pool where a peer claimed more
+    /// about this node's own id than it published (a forged heartbeat or
+    /// version: the peers holding it would ignore this node's real updates
+    /// and soon call it dead). chitchat never takes such claims in; the new
+    /// incarnation's state is fresh at every peer, and the forged one dies
+    /// out. At most once per two gossip intervals per pool.
+    async fn refute_identity_claims(&mut self, now: Instant) {
+        let mut refute = Vec::new();
+        for (p, rt) in self.pools.iter_mut() {
+            let new = rt.new_identity_conflicts().await;
+            if new > 0 && now.duration_since(rt.joined_at) >= self.cfg.gossip.interval * 2 {
+                refute.push(p.clone());
+            }
+        }
+        for p in refute {
+            let Some(rt) = self.pools.remove(&p) else { continue };
+            tracing::warn!(
+                pool = ?p,
+                "a peer claimed state for this node's id that it never published; rejoining the pool as a new incarnation"
+            );
+            self.identity_refutations += 1;
+            self.stopping.insert(
+                p,
+                tokio::spawn(async move {
+                    let _ = rt.handle.shutdown().await;
+                }),
+            );
+        }
+    }
+
+    /// Finds peers: asks the seeds for a referral, and gossips to members
+    /// known (or referred) to belong in a pool but not live in it.
     async fn seek_contacts(&mut self, now: Instant) {
         let mut fresh_referral = false;
         if let Some(rx) = &mut self.referral_rx {
@@ -582,19 +645,25 @@ impl Driver {
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
         }
-        let mut lonely = Vec::new();
+        let interval = self.cfg.gossip.interval;
+        let me = self.core.me().clone();
+        let mut lonely = false;
+        let mut forming = false;
+        let mut missing: BTreeMap<Pool, Vec<std::net::SocketAddr>> = BTreeMap::new();
         for (p, rt) in &self.pools {
-            if rt.live_peers().await == 0 {
-                lonely.push(p.clone());
+            let live = rt.live_addrs().await;
+            lonely |= live.is_empty();
+            forming |= now.duration_since(rt.joined_at) < interval * referral::FORMING_ROUNDS;
+            let targets = referral::hint_targets(p, &me.id, self.core.records().values(), &self.referred);
+            let m = referral::missing_targets(&targets, &live);
+            if !m.is_empty() {
+                missing.insert(p.clone(), m);
             }
         }
-        // A fresh referral is also tried in pools that have peers: it heals
-        // a pool split for longer than the dead-member grace period.
-        let hint_pools: Vec<Pool> = if fresh_referral { self.pools.keys().cloned().collect() } else { lonely.clone() };
-        // Seeds are asked often while some pool is empty, rarely otherwise
-        // (a partition longer than the dead-member grace period is healed by
-        // that slow refresh).
-        let every = if lonely.is_empty() { Duration::from_secs(30) } else { Duration::from_secs(2) };
+        // Seeds are asked often while some pool is empty or forming, rarely
+        // otherwise (that slow refresh heals a partition longer than the
+        // dead-member grace period).
+        let every = referral::referral_interval(lonely, forming);
         if !self.cfg.seeds.is_empty()
             && self.referral_rx.is_none()
             && self.last_referral.is_none_or(|t| now.duration_since(t) >= every)
@@ -627,21 +696,20 @@ impl Driver {
                 let _ = tx.send(all);
             });
         }
-        let me = self.core.me().clone();
-        for p in hint_pools {
+        // Gossip to the members known (or referred) to belong in a pool but
+        // not live in it: a pool with no peer finds one, and a pool split
+        // into islands is joined up within a round.
+        for (p, targets) in missing {
             let Some(rt) = self.pools.get_mut(&p) else { continue };
-            if !fresh_referral && rt.last_hinted.is_some_and(|t| now.duration_since(t) < self.cfg.gossip.interval) {
+            if !fresh_referral && rt.last_hinted.is_some_and(|t| now.duration_since(t) < interval) {
                 continue;
             }
             rt.last_hinted = Some(now);
-            let targets = referral::hint_targets(&p, &me.id, self.core.records().values(), &self.referred);
-            if !targets.is_empty() {
-                let start = self.hint_offset % targets.len();
-                for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {
-                    let _ = rt.handle.gossip(*addr);
-                }
-                self.hint_offset = self.hint_offset.wrapping_add(8);
+            let start = self.hint_offset % targets.len();
+            for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {
+                let _ = rt.handle.gossip(*addr);
             }
+            self.hint_offset = self.hint_offset.wrapping_add(8);
         }
     }
 
@@ -690,6 +758,7 @@ impl Driver {
             representative_changes: self.representative_changes,
             bad_relay_records: self.bad_relay_records,
             pool_restarts: self.pool_restarts,
+            identity_refutations: self.identity_refutations,
         }));
     }
 

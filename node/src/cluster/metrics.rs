@@ -83,6 +83,12 @@ pub fn render(s: &MeshSnapshot, out: &mut String) {
     );
     let _ = writeln!(out, "# TYPE meshdns_mesh_pool_restarts_total counter");
     let _ = writeln!(out, "meshdns_mesh_pool_restarts_total {}", s.pool_restarts);
+    let _ = writeln!(
+        out,
+        "# HELP meshdns_mesh_identity_refutations_total Pools rejoined as a new incarnation after a peer claimed state for this node's id."
+    );
+    let _ = writeln!(out, "# TYPE meshdns_mesh_identity_refutations_total counter");
+    let _ = writeln!(out, "meshdns_mesh_identity_refutations_total {}", s.identity_refutations);
     let _ = writeln!(out, "# HELP meshdns_mesh_pools_failed Pools this node should be in but could not join.");
     let _ = writeln!(out, "# TYPE meshdns_mesh_pools_failed gauge");
     let _ = writeln!(out, "meshdns_mesh_pools_failed {}", s.pool_errors.len());
