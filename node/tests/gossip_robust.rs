@@ -270,3 +270,33 @@ fn idle_connections(to: SocketAddr, count: u8) -> Vec<TcpStream> {
         out
     })
 }
+
+/// A node cut off from gossip says so on `/readyz` (503, `gossip down`)
+/// while still answering DNS, and is ready again once gossip recovers: here
+/// its region and global pool ports are taken by someone else when it plans
+/// those pools, then freed.
+#[test]
+fn a_node_whose_gossip_is_down_is_not_ready() {
+    let base = common::free_gossip_port();
+    let gossip: SocketAddr = format!("127.0.0.1:{base}").parse().unwrap();
+    let squatters: Vec<UdpSocket> = (1..3).map(|i| UdpSocket::bind(("127.0.0.1", base + i)).unwrap()).collect();
+    let s = Server::builder()
+        .args(&["--node-id", "lone", "--region", "eu", "--site", "fra"])
+        .env("MESHDNS_MESH_GOSSIP_INTERVAL_MS", INTERVAL_MS)
+        .env("MESHDNS_MESH_CLUSTER", CLUSTER)
+        .gossip(gossip)
+        .start();
+    // Alone, it plans its upper pools after ten rounds (5 s) and cannot
+    // bind them.
+    let body = wait_for("readyz to report gossip down", Duration::from_secs(30), || {
+        let (status, body) = s.http_get("/readyz")?;
+        (status == 503).then_some(body)
+    });
+    assert!(body.contains("gossip down"), "{body}");
+    assert!(s.query("example.com.", hickory_proto::rr::RecordType::SOA).answers().len() == 1, "DNS still answers");
+    drop(squatters);
+    wait_for("readyz to recover", Duration::from_secs(30), || {
+        let (status, _) = s.http_get("/readyz")?;
+        (status == 200).then_some(())
+    });
+}

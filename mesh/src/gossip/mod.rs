@@ -320,36 +320,37 @@ impl Mesh {
         }
 
         let contacts_view = snapshot.clone();
-        let referral_task =
-            tokio::spawn(referral::serve(listener, cfg.cluster.clone(), move || contacts(&contacts_view.load())));
-        let driver = Driver {
+        let referral_cluster = cfg.cluster.clone();
+        let listener = Arc::new(listener);
+        // Supervised like the driver: a panic in the listener restarts it
+        // on the same socket.
+        let referral_task = tokio::spawn(async move {
+            loop {
+                let view = contacts_view.clone();
+                let serve = referral::serve(listener.clone(), referral_cluster.clone(), move || contacts(&view.load()));
+                let inner = tokio::spawn(serve);
+                let _guard = AbortOnDrop(inner.abort_handle());
+                match inner.await {
+                    Err(e) if e.is_panic() => {
+                        tracing::error!("the referral listener panicked; starting it again in a second");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    _ => return,
+                }
+            }
+        });
+        let parts = DriverParts {
             cfg,
-            core,
-            pools,
-            pool_errors: BTreeMap::new(),
-            traffic_by_pool: BTreeMap::new(),
             snapshot: snapshot.clone(),
             events: events.clone(),
             load: load.clone(),
             state_digest: state_digest.clone(),
             agreement: agreement.clone(),
             zone_serials: zone_serials.clone(),
-            referred: Vec::new(),
-            last_referral: None,
-            referral_rx: None,
-            changed: now,
-            representative_changes: 0,
-            bad_relay_records: 0,
-            reps: BTreeSet::new(),
-            joins: 0,
-            leaving: BTreeMap::new(),
-            stopping: BTreeMap::new(),
-            pool_restarts: 0,
-            identity_refutations: 0,
-            hint_offset: 0,
-            started: now,
+            joins: Arc::new(AtomicU64::new(0)),
         };
-        let task = tokio::spawn(driver.run(command_rx, pending));
+        let driver = Driver::new(&parts, core, pools, now);
+        let task = tokio::spawn(supervise(parts, driver, pending, command_rx));
         Ok(MeshHandle { snapshot, events, commands, load, state_digest, agreement, zone_serials, task, referral_task })
     }
 }
@@ -357,6 +358,62 @@ impl Mesh {
 /// What a seed tells a newcomer (see [`referral::contacts`]).
 fn contacts(s: &MeshSnapshot) -> Vec<Contact> {
     referral::contacts(&s.me, s.members.values().map(|m| &m.record))
+}
+
+/// What a driver shares with the handle, and what survives a restart of
+/// the driver after a panic.
+#[derive(Clone)]
+struct DriverParts {
+    cfg: MeshConfig,
+    snapshot: Arc<ArcSwap<MeshSnapshot>>,
+    events: broadcast::Sender<EventRecord>,
+    load: Arc<AtomicU64>,
+    state_digest: Arc<AtomicU64>,
+    agreement: Arc<std::sync::Mutex<(u8, u64)>>,
+    zone_serials: Arc<std::sync::Mutex<String>>,
+    /// Pool joins so far (numbers chitchat incarnations): kept across
+    /// restarts, so a restarted driver never reuses an incarnation.
+    joins: Arc<AtomicU64>,
+}
+
+/// Aborts a task when dropped (the supervisor's child, when the supervisor
+/// itself is aborted).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the driver and, should it panic, starts a fresh one (a new core
+/// that joins its site pool again as a new incarnation) a second later.
+/// Returns when the driver returns (a leave, or the handle dropped).
+async fn supervise(parts: DriverParts, first: Driver, pending: Vec<Action>, commands: mpsc::Receiver<Command>) {
+    let commands = Arc::new(tokio::sync::Mutex::new(commands));
+    let mut next = Some((first, pending));
+    loop {
+        let (driver, pending) = match next.take() {
+            Some(d) => d,
+            None => {
+                let mut core = MeshCore::new(parts.cfg.facts.clone(), parts.cfg.tiers);
+                let mut pending = Vec::new();
+                while let Some(a) = core.poll_action() {
+                    pending.push(a);
+                }
+                (Driver::new(&parts, core, BTreeMap::new(), Instant::now()), pending)
+            }
+        };
+        let inner = tokio::spawn(driver.run(commands.clone(), pending));
+        let _guard = AbortOnDrop(inner.abort_handle());
+        match inner.await {
+            Err(e) if e.is_panic() => {
+                tracing::error!("the mesh driver panicked; starting it again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => return,
+        }
+    }
 }
 
 struct Driver {
@@ -381,8 +438,9 @@ struct Driver {
     representative_changes: u64,
     bad_relay_records: u64,
     reps: BTreeSet<(String, bool)>,
-    /// Pool joins so far (numbers chitchat incarnations).
-    joins: u64,
+    /// Pool joins so far (numbers chitchat incarnations; shared with the
+    /// supervisor, see [`DriverParts::joins`]).
+    joins: Arc<AtomicU64>,
     /// Pools being left: kept until the successors are in and relay this
     /// site (or a bound passes), so the tier above never loses this site.
     leaving: BTreeMap<Pool, Leaving>,
@@ -422,7 +480,38 @@ struct Leaving {
 }
 
 impl Driver {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, pending: Vec<Action>) {
+    fn new(parts: &DriverParts, core: MeshCore, pools: BTreeMap<Pool, PoolRuntime>, now: Instant) -> Driver {
+        Driver {
+            cfg: parts.cfg.clone(),
+            core,
+            pools,
+            pool_errors: BTreeMap::new(),
+            traffic_by_pool: BTreeMap::new(),
+            snapshot: parts.snapshot.clone(),
+            events: parts.events.clone(),
+            load: parts.load.clone(),
+            state_digest: parts.state_digest.clone(),
+            agreement: parts.agreement.clone(),
+            zone_serials: parts.zone_serials.clone(),
+            referred: Vec::new(),
+            last_referral: None,
+            referral_rx: None,
+            changed: now,
+            representative_changes: 0,
+            bad_relay_records: 0,
+            reps: BTreeSet::new(),
+            joins: parts.joins.clone(),
+            leaving: BTreeMap::new(),
+            stopping: BTreeMap::new(),
+            pool_restarts: 0,
+            identity_refutations: 0,
+            hint_offset: 0,
+            started: now,
+        }
+    }
+
+    async fn run(mut self, commands: Arc<tokio::sync::Mutex<mpsc::Receiver<Command>>>, pending: Vec<Action>) {
+        let mut commands = commands.lock().await;
         let tick = (self.cfg.gossip.interval / 4).min(Duration::from_millis(250)).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -582,12 +671,12 @@ impl Driver {
             let _ = tokio::time::timeout(self.cfg.gossip.interval * 2 + Duration::from_secs(1), stopping).await;
         }
         let traffic = self.traffic_by_pool.entry(p.clone()).or_default().clone();
-        let instance = self.joins + 1;
+        let instance = self.joins.load(Ordering::Relaxed) + 1;
         match PoolRuntime::start(&self.cfg.cluster, p.clone(), instance, self.core.me(), &self.cfg.gossip, traffic)
             .await
         {
             Ok(rt) => {
-                self.joins = instance;
+                self.joins.store(instance, Ordering::Relaxed);
                 tracing::info!(pool = ?p, addr = %rt.addr, "representative: joined the pool");
                 self.pool_errors.remove(&p);
                 self.pools.insert(p, rt);

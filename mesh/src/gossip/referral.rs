@@ -274,7 +274,7 @@ impl Drop for SlotGuard {
 /// silent connection closed first when full, the request read within
 /// [`REQUEST_TIMEOUT`] and at most [`MAX_REQUEST`] bytes, and the whole
 /// exchange within [`EXCHANGE_TIMEOUT`].
-pub(crate) async fn serve<F>(listener: TcpListener, cluster: String, contacts: F)
+pub(crate) async fn serve<F>(listener: std::sync::Arc<TcpListener>, cluster: String, contacts: F)
 where
     F: Fn() -> Vec<Contact> + Send + Sync + 'static,
 {
