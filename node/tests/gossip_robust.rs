@@ -217,6 +217,16 @@ fn hostile_datagrams_neither_crash_nor_wedge_nor_split_the_cluster() {
     assert!(idle.len() >= 64, "opened {} idle connections", idle.len());
     let n4 = node("n4", &[n1.gossip]);
     let all = [&n1, &n2, &n3, &n4];
+    // The forged claims about n2's and n3's own ids (held by n1) reach them
+    // and are refuted by new incarnations, counted in the metrics.
+    let refuted = |s: &Server| {
+        let text = s.http_get("/metrics").map(|m| m.1).unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with("meshdns_mesh_identity_refutations_total "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("a forged claim to be refuted", HEAL_BOUND, || (refuted(&n2) + refuted(&n3) > 0).then_some(()));
     let everyone = all_alive(&["n1", "n2", "n3", "n4"]);
     let t = Instant::now();
     wait_for("every node to see all four alive after the attacks", HEAL_BOUND, || {
@@ -230,24 +240,15 @@ fn hostile_datagrams_neither_crash_nor_wedge_nor_split_the_cluster() {
         let log = s.log_text();
         assert!(!log.contains("panicked"), "{id} logged a panic:\n{log}");
         assert!(!log.contains("gossip task stopped"), "{id}'s chitchat task stopped:\n{log}");
-        let (status, body) = s.http_get("/readyz").unwrap();
-        assert_eq!(status, 200, "{id} is ready: {body}");
+        wait_for(&format!("{id} to be ready"), Duration::from_secs(10), || {
+            (s.http_get("/readyz")?.0 == 200).then_some(())
+        });
     }
     for (i, s) in nodes.iter().enumerate() {
         let after = rss_kib(s.pid());
         eprintln!("n{}: VmRSS {} KiB before, {after} KiB after", i + 1, rss_before[i]);
         assert!(after < rss_before[i] + 48 * 1024, "memory grew from {} to {after} KiB", rss_before[i]);
     }
-    // The forged claims about n2's and n3's own ids were refuted by new
-    // incarnations (n1 held them), counted in the metrics.
-    let metrics = |s: &Server| s.http_get("/metrics").unwrap().1;
-    let refuted = |text: &str| {
-        text.lines()
-            .find(|l| l.starts_with("meshdns_mesh_identity_refutations_total "))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    assert!(refuted(&metrics(&n2)) + refuted(&metrics(&n3)) > 0, "a forged claim was refuted");
 }
 
 /// `count` idle TCP connections to `to`, four from each of 127.0.0.2,
