@@ -21,6 +21,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 # The admin API TLS test makes its certificates with openssl.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The admin tests post cross-site forms with curl.
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # The chaos harness: NFQUEUE rules for link latency, libfaketime for a
 # node's wrong clock, nsupdate for RFC 2136 writes (bind9-dnsutils, above).
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
@@ -44,6 +46,8 @@ if ((${#need[@]})); then
 fi
 
 cargo fmt --all -- --check
+# The checked-in gRPC code must be what the .proto files give.
+proto/regen.sh --check
 cargo clippy --workspace --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doctests; run them first so the summary printed

@@ -13,7 +13,7 @@ use meshdns_proto::zones::{CreateRequest, ListRequest, SetRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::cluster::TSIG_KEY;
+use crate::cluster::{ADMIN_TOKEN, TSIG_KEY};
 use crate::history::{Answer, ZONE};
 
 /// How long one DNS query may take.
@@ -103,6 +103,15 @@ async fn bounded<T>(call: impl std::future::Future<Output = Result<T, String>>) 
     timeout(CALL_TIMEOUT, call).await.map_err(|_| "timeout".to_owned())?
 }
 
+/// `msg` with the nodes' admin token.
+fn authed<T>(msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Ok(v) = format!("Bearer {ADMIN_TOKEN}").parse() {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
 /// A gRPC error as the workload records it.
 fn status(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
@@ -112,14 +121,14 @@ fn status(s: tonic::Status) -> String {
 pub async fn set_grpc(url: &str, label: &str, value: Ipv4Addr) -> Result<(), String> {
     let call = async {
         let mut c = ZonesClient::connect(url.to_owned()).await.map_err(|e| format!("connect: {e}"))?;
-        c.set(SetRequest {
+        c.set(authed(SetRequest {
             zone: ZONE.into(),
             name: label.into(),
             rtype: "A".into(),
             ttl: 60,
             rdata: vec![value.to_string()],
             wait: None,
-        })
+        }))
         .await
         .map_err(status)?;
         Ok(())
@@ -160,7 +169,7 @@ pub async fn set_update(server: Ipv4Addr, label: &str, value: Ipv4Addr) -> Resul
 pub async fn create_zone(url: &str) -> Result<(), String> {
     let call = async {
         let mut c = ZonesClient::connect(url.to_owned()).await.map_err(|e| format!("connect: {e}"))?;
-        c.create(CreateRequest { zone: ZONE.into(), soa_ttl: 60 }).await.map_err(status)?;
+        c.create(authed(CreateRequest { zone: ZONE.into(), soa_ttl: 60 })).await.map_err(status)?;
         Ok(())
     };
     bounded(call).await
@@ -170,7 +179,7 @@ pub async fn create_zone(url: &str) -> Result<(), String> {
 pub async fn zone_digest(url: &str) -> Result<Option<String>, String> {
     let call = async {
         let mut c = ZonesClient::connect(url.to_owned()).await.map_err(|e| format!("connect: {e}"))?;
-        let r = c.list(ListRequest {}).await.map_err(status)?;
+        let r = c.list(authed(ListRequest {})).await.map_err(status)?;
         Ok(r.into_inner().zones.into_iter().find(|z| z.name == ZONE).map(|z| z.digest))
     };
     bounded(call).await
@@ -180,7 +189,7 @@ pub async fn zone_digest(url: &str) -> Result<Option<String>, String> {
 pub async fn alive_members(url: &str) -> Result<Vec<String>, String> {
     let call = async {
         let mut c = ClusterClient::connect(url.to_owned()).await.map_err(|e| format!("connect: {e}"))?;
-        let r = c.members(MembersRequest {}).await.map_err(status)?;
+        let r = c.members(authed(MembersRequest {})).await.map_err(status)?;
         let mut v: Vec<String> =
             r.into_inner().members.into_iter().filter(|m| m.liveness == "alive").map(|m| m.id).collect();
         v.sort();

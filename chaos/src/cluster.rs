@@ -14,6 +14,9 @@ use crate::topology::{GOSSIP_PORT, GRPC_PORT, HTTP_PORT, NodeSpec, QUIC_PORT};
 
 /// The TSIG key every node accepts RFC 2136 UPDATEs with (nsupdate's `-y`).
 pub const TSIG_KEY: &str = "hmac-sha256:chaos-key:Y2hhb3MtaGFybmVzcy10c2lnLWtleS0zMi1ieXRlcyE=";
+/// The admin API's write token on every node: nodes listen off loopback
+/// (their namespace's address), where a node refuses to run without one.
+pub const ADMIN_TOKEN: &str = "chaos-harness-admin-token";
 
 /// libfaketime from Debian's `faketime` package.
 pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -146,6 +149,7 @@ impl Cluster {
             .arg(self.work.join("ca"))
             .args(["--udp-workers", "1"])
             .env("MESHDNS_UPDATE_TSIG_KEYS", TSIG_KEY)
+            .env("MESHDNS_GRPC_TOKEN", ADMIN_TOKEN)
             .env("MESHDNS_LOG_LEVEL", "info")
             // As in production: no backtrace in every logged error.
             .env_remove("RUST_BACKTRACE")

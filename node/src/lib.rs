@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod config;

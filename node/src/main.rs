@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use meshdns::cli::{CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigCommand, ServeArgs, ZoneCommand};
+use meshdns::cli::{
+    AuditCommand, CaCommand, Cli, ClusterArgs, ClusterCommand, Command, ConfigCommand, ServeArgs, ZoneCommand,
+};
 use meshdns::config::{self, Config, LogFormat};
 use meshdns::dns::auth::AnswerConfig;
 use meshdns::metrics::Metrics;
@@ -37,7 +39,7 @@ fn run() -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve(Box::default())) {
         Command::Serve(args) => serve(*args),
         Command::Zone(ZoneCommand::Check { files, origin }) => zone_check(&files, origin.as_deref()),
-        Command::Zone(ZoneCommand::Reload { http }) => zone_reload(http),
+        Command::Zone(ZoneCommand::Reload { http, token }) => zone_reload(http, token.as_ref().map(|t| t.expose())),
         Command::Zone(cmd) => {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
@@ -53,6 +55,18 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cluster(ClusterArgs { command: ClusterCommand::Ca(ca), .. }) => cluster_ca(&ca),
+        Command::Audit(cmd) => {
+            let (AuditCommand::Tail { source, .. } | AuditCommand::Search { source, .. }) = &cmd;
+            let file = match &source.file {
+                Some(f) => f.clone(),
+                None => {
+                    let args = ServeArgs { data_dir: source.data_dir.clone(), ..ServeArgs::default() };
+                    load_config(source.config.as_deref(), &args)?.audit.file
+                }
+            };
+            let found = meshdns::admin::audit_cli::run(&cmd, &file, unix_ms_now())?;
+            Ok(if found { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Cluster(args) => {
             let rt =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
@@ -317,6 +331,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     );
     replicated.set_compact_after(cfg.replication.compact_after_bytes);
 
+    let audit =
+        Arc::new(meshdns::admin::audit::AuditLog::new(cfg.audit.clone(), &cfg.mesh.node_id, Box::new(unix_ms_now)));
     let shards = cfg.udp_workers * cfg.listen.len() + 1;
     let shared = Arc::new(Shared {
         store,
@@ -327,7 +343,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         mesh: std::sync::OnceLock::new(),
         syncer: std::sync::OnceLock::new(),
         replicated: std::sync::OnceLock::new(),
-        update_keys: meshdns::replicated::update::parse_keys(&cfg.update_keys)?,
+        update_keys: meshdns::replicated::update::parse_keys(
+            &cfg.update_keys.iter().map(|k| k.expose().to_owned()).collect::<Vec<_>>(),
+        )?,
+        audit: audit.clone(),
     });
     let _ = shared.replicated.set(replicated.clone());
     // Every new set of replicated zones goes straight to the data plane
@@ -420,6 +439,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             node_id: cfg.mesh.node_id.clone(),
             mesh: mesh.clone(),
         };
+        let zones_service = meshdns::cluster::guard::GuardedZones { inner: zones_service, audit: audit.clone() };
         let grpc = tokio::spawn(meshdns::cluster::service::serve(
             tokio::net::TcpListener::from_std(grpc_listener)?,
             mesh.clone(),
@@ -457,8 +477,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                     // Not awaited here: SIGTERM must be heard during a long reload.
                     let s = shared.clone();
                     tokio::task::spawn_blocking(move || match s.reload_zones() {
-                        Ok(report) => server::http::log_report(&report),
-                        Err(e) => tracing::error!(error = %e, "reload failed; still serving the previous zones"),
+                        Ok(report) => {
+                            server::http::log_report(&report);
+                            let summary = server::http::format_report(&report);
+                            server::http::audit_reload(&s, "signal:SIGHUP".into(), None, report.failures() == 0, &summary);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reload failed; still serving the previous zones");
+                            server::http::audit_reload(&s, "signal:SIGHUP".into(), None, false, &e.to_string());
+                        }
                     });
                 }
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
@@ -515,11 +542,17 @@ fn zone_check(files: &[PathBuf], origin: Option<&str>) -> Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn zone_reload(http: std::net::SocketAddr) -> Result<ExitCode> {
+fn zone_reload(http: std::net::SocketAddr, token: Option<&str>) -> Result<ExitCode> {
     let mut stream = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(5))
         .with_context(|| format!("cannot reach meshdns at {http}: is it running, and is that its --http address?"))?;
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-    write!(stream, "POST /reload HTTP/1.1\r\nHost: {http}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    // The admin header tells a node without tokens this is no cross-site form post.
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "POST /reload HTTP/1.1\r\nHost: {http}\r\n{}: 1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
+        server::http::ADMIN_HEADER
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response).context("reading the reload response")?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -528,6 +561,9 @@ fn zone_reload(http: std::net::SocketAddr) -> Result<ExitCode> {
     match status {
         "200" => Ok(ExitCode::SUCCESS),
         "422" => Ok(ExitCode::from(1)),
+        "401" | "403" => {
+            bail!("the node refused the reload (HTTP {status}): pass a write token with --token or MESHDNS_GRPC_TOKEN")
+        }
         other => bail!("reload failed with HTTP status {other:?}"),
     }
 }

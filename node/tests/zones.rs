@@ -302,3 +302,136 @@ fn a_file_included_twice_is_not_a_loop_but_including_itself_is() {
     assert_eq!(a_of(&s, "www.b.twice.test.").as_deref(), Some("192.0.2.7"));
     assert!(s.log_text().contains("$INCLUDE loop"), "{}", s.log_text());
 }
+
+#[test]
+fn ttl_units_and_types_without_a_scanner_text_form_load_and_answer() {
+    let d = zone_dir(&[]);
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tricky.test.zone"),
+        d.path().join("tricky.test.zone"),
+    )
+    .unwrap();
+    let s = Server::with_zones(d.path());
+    // TTLs with units as BIND, NSD and Knot read them.
+    for (name, ttl) in [("ttlunits", 93_784), ("week", 604_800), ("mixed", 7_260), ("classttl", 5_400), ("ns1", 3_600)]
+    {
+        let r = s.query(&format!("{name}.tricky.test."), RecordType::A);
+        assert_eq!(r.answers().first().map(|a| a.ttl()), Some(ttl), "{name}: {r:?}");
+    }
+    let soa = s.query("tricky.test.", RecordType::SOA);
+    match soa.answers().first().map(|a| a.data()) {
+        Some(RData::SOA(soa)) => {
+            assert_eq!((soa.refresh(), soa.retry(), soa.expire(), soa.minimum()), (3_600, 900, 604_800, 86_400))
+        }
+        other => panic!("no SOA: {other:?}"),
+    }
+    // Each answered with its own TYPE (read as MX or as generic data first).
+    for (name, t) in [
+        ("loc", 29),
+        ("apl", 42),
+        ("cert", 37),
+        ("dhcid", 49),
+        ("uri", 256),
+        ("eui48", 108),
+        ("eui64", 109),
+        ("l32", 105),
+        ("l64", 106),
+        ("nid", 104),
+        ("csync", 62),
+        ("afsdb", 18),
+        ("kx", 36),
+        ("rt", 21),
+        ("last", 1),
+    ] {
+        let t = RecordType::from(t);
+        let r = s.query(&format!("{name}.tricky.test."), t);
+        assert_eq!(r.answers().len(), 1, "{name} {t}: {r:?}");
+        assert_eq!(r.answers()[0].record_type(), t, "{name}");
+    }
+    // An RDATA word that reads like a type stays data (not TXT "TLSA").
+    let txt = s.query("smimea-txt.tricky.test.", RecordType::TXT);
+    let text = txt.answers().first().map(|a| a.data().to_string()).unwrap_or_default();
+    assert!(text.contains("smimea") && !text.contains("TLSA"), "{text}");
+}
+
+#[test]
+fn a_bad_ttl_is_reported_at_its_line_even_after_rewritten_lines() {
+    let d = zone_dir(&[(
+        "badttl.test.zone",
+        "$ORIGIN badttl.test.\n$TTL 1h\n@ SOA ns hostmaster 1 1h 15m 1w 1d\n@ NS ns\nns 1d A 192.0.2.1\nwww 1x A 192.0.2.2\n",
+    )]);
+    let out = Command::new(BIN).args(["zone", "check"]).arg(d.path().join("badttl.test.zone")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("badttl.test.zone:6: error: bad TTL \"1x\""), "{text}");
+}
+
+#[test]
+fn svcb_additional_chains_into_cuts_and_the_cd_bit() {
+    let d = zone_dir(&[]);
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tricky.test.zone"),
+        d.path().join("tricky.test.zone"),
+    )
+    .unwrap();
+    let s = Server::with_zones(d.path());
+    // RFC 9460 §4.1: the TargetName's addresses; §2.5.2: the owner's own for
+    // a ServiceMode ".", nothing for an AliasMode ".".
+    let additional = |name: &str, t: RecordType| {
+        let mut v = lines(s.query(name, t).additionals());
+        v.retain(|l| !l.contains(" opt "));
+        v
+    };
+    assert_eq!(
+        additional("svc.tricky.test.", RecordType::SVCB),
+        ["web.tricky.test. 3600 a 192.0.2.80", "web.tricky.test. 3600 aaaa 2001:db8::80"]
+    );
+    assert_eq!(
+        additional("https.tricky.test.", RecordType::HTTPS),
+        ["https.tricky.test. 3600 a 192.0.2.81", "https.tricky.test. 3600 aaaa 2001:db8::81"]
+    );
+    assert!(additional("aliasdot.tricky.test.", RecordType::HTTPS).is_empty());
+    assert!(additional("ext.tricky.test.", RecordType::HTTPS).is_empty(), "out-of-zone target");
+    // RFC 1034 §4.3.2 3.b after 3.a: the CNAME, then the referral, AA kept.
+    let r = s.query("65.tricky.test.", RecordType::PTR);
+    assert!(r.authoritative());
+    assert_eq!(lines(r.answers()), ["65.tricky.test. 3600 cname 65.64\\/26.tricky.test."]);
+    assert_eq!(
+        lines(r.name_servers()),
+        ["64\\/26.tricky.test. 3600 ns ns1.rev.tricky.test.", "64\\/26.tricky.test. 3600 ns ns2.outside.example."]
+    );
+    assert!(lines(r.additionals()).contains(&"ns1.rev.tricky.test. 3600 a 192.0.2.66".to_owned()));
+    // RFC 4035 §3.1.6: CD cleared in authoritative answers (RD still copied).
+    let mut q = query("web.tricky.test.", RecordType::A);
+    q.set_checking_disabled(true);
+    q.set_recursion_desired(true);
+    let r = s.udp(&q);
+    assert_eq!(r.answers().len(), 1);
+    assert!(!r.checking_disabled(), "CD must be cleared: {r:?}");
+    assert!(r.recursion_desired());
+}
+
+#[test]
+fn a_cname_into_a_child_zone_served_here_is_answered_from_the_child() {
+    // RFC 1034 §4.3.2 step 3.a goes back to step 1, which picks the closest
+    // served zone: the child, not the parent's referral to it.
+    let d = zone_dir(&[
+        (
+            "parent.test.zone",
+            "$ORIGIN parent.test.\n@ SOA ns h 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n\
+             sub NS ns.sub\nns.sub A 192.0.2.53\nwww CNAME host.sub\n",
+        ),
+        (
+            "sub.parent.test.zone",
+            "$ORIGIN sub.parent.test.\n@ SOA ns h 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\nhost A 192.0.2.99\n",
+        ),
+    ]);
+    let s = Server::with_zones(d.path());
+    let r = s.query("www.parent.test.", RecordType::A);
+    assert!(r.authoritative(), "{r:?}");
+    assert_eq!(
+        lines(r.answers()),
+        ["host.sub.parent.test. 3600 a 192.0.2.99", "www.parent.test. 3600 cname host.sub.parent.test."]
+    );
+    assert!(r.name_servers().iter().all(|n| n.record_type() != RecordType::NS), "no referral: {r:?}");
+}

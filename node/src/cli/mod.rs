@@ -1,9 +1,12 @@
-//! The command line: `meshdns serve`, `zone check|reload`, `config check`, `version`.
+//! The command line: `meshdns serve`, `zone ...`, `config check`,
+//! `cluster ...`, `audit tail|search`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::admin::secret::Secret;
 
 /// meshdns: an authoritative DNS server built to run as a gossip mesh.
 #[derive(Debug, Parser)]
@@ -27,6 +30,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Inspect the cluster through any node's gRPC admin API.
     Cluster(ClusterArgs),
+    /// Read this node's audit log of administrative actions.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the version.
     Version,
 }
@@ -126,9 +132,10 @@ pub struct ApiArgs {
     /// The node to ask: its gRPC address, http://HOST:PORT or https://HOST:PORT.
     #[arg(long, global = true, default_value = "127.0.0.1:7947", env = "MESHDNS_ENDPOINT")]
     pub endpoint: String,
-    /// Bearer token, if the node requires one (also MESHDNS_GRPC_TOKEN).
+    /// Bearer token, if the node requires one (also MESHDNS_GRPC_TOKEN);
+    /// writes need a write token.
     #[arg(long, global = true, env = "MESHDNS_GRPC_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// CA certificate (PEM) to verify a TLS endpoint with.
     #[arg(long, global = true)]
     pub ca: Option<PathBuf>,
@@ -211,6 +218,9 @@ pub enum ZoneCommand {
         /// The node's HTTP listener.
         #[arg(long, default_value = "127.0.0.1:9153")]
         http: SocketAddr,
+        /// A write token, if the node has tokens (also MESHDNS_GRPC_TOKEN).
+        #[arg(long, env = "MESHDNS_GRPC_TOKEN", hide_env_values = true)]
+        token: Option<Secret>,
     },
     /// Create a replicated zone (with a default SOA) through a node.
     Create {
@@ -320,5 +330,61 @@ pub enum ConfigCommand {
         /// TOML configuration file (also MESHDNS_CONFIG).
         #[arg(long, env = "MESHDNS_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+/// Where the audit log is: `--file`, else `audit.file` of the
+/// configuration, else `DATA_DIR/audit.log`.
+#[derive(Debug, Args, Clone)]
+pub struct AuditSource {
+    /// The audit log file (rotated ones, FILE.1 and on, are read too).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// TOML configuration file of the node (also MESHDNS_CONFIG).
+    #[arg(long, env = "MESHDNS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The node's data directory, if not in the configuration.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Output: one line per entry for people, or the JSON lines as written.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// `meshdns audit ...`: reads the files; talks to no node.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The last entries, oldest first.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', long = "lines", default_value_t = 20)]
+        lines: usize,
+        /// Keep printing entries as they are written (across rotations),
+        /// until interrupted.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        source: AuditSource,
+    },
+    /// Entries matching every filter given, oldest first.
+    Search {
+        /// The zone (with or without the final dot).
+        #[arg(long)]
+        zone: Option<String>,
+        /// Who: token:NAME, tsig:KEY, signal:SIGHUP, or just NAME / KEY.
+        #[arg(long)]
+        actor: Option<String>,
+        /// What: zone.create, zone.delete, zone.set, zone.remove,
+        /// zone.import, dns.update, reload, or a group such as `zone`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Since: RFC 3339 UTC (2026-12-05T17:00:00Z), a date, Unix
+        /// seconds, or an age (30s, 10m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        source: AuditSource,
     },
 }

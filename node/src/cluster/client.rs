@@ -87,6 +87,7 @@ pub fn explain(endpoint: &str, e: tonic::Status) -> anyhow::Error {
             e.message()
         ),
         tonic::Code::Unauthenticated => anyhow!("{endpoint} refused the request: {} (pass --token)", e.message()),
+        tonic::Code::PermissionDenied => anyhow!("{endpoint} refused the request: {}", e.message()),
         _ => anyhow!("{endpoint}: {} ({:?})", e.message(), e.code()),
     }
 }
@@ -128,7 +129,7 @@ pub async fn connect(args: &ApiArgs) -> Result<(Channel, AddToken)> {
     })?;
     let token = match &args.token {
         Some(t) => Some(
-            MetadataValue::try_from(format!("Bearer {t}"))
+            MetadataValue::try_from(format!("Bearer {}", t.expose()))
                 .map_err(|_| anyhow!("--token has characters a header cannot carry"))?,
         ),
         None => None,

@@ -7,6 +7,7 @@
 //! answers.
 
 pub mod client;
+pub mod guard;
 pub mod metrics;
 pub mod service;
 pub mod zone_client;

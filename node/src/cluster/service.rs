@@ -105,18 +105,11 @@ impl Cluster for ClusterService {
     }
 }
 
-/// Compares SHA-256 digests without an early exit, so response time
-/// reveals neither how much of a guessed token was right nor its length.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let (da, db) = (ring::digest::digest(&ring::digest::SHA256, a), ring::digest::digest(&ring::digest::SHA256, b));
-    da.as_ref().iter().zip(db.as_ref()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Serves the admin API on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mesh: Arc<MeshHandle>,
-    zones: super::zones::ZonesService,
+    zones: super::guard::GuardedZones,
     settings: GrpcSettings,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
@@ -127,15 +120,18 @@ pub async fn serve(
         let identity = Identity::from_pem(read(cert)?, read(key)?);
         builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
     }
-    let expected = settings.token.map(|t| format!("Bearer {t}"));
-    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
-        let Some(expected) = &expected else { return Ok(req) };
-        match req.metadata().get("authorization") {
-            Some(v) if same(v.as_bytes(), expected.as_bytes()) => Ok(req),
-            Some(_) => Err(Status::unauthenticated("wrong bearer token")),
-            None => {
-                Err(Status::unauthenticated("this node requires a bearer token: pass --token or MESHDNS_GRPC_TOKEN"))
+    let tokens = settings.tokens;
+    // Every call needs a token (any role) if the node has tokens; the
+    // caller rides along in the request's extensions, and each write
+    // checks its role ([`crate::cluster::zones`]).
+    let check = move |mut req: Request<()>| -> Result<Request<()>, Status> {
+        let header = req.metadata().get("authorization").map(|v| v.as_bytes());
+        match tokens.authenticate(header, req.remote_addr()) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                Ok(req)
             }
+            Err(denied) => Err(Status::unauthenticated(denied.to_string())),
         }
     };
     let service = ClusterServer::with_interceptor(ClusterService { mesh }, check.clone());

@@ -6,7 +6,9 @@
 //!
 //! Environment variables are `MESHDNS_<SECTION>_<KEY>` in upper case, e.g.
 //! `MESHDNS_SERVER_LISTEN=127.0.0.1:53,[::1]:53` or `MESHDNS_LOG_FORMAT=json`.
-//! Lists are comma-separated. An unknown `MESHDNS_` variable is an error.
+//! Lists are comma-separated. An unknown `MESHDNS_` variable is an error,
+//! except the client's own (`MESHDNS_ENDPOINT`, read by `meshdns cluster`
+//! and `meshdns zone`), which the server ignores.
 
 pub mod raw;
 
@@ -16,6 +18,10 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use raw::RawConfig;
+
+use crate::admin::audit::AuditSettings;
+use crate::admin::auth::{Role, Token, Tokens};
+use crate::admin::secret::Secret;
 
 /// Default DNS listener: loopback, unprivileged.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1053";
@@ -109,7 +115,9 @@ pub struct Config {
     /// Replication between nodes.
     pub replication: ReplicationSettings,
     /// TSIG keys accepted on RFC 2136 UPDATE (`ALGORITHM:NAME:BASE64`).
-    pub update_keys: Vec<String>,
+    pub update_keys: Vec<Secret>,
+    /// The audit log.
+    pub audit: AuditSettings,
 }
 
 /// `[replication]`, checked.
@@ -166,8 +174,10 @@ pub struct MeshSettings {
 pub struct GrpcSettings {
     /// Listen address.
     pub listen: SocketAddr,
-    /// Bearer token clients must send, if any.
-    pub token: Option<String>,
+    /// Tokens clients must send (`grpc.token`, `grpc.read_tokens`,
+    /// `grpc.write_tokens`); none: anyone who can connect, loopback only.
+    /// Also guard the HTTP listener's `POST` endpoints.
+    pub tokens: Tokens,
     /// Certificate and key files: serve TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -248,15 +258,75 @@ fn grpc_settings(g: &raw::RawGrpc) -> Result<GrpcSettings, ConfigError> {
         (Some(c), None) => return Err(invalid("grpc.tls_key", c, "tls_cert is set: tls_key is needed too")),
         (None, Some(k)) => return Err(invalid("grpc.tls_cert", k, "tls_key is set: tls_cert is needed too")),
     };
-    if let Some(t) = &g.token
-        && (t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()))
+    let secret_ok = |t: &str| t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic());
+    let mut tokens = Vec::new();
+    if let Some(t) = &g.token {
+        if !secret_ok(t) {
+            return Err(invalid("grpc.token", "(hidden)", "expected at least 16 printable characters, no spaces"));
+        }
+        tokens.push(Token { name: "token".into(), secret: Secret::new(t.clone()), role: Role::Write });
+    }
+    for (key, role, list) in
+        [("grpc.read_tokens", Role::Read, &g.read_tokens), ("grpc.write_tokens", Role::Write, &g.write_tokens)]
     {
-        return Err(invalid("grpc.token", "(hidden)", "expected at least 16 printable characters, no spaces"));
+        for spec in list.iter().flatten() {
+            let Some((name, secret)) = spec.split_once(':') else {
+                return Err(invalid(key, "(hidden)", "expected NAME:SECRET, e.g. ci:0123456789abcdef0123"));
+            };
+            if !meshdns_mesh::facts::valid_label(name) {
+                return Err(invalid(key, name, "a token's name must be 1-63 letters, digits, '-', '_' or '.'"));
+            }
+            if !secret_ok(secret) {
+                return Err(invalid(
+                    key,
+                    &format!("{name}:(hidden)"),
+                    "the secret must be at least 16 printable characters, no spaces",
+                ));
+            }
+            if tokens.iter().any(|t: &Token| t.name == name) {
+                return Err(invalid(key, name, "two tokens have this name (grpc.token is named \"token\")"));
+            }
+            tokens.push(Token { name: name.to_owned(), secret: Secret::new(secret), role });
+        }
     }
     Ok(GrpcSettings {
         listen: addr("grpc.listen", g.listen.as_deref().unwrap_or(DEFAULT_GRPC))?,
-        token: g.token.clone(),
+        tokens: Tokens::new(tokens),
         tls,
+    })
+}
+
+/// Refuses an unauthenticated admin surface off loopback: the gRPC API,
+/// and the HTTP listener (its `POST /reload`), need a token there.
+fn check_admin_exposure(http: SocketAddr, grpc: &GrpcSettings) -> Result<(), ConfigError> {
+    if !grpc.listen.ip().is_loopback() && grpc.tokens.is_empty() {
+        return Err(invalid(
+            "grpc.listen",
+            &grpc.listen.to_string(),
+            "the admin API off loopback needs a token: set grpc.write_tokens (or grpc.token, \
+             MESHDNS_GRPC_TOKEN), or listen on 127.0.0.1",
+        ));
+    }
+    if !http.ip().is_loopback() && !grpc.tokens.has_write() {
+        return Err(invalid(
+            "server.http",
+            &http.to_string(),
+            "POST /reload off loopback needs a write token: set grpc.write_tokens (or grpc.token, \
+             MESHDNS_GRPC_TOKEN), or listen on 127.0.0.1",
+        ));
+    }
+    Ok(())
+}
+
+fn audit_settings(a: &raw::RawAudit, data_dir: &Path) -> Result<AuditSettings, ConfigError> {
+    let max_bytes = a.max_bytes.unwrap_or(crate::admin::audit::DEFAULT_MAX_BYTES);
+    if max_bytes < 4096 {
+        return Err(invalid("audit.max_bytes", &max_bytes.to_string(), "must be at least 4096"));
+    }
+    Ok(AuditSettings {
+        file: a.file.as_ref().map_or_else(|| data_dir.join(crate::admin::audit::DEFAULT_FILE_NAME), PathBuf::from),
+        max_bytes,
+        keep: a.keep.unwrap_or(crate::admin::audit::DEFAULT_KEEP),
     })
 }
 
@@ -339,8 +409,16 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
         "GRPC_TOKEN" => raw.grpc.token = Some(value),
         "GRPC_TLS_CERT" => raw.grpc.tls_cert = Some(value),
         "GRPC_TLS_KEY" => raw.grpc.tls_key = Some(value),
+        "GRPC_READ_TOKENS" => raw.grpc.read_tokens = Some(list(&value)),
+        "GRPC_WRITE_TOKENS" => raw.grpc.write_tokens = Some(list(&value)),
+        "AUDIT_FILE" => raw.audit.file = Some(value),
+        "AUDIT_MAX_BYTES" => raw.audit.max_bytes = Some(num(&value)?),
+        "AUDIT_KEEP" => raw.audit.keep = Some(num(&value)? as usize),
         // Read by main before anything else; not a setting.
         "CONFIG" => {}
+        // The client's (`meshdns cluster|zone --endpoint`), exported in
+        // the same shell as the server: not a server setting.
+        "ENDPOINT" => {}
         _ => {
             return Err(invalid(key, &value, "unknown meshdns environment variable (see docs/configuration.md)"));
         }
@@ -410,6 +488,9 @@ impl Config {
             ));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let grpc = grpc_settings(&raw.grpc)?;
+        check_admin_exposure(http, &grpc)?;
+        let data_dir = PathBuf::from(raw.storage.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR));
         Ok(Config {
             listen,
             http,
@@ -423,7 +504,8 @@ impl Config {
             tcp_max_connections,
             shutdown_grace: Duration::from_millis(s.shutdown_grace_ms.unwrap_or(5_000)),
             zone_dir: raw.zones.dir.as_ref().map(PathBuf::from),
-            data_dir: PathBuf::from(raw.storage.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR)),
+            audit: audit_settings(&raw.audit, &data_dir)?,
+            data_dir,
             transfer_allow,
             transfer_notify: raw
                 .transfer
@@ -436,7 +518,7 @@ impl Config {
             log_format,
             log_level,
             mesh: mesh_settings(&raw.mesh)?,
-            grpc: grpc_settings(&raw.grpc)?,
+            grpc,
             replication: ReplicationSettings {
                 quic: addr("replication.quic", raw.replication.quic.as_deref().unwrap_or(DEFAULT_QUIC))?,
                 tls_dir: raw.replication.tls_dir.as_ref().map(PathBuf::from),
@@ -457,7 +539,7 @@ impl Config {
                 let keys = raw.update.tsig_keys.clone().unwrap_or_default();
                 crate::replicated::update::parse_keys(&keys)
                     .map_err(|e| invalid("update.tsig_keys", "(hidden)", &e.to_string()))?;
-                keys
+                keys.into_iter().map(Secret::new).collect()
             },
         })
     }
@@ -503,5 +585,31 @@ mod tests {
         raw.server.listen = Some(vec!["localhost".into()]);
         let e = Config::from_raw(&raw).unwrap_err().to_string();
         assert!(e.contains("server.listen") && e.contains("\"localhost\""), "{e}");
+    }
+
+    #[test]
+    fn an_unauthenticated_admin_surface_off_loopback_is_refused() {
+        let mut raw = RawConfig::default();
+        raw.grpc.listen = Some("0.0.0.0:7947".into());
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("grpc.listen") && e.contains("grpc.write_tokens"), "{e}");
+        raw.grpc.read_tokens = Some(vec!["ci:0123456789abcdef0123".into()]);
+        Config::from_raw(&raw).unwrap();
+        raw.server.http = Some("[::]:9153".into());
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("server.http") && e.contains("grpc.write_tokens"), "{e}");
+        raw.grpc.write_tokens = Some(vec!["ops:0123456789abcdef0123".into()]);
+        let c = Config::from_raw(&raw).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+        raw.grpc.token = Some("0123456789abcdef0123".into());
+        raw.grpc.write_tokens = Some(vec!["token:fedcba98765432100123".into()]);
+        let e = Config::from_raw(&raw).unwrap_err().to_string();
+        assert!(e.contains("two tokens") && !e.contains("fedcba"), "{e}");
+    }
+
+    #[test]
+    fn the_clients_endpoint_variable_is_not_a_server_error() {
+        let env = [("MESHDNS_ENDPOINT".to_string(), "10.0.0.1:7947".to_string())];
+        load_raw(None, env.into_iter()).unwrap();
     }
 }

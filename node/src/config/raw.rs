@@ -35,6 +35,21 @@ pub struct RawConfig {
     /// `[update]`
     #[serde(default)]
     pub update: RawUpdate,
+    /// `[audit]`
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+/// `[audit]`: the audit log of administrative actions.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// The log file (default `DATA_DIR/audit.log`).
+    pub file: Option<String>,
+    /// Rotate before the file passes this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Rotated files kept.
+    pub keep: Option<usize>,
 }
 
 /// `[update]`: RFC 2136 dynamic update.
@@ -157,8 +172,12 @@ pub struct RawMesh {
 pub struct RawGrpc {
     /// Listen address.
     pub listen: Option<String>,
-    /// Bearer token required from clients.
+    /// Bearer token required from clients; a write token named `token`.
     pub token: Option<String>,
+    /// Read-only tokens, `NAME:SECRET`.
+    pub read_tokens: Option<Vec<String>>,
+    /// Read-write tokens, `NAME:SECRET`.
+    pub write_tokens: Option<Vec<String>>,
     /// PEM certificate chain: serve TLS.
     pub tls_cert: Option<String>,
     /// PEM private key of `tls_cert`.

@@ -26,6 +26,10 @@ impl Rtype {
     pub const AAAA: Rtype = Rtype(28);
     /// RFC 2782 service location.
     pub const SRV: Rtype = Rtype(33);
+    /// RFC 9460 §2.
+    pub const SVCB: Rtype = Rtype(64);
+    /// RFC 9460 §9.
+    pub const HTTPS: Rtype = Rtype(65);
     /// RFC 6672 delegation of a subtree.
     pub const DNAME: Rtype = Rtype(39);
     /// RFC 6891 EDNS(0) pseudo-record.

@@ -40,7 +40,8 @@ pub fn parse_keys(specs: &[String]) -> Result<UpdateKeys, KeyError> {
         let (alg, name, secret) = match parts.as_slice() {
             [name, secret] => ("hmac-sha256", *name, *secret),
             [alg, name, secret] => (*alg, *name, *secret),
-            _ => return Err(KeyError(format!("{spec:?} has no secret"))),
+            // Never quote the entry: it may be a secret alone.
+            _ => return Err(KeyError("an entry has no NAME:SECRET".to_owned())),
         };
         let algorithm: Algorithm = alg.parse().map_err(|_| KeyError(format!("unknown algorithm {alg:?}")))?;
         let secret = base64::engine::general_purpose::STANDARD

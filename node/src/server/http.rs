@@ -1,6 +1,14 @@
 //! The HTTP listener: `GET /metrics` (Prometheus text format), `GET /healthz`
 //! (the process is up), `GET /readyz` (zones loaded, listeners bound, gossip running)
 //! and `POST /reload` (what `meshdns zone reload` and SIGHUP do).
+//!
+//! Who may use it: the `GET` pages are public to whoever reaches the
+//! listener. `POST /reload` needs a write token (`Authorization: Bearer`)
+//! if the node has tokens; on a node without tokens (then the listener is
+//! on loopback, see `config`) it needs the `X-Meshdns-Admin` header, which
+//! a browser's cross-site form post cannot send (and a script's needs a
+//! CORS preflight this listener never grants), so a web page cannot make
+//! the browser on the same host reload the zones. Every reload is audited.
 
 use std::convert::Infallible;
 use std::fmt::Write;
@@ -14,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::SharedRef;
+use crate::admin::audit::Action;
+use crate::admin::auth::{Caller, require_write};
 use crate::dns::wire::name::to_text;
 use crate::zone::store::{LoadReport, ZoneLoad};
 
@@ -30,7 +40,7 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, mut shutdown: watch
     // slow ones must not pile up and take file descriptors from DNS.
     let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
         };
@@ -40,7 +50,7 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, mut shutdown: watch
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(req, shared.clone()));
+            let svc = hyper::service::service_fn(move |req| handle(req, shared.clone(), peer));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -52,7 +62,39 @@ pub async fn serve(listener: TcpListener, shared: SharedRef, mut shutdown: watch
     }
 }
 
-async fn handle(req: Request<Incoming>, shared: SharedRef) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The header a node without tokens wants on `POST` requests.
+pub const ADMIN_HEADER: &str = "x-meshdns-admin";
+
+/// Who sent a `POST`, if they may: a write token, or on a node without
+/// tokens the [`ADMIN_HEADER`]. `Err` is the status and reason to answer.
+fn post_caller(
+    req: &Request<Incoming>,
+    shared: &SharedRef,
+    peer: std::net::SocketAddr,
+) -> Result<Caller, (StatusCode, String)> {
+    let tokens = &shared.config.grpc.tokens;
+    let header = req.headers().get(hyper::header::AUTHORIZATION).map(|v| v.as_bytes());
+    if tokens.is_empty() && !req.headers().contains_key(ADMIN_HEADER) && header.is_none() {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "POST needs the {ADMIN_HEADER} header (any value), which a cross-site form cannot send; \
+                 `meshdns zone reload` sends it\n"
+            ),
+        ));
+    }
+    let caller = tokens
+        .authenticate(header, Some(peer))
+        .map_err(|e| (StatusCode::UNAUTHORIZED, format!("{e}: send Authorization: Bearer WRITE-TOKEN\n")))?;
+    require_write(&caller).map_err(|e| (StatusCode::FORBIDDEN, format!("{e}\n")))?;
+    Ok(caller)
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: SharedRef,
+    peer: std::net::SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
@@ -80,20 +122,58 @@ async fn handle(req: Request<Incoming>, shared: SharedRef) -> Result<Response<Fu
             }
         }
         (&Method::POST, "/reload") => {
+            let caller = match post_caller(&req, &shared, peer) {
+                Ok(c) => c,
+                Err((status, why)) => {
+                    tracing::warn!(%peer, "refused POST /reload: {}", why.trim_end());
+                    shared.audit.record(Action {
+                        actor: "unauthenticated".into(),
+                        peer: Some(peer.to_string()),
+                        action: "reload".into(),
+                        zone: None,
+                        result: "denied".into(),
+                        detail: why.trim_end().to_owned(),
+                    });
+                    return reply(status, why);
+                }
+            };
             let shared2 = shared.clone();
             let result = tokio::task::spawn_blocking(move || shared2.reload_zones()).await;
-            match result {
+            let (status, body) = match result {
                 Ok(Ok(report)) => {
                     log_report(&report);
                     let status = if report.failures() == 0 { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-                    reply(status, format_report(&report))
+                    (status, format_report(&report))
                 }
-                Ok(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}\n")),
-                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}\n")),
-            }
+                Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}\n")),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed: {e}\n")),
+            };
+            audit_reload(&shared, caller.actor(), Some(peer), status == StatusCode::OK, &body);
+            reply(status, body)
         }
         _ => reply(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz, /readyz or POST /reload\n".into()),
     }
+}
+
+/// Records a reload (HTTP or SIGHUP) in the audit log; `summary` is its
+/// report, one line per zone.
+pub fn audit_reload(shared: &SharedRef, actor: String, peer: Option<std::net::SocketAddr>, ok: bool, summary: &str) {
+    let mut detail: String = summary.lines().filter(|l| !l.starts_with(' ')).take(20).collect::<Vec<_>>().join("; ");
+    if detail.len() > 2000 {
+        let mut end = 2000;
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+    }
+    shared.audit.record(Action {
+        actor,
+        peer: peer.map(|p| p.to_string()),
+        action: "reload".into(),
+        zone: None,
+        result: if ok { "ok" } else { "error" }.into(),
+        detail,
+    });
 }
 
 /// The whole `/metrics` page.

@@ -50,7 +50,9 @@ impl Shared {
         // its write must not interleave with another's (RFC 2136 §3.7).
         static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        crate::replicated::update::handle(msg, zones, &self.update_keys)
+        let reply = crate::replicated::update::handle(msg, zones, &self.update_keys);
+        self.audit.record(crate::admin::dns_update::action(msg, reply.as_deref(), None));
+        reply
     }
 }
 
@@ -74,6 +76,8 @@ pub struct Shared {
     pub update_keys: crate::replicated::update::UpdateKeys,
     /// The replication driver, once started (its counters join `/metrics`).
     pub syncer: std::sync::OnceLock<std::sync::Arc<crate::replicated::sync::Syncer>>,
+    /// The audit log of administrative actions (UPDATEs, reloads, gRPC writes).
+    pub audit: Arc<crate::admin::audit::AuditLog>,
 }
 
 /// Shared state handle.

@@ -25,7 +25,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
         s.set_only_v6(true)?;
     }
     s.set_reuse_address(true)?;
-    s.set_nodelay(true)?;
+    s.set_tcp_nodelay(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
     s.set_nonblocking(true)?;

@@ -12,6 +12,8 @@ pub mod compile;
 pub mod diag;
 pub mod overlay;
 pub mod parse;
+mod prepass;
+mod rdata_text;
 pub mod set;
 pub mod snapshot;
 pub mod store;

@@ -6,13 +6,14 @@
 //! `TYPEnnn \# len hex`. This module adds what it leaves to its caller:
 //! `$INCLUDE` (a path relative to the including file's directory, with an
 //! optional origin, at most [`MAX_INCLUDE_DEPTH`] deep and never a loop), line
-//! numbers for diagnostics, and SMIMEA (RFC 8162), which the scanner does not
-//! know in text form (see [`smimea`]).
+//! numbers for diagnostics, `@` inside RDATA (see [`at_sign`]), and what
+//! [`super::prepass`] rewrites first: TTLs with units and SMIMEA in text
+//! form.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use domain::base::iana::{Class, Rtype};
+use domain::base::iana::Class;
 use domain::base::name::{Name, ToName};
 use domain::base::rdata::ComposeRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
@@ -222,20 +223,22 @@ fn scan(
     let err = |line: u32, msg: String| ZoneError::single(Diagnostic::error(path, line, msg));
     let source = u16::try_from(out.sources.len()).map_err(|_| err(0, "too many included files".into()))?;
     out.sources.push(path.to_owned());
+    let line_of = |bytes: &[u8], offset: usize| {
+        bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() as u32 + 1
+    };
+    let rewritten = super::prepass::rewrite(&mut bytes).map_err(|e| err(line_of(&bytes, e.offset), e.message))?;
+    let retyped = rewritten.retyped;
+    let mut next_retyped = 0usize;
     let lines = std::cell::OnceCell::new();
-    if include.is_none() {
-        // Text that is not a file: index its lines now, as `line` cannot
-        // read them back later.
+    if include.is_none() || rewritten.changed_length {
+        // Text that is not a file, or whose offsets the pre-pass moved:
+        // index its lines now, as `line` cannot read them back later.
         let _ = lines.set(bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i as u32).collect());
     }
     out.lines.push(lines);
 
-    let smimea_at = smimea::rewrite(&mut bytes);
-    // Line numbers for messages, computed from the original bytes on demand.
-    let line_at = |offset: usize| {
-        let content = first_content(&bytes, offset);
-        bytes[..content].iter().filter(|&&b| b == b'\n').count() as u32 + 1
-    };
+    // Line numbers for messages (the pre-pass keeps every newline).
+    let line_at = |offset: usize| line_of(&bytes, first_content(&bytes, offset));
     let mut zonefile = Zonefile::with_capacity(bytes.len());
     zonefile.extend_from_slice(&bytes);
     zonefile.set_default_class(Class::IN);
@@ -279,8 +282,14 @@ fn scan(
                     .map_err(|_| err(line_at(entry_start), "record data too long".into()))?;
                 let mut rtype = record.rtype().to_int();
                 at_sign::resolve(rtype, &mut scratch);
-                if record.rtype() == Rtype::TLSA && smimea_at.iter().any(|&p| (entry_start..entry_end).contains(&p)) {
-                    rtype = Rtype::SMIMEA.to_int();
+                // `retyped` is in offset order, as are the entries: one pass.
+                while retyped.get(next_retyped).is_some_and(|&(p, _)| p < entry_start) {
+                    next_retyped += 1;
+                }
+                if let Some(&(p, real)) = retyped.get(next_retyped)
+                    && p < entry_end
+                {
+                    rtype = real;
                 }
                 if scratch.len() > u16::MAX as usize {
                     return Err(err(line_at(entry_start), "record data longer than 65535 octets".into()));
@@ -308,33 +317,74 @@ fn scan(
     Ok(())
 }
 
-/// `@` as a name inside RDATA (`www CNAME @`, `@ MX 10 @`).
+/// `@` as a name inside RDATA (`www CNAME @`, `@ MX 10 @`, `_x SVCB 1 @`).
 ///
 /// RFC 1035 §5.1 makes `@` the origin wherever a name may stand; `domain`'s
-/// scanner honours it only as an owner and reads it as a label `@` in RDATA.
-/// For the types whose RDATA names sit at known places, a leading `\@`
-/// label (the scanner's reading of a lone `@`) is removed, leaving the
-/// origin. A literal label `\@` there is lost with it: no real zone has one.
+/// scanner honours it only as an owner and reads it as a label `@` in RDATA
+/// (so `@` becomes `\@.<origin>`). Every type with a domain name in its
+/// RDATA is described here field by field; a name whose first label is a
+/// lone `@` loses that label, leaving the origin. A literal label `\@`
+/// there is lost with it: no real zone has one.
 mod at_sign {
     use crate::dns::wire::name::plain_name_len;
 
+    /// One RDATA field, as far as finding the names goes.
+    #[derive(Clone, Copy)]
+    enum Field {
+        /// A domain name (uncompressed in our RDATA).
+        Name,
+        /// Fixed-size octets.
+        Fixed(usize),
+        /// A <character-string>: a length octet and that many octets.
+        Text,
+    }
+    use Field::{Fixed, Name, Text};
+
+    /// The fields up to the last name, per TYPE. Types whose names sit
+    /// behind a variable-size field of their own kind (HIP's rendezvous
+    /// servers, IPSECKEY's and AMTRELAY's gateway) are not covered.
+    fn layout(rtype: u16) -> &'static [Field] {
+        match rtype {
+            // NS, MD, MF, CNAME, MB, MG, MR, PTR, NXT, DNAME, NSEC (RFC 1035
+            // §3.3, RFC 2535, RFC 6672, RFC 4034 §4).
+            2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 30 | 39 | 47 => &[Name],
+            // SOA (RFC 1035 §3.3.13), MINFO (§3.3.7), RP (RFC 1183 §2.2),
+            // TALINK.
+            6 | 14 | 17 | 58 => &[Name, Name],
+            // MX, AFSDB (RFC 1183 §1), RT (§3.3), KX (RFC 2230), LP (RFC 6742),
+            // SVCB and HTTPS's TargetName (RFC 9460 §2.2).
+            15 | 18 | 21 | 36 | 107 | 64 | 65 => &[Fixed(2), Name],
+            // PX (RFC 2163): preference, MAP822, MAPX400.
+            26 => &[Fixed(2), Name, Name],
+            // SRV (RFC 2782).
+            33 => &[Fixed(6), Name],
+            // NAPTR (RFC 3403 §4.1): order, preference, flags, services,
+            // regexp, replacement.
+            35 => &[Fixed(4), Text, Text, Text, Name],
+            // SIG and RRSIG (RFC 4034 §3.1): the signer's name.
+            24 | 46 => &[Fixed(18), Name],
+            _ => &[],
+        }
+    }
+
     pub(super) fn resolve(rtype: u16, rdata: &mut Vec<u8>) {
-        let spots: &[usize] = match rtype {
-            2 | 5 | 12 | 39 => &[0],
-            15 => &[2],
-            33 => &[6],
-            6 => &[0, usize::MAX],
-            _ => return,
-        };
-        let mut next = 0;
-        for &spot in spots {
-            let at = if spot == usize::MAX { next } else { spot };
-            if rdata.get(at..at + 2) == Some(b"\x01@") {
-                rdata.drain(at..at + 2);
-            }
-            match plain_name_len(rdata, at) {
-                Ok(len) => next = at + len,
-                Err(_) => return,
+        let mut at = 0usize;
+        for field in layout(rtype) {
+            match field {
+                Fixed(n) => at += n,
+                Text => match rdata.get(at) {
+                    Some(&len) => at += 1 + len as usize,
+                    None => return,
+                },
+                Name => {
+                    if rdata.get(at..at + 2) == Some(b"\x01@") {
+                        rdata.drain(at..at + 2);
+                    }
+                    match plain_name_len(rdata, at) {
+                        Ok(len) => at += len,
+                        Err(_) => return,
+                    }
+                }
             }
         }
     }
@@ -352,95 +402,26 @@ mod at_sign {
             super::resolve(15, &mut mx);
             assert_eq!(mx, b"\x00\x0a\x03com\x00");
         }
-    }
-}
-
-/// SMIMEA (RFC 8162) in text form.
-///
-/// `domain`'s scanner parses TLSA but not SMIMEA, whose presentation and
-/// wire formats are identical to TLSA's (RFC 8162 §2). Before scanning, a
-/// standalone `SMIMEA` type token (not at the start of a line, where an owner
-/// would be, outside quotes and comments, followed by a number) is rewritten
-/// in place to `TLSA  ` — same length, so line and column numbers hold — and
-/// its offset remembered; the record parsed from that entry is then given
-/// TYPE 53. `TYPE53 \# ...` works without any of this.
-mod smimea {
-    pub(super) fn rewrite(bytes: &mut [u8]) -> Vec<usize> {
-        let mut found = Vec::new();
-        let (mut in_quote, mut in_comment, mut line_start) = (false, false, true);
-        let mut i = 0usize;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if b == b'\n' {
-                in_comment = false;
-                in_quote = false;
-                line_start = true;
-                i += 1;
-                continue;
-            }
-            if in_comment {
-                i += 1;
-                continue;
-            }
-            if b == b'\\' {
-                i += 2;
-                line_start = false;
-                continue;
-            }
-            if b == b'"' {
-                in_quote = !in_quote;
-            } else if b == b';' && !in_quote {
-                in_comment = true;
-            } else if !in_quote
-                && !line_start
-                && bytes[i - 1].is_ascii_whitespace()
-                && bytes.len() >= i + 7
-                && bytes[i..i + 6].eq_ignore_ascii_case(b"SMIMEA")
-                && bytes[i + 6].is_ascii_whitespace()
-                && next_token_is_number(&bytes[i + 6..])
-            {
-                bytes[i..i + 6].copy_from_slice(b"TLSA  ");
-                found.push(i);
-            }
-            line_start = false;
-            i += 1;
-        }
-        found
-    }
-
-    /// Whether the next token is a number: on the same line, or on a later
-    /// one only after an opening parenthesis (a record continued in
-    /// parentheses). A name at the end of a line followed by a line that
-    /// starts with a digit is not a type token.
-    fn next_token_is_number(rest: &[u8]) -> bool {
-        let mut in_parens = false;
-        for &c in rest {
-            match c {
-                b'(' => in_parens = true,
-                b'\n' if !in_parens => return false,
-                c if c.is_ascii_whitespace() => {}
-                c => return c.is_ascii_digit(),
-            }
-        }
-        false
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn a_name_smimea_at_a_line_end_is_left_alone() {
-            let mut z = b"mail CNAME smimea\n1 PTR host.\nx SMIMEA (\n 3 0 1 AB )\n".to_vec();
-            let at = super::rewrite(&mut z);
-            assert_eq!(at, vec![32]);
-            assert!(z.starts_with(b"mail CNAME smimea\n1 PTR host.\nx TLSA   ("));
-        }
 
         #[test]
-        fn rfc8162_type_token_is_rewritten_but_names_are_not() {
-            let mut z = b"smimea 60 IN SMIMEA 3 0 1 ABCD\n@ CNAME smimea\n".to_vec();
-            let at = super::rewrite(&mut z);
-            assert_eq!(at, vec![13]);
-            assert_eq!(&z[..], &b"smimea 60 IN TLSA   3 0 1 ABCD\n@ CNAME smimea\n"[..]);
+        fn at_in_svcb_naptr_rp_and_rrsig_names_is_the_origin() {
+            let mut svcb = b"\x00\x01\x01@\x03com\x00\x00\x01\x00\x03\x02h2".to_vec();
+            super::resolve(64, &mut svcb);
+            assert_eq!(svcb, b"\x00\x01\x03com\x00\x00\x01\x00\x03\x02h2");
+            let mut naptr = b"\x00\x01\x00\x02\x01S\x07SIP+D2U\x00\x01@\x03com\x00".to_vec();
+            super::resolve(35, &mut naptr);
+            assert_eq!(naptr, b"\x00\x01\x00\x02\x01S\x07SIP+D2U\x00\x03com\x00");
+            let mut rp = b"\x01@\x03com\x00\x01@\x03com\x00".to_vec();
+            super::resolve(17, &mut rp);
+            assert_eq!(rp, b"\x03com\x00\x03com\x00");
+            let mut rrsig = vec![0u8; 18];
+            rrsig.extend_from_slice(b"\x01@\x03com\x00\xab\xcd");
+            super::resolve(46, &mut rrsig);
+            assert_eq!(&rrsig[18..], b"\x03com\x00\xab\xcd");
+            // A literal `@` label inside TXT is data, not a name.
+            let mut txt = b"\x01@".to_vec();
+            super::resolve(16, &mut txt);
+            assert_eq!(txt, b"\x01@");
         }
     }
 }

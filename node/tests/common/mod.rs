@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod knot;
 pub mod nsd;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};

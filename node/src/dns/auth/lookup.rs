@@ -13,6 +13,12 @@
 //!    exists, it answers with the QNAME as owner (RFC 4592 §3.3.3); if not,
 //!    the name does not exist: NXDOMAIN (RFC 1034 §4.3.2 3.c).
 //!
+//! A CNAME chain that reaches a zone cut ends with the referral to it (RFC
+//! 1034 §4.3.2 step 3.b, after 3.a restarted the walk at the target): the
+//! child's NS RRset in authority and its glue in additional, with AA set for
+//! the CNAMEs already answered, as NSD and Knot send it. This is the common
+//! shape of RFC 2317 classless reverse delegation.
+//!
 //! Negative answers carry the zone's SOA in authority with the TTL RFC 2308
 //! §3 asks for, min(SOA TTL, SOA MINIMUM). CNAME chains stop after
 //! [`MAX_CHAIN`] links or when they leave the zone; the rcode is that of the
@@ -75,6 +81,9 @@ impl Current {
     fn owner(&self) -> Owner<'_> {
         if self.is_qname { Owner::Question } else { Owner::Name(self.name()) }
     }
+    fn copy(&self) -> Current {
+        Current { buf: self.buf, len: self.len, is_qname: self.is_qname }
+    }
     fn set(&mut self, name: &[u8]) {
         self.buf[..name.len()].copy_from_slice(name);
         self.len = name.len();
@@ -99,6 +108,7 @@ pub(super) fn resolve(
         qtype,
         dnssec_ok,
         additional: Additional { names: [(&[][..], false); MAX_ADDITIONAL], len: 0 },
+        owner_addresses: None,
     };
     let mut out = match r.run(qname, b) {
         Ok(o) => o,
@@ -132,6 +142,9 @@ struct Resolver<'z> {
     /// DO was set on the query.
     dnssec_ok: bool,
     additional: Additional<'z>,
+    /// An SVCB/HTTPS answer in ServiceMode with TargetName "." (RFC 9460
+    /// §2.5.2): the node and owner whose own addresses go in additional.
+    owner_addresses: Option<(Node, Current)>,
 }
 
 impl<'z> Resolver<'z> {
@@ -206,12 +219,11 @@ impl<'z> Resolver<'z> {
                     }
                 }
             };
-            // A zone cut: referral, except DS which the parent side answers.
-            if node.flags() & flags::CUT != 0 && !(first && self.qtype == Rtype::DS) {
-                if !first {
-                    return Ok(DONE_AUTH);
-                }
-                return self.referral(&node, b);
+            // A zone cut: referral, except DS which the parent side answers
+            // (RFC 4035 §3.1.4.1), also at the end of a CNAME chain (NSD
+            // and Knot answer NODATA there when the cut has no DS).
+            if node.flags() & flags::CUT != 0 && self.qtype != Rtype::DS {
+                return self.referral(&node, first, b);
             }
             let overlay = (exact && !zone.overlay().is_empty()).then(|| zone.overlay());
             if self.qtype == Rtype::ANY {
@@ -265,11 +277,11 @@ impl<'z> Resolver<'z> {
             return false;
         };
         crate::dns::wire::name::lowercase_into(target, l);
-        if !is_subdomain(l, self.zone.origin()) {
-            match self.zones.find(l, false) {
-                Some(other) => self.zone = other,
-                None => return false,
-            }
+        // The closest served zone, as for the QNAME: a target below a cut
+        // of this zone may belong to a child zone served here too.
+        match self.zones.find(l, self.qtype == Rtype::DS) {
+            Some(zone) => self.zone = zone,
+            None => return false,
         }
         cur.set(l);
         true
@@ -302,10 +314,7 @@ impl<'z> Resolver<'z> {
             return self.negative(Rcode::SERVFAIL, b).map(Step::Done);
         };
         if node.flags() & flags::CUT != 0 && !is_apex(&node) {
-            if !first {
-                return Ok(Step::Done(DONE_AUTH));
-            }
-            return self.referral(&node, b).map(Step::Done);
+            return self.referral(&node, first, b).map(Step::Done);
         }
         // RFC 6672 §3.2: DNAME substitution.
         let node_name = abs_name(zone, &node);
@@ -333,8 +342,10 @@ impl<'z> Resolver<'z> {
         Ok(Step::Follow)
     }
 
-    /// RFC 1034 §4.3.2 3.b: a referral to the child zone at `cut`.
-    fn referral(&mut self, cut: &Node, b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
+    /// RFC 1034 §4.3.2 3.b: a referral to the child zone at `cut`. After a
+    /// CNAME or DNAME (`first` is false) the answer section already holds
+    /// authoritative data for the QNAME, so AA stays set (RFC 1035 §4.1.1).
+    fn referral(&mut self, cut: &Node, first: bool, b: &mut ResponseBuilder<'_>) -> Result<Outcome, Full> {
         let zone = self.zone;
         let cut_name = abs_name(zone, cut);
         let Some(ns) = zone.rrset_at(cut, Rtype::NS.0) else {
@@ -361,7 +372,7 @@ impl<'z> Resolver<'z> {
             };
             self.additional.push(target, required);
         }
-        Ok(Outcome { rcode: Rcode::NOERROR, authoritative: false, truncated: false })
+        Ok(Outcome { rcode: Rcode::NOERROR, authoritative: !first, truncated: false })
     }
 
     /// The current name does not exist in this zone: NXDOMAIN — unless this
@@ -416,17 +427,30 @@ impl<'z> Resolver<'z> {
         b: &mut ResponseBuilder<'_>,
     ) -> Result<(), Full> {
         self.write_rrset(Section::Answer, cur.owner(), rrset, Some(node), b)?;
-        // Addresses of the names an answer points at (RFC 1035 §3.3.9, §3.3.11; RFC 2782).
-        let offset = match Rtype(rrset.rtype()) {
+        // Addresses of the names an answer points at (RFC 1035 §3.3.9,
+        // §3.3.11; RFC 2782; RFC 9460 §4.1 for SVCB and HTTPS TargetNames).
+        let rtype = Rtype(rrset.rtype());
+        let offset = match rtype {
             Rtype::NS => 0,
-            Rtype::MX => 2,
+            Rtype::MX | Rtype::SVCB | Rtype::HTTPS => 2,
             Rtype::SRV => 6,
             _ => return Ok(()),
         };
+        let service = rtype == Rtype::SVCB || rtype == Rtype::HTTPS;
         for rdata in self.zone.records(rrset) {
-            if let Some(target) = rdata.get(offset..) {
-                self.additional.push(target, false);
+            let Some(target) = rdata.get(offset..) else { continue };
+            if service && target.first() == Some(&0) {
+                // RFC 9460 §2.5.2: in ServiceMode (SvcPriority > 0) a
+                // TargetName of "." is the owner itself; in AliasMode it
+                // means the service does not exist, and has no addresses.
+                if rdata.get(..2) != Some(&[0, 0][..]) {
+                    self.owner_addresses = Some((*node, cur.copy()));
+                }
+                continue;
             }
+            // SvcParams follow an SVCB TargetName; the name alone is pushed.
+            let name_len = crate::dns::wire::name::plain_name_len(target, 0).unwrap_or(target.len());
+            self.additional.push(&target[..name_len], false);
         }
         Ok(())
     }
@@ -472,11 +496,23 @@ impl<'z> Resolver<'z> {
         let origin = zone.origin();
         let mut missing_required = false;
         for rtype in [Rtype::A, Rtype::AAAA] {
+            if let Some((node, owner)) = &self.owner_addresses {
+                let newer = if zone.overlay().is_empty() { None } else { zone.overlay().get(owner.name(), rtype.0) };
+                let mark = b.mark();
+                let written = match (newer, zone.rrset_at(node, rtype.0)) {
+                    (Some(newer), _) => write_overlay(Section::Additional, owner.owner(), rtype, &newer, b),
+                    (None, Some(rrset)) => self.write_rrset(Section::Additional, owner.owner(), &rrset, None, b),
+                    (None, None) => Ok(()),
+                };
+                if written.is_err() {
+                    b.rollback(mark);
+                }
+            }
             for &(name, required) in &self.additional.names[..self.additional.len] {
                 let mut lower = [0u8; MAX_NAME_LEN];
                 let Some(l) = lower.get_mut(..name.len()) else { continue };
                 crate::dns::wire::name::lowercase_into(name, l);
-                if !is_subdomain(l, origin) {
+                if !is_subdomain(l, origin) || self.owner_addresses.as_ref().is_some_and(|(_, o)| o.name() == &l[..]) {
                     continue;
                 }
                 let newer = if zone.overlay().is_empty() { None } else { zone.overlay().get(l, rtype.0) };

@@ -256,8 +256,11 @@ impl<'b> ResponseBuilder<'b> {
 
     /// Writes the header and, if asked, the OPT record; returns the length.
     ///
-    /// `flags` carries AA and TC; QR is set here and OPCODE, RD and CD are
-    /// copied from `query_flags` (RFC 1035 §4.1.1).
+    /// `flags` carries AA and TC; QR is set here and OPCODE and RD are
+    /// copied from `query_flags` (RFC 1035 §4.1.1). CD is not: RFC 4035
+    /// §3.1.6 says a security-aware name server SHOULD clear it when
+    /// composing an authoritative response (NSD and Knot clear it in every
+    /// response); AD is never set, as nothing here validates.
     pub fn finish(
         mut self,
         id: u16,
@@ -266,7 +269,7 @@ impl<'b> ResponseBuilder<'b> {
         rcode: Rcode,
         opt: Option<OptOut>,
     ) -> usize {
-        let mut word = 0x8000 | (query_flags & 0x7900) | (query_flags & 0x0010);
+        let mut word = 0x8000 | (query_flags & 0x7900);
         if flags.authoritative {
             word |= 0x0400;
         }

@@ -34,7 +34,8 @@ impl Header {
     pub fn recursion_desired(self) -> bool {
         self.flags & 0x0100 != 0
     }
-    /// The CD bit (copied into responses, RFC 4035 §3.1.6... for authoritative servers it is echoed).
+    /// The CD bit. An authoritative server clears it in its responses (RFC
+    /// 4035 §3.1.6); a recursive one copies it (§3.2.2).
     pub fn checking_disabled(self) -> bool {
         self.flags & 0x0010 != 0
     }
