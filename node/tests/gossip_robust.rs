@@ -244,10 +244,12 @@ fn hostile_datagrams_neither_crash_nor_wedge_nor_split_the_cluster() {
             (s.http_get("/readyz")?.0 == 200).then_some(())
         });
     }
-    for (i, s) in nodes.iter().enumerate() {
-        let after = rss_kib(s.pid());
-        eprintln!("n{}: VmRSS {} KiB before, {after} KiB after", i + 1, rss_before[i]);
-        assert!(after < rss_before[i] + 48 * 1024, "memory grew from {} to {after} KiB", rss_before[i]);
+    let rss_after: Vec<u64> = nodes.iter().map(|s| rss_kib(s.pid())).collect();
+    for (i, (before, after)) in rss_before.iter().zip(&rss_after).enumerate() {
+        eprintln!("n{}: VmRSS {before} KiB before, {after} KiB after", i + 1);
+    }
+    for (before, after) in rss_before.iter().zip(&rss_after) {
+        assert!(*after < before + 48 * 1024, "memory grew from {before} to {after} KiB");
     }
 }
 
