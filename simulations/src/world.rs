@@ -119,6 +119,8 @@ struct PoolInst {
     addr: SocketAddr,
     seeds: BTreeSet<SocketAddr>,
     last_hinted: Option<u64>,
+    /// When this instance started (the pool is forming for a while).
+    joined_at: u64,
 }
 
 /// Membership as one node's `MeshCore` sees it.
@@ -681,8 +683,8 @@ impl World {
     }
 
     /// The driver's `seek_contacts`: ask the seeds for a referral (often
-    /// while some pool is empty, rarely otherwise) and gossip to members
-    /// known or referred to be in pools where this node is alone.
+    /// while some pool is empty or young, rarely otherwise) and gossip to
+    /// members known or referred to belong in a pool but not live in it.
     fn seek_contacts(&mut self, i: usize) {
         let now = self.now;
         let interval = self.settings.interval.as_micros() as u64;
@@ -693,33 +695,42 @@ impl World {
         if let Some(c) = fresh {
             m.referred = c;
         }
-        let lonely: Vec<Pool> =
-            m.pools.iter().filter(|(_, inst)| inst.cc.live_nodes().count() <= 1).map(|(p, _)| p.clone()).collect();
-        let hint_pools: Vec<Pool> = if fresh_referral { m.pools.keys().cloned().collect() } else { lonely.clone() };
-        let every = if lonely.is_empty() { 30 * SEC } else { 2 * SEC };
+        let me = m.core.me().id.clone();
+        let mut lonely = false;
+        let mut forming = false;
+        let mut missing: Vec<(Pool, Vec<SocketAddr>)> = Vec::new();
+        for (p, inst) in &m.pools {
+            let self_id = inst.cc.self_chitchat_id();
+            let live: BTreeSet<SocketAddr> =
+                inst.cc.live_nodes().filter(|id| *id != self_id).map(|id| id.gossip_advertise_addr).collect();
+            lonely |= live.is_empty();
+            forming |= now - inst.joined_at < interval * u64::from(referral::FORMING_ROUNDS);
+            let targets = hint_targets(p, &me, m.core.records().values(), &m.referred);
+            let gaps = referral::missing_targets(&targets, &live);
+            if !gaps.is_empty() {
+                missing.push((p.clone(), gaps));
+            }
+        }
+        let every = referral::referral_interval(lonely, forming).as_micros() as u64;
         let mut ask = false;
         if !seeds.is_empty() && !m.referral_pending && m.last_referral.is_none_or(|t| now - t >= every) {
             m.last_referral = Some(now);
             m.referral_pending = true;
             ask = true;
         }
-        let me = m.core.me().id.clone();
         let mut sends = Vec::new();
-        for p in hint_pools {
-            let Membership { core, pools, referred, hint_offset, .. } = &mut *m;
+        for (p, targets) in missing {
+            let Membership { pools, hint_offset, .. } = &mut *m;
             let Some(inst) = pools.get_mut(&p) else { continue };
             if !fresh_referral && inst.last_hinted.is_some_and(|t| now - t < interval) {
                 continue;
             }
             inst.last_hinted = Some(now);
-            let targets = hint_targets(&p, &me, core.records().values(), referred);
-            if !targets.is_empty() {
-                let start = *hint_offset % targets.len();
-                for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {
-                    sends.push((inst.addr, *addr, inst.cc.create_syn_message()));
-                }
-                *hint_offset = hint_offset.wrapping_add(8);
+            let start = *hint_offset % targets.len();
+            for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {
+                sends.push((inst.addr, *addr, inst.cc.create_syn_message()));
             }
+            *hint_offset = hint_offset.wrapping_add(8);
         }
         for (from, to, msg) in sends {
             self.send_gossip(i, from, to, msg);
@@ -811,7 +822,8 @@ impl World {
         let (_tx, rx) = tokio::sync::watch::channel(seeds.iter().copied().collect::<HashSet<_>>());
         let initial = initial_keys(&me);
         let cc = Chitchat::with_chitchat_id_and_seeds(config, rx, initial.clone());
-        m.pools.insert(p, PoolInst { cc, state: PoolState::new(initial), addr, seeds, last_hinted: None });
+        let joined_at = self.now;
+        m.pools.insert(p, PoolInst { cc, state: PoolState::new(initial), addr, seeds, last_hinted: None, joined_at });
     }
 
     fn finish_leaves(&mut self, i: usize) {

@@ -11,9 +11,9 @@
 //!    next, global on the one after), announces the leave and stops one
 //!    to leave, and broadcasts membership events;
 //! 3. publishes this node's facts and the core's relay records in each pool;
-//! 4. while a pool has no other live member, gossips to contacts for it:
-//!    members the core knows to be in it, and what seeds referred
-//!    ([`referral`]);
+//! 4. gossips to the members the core knows, or seeds referred, to belong
+//!    in a pool but that are not live in it ([`referral`]), and rejoins as
+//!    a new incarnation a pool where a peer forged this node's own state;
 //! 5. publishes a [`MeshSnapshot`] for the API, metrics and the CLI.
 //!
 //! All decisions are the core's; this module only moves bytes and reads
@@ -161,6 +161,9 @@ pub struct MeshSnapshot {
     /// Gossip and referral messages refused by the keyring check, by cause
     /// (`None`: gossip is not authenticated).
     pub gossip_rejected: Option<BTreeMap<&'static str, u64>>,
+    /// Pools rejoined as a new incarnation because a peer claimed state for
+    /// this node's id that it never published.
+    pub identity_refutations: u64,
 }
 
 /// A membership event with the wall-clock time it was seen.
@@ -229,6 +232,28 @@ impl MeshHandle {
         *self.zone_serials.lock().unwrap_or_else(|e| e.into_inner()) = serials;
     }
 
+    /// Why gossip is down, if it is: the driver or the referral listener
+    /// stopped, or a pool this node belongs in is not running. A node in
+    /// that state still answers DNS but is cut off from the cluster, so it
+    /// reports itself not ready.
+    pub fn gossip_down(&self) -> Option<String> {
+        if self.task.is_finished() {
+            return Some("the mesh driver stopped".into());
+        }
+        if self.referral_task.is_finished() {
+            return Some("the referral listener stopped".into());
+        }
+        let s = self.snapshot.load();
+        if let Some((pool, why)) = s.pool_errors.first() {
+            return Some(format!("cannot gossip in {pool:?}: {why}"));
+        }
+        let age = s.taken.elapsed();
+        if age > STALE_SNAPSHOT {
+            return Some(format!("the mesh driver has not stepped for {age:?}"));
+        }
+        None
+    }
+
     /// Announces a leave in every pool, gives it `grace` to spread, and
     /// stops gossiping.
     pub async fn leave(&self, grace: Duration) {
@@ -238,6 +263,10 @@ impl MeshHandle {
         }
     }
 }
+
+/// A snapshot older than this means the driver is stuck (it steps at least
+/// four times a second).
+const STALE_SNAPSHOT: Duration = Duration::from_secs(10);
 
 /// Namespace for [`Mesh::start`].
 pub struct Mesh;
@@ -273,6 +302,7 @@ impl Mesh {
             bad_relay_records: 0,
             pool_restarts: 0,
             gossip_rejected: cfg.auth.as_ref().map(|a| a.rejected()),
+            identity_refutations: 0,
         }));
         let (events, _) = broadcast::channel(1024);
         let (commands, command_rx) = mpsc::channel(4);
@@ -299,36 +329,41 @@ impl Mesh {
         }
 
         let contacts_view = snapshot.clone();
-        let referral_task = tokio::spawn(referral::serve(listener, cfg.cluster.clone(), cfg.auth.clone(), move || {
-            contacts(&contacts_view.load())
-        }));
-        let driver = Driver {
+        let referral_cluster = cfg.cluster.clone();
+        let referral_auth = cfg.auth.clone();
+        let listener = Arc::new(listener);
+        // Supervised like the driver: a panic in the listener restarts it
+        // on the same socket.
+        let referral_task = tokio::spawn(async move {
+            loop {
+                let view = contacts_view.clone();
+                let serve =
+                    referral::serve(listener.clone(), referral_cluster.clone(), referral_auth.clone(), move || {
+                        contacts(&view.load())
+                    });
+                let inner = tokio::spawn(serve);
+                let _guard = AbortOnDrop(inner.abort_handle());
+                match inner.await {
+                    Err(e) if e.is_panic() => {
+                        tracing::error!("the referral listener panicked; starting it again in a second");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    _ => return,
+                }
+            }
+        });
+        let parts = DriverParts {
             cfg,
-            core,
-            pools,
-            pool_errors: BTreeMap::new(),
-            traffic_by_pool: BTreeMap::new(),
             snapshot: snapshot.clone(),
             events: events.clone(),
             load: load.clone(),
             state_digest: state_digest.clone(),
             agreement: agreement.clone(),
             zone_serials: zone_serials.clone(),
-            referred: Vec::new(),
-            last_referral: None,
-            referral_rx: None,
-            changed: now,
-            representative_changes: 0,
-            bad_relay_records: 0,
-            reps: BTreeSet::new(),
-            joins: 0,
-            leaving: BTreeMap::new(),
-            stopping: BTreeMap::new(),
-            pool_restarts: 0,
-            hint_offset: 0,
-            started: now,
+            joins: Arc::new(AtomicU64::new(0)),
         };
-        let task = tokio::spawn(driver.run(command_rx, pending));
+        let driver = Driver::new(&parts, core, pools, now);
+        let task = tokio::spawn(supervise(parts, driver, pending, command_rx));
         Ok(MeshHandle { snapshot, events, commands, load, state_digest, agreement, zone_serials, task, referral_task })
     }
 }
@@ -336,6 +371,62 @@ impl Mesh {
 /// What a seed tells a newcomer (see [`referral::contacts`]).
 fn contacts(s: &MeshSnapshot) -> Vec<Contact> {
     referral::contacts(&s.me, s.members.values().map(|m| &m.record))
+}
+
+/// What a driver shares with the handle, and what survives a restart of
+/// the driver after a panic.
+#[derive(Clone)]
+struct DriverParts {
+    cfg: MeshConfig,
+    snapshot: Arc<ArcSwap<MeshSnapshot>>,
+    events: broadcast::Sender<EventRecord>,
+    load: Arc<AtomicU64>,
+    state_digest: Arc<AtomicU64>,
+    agreement: Arc<std::sync::Mutex<(u8, u64)>>,
+    zone_serials: Arc<std::sync::Mutex<String>>,
+    /// Pool joins so far (numbers chitchat incarnations): kept across
+    /// restarts, so a restarted driver never reuses an incarnation.
+    joins: Arc<AtomicU64>,
+}
+
+/// Aborts a task when dropped (the supervisor's child, when the supervisor
+/// itself is aborted).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the driver and, should it panic, starts a fresh one (a new core
+/// that joins its site pool again as a new incarnation) a second later.
+/// Returns when the driver returns (a leave, or the handle dropped).
+async fn supervise(parts: DriverParts, first: Driver, pending: Vec<Action>, commands: mpsc::Receiver<Command>) {
+    let commands = Arc::new(tokio::sync::Mutex::new(commands));
+    let mut next = Some((first, pending));
+    loop {
+        let (driver, pending) = match next.take() {
+            Some(d) => d,
+            None => {
+                let mut core = MeshCore::new(parts.cfg.facts.clone(), parts.cfg.tiers);
+                let mut pending = Vec::new();
+                while let Some(a) = core.poll_action() {
+                    pending.push(a);
+                }
+                (Driver::new(&parts, core, BTreeMap::new(), Instant::now()), pending)
+            }
+        };
+        let inner = tokio::spawn(driver.run(commands.clone(), pending));
+        let _guard = AbortOnDrop(inner.abort_handle());
+        match inner.await {
+            Err(e) if e.is_panic() => {
+                tracing::error!("the mesh driver panicked; starting it again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => return,
+        }
+    }
 }
 
 struct Driver {
@@ -360,8 +451,9 @@ struct Driver {
     representative_changes: u64,
     bad_relay_records: u64,
     reps: BTreeSet<(String, bool)>,
-    /// Pool joins so far (numbers chitchat incarnations).
-    joins: u64,
+    /// Pool joins so far (numbers chitchat incarnations; shared with the
+    /// supervisor, see [`DriverParts::joins`]).
+    joins: Arc<AtomicU64>,
     /// Pools being left: kept until the successors are in and relay this
     /// site (or a bound passes), so the tier above never loses this site.
     leaving: BTreeMap<Pool, Leaving>,
@@ -369,6 +461,8 @@ struct Driver {
     stopping: BTreeMap<Pool, tokio::task::JoinHandle<()>>,
     /// Pool instances restarted after chitchat's task ended.
     pool_restarts: u64,
+    /// Pools rejoined because a peer forged this node's own state.
+    identity_refutations: u64,
     /// Rotates which contacts get hints, so one bad set cannot stall a join.
     hint_offset: usize,
     /// When the driver started (the core settles [`SETTLE_ROUNDS`] rounds later).
@@ -399,7 +493,38 @@ struct Leaving {
 }
 
 impl Driver {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, pending: Vec<Action>) {
+    fn new(parts: &DriverParts, core: MeshCore, pools: BTreeMap<Pool, PoolRuntime>, now: Instant) -> Driver {
+        Driver {
+            cfg: parts.cfg.clone(),
+            core,
+            pools,
+            pool_errors: BTreeMap::new(),
+            traffic_by_pool: BTreeMap::new(),
+            snapshot: parts.snapshot.clone(),
+            events: parts.events.clone(),
+            load: parts.load.clone(),
+            state_digest: parts.state_digest.clone(),
+            agreement: parts.agreement.clone(),
+            zone_serials: parts.zone_serials.clone(),
+            referred: Vec::new(),
+            last_referral: None,
+            referral_rx: None,
+            changed: now,
+            representative_changes: 0,
+            bad_relay_records: 0,
+            reps: BTreeSet::new(),
+            joins: parts.joins.clone(),
+            leaving: BTreeMap::new(),
+            stopping: BTreeMap::new(),
+            pool_restarts: 0,
+            identity_refutations: 0,
+            hint_offset: 0,
+            started: now,
+        }
+    }
+
+    async fn run(mut self, commands: Arc<tokio::sync::Mutex<mpsc::Receiver<Command>>>, pending: Vec<Action>) {
+        let mut commands = commands.lock().await;
         let tick = (self.cfg.gossip.interval / 4).min(Duration::from_millis(250)).max(Duration::from_millis(10));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -465,6 +590,7 @@ impl Driver {
             self.pools.remove(&p);
             self.pool_restarts += 1;
         }
+        self.refute_identity_claims(now).await;
         // Pools the core wants but that failed to start: retry.
         let missing: Vec<Pool> = self.core.pools().iter().filter(|p| !self.pools.contains_key(*p)).cloned().collect();
         for p in missing {
@@ -558,7 +684,7 @@ impl Driver {
             let _ = tokio::time::timeout(self.cfg.gossip.interval * 2 + Duration::from_secs(1), stopping).await;
         }
         let traffic = self.traffic_by_pool.entry(p.clone()).or_default().clone();
-        let instance = self.joins + 1;
+        let instance = self.joins.load(Ordering::Relaxed) + 1;
         let auth = self.cfg.auth.clone();
         match PoolRuntime::start(
             &self.cfg.cluster,
@@ -572,7 +698,7 @@ impl Driver {
         .await
         {
             Ok(rt) => {
-                self.joins = instance;
+                self.joins.store(instance, Ordering::Relaxed);
                 tracing::info!(pool = ?p, addr = %rt.addr, "representative: joined the pool");
                 self.pool_errors.remove(&p);
                 self.pools.insert(p, rt);
@@ -585,9 +711,38 @@ impl Driver {
         }
     }
 
-    /// Finds peers for pools where this node is alone: asks the seeds for
-    /// a referral, and gossips to members known (or referred) to be in the
-    /// pool.
+    /// Rejoins, as a new incarnation, every pool where a peer claimed more
+    /// about this node's own id than it published (a forged heartbeat or
+    /// version: the peers holding it would ignore this node's real updates
+    /// and soon call it dead). chitchat never takes such claims in; the new
+    /// incarnation's state is fresh at every peer, and the forged one dies
+    /// out. At most once per two gossip intervals per pool.
+    async fn refute_identity_claims(&mut self, now: Instant) {
+        let mut refute = Vec::new();
+        for (p, rt) in self.pools.iter_mut() {
+            let new = rt.new_identity_conflicts().await;
+            if new > 0 && now.duration_since(rt.joined_at) >= self.cfg.gossip.interval * 2 {
+                refute.push(p.clone());
+            }
+        }
+        for p in refute {
+            let Some(rt) = self.pools.remove(&p) else { continue };
+            tracing::warn!(
+                pool = ?p,
+                "a peer claimed state for this node's id that it never published; rejoining the pool as a new incarnation"
+            );
+            self.identity_refutations += 1;
+            self.stopping.insert(
+                p,
+                tokio::spawn(async move {
+                    let _ = rt.handle.shutdown().await;
+                }),
+            );
+        }
+    }
+
+    /// Finds peers: asks the seeds for a referral, and gossips to members
+    /// known (or referred) to belong in a pool but not live in it.
     async fn seek_contacts(&mut self, now: Instant) {
         let mut fresh_referral = false;
         if let Some(rx) = &mut self.referral_rx {
@@ -601,19 +756,25 @@ impl Driver {
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
         }
-        let mut lonely = Vec::new();
+        let interval = self.cfg.gossip.interval;
+        let me = self.core.me().clone();
+        let mut lonely = false;
+        let mut forming = false;
+        let mut missing: BTreeMap<Pool, Vec<std::net::SocketAddr>> = BTreeMap::new();
         for (p, rt) in &self.pools {
-            if rt.live_peers().await == 0 {
-                lonely.push(p.clone());
+            let live = rt.live_addrs().await;
+            lonely |= live.is_empty();
+            forming |= now.duration_since(rt.joined_at) < interval * referral::FORMING_ROUNDS;
+            let targets = referral::hint_targets(p, &me.id, self.core.records().values(), &self.referred);
+            let m = referral::missing_targets(&targets, &live);
+            if !m.is_empty() {
+                missing.insert(p.clone(), m);
             }
         }
-        // A fresh referral is also tried in pools that have peers: it heals
-        // a pool split for longer than the dead-member grace period.
-        let hint_pools: Vec<Pool> = if fresh_referral { self.pools.keys().cloned().collect() } else { lonely.clone() };
-        // Seeds are asked often while some pool is empty, rarely otherwise
-        // (a partition longer than the dead-member grace period is healed by
-        // that slow refresh).
-        let every = if lonely.is_empty() { Duration::from_secs(30) } else { Duration::from_secs(2) };
+        // Seeds are asked often while some pool is empty or forming, rarely
+        // otherwise (that slow refresh heals a partition longer than the
+        // dead-member grace period).
+        let every = referral::referral_interval(lonely, forming);
         if !self.cfg.seeds.is_empty()
             && self.referral_rx.is_none()
             && self.last_referral.is_none_or(|t| now.duration_since(t) >= every)
@@ -650,21 +811,20 @@ impl Driver {
                 let _ = tx.send(all);
             });
         }
-        let me = self.core.me().clone();
-        for p in hint_pools {
+        // Gossip to the members known (or referred) to belong in a pool but
+        // not live in it: a pool with no peer finds one, and a pool split
+        // into islands is joined up within a round.
+        for (p, targets) in missing {
             let Some(rt) = self.pools.get_mut(&p) else { continue };
-            if !fresh_referral && rt.last_hinted.is_some_and(|t| now.duration_since(t) < self.cfg.gossip.interval) {
+            if !fresh_referral && rt.last_hinted.is_some_and(|t| now.duration_since(t) < interval) {
                 continue;
             }
             rt.last_hinted = Some(now);
-            let targets = referral::hint_targets(&p, &me.id, self.core.records().values(), &self.referred);
-            if !targets.is_empty() {
-                let start = self.hint_offset % targets.len();
-                for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {
-                    let _ = rt.handle.gossip(*addr);
-                }
-                self.hint_offset = self.hint_offset.wrapping_add(8);
+            let start = self.hint_offset % targets.len();
+            for addr in targets.iter().cycle().skip(start).take(targets.len().min(8)) {
+                let _ = rt.handle.gossip(*addr);
             }
+            self.hint_offset = self.hint_offset.wrapping_add(8);
         }
     }
 
@@ -714,6 +874,7 @@ impl Driver {
             bad_relay_records: self.bad_relay_records,
             pool_restarts: self.pool_restarts,
             gossip_rejected: self.cfg.auth.as_ref().map(|a| a.rejected()),
+            identity_refutations: self.identity_refutations,
         }));
     }
 

@@ -27,6 +27,10 @@ pub(crate) struct PoolRuntime {
     pub(crate) terminated: Arc<std::sync::atomic::AtomicBool>,
     /// When hints were last gossiped to.
     pub(crate) last_hinted: Option<Instant>,
+    /// When this instance started (a pool is "forming" for a while after).
+    pub(crate) joined_at: Instant,
+    /// Identity conflicts chitchat had counted at the last check.
+    pub(crate) conflicts_seen: u64,
 }
 
 impl PoolRuntime {
@@ -56,7 +60,16 @@ impl PoolRuntime {
             let _ = watcher.await;
             flag.store(true, std::sync::atomic::Ordering::Release);
         });
-        Ok(PoolRuntime { handle, traffic, addr, state: PoolState::new(initial), terminated, last_hinted: None })
+        Ok(PoolRuntime {
+            handle,
+            traffic,
+            addr,
+            state: PoolState::new(initial),
+            terminated,
+            last_hinted: None,
+            joined_at: Instant::now(),
+            conflicts_seen: 0,
+        })
     }
 
     /// Reads members and relays. `suspect_after`: a live member not heard
@@ -89,6 +102,24 @@ impl PoolRuntime {
             let _ = self.handle.gossip(p);
         }
     }
+    /// The pool addresses of the live members other than this node.
+    pub(crate) async fn live_addrs(&self) -> std::collections::BTreeSet<SocketAddr> {
+        let cc = self.handle.chitchat();
+        let guard = cc.lock().await;
+        let me = guard.self_chitchat_id().clone();
+        guard.live_nodes().filter(|id| **id != me).map(|id| id.gossip_advertise_addr).collect()
+    }
+
+    /// New claims about this node's own id by peers since the last call
+    /// (see `Chitchat::identity_conflicts`).
+    pub(crate) async fn new_identity_conflicts(&mut self) -> u64 {
+        let cc = self.handle.chitchat();
+        let now = cc.lock().await.identity_conflicts();
+        let new = now.saturating_sub(self.conflicts_seen);
+        self.conflicts_seen = now;
+        new
+    }
+
     /// Live members other than this node.
     pub(crate) async fn live_peers(&self) -> usize {
         let cc = self.handle.chitchat();

@@ -94,6 +94,12 @@ pub fn render(s: &MeshSnapshot, out: &mut Exposition) {
             out.sample("meshdns_mesh_gossip_rejected_total", &[("cause", cause)], *n);
         }
     }
+    out.family(
+        "meshdns_mesh_identity_refutations_total",
+        Kind::Counter,
+        "Pools rejoined as a new incarnation after a peer claimed state for this node's id.",
+    );
+    out.sample("meshdns_mesh_identity_refutations_total", &[], s.identity_refutations);
     out.family("meshdns_mesh_pools_failed", Kind::Gauge, "Pools this node should be in but could not join.");
     out.sample("meshdns_mesh_pools_failed", &[], s.pool_errors.len());
 }

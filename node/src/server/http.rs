@@ -1,5 +1,5 @@
 //! The HTTP listener: `GET /metrics` (Prometheus text format), `GET /healthz`
-//! (the process is up), `GET /readyz` (zones loaded and listeners bound)
+//! (the process is up), `GET /readyz` (zones loaded, listeners bound, gossip running)
 //! and `POST /reload` (what `meshdns zone reload` and SIGHUP do).
 //!
 //! Who may use it: the `GET` pages are public to whoever reaches the
@@ -131,7 +131,11 @@ async fn handle(
         }
         (&Method::GET, "/healthz") => reply(StatusCode::OK, "ok\n".into()),
         (&Method::GET, "/readyz") => {
-            if shared.ready.load(Ordering::Acquire) {
+            let gossip_down = shared.mesh.get().and_then(|m| m.gossip_down());
+            if let Some(why) = gossip_down {
+                // DNS still answers, but the node is cut off from the cluster.
+                reply(StatusCode::SERVICE_UNAVAILABLE, format!("gossip down: {why}\n"))
+            } else if shared.ready.load(Ordering::Acquire) {
                 reply(StatusCode::OK, "ready\n".into())
             } else {
                 reply(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into())

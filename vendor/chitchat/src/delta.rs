@@ -116,8 +116,8 @@ impl Deserializable for DeltaOp {
         match tag {
             DeltaOpTag::Node => {
                 let chitchat_id = ChitchatId::deserialize(buf)?;
-                let last_gc_version = Version::deserialize(buf)?;
-                let from_version_excluded = u64::deserialize(buf)?;
+                let last_gc_version = crate::checked_wire_version(Version::deserialize(buf)?)?;
+                let from_version_excluded = crate::checked_wire_version(u64::deserialize(buf)?)?;
                 Ok(DeltaOp::Node {
                     chitchat_id,
                     last_gc_version,
@@ -126,8 +126,15 @@ impl Deserializable for DeltaOp {
             }
             DeltaOpTag::KeyValue => {
                 let key = String::deserialize(buf)?;
+                anyhow::ensure!(key.len() <= crate::MAX_WIRE_KEY_LEN, "key of {} bytes is too long", key.len());
                 let value = String::deserialize(buf)?;
-                let version = u64::deserialize(buf)?;
+                anyhow::ensure!(
+                    value.len() <= crate::MAX_WIRE_VALUE_LEN,
+                    "value of {} bytes is too long",
+                    value.len()
+                );
+                let version = crate::checked_wire_version(u64::deserialize(buf)?)?;
+                anyhow::ensure!(version > 0, "a key-value of version 0");
                 let deleted = DeletionStatusMutation::deserialize(buf)?;
                 Ok(DeltaOp::KeyValue(KeyValueMutation {
                     key,
@@ -137,7 +144,7 @@ impl Deserializable for DeltaOp {
                 }))
             }
             DeltaOpTag::SetMaxVersion => {
-                let max_version = Version::deserialize(buf)?;
+                let max_version = crate::checked_wire_version(Version::deserialize(buf)?)?;
                 Ok(DeltaOp::SetMaxVersion { max_version })
             }
         }
@@ -217,6 +224,20 @@ impl Serializable for DeltaOpRef<'_> {
     }
 }
 
+/// An op already serialized (fork: `DeltaSerializer` encodes it before
+/// handing it to its builder).
+struct RawOp<'a>(&'a [u8]);
+
+impl Serializable for RawOp<'_> {
+    fn serialize(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.0);
+    }
+
+    fn serialized_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 impl Serializable for Delta {
     fn serialize(&self, buf: &mut Vec<u8>) {
         let mut compressed_stream_writer = CompressedStreamWriter::with_block_threshold(16_384);
@@ -224,7 +245,9 @@ impl Serializable for Delta {
             compressed_stream_writer.append(&op);
         }
         let payload = compressed_stream_writer.finish();
-        assert_eq!(payload.len(), self.serialized_len);
+        // Fork: no assert that the length matches `serialized_len`; a
+        // decoded delta re-encodes to another length, which only matters
+        // for the traffic count.
         buf.extend(&payload);
     }
 
@@ -378,6 +401,11 @@ impl DeltaBuilder {
             } => {
                 self.flush();
                 anyhow::ensure!(!self.existing_nodes.contains(&chitchat_id));
+                anyhow::ensure!(
+                    self.existing_nodes.len() < crate::MAX_WIRE_NODES,
+                    "a delta about more than {} nodes",
+                    crate::MAX_WIRE_NODES
+                );
                 self.existing_nodes.insert(chitchat_id.clone());
                 self.current_node_delta = Some(NodeDelta {
                     chitchat_id,
@@ -403,6 +431,12 @@ impl DeltaBuilder {
                 let Some(current_node_delta) = self.current_node_delta.as_mut() else {
                     anyhow::bail!("received a key-value op without a node op before.");
                 };
+                // Fork: a max version below the delta's own key-values
+                // broke an invariant that `apply_delta` asserted.
+                anyhow::ensure!(
+                    max_version >= current_node_delta.max_version,
+                    "max version {max_version} below the delta's key-values"
+                );
                 current_node_delta.max_version = max_version;
             }
         }
@@ -435,8 +469,9 @@ const BLOCK_THRESHOLD: u16 = 16_384u16;
 
 impl DeltaSerializer {
     pub fn with_mtu(mtu: usize) -> Self {
-        assert!(mtu >= 100);
-        let block_threshold = u16::try_from((BLOCK_THRESHOLD as usize).min(mtu)).unwrap();
+        // Fork: any mtu is accepted (a reply bounded by the request's size
+        // may leave room for nothing); ops that do not fit are refused.
+        let block_threshold = u16::try_from((BLOCK_THRESHOLD as usize).min(mtu).max(1)).unwrap_or(BLOCK_THRESHOLD);
         DeltaSerializer {
             mtu,
             delta_builder: DeltaBuilder::default(),
@@ -458,8 +493,15 @@ impl DeltaSerializer {
         {
             return false;
         }
-        self.compressed_stream_writer.append(&delta_op);
-        assert!(self.delta_builder.apply_op(delta_op).is_ok());
+        // Fork: an op the builder refuses (a state that broke an invariant)
+        // is left out rather than panicking.
+        let op_ref_len = delta_op.serialized_len();
+        let mut encoded = Vec::with_capacity(op_ref_len);
+        delta_op.serialize(&mut encoded);
+        if self.delta_builder.apply_op(delta_op).is_err() {
+            return false;
+        }
+        self.compressed_stream_writer.append(&RawOp(&encoded));
         true
     }
 

@@ -31,8 +31,8 @@ impl Serializable for NodeDigest {
 impl Deserializable for NodeDigest {
     fn deserialize(buf: &mut &[u8]) -> anyhow::Result<Self> {
         let heartbeat = Heartbeat::deserialize(buf)?;
-        let last_gc_version = Version::deserialize(buf)?;
-        let max_version = Version::deserialize(buf)?;
+        let last_gc_version = crate::checked_wire_version(Version::deserialize(buf)?)?;
+        let max_version = crate::checked_wire_version(Version::deserialize(buf)?)?;
         Ok(NodeDigest {
             heartbeat,
             last_gc_version,
@@ -152,6 +152,10 @@ impl Digest {
 
     fn deserialize_v0(buf: &mut &[u8]) -> anyhow::Result<Self> {
         let num_nodes = u16::deserialize(buf)?;
+        anyhow::ensure!(
+            usize::from(num_nodes) <= crate::MAX_WIRE_NODES,
+            "a digest of {num_nodes} nodes"
+        );
         let mut node_digests: BTreeMap<ChitchatId, NodeDigest> = Default::default();
 
         for _ in 0..num_nodes {
@@ -163,9 +167,13 @@ impl Digest {
     }
 
     fn deserialize_v1(buf: &mut &[u8]) -> anyhow::Result<Self> {
-        let node_digests = deserialize_stream::<(ChitchatId, NodeDigest)>(buf)?
-            .into_iter()
-            .collect();
+        let entries = deserialize_stream::<(ChitchatId, NodeDigest)>(buf)?;
+        anyhow::ensure!(
+            entries.len() <= crate::MAX_WIRE_NODES,
+            "a digest of {} nodes",
+            entries.len()
+        );
+        let node_digests = entries.into_iter().collect();
         Ok(Digest { node_digests })
     }
 }

@@ -77,6 +77,34 @@ pub(crate) const fn delta_mtu(reserved_len: usize) -> usize {
         .saturating_sub(reserved_len)
 }
 
+/// Fork: the largest version, heartbeat or GC version accepted from the
+/// wire. Far above anything real (2^48 updates is thousands of years at a
+/// thousand a second), and far enough below `u64::MAX` that saturating
+/// arithmetic on a node's own state never runs out.
+pub const MAX_WIRE_VERSION: u64 = 1 << 48;
+/// Fork: the longest node id accepted from the wire.
+pub const MAX_WIRE_NODE_ID_LEN: usize = 255;
+/// Fork: the longest key accepted from the wire.
+pub const MAX_WIRE_KEY_LEN: usize = 1024;
+/// Fork: the longest value accepted from the wire (an op must stay well
+/// inside one datagram).
+pub const MAX_WIRE_VALUE_LEN: usize = 32 * 1024;
+/// Fork: the most nodes one digest or delta may list.
+pub const MAX_WIRE_NODES: usize = 8 * 1024;
+/// Fork: how many recent peer addresses are remembered (Syns sent, and
+/// addresses proved by answering one).
+const ADDRESS_MEMORY: NonZeroUsize = NonZeroUsize::new(4_096).unwrap();
+
+/// Fork: a version (or heartbeat) read from the wire, refused above
+/// [`MAX_WIRE_VERSION`].
+pub(crate) fn checked_wire_version(version: u64) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        version <= MAX_WIRE_VERSION,
+        "version {version} above the {MAX_WIRE_VERSION} accepted from the wire"
+    );
+    Ok(version)
+}
+
 /// To prevent dead nodes from being recorded again after deletion,
 /// we keep a local memory of the last nodes that were garbage collected.
 pub(crate) const GARBAGE_COLLECTED_NODE_HISTORY_SIZE: NonZeroUsize =
@@ -90,6 +118,17 @@ pub struct Chitchat {
     previous_live_nodes: HashMap<ChitchatId, Version>,
     live_nodes_watcher_tx: watch::Sender<BTreeMap<ChitchatId, NodeState>>,
     live_nodes_watcher_rx: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
+    /// Fork: when a Syn was last sent to each address; a SynAck from an
+    /// address that was sent none is not answered (it would reflect an
+    /// Ack, bigger than the SynAck, at a forged source).
+    syns_sent: lru::LruCache<SocketAddr, tokio::time::Instant>,
+    /// Fork: addresses that answered a Syn of ours, so proved they receive
+    /// at the address they send from; only they get replies bigger than
+    /// their request.
+    proved: lru::LruCache<SocketAddr, ()>,
+    /// Fork: times a peer claimed something about this node's own id that
+    /// this node never published (see [`Chitchat::identity_conflicts`]).
+    identity_conflicts: u64,
 }
 
 impl Chitchat {
@@ -108,6 +147,9 @@ impl Chitchat {
             previous_live_nodes,
             live_nodes_watcher_tx,
             live_nodes_watcher_rx,
+            syns_sent: lru::LruCache::new(ADDRESS_MEMORY),
+            proved: lru::LruCache::new(ADDRESS_MEMORY),
+            identity_conflicts: 0,
         };
 
         let self_node_state = chitchat.self_node_state();
@@ -135,11 +177,53 @@ impl Chitchat {
     /// the cluster.
     fn report_heartbeats_in_digest(&mut self, digest: &Digest) {
         for (chitchat_id, node_digest) in &digest.node_digests {
+            if chitchat_id.node_id == self.config.chitchat_id.node_id {
+                // Fork: nothing a peer says about this node's id is taken in;
+                // a claim above what it published is counted as a conflict.
+                let me = self.self_node_state();
+                let (heartbeat, max_version, last_gc) =
+                    (me.heartbeat(), me.max_version(), me.last_gc_version());
+                let mine = chitchat_id == self.self_chitchat_id();
+                let newer_incarnation =
+                    chitchat_id.generation_id > self.config.chitchat_id.generation_id;
+                if newer_incarnation
+                    || (mine
+                        && (node_digest.heartbeat > heartbeat
+                            || node_digest.max_version > max_version
+                            || node_digest.last_gc_version > last_gc))
+                {
+                    self.identity_conflicts = self.identity_conflicts.saturating_add(1);
+                }
+                continue;
+            }
             self.report_heartbeat(chitchat_id, node_digest.heartbeat);
         }
     }
 
-    fn process_delta(&mut self, delta: Delta) {
+    fn process_delta(&mut self, mut delta: Delta) {
+        // Fork: a node never takes state about its own id from a peer (an
+        // Ack that set its max version to u64::MAX made its next own update
+        // wrap and panic); a claim above what it published is a conflict.
+        let my_id = self.config.chitchat_id.clone();
+        let my_max_version = self.self_node_state().max_version();
+        let mut conflicts = 0u64;
+        delta.node_deltas.retain(|node_delta| {
+            if node_delta.chitchat_id.node_id != my_id.node_id {
+                return true;
+            }
+            let newer_incarnation = node_delta.chitchat_id.generation_id > my_id.generation_id;
+            let mine = node_delta.chitchat_id == my_id;
+            let claims_more = node_delta.max_version > my_max_version
+                || node_delta
+                    .key_values
+                    .iter()
+                    .any(|kv| kv.version > my_max_version);
+            if newer_incarnation || (mine && claims_more) {
+                conflicts += 1;
+            }
+            false
+        });
+        self.identity_conflicts = self.identity_conflicts.saturating_add(conflicts);
         let was_reset_triggered = self.cluster_state.apply_delta(delta);
         if was_reset_triggered {
             if let Some(catchup_callback) = &self.config.catchup_callback {
@@ -201,6 +285,96 @@ impl Chitchat {
             ChitchatMessage::PanicForTest => {
                 panic!("panic message received");
             }
+        }
+    }
+
+    /// Fork: how many times a peer has claimed, about this node's own id,
+    /// more than it published (a heartbeat, a version, or a newer
+    /// incarnation). Such claims are never taken in, but peers that hold
+    /// them ignore this node's real updates; a driver answers a rising
+    /// count by rejoining as a new incarnation.
+    pub fn identity_conflicts(&self) -> u64 {
+        self.identity_conflicts
+    }
+
+    /// Fork: whether `addr` has answered a Syn of this node's (so replies
+    /// to it may be bigger than its requests).
+    pub fn is_proved(&self, addr: &SocketAddr) -> bool {
+        self.proved.contains(addr)
+    }
+
+    /// Fork: a Syn to send to `to`, remembered so that `to`'s SynAck is
+    /// answered (see [`Chitchat::process_message_from`]).
+    pub fn create_syn_message_to(&mut self, to: SocketAddr) -> ChitchatMessage {
+        self.syns_sent.put(to, tokio::time::Instant::now());
+        self.create_syn_message()
+    }
+
+    /// Fork: [`Chitchat::process_message`] for a message of `request_len`
+    /// bytes from `from`, with two rules against reflection at a forged
+    /// source address:
+    ///
+    /// - a SynAck is answered only from an address this node sent a Syn to
+    ///   lately (and answering proves that address);
+    /// - a Syn from an address not yet proved gets a SynAck no bigger than
+    ///   the Syn (its digest and delta are cut to fit, or left empty).
+    pub fn process_message_from(
+        &mut self,
+        from: SocketAddr,
+        request_len: usize,
+        msg: ChitchatMessage,
+    ) -> Option<ChitchatMessage> {
+        match msg {
+            ChitchatMessage::SynAck { digest, delta } => {
+                let window = (self.config.gossip_interval * 10).max(Duration::from_secs(5));
+                let solicited = self
+                    .syns_sent
+                    .peek(&from)
+                    .is_some_and(|sent| sent.elapsed() <= window);
+                if !solicited {
+                    return None;
+                }
+                self.proved.put(from, ());
+                self.process_message(ChitchatMessage::SynAck { digest, delta })
+            }
+            ChitchatMessage::Syn { cluster_id, digest } if !self.proved.contains(&from) => {
+                if cluster_id != self.cluster_id() {
+                    // 4 bytes: never bigger than the Syn.
+                    return self.process_message(ChitchatMessage::Syn { cluster_id, digest });
+                }
+                self.update_self_heartbeat();
+                self.report_heartbeats_in_digest(&digest);
+                let scheduled_for_deletion: HashSet<_> =
+                    self.scheduled_for_deletion_nodes().collect();
+                let self_digest = self.compute_digest(&scheduled_for_deletion);
+                // The reply echoes the peer's protocol version: plan for the
+                // longer encoding of the digest.
+                let digest_len = self_digest
+                    .serialized_len(ProtocolVersion::V0)
+                    .max(self_digest.serialized_len(ProtocolVersion::V1));
+                let overhead = ChitchatEnvelope::HEADER_LEN + digest_len;
+                match request_len.checked_sub(overhead) {
+                    Some(room) if room > 0 => {
+                        let delta = self.cluster_state.compute_partial_delta_respecting_mtu(
+                            &digest,
+                            room,
+                            &scheduled_for_deletion,
+                        );
+                        Some(ChitchatMessage::SynAck {
+                            digest: self_digest,
+                            delta,
+                        })
+                    }
+                    // Not even the digest fits: an empty SynAck still makes
+                    // the peer send its Ack and prove this node's address;
+                    // the full exchange follows once this node gossips to it.
+                    _ => Some(ChitchatMessage::SynAck {
+                        digest: Digest::default(),
+                        delta: Delta::default(),
+                    }),
+                }
+            }
+            msg => self.process_message(msg),
         }
     }
 
@@ -448,8 +622,10 @@ impl Chitchat {
         node_state.set_last_gc_version(last_gc_version);
 
         let monotonic_property_after = node_state.monotonic_property();
-
-        assert!(monotonic_property_after > monotonic_property_before);
+        // Fork: was an assert.
+        if monotonic_property_after <= monotonic_property_before {
+            error!("reset moved a node state backwards");
+        }
     }
 
     pub fn update_self_heartbeat(&mut self) {

@@ -91,6 +91,17 @@ impl ChitchatEnvelope {
         buf
     }
 
+    /// Fork: decodes one datagram (public, for fuzzing and property tests
+    /// of the decoder outside this crate).
+    pub fn decode(mut bytes: &[u8]) -> anyhow::Result<Self> {
+        Self::deserialize(&mut bytes)
+    }
+
+    /// Fork: encodes the envelope as one datagram (public, see `decode`).
+    pub fn encode(&self) -> Vec<u8> {
+        self.serialize_to_vec()
+    }
+
     /// Bytes this envelope takes on the wire (fork: public, for a driver
     /// that counts traffic without encoding).
     pub fn serialized_len(&self) -> usize {

@@ -243,8 +243,8 @@ impl Server {
         loop {
             tokio::select! {
                 result = self.transport.recv() => match result {
-                    Ok(RecvOutcome { from_addr, envelope, .. }) => {
-                        let _ = self.handle_envelope(from_addr, envelope).await;
+                    Ok(RecvOutcome { from_addr, envelope, num_bytes_received }) => {
+                        let _ = self.handle_envelope(from_addr, envelope, num_bytes_received).await;
                     }
                     // Transient errors (e.g. ENOBUFS) are swallowed inside
                     // Socket::recv. An error here means the socket is broken.
@@ -272,17 +272,33 @@ impl Server {
         &mut self,
         from_addr: SocketAddr,
         envelope: ChitchatEnvelope,
+        request_len: usize,
     ) -> anyhow::Result<()> {
         let version = envelope.version;
-        // Handle gossip message from other servers.
-        let response = self.chitchat.lock().await.process_message(envelope.message);
+        // Handle gossip message from other servers (fork: with the source
+        // and size, so replies to unproved addresses stay small).
+        let (response, proved) = {
+            let mut chitchat = self.chitchat.lock().await;
+            let response = chitchat.process_message_from(from_addr, request_len, envelope.message);
+            (response, chitchat.is_proved(&from_addr))
+        };
         // Send the reply, if any, echoing the version the peer used: having
         // decoded its message we know it supports that format, so the reply is
         // guaranteed to be decodable on its end.
         if let Some(message) = response {
-            self.transport
-                .send(from_addr, ChitchatEnvelope { version, message })
-                .await?;
+            let mut reply = ChitchatEnvelope { version, message };
+            // The size was planned in the node's own protocol version; the
+            // peer's may encode bigger. Never reflect more than was sent.
+            if !proved && reply.serialized_len() > request_len {
+                reply.message = crate::ChitchatMessage::SynAck {
+                    digest: Default::default(),
+                    delta: Default::default(),
+                };
+                if reply.serialized_len() > request_len {
+                    return Ok(());
+                }
+            }
+            self.transport.send(from_addr, reply).await?;
         }
         Ok(())
     }
@@ -349,10 +365,10 @@ impl Server {
     /// Gossips with another peer.
     async fn gossip(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
         let syn = {
-            let chitchat = self.chitchat.lock().await;
+            let mut chitchat = self.chitchat.lock().await;
             ChitchatEnvelope {
                 version: chitchat.config.protocol_version,
-                message: chitchat.create_syn_message(),
+                message: chitchat.create_syn_message_to(addr),
             }
         };
         self.transport.send(addr, syn).await?;

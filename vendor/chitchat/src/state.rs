@@ -234,8 +234,9 @@ impl NodeState {
             self.set_versioned_value(key_value_mutation.key, new_versioned_value);
         }
 
-        assert!(node_delta.max_version >= self.max_version);
-        self.max_version = node_delta.max_version;
+        // Fork: was an assert; the decoder now refuses a max version below
+        // the delta's key-values, and this keeps the state valid regardless.
+        self.max_version = self.max_version.max(node_delta.max_version);
         delta_status
     }
 
@@ -291,7 +292,7 @@ impl NodeState {
                 return;
             }
         }
-        let new_version = self.max_version + 1;
+        let new_version = self.max_version.saturating_add(1);
         self.set_with_version(key, value, new_version);
     }
 
@@ -311,7 +312,11 @@ impl NodeState {
                 return;
             }
         }
-        let new_version = self.max_version + 1;
+        let new_version = self.max_version.saturating_add(1);
+        if new_version <= self.max_version {
+            warn!("version space of this node's state exhausted; `{key}` not set");
+            return;
+        }
         self.set_versioned_value(
             key.to_string(),
             VersionedValue {
@@ -335,7 +340,11 @@ impl NodeState {
             warn!("Key `{key}` does not exist in the node's state and could not be deleted.",);
             return;
         };
-        self.max_version += 1;
+        let Some(version) = self.max_version.checked_add(1) else {
+            warn!("version space of this node's state exhausted; `{key}` not deleted");
+            return;
+        };
+        self.max_version = version;
         versioned_value.version = self.max_version;
         versioned_value.value = "".to_string();
         versioned_value.status = DeletionStatusMutation::Delete.into_status(Instant::now());
@@ -354,7 +363,11 @@ impl NodeState {
             );
             return;
         };
-        self.max_version += 1;
+        let Some(version) = self.max_version.checked_add(1) else {
+            warn!("version space of this node's state exhausted; `{key}` not deleted");
+            return;
+        };
+        self.max_version = version;
         versioned_value.version = self.max_version;
         versioned_value.status = DeletionStatusMutation::DeleteAfterTtl.into_status(Instant::now());
     }
@@ -472,7 +485,16 @@ impl NodeState {
     }
 
     fn set_with_version(&mut self, key: impl ToString, value: impl ToString, version: Version) {
-        assert!(version > self.max_version);
+        // Fork: was an assert, reached when the version space ran out (a
+        // peer had pushed this node's max version to u64::MAX).
+        if version <= self.max_version {
+            warn!(
+                key = %key.to_string(),
+                max_version = self.max_version,
+                "version space of this node's state exhausted; key not set"
+            );
+            return;
+        }
         self.set_versioned_value(
             key.to_string(),
             VersionedValue {
@@ -600,10 +622,13 @@ impl ClusterState {
                 let monotonic_property_before = node_state.monotonic_property();
                 let delta_status = node_state.apply_delta(node_delta, now);
                 let monotonic_property_after = node_state.monotonic_property();
-                assert!(
-                    monotonic_property_after >= monotonic_property_before,
-                    "after {monotonic_property_after:?}, before {monotonic_property_before:?}"
-                );
+                // Fork: was an assert; log instead of stopping the task.
+                if monotonic_property_after < monotonic_property_before {
+                    tracing::error!(
+                        node = ?node_state.chitchat_id(),
+                        "delta moved a node state backwards: after {monotonic_property_after:?}, before {monotonic_property_before:?}"
+                    );
+                }
                 contains_reset |= delta_status == DeltaStatus::ApplyAfterReset;
             }
         }

@@ -99,7 +99,9 @@ impl UdpSocket {
                 num_bytes_received,
             })),
             Err(err) => {
-                warn!(payload_len=num_bytes_received, from=%from_addr, err=%err, "invalid-chitchat-payload");
+                // Fork: debug, not warn: anyone can send these, and a log line
+                // per datagram is a cheap way to fill a disk.
+                tracing::debug!(payload_len=num_bytes_received, from=%from_addr, err=%err, "invalid-chitchat-payload");
                 Ok(None)
             }
         }
