@@ -303,8 +303,8 @@ fn a_file_included_twice_is_not_a_loop_but_including_itself_is() {
     assert!(s.log_text().contains("$INCLUDE loop"), "{}", s.log_text());
 }
 
-#[test]
-fn ttl_units_and_types_without_a_scanner_text_form_load_and_answer() {
+/// A node serving `tests/data/tricky.test.zone` (and the dir it lives in).
+fn serve_tricky_zone() -> (tempfile::TempDir, Server) {
     let d = zone_dir(&[]);
     std::fs::copy(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tricky.test.zone"),
@@ -312,6 +312,12 @@ fn ttl_units_and_types_without_a_scanner_text_form_load_and_answer() {
     )
     .unwrap();
     let s = Server::with_zones(d.path());
+    (d, s)
+}
+
+#[test]
+fn ttl_units_and_types_without_a_scanner_text_form_load_and_answer() {
+    let (_d, s) = serve_tricky_zone();
     // TTLs with units as BIND, NSD and Knot read them.
     for (name, ttl) in [("ttlunits", 93_784), ("week", 604_800), ("mixed", 7_260), ("classttl", 5_400), ("ns1", 3_600)]
     {
@@ -368,13 +374,7 @@ fn a_bad_ttl_is_reported_at_its_line_even_after_rewritten_lines() {
 
 #[test]
 fn svcb_additional_chains_into_cuts_and_the_cd_bit() {
-    let d = zone_dir(&[]);
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tricky.test.zone"),
-        d.path().join("tricky.test.zone"),
-    )
-    .unwrap();
-    let s = Server::with_zones(d.path());
+    let (_d, s) = serve_tricky_zone();
     // RFC 9460 §4.1: the TargetName's addresses; §2.5.2: the owner's own for
     // a ServiceMode ".", nothing for an AliasMode ".".
     let additional = |name: &str, t: RecordType| {

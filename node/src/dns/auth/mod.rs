@@ -85,13 +85,7 @@ pub fn answer_parsed(
             return Some(Answered { len, rcode: Rcode::FORMERR, qtype: None, truncated: false });
         }
     };
-    let limit = match (transport, q.edns) {
-        (Transport::Tcp, _) => u16::MAX as usize,
-        (Transport::Udp, Some(Edns { udp_payload, .. })) => {
-            udp_payload.min(cfg.udp_payload).max(MIN_UDP_PAYLOAD) as usize
-        }
-        (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
-    };
+    let limit = size_limit(transport, q.edns, cfg);
     let opt = q.edns.map(|e| OptOut { udp_payload: cfg.udp_payload, dnssec_ok: e.dnssec_ok });
     let question = &q.msg[crate::dns::wire::HEADER_LEN..q.question_end];
     let mut b = ResponseBuilder::new(out, limit, Some(question), opt.is_some())?;
@@ -135,18 +129,25 @@ pub fn answer_parsed(
 /// `None` when `msg` is not a query at all (no reply).
 pub fn refuse(msg: &[u8], out: &mut [u8], transport: Transport, cfg: &AnswerConfig) -> Option<Answered> {
     let q = Query::parse(msg).ok()?;
-    let limit = match (transport, q.edns) {
-        (Transport::Tcp, _) => u16::MAX as usize,
-        (Transport::Udp, Some(Edns { udp_payload, .. })) => {
-            udp_payload.min(cfg.udp_payload).max(MIN_UDP_PAYLOAD) as usize
-        }
-        (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
-    };
+    let limit = size_limit(transport, q.edns, cfg);
     let opt = q.edns.map(|e| OptOut { udp_payload: cfg.udp_payload, dnssec_ok: e.dnssec_ok });
     let question = &q.msg[crate::dns::wire::HEADER_LEN..q.question_end];
     let b = ResponseBuilder::new(out, limit, Some(question), opt.is_some())?;
     let len = b.finish(q.header.id, q.header.flags, ResponseFlags::default(), Rcode::REFUSED, opt);
     Some(Answered { len, rcode: Rcode::REFUSED, qtype: Some(q.qtype), truncated: false })
+}
+
+/// The largest response `transport` may carry (RFC 1035 §4.2.1, RFC 6891
+/// §6.2.5): 65535 on TCP; on UDP 512, or the client's EDNS payload capped
+/// at ours.
+fn size_limit(transport: Transport, edns: Option<Edns>, cfg: &AnswerConfig) -> usize {
+    match (transport, edns) {
+        (Transport::Tcp, _) => u16::MAX as usize,
+        (Transport::Udp, Some(Edns { udp_payload, .. })) => {
+            udp_payload.min(cfg.udp_payload).max(MIN_UDP_PAYLOAD) as usize
+        }
+        (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
+    }
 }
 
 /// Checks that `q` parsed as a query (used by the transfer module).
