@@ -100,7 +100,16 @@ fn write_new(path: &Path, contents: &str, secret: bool) -> Result<(), CaError> {
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists { CaError::Exists(path.to_owned()) } else { io(path)(e) }
         })?;
-    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io(path))
+    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io(path))?;
+    sync_parent(path)
+}
+
+/// Makes a new or renamed entry of `path`'s directory durable (the file's
+/// own fsync does not cover its name), as `write_durably` in the
+/// replication crate does for the node's other state.
+fn sync_parent(path: &Path) -> Result<(), CaError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// Creates a new cluster CA in `dir`.
@@ -183,7 +192,8 @@ fn replace_file(path: &Path, contents: &str, secret: bool) -> Result<(), CaError
     let tmp = path.with_extension("renew.tmp");
     let _ = std::fs::remove_file(&tmp);
     write_new(&tmp, contents, secret)?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    sync_parent(path)
 }
 
 /// When the first certificate in the PEM file `path` expires.
