@@ -269,3 +269,23 @@ fn a_pool_still_forms_with_address_proof() {
         assert_eq!(known, ["a", "b", "c"], "every member's facts reached every member");
     }
 }
+
+/// A member announced at an address nobody can send to (port 0: every
+/// round's send failed with EINVAL, on every node the claim spread to;
+/// multicast; broadcast) is a decoding error, in a delta and in a digest.
+#[test]
+fn members_at_unusable_gossip_addresses_are_refused() {
+    let usable: SocketAddr = "127.0.0.1:7280".parse().unwrap();
+    let ghost = |at: SocketAddr| {
+        let ack = craft::ack(&Ops::default().node("ghost", 1, at, 0, 0).kv("k", "v", 1, 0).max_version(1));
+        let syn = craft::syn(&cluster_id(), &[("ghost", 1, at, 1, 0, 1)]);
+        (ack, syn)
+    };
+    let (ack, syn) = ghost(usable);
+    assert!(ChitchatEnvelope::decode(&ack).is_ok() && ChitchatEnvelope::decode(&syn).is_ok(), "the control decodes");
+    for bad in ["127.0.0.1:0", "[::1]:0", "224.0.0.1:7280", "255.255.255.255:7280", "[ff02::1]:7280"] {
+        let (ack, syn) = ghost(bad.parse().unwrap());
+        assert!(ChitchatEnvelope::decode(&ack).is_err(), "a delta announcing a member at {bad} was accepted");
+        assert!(ChitchatEnvelope::decode(&syn).is_err(), "a digest listing a member at {bad} was accepted");
+    }
+}

@@ -33,7 +33,12 @@ fn node(id: &str, seeds: &[SocketAddr]) -> Server {
     let mut b = Server::builder()
         .args(&["--node-id", id, "--region", "eu", "--site", "fra"])
         .env("MESHDNS_MESH_GOSSIP_INTERVAL_MS", INTERVAL_MS)
-        .env("MESHDNS_MESH_CLUSTER", CLUSTER);
+        .env("MESHDNS_MESH_CLUSTER", CLUSTER)
+        // Errors capture backtraces, as under many service managers: a log
+        // line that prints one makes the node resolve its debug info
+        // (~170 MB for good), which the memory check below must catch
+        // whatever the test runner's environment.
+        .env("RUST_BACKTRACE", "1");
     if !seeds.is_empty() {
         let s: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
         b = b.arg("--seeds").arg(&s.join(","));
@@ -186,8 +191,13 @@ fn hostile_datagrams_neither_crash_nor_wedge_nor_split_the_cluster() {
     // 6. Random mutations of real-looking datagrams.
     let mut twins: Vec<(Chitchat, SocketAddr)> = ids.iter().map(|(id, g, a)| (twin(id, *g / 1000, *a), *a)).collect();
     let frames = captured(&mut twins);
-    let seed = std::process::id() as u64;
-    eprintln!("mutation seed {seed}");
+    // GOSSIP_MUTATION_SEED replays a failing run (not MESHDNS_*: the node
+    // refuses unknown MESHDNS_ variables in its environment).
+    let seed = std::env::var("GOSSIP_MUTATION_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| std::process::id() as u64);
+    eprintln!("mutation seed {seed} (set GOSSIP_MUTATION_SEED={seed} to replay)");
     let mut rng = Lcg(seed);
     for _ in 0..600 {
         let mut bytes = frames[rng.below(frames.len())].clone();
@@ -240,6 +250,7 @@ fn hostile_datagrams_neither_crash_nor_wedge_nor_split_the_cluster() {
         let log = s.log_text();
         assert!(!log.contains("panicked"), "{id} logged a panic:\n{log}");
         assert!(!log.contains("gossip task stopped"), "{id}'s chitchat task stopped:\n{log}");
+        assert!(!log.contains("Stack backtrace"), "{id} logged an error with its backtrace:\n{log}");
         wait_for(&format!("{id} to be ready"), Duration::from_secs(10), || {
             (s.http_get("/readyz")?.0 == 200).then_some(())
         });

@@ -285,12 +285,29 @@ impl Deserializable for ChitchatId {
         );
         let generation_id = u64::deserialize(buf)?;
         let gossip_advertise_addr = SocketAddr::deserialize(buf)?;
+        // Fork: a member must be reachable at its advertised address; a
+        // mutated datagram announced a node at port 0 (sending to it fails
+        // with EINVAL every round) and it spread to the whole pool.
+        anyhow::ensure!(
+            is_gossip_addr(&gossip_advertise_addr),
+            "gossip address {gossip_advertise_addr} cannot be gossiped with"
+        );
         Ok(Self {
             node_id,
             generation_id,
             gossip_advertise_addr,
         })
     }
+}
+
+/// Fork: whether a node could be gossiped with at `addr`: a port, and a
+/// unicast address (sending to port 0 fails with EINVAL, to the broadcast
+/// address with EACCES, every round). The unspecified address stays
+/// allowed: a single-host node bound to it has always been reachable.
+pub(crate) fn is_gossip_addr(addr: &SocketAddr) -> bool {
+    let ip = addr.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_multicast() && !broadcast
 }
 
 impl Serializable for Heartbeat {

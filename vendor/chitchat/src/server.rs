@@ -73,7 +73,7 @@ async fn resolve_seed_host(seed_host: &str, seed_addrs: &mut HashSet<SocketAddr>
             }
         }
         Err(error) => {
-            warn!(seed_host=%seed_host, error=?error, "failed to lookup host");
+            warn!(seed_host=%seed_host, error=%format_args!("{error:#}"), "failed to lookup host");
         }
     };
 }
@@ -342,19 +342,24 @@ impl Server {
         // Drop lock to prevent deadlock in [`UdpSocket::gossip`].
         drop(chitchat_guard);
 
+        // Fork: errors are logged with `{:#}` (the cause chain), never `{:?}`:
+        // with RUST_BACKTRACE set, anyhow's Debug prints the backtrace it
+        // captured, and resolving its symbols once maps and parses the
+        // binary's debug info for good (about 170 MB). A peer advertising an
+        // address we cannot send to made every node do that.
         for node in selected_nodes {
             if let Err(error) = self.gossip(node).await {
-                warn!(error=?error, node_address=%node, "Failed to gossip with live node.");
+                warn!(error=%format_args!("{error:#}"), node_address=%node, "Failed to gossip with live node.");
             }
         }
         if let Some(random_dead_node) = random_dead_node_opt {
             if let Err(error) = self.gossip(random_dead_node).await {
-                debug!(error=?error, node_address=%random_dead_node, "Failed to gossip with dead node.");
+                debug!(error=%format_args!("{error:#}"), node_address=%random_dead_node, "Failed to gossip with dead node.");
             }
         }
         if let Some(random_seed_node) = random_seed_node_opt {
             if let Err(error) = self.gossip(random_seed_node).await {
-                warn!(error=?error, node_address=%random_seed_node, "Failed to gossip with seed node.");
+                warn!(error=%format_args!("{error:#}"), node_address=%random_seed_node, "Failed to gossip with seed node.");
             }
         }
         // Update nodes liveness.
