@@ -364,6 +364,14 @@ fn tombstones_are_dropped_once_every_live_member_holds_them() {
     let b = node_env("b", "eu", "fra", &seeds, tls.path(), &gossip);
     let c = node_env("c", "us", "iad", &seeds, tls.path(), &gossip);
     let all = [&a, &b, &c];
+    // Formation first, bounded apart from replication: at 1 s rounds, c
+    // (alone in its site) settles for ten rounds before it joins the
+    // global pool (docs/mesh.md "Starting"), which leaves a 15 s
+    // replication bound too little on a loaded machine.
+    wait_for("the three nodes to see each other alive", Duration::from_secs(60), || {
+        let seen = |n: &&Server| ["a", "b", "c"].iter().all(|id| n.liveness_of(id).as_deref() == Some("alive"));
+        all.iter().all(seen).then_some(())
+    });
     ok(a.zone_cli(&["create", "example.net"]));
     ok(a.zone_cli(&["set", "example.net", "x", "A", "300", "192.0.2.1"]));
     everywhere(&all, "x.example.net.", "192.0.2.1");
