@@ -331,14 +331,17 @@ impl Syncer {
             tokio::spawn(async move {
                 let sent = async {
                     let conn = this.connection(&target, addr).await?;
-                    let mut send = conn.open_uni().await.map_err(|e| NetError::Stream(e.to_string()))?;
-                    write_frame(&mut send, &[b'U', next_hop.code()]).await?;
-                    for f in &frames {
-                        write_frame(&mut send, f).await?;
-                        this.stats.bytes_out.fetch_add(f.len() as u64, Ordering::Relaxed);
-                        this.stats.frames_out.fetch_add(1, Ordering::Relaxed);
-                    }
-                    send.finish().map_err(|e| NetError::Stream(e.to_string()))
+                    let stream = async {
+                        let mut send = conn.open_uni().await.map_err(|e| NetError::Stream(e.to_string()))?;
+                        write_frame(&mut send, &[b'U', next_hop.code()]).await?;
+                        for f in &frames {
+                            write_frame(&mut send, f).await?;
+                            this.stats.bytes_out.fetch_add(f.len() as u64, Ordering::Relaxed);
+                            this.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                        send.finish().map_err(|e| NetError::Stream(e.to_string()))
+                    };
+                    stream.await.inspect_err(|e| forget_if_stalled(&conn, e))
                 };
                 if let Err(e) = sent.await {
                     // The pull repairs what a push missed.
@@ -417,6 +420,7 @@ impl Syncer {
             if matches!(e, NetError::AnswerTooLarge { .. }) {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
             }
+            forget_if_stalled(&conn, e);
         })?;
         let zones = self.zones.clone();
         let stats_in = tokio::task::spawn_blocking(move || apply_pulled(&zones, frames))
@@ -484,7 +488,8 @@ impl Syncer {
         let mut request = vec![b'H'];
         request.extend(serde_json::to_vec(&q).map_err(|e| NetError::Stream(e.to_string()))?);
         let bounds = meshdns_transport::net::AnswerLimits { max_frames: 1, max_bytes: 1 };
-        let answer = self.endpoint.request(&conn, &request, bounds).await?;
+        let answer =
+            self.endpoint.request(&conn, &request, bounds).await.inspect_err(|e| forget_if_stalled(&conn, e))?;
         Ok(answer.first().is_some_and(|a| a.as_slice() == b"1"))
     }
 
@@ -616,6 +621,19 @@ impl Syncer {
         if first && clean && !frames.is_empty() {
             self.push(frames, hop).await;
         }
+    }
+}
+
+/// Closes a cached connection whose stream stalled or broke, so the next
+/// exchange with that peer connects afresh. A peer that restarted on the
+/// same address leaves this side holding a connection nobody answers on:
+/// kept, every pull from the new process waited out its 10 s stall
+/// timeout until QUIC's idle timeout closed it, about 30 s after the
+/// restart (seen by hand: a write from a restarted node took 32 s to reach
+/// its peer).
+fn forget_if_stalled(conn: &quinn::Connection, e: &NetError) {
+    if matches!(e, NetError::Timeout(_) | NetError::Stream(_)) {
+        conn.close(0u32.into(), b"stalled");
     }
 }
 
