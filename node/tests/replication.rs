@@ -737,3 +737,40 @@ fn wait_for_confirms_the_write_itself_not_a_serial_count() {
         (a_of(&b, "w2.example.net.").as_deref() == Some("192.0.2.8")).then_some(())
     });
 }
+
+/// A peer restarted on its old replication address is pulled from again
+/// within seconds: the connection cached to its old process is closed at its
+/// first stalled exchange, not kept until QUIC's idle timeout (30 s; a write
+/// from the restarted node took 32 s to arrive before).
+#[test]
+fn a_peer_restarted_on_its_old_address_is_reached_again_within_seconds() {
+    let tls = ca(&["a", "b"]);
+    let a = node("a", "eu", "fra", &[], tls.path(), None);
+    let quic = format!("127.0.0.1:{}", common::free_port());
+    let seed = a.gossip.to_string();
+    let start_b = |data: &Path| {
+        Server::builder()
+            .args(&["--node-id", "b", "--region", "eu", "--site", "fra", "--quic", &quic, "--seeds", &seed])
+            .arg("--tls-dir")
+            .arg(tls.path().to_str().unwrap())
+            .env("MESHDNS_MESH_GOSSIP_INTERVAL_MS", "250")
+            .data_dir(data)
+            .start()
+    };
+    let first = tempfile::tempdir().unwrap();
+    let mut b = start_b(first.path());
+    ok(b.zone_cli(&["create", "old.test"]));
+    ok(b.zone_cli(&["set", "old.test", "x", "A", "300", "192.0.2.1"]));
+    everywhere(&[&a], "x.old.test.", "192.0.2.1");
+    let mut dirs = vec![first];
+    for round in 0..2 {
+        b.signal(9);
+        let _ = b.child.take().map(|mut c| c.wait());
+        dirs.push(tempfile::tempdir().unwrap());
+        b = start_b(dirs[dirs.len() - 1].path());
+        let zone = format!("new{round}.test");
+        ok(b.zone_cli(&["create", &zone]));
+        ok(b.zone_cli(&["set", &zone, "y", "A", "300", "192.0.2.2"]));
+        everywhere_within(&[&a], &format!("y.{zone}."), "192.0.2.2", Duration::from_secs(25));
+    }
+}
