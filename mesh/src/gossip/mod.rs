@@ -334,24 +334,12 @@ impl Mesh {
         let listener = Arc::new(listener);
         // Supervised like the driver: a panic in the listener restarts it
         // on the same socket.
-        let referral_task = tokio::spawn(async move {
-            loop {
-                let view = contacts_view.clone();
-                let serve =
-                    referral::serve(listener.clone(), referral_cluster.clone(), referral_auth.clone(), move || {
-                        contacts(&view.load())
-                    });
-                let inner = tokio::spawn(serve);
-                let _guard = AbortOnDrop(inner.abort_handle());
-                match inner.await {
-                    Err(e) if e.is_panic() => {
-                        tracing::error!("the referral listener panicked; starting it again in a second");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    _ => return,
-                }
-            }
-        });
+        let referral_task = tokio::spawn(restart_on_panic("the referral listener", move || {
+            let view = contacts_view.clone();
+            referral::serve(listener.clone(), referral_cluster.clone(), referral_auth.clone(), move || {
+                contacts(&view.load())
+            })
+        }));
         let parts = DriverParts {
             cfg,
             snapshot: snapshot.clone(),
@@ -399,34 +387,45 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Runs the task `start` makes and, should it panic, starts another a
+/// second later; returns when a run ends without panicking (or when this
+/// future is dropped, which aborts the running task).
+async fn restart_on_panic<F, Fut>(what: &'static str, mut start: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let inner = tokio::spawn(start());
+        let _guard = AbortOnDrop(inner.abort_handle());
+        match inner.await {
+            Err(e) if e.is_panic() => {
+                tracing::error!("{what} panicked; starting it again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Runs the driver and, should it panic, starts a fresh one (a new core
 /// that joins its site pool again as a new incarnation) a second later.
 /// Returns when the driver returns (a leave, or the handle dropped).
 async fn supervise(parts: DriverParts, first: Driver, pending: Vec<Action>, commands: mpsc::Receiver<Command>) {
     let commands = Arc::new(tokio::sync::Mutex::new(commands));
     let mut next = Some((first, pending));
-    loop {
-        let (driver, pending) = match next.take() {
-            Some(d) => d,
-            None => {
-                let mut core = MeshCore::new(parts.cfg.facts.clone(), parts.cfg.tiers);
-                let mut pending = Vec::new();
-                while let Some(a) = core.poll_action() {
-                    pending.push(a);
-                }
-                (Driver::new(&parts, core, BTreeMap::new(), Instant::now()), pending)
+    restart_on_panic("the mesh driver", move || {
+        let (driver, pending) = next.take().unwrap_or_else(|| {
+            let mut core = MeshCore::new(parts.cfg.facts.clone(), parts.cfg.tiers);
+            let mut pending = Vec::new();
+            while let Some(a) = core.poll_action() {
+                pending.push(a);
             }
-        };
-        let inner = tokio::spawn(driver.run(commands.clone(), pending));
-        let _guard = AbortOnDrop(inner.abort_handle());
-        match inner.await {
-            Err(e) if e.is_panic() => {
-                tracing::error!("the mesh driver panicked; starting it again in a second");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            _ => return,
-        }
-    }
+            (Driver::new(&parts, core, BTreeMap::new(), Instant::now()), pending)
+        });
+        driver.run(commands.clone(), pending)
+    })
+    .await
 }
 
 struct Driver {
