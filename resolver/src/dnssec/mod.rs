@@ -1,0 +1,1 @@
+//! DNSSEC validation (RFC 4033–4035).
