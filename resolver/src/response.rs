@@ -229,7 +229,9 @@ impl Template {
     /// Allocates nothing.
     pub fn write(&self, out: &mut [u8], client: &ClientQuery<'_>, now: Millis, stale_ttl: Option<u32>) -> Option<usize> {
         let qname_end = HEADER_LEN + client.qname_wire.len();
-        if self.wire.get(HEADER_LEN..qname_end)?.len() != client.qname_wire.len() {
+        // The same name in any case (label lengths never look like letters:
+        // they are at most 63).
+        if !self.wire.get(HEADER_LEN..qname_end)?.eq_ignore_ascii_case(client.qname_wire) {
             return None;
         }
         let full = if client.edns { self.wire.len() } else { self.opt_offset.map_or(self.wire.len(), usize::from) };
@@ -298,5 +300,116 @@ impl Template {
             f3 &= !FLAG_AD;
         }
         out[3] = f3;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::rr::Name;
+    use hickory_proto::rr::rdata::{A, SOA};
+
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::from_str(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn positive() -> (Question, Resolved) {
+        let q = Question::new(&name("www.example."), RecordType::A);
+        let r = Resolved {
+            rcode: ResponseCode::NoError,
+            answer: vec![
+                Record::from_rdata(name("www.example."), 300, RData::A(A::new(192, 0, 2, 1))),
+                Record::from_rdata(name("www.example."), 300, RData::A(A::new(192, 0, 2, 2))),
+            ],
+            authority: Vec::new(),
+            security: Security::Secure,
+            ede: None,
+        };
+        (q, r)
+    }
+
+    fn client<'a>(qname: &'a [u8], edns: bool, limit: usize) -> ClientQuery<'a> {
+        ClientQuery {
+            id: 0xbeef,
+            recursion_desired: true,
+            checking_disabled: false,
+            wants_ad: true,
+            edns,
+            qname_wire: qname,
+            limit,
+        }
+    }
+
+    const WWW_MIXED: &[u8] = b"\x03WwW\x07ExAmPlE\x00";
+
+    #[test]
+    fn a_hit_keeps_the_clients_case_and_id_and_counts_ttls_down() {
+        let (q, r) = positive();
+        let t = build(&q, &r, false, 1_000).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.ttl, 300);
+        let mut out = [0u8; 512];
+        let len = t.write(&mut out, &client(WWW_MIXED, true, 1232), 101_000, None).unwrap_or_else(|| panic!("none"));
+        let m = Message::from_vec(&out[..len]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.id(), 0xbeef);
+        assert!(m.recursion_available() && m.recursion_desired() && m.authentic_data() && !m.authoritative());
+        assert_eq!(m.queries()[0].name().to_string(), "WwW.ExAmPlE.");
+        assert!(m.answers().iter().all(|r| r.ttl() == 200), "{:?}", m.answers());
+        assert!(m.extensions().is_some());
+        // Without EDNS the OPT record goes; without DO/AD no AD bit.
+        let mut c = client(WWW_MIXED, false, 512);
+        c.wants_ad = false;
+        let len = t.write(&mut out, &c, 1_000, Some(30)).unwrap_or_else(|| panic!("none"));
+        let m = Message::from_vec(&out[..len]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.extensions().is_none() && !m.authentic_data());
+        assert!(m.answers().iter().all(|r| r.ttl() == 30));
+    }
+
+    #[test]
+    fn too_big_for_the_client_gives_tc_with_the_question() {
+        let (q, mut r) = positive();
+        for i in 0..60 {
+            r.answer.push(Record::from_rdata(name("www.example."), 60, RData::A(A::new(10, 0, 0, i))));
+        }
+        let t = build(&q, &r, false, 0).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = [0u8; 2048];
+        let len = t.write(&mut out, &client(WWW_MIXED, false, 512), 0, None).unwrap_or_else(|| panic!("none"));
+        let m = Message::from_vec(&out[..len]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.truncated() && m.answers().is_empty() && m.queries().len() == 1);
+        let len = t.write(&mut out, &client(WWW_MIXED, true, 1232), 0, None).unwrap_or_else(|| panic!("none"));
+        assert_eq!(Message::from_vec(&out[..len]).map(|m| m.answers().len()).ok(), Some(62));
+    }
+
+    #[test]
+    fn negative_answers_live_for_the_soa_minimum_and_carry_the_ede() {
+        let q = Question::new(&name("nope.example."), RecordType::A);
+        let soa = SOA::new(name("ns.example."), name("h.example."), 1, 3600, 600, 86400, 60);
+        let r = Resolved {
+            rcode: ResponseCode::NXDomain,
+            answer: Vec::new(),
+            authority: vec![Record::from_rdata(name("example."), 3600, RData::SOA(soa))],
+            security: Security::Insecure,
+            ede: Some(Ede::new(Ede::DNSSEC_BOGUS, "why")),
+        };
+        let t = build(&q, &r, false, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.ttl, 60);
+        let mut out = [0u8; 512];
+        let qn = b"\x04nope\x07example\x00";
+        let len = t.write(&mut out, &client(qn, true, 1232), 0, None).unwrap_or_else(|| panic!("none"));
+        let m = Message::from_vec(&out[..len]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.response_code(), ResponseCode::NXDomain);
+        let opt = m.extensions().as_ref().unwrap_or_else(|| panic!("no OPT"));
+        assert!(opt.options().get(hickory_proto::rr::rdata::opt::EdnsCode::Unknown(15)).is_some());
+        assert_eq!(build(&q, &Resolved::servfail(None), false, 0).map(|t| t.ttl).ok(), Some(SERVFAIL_TTL));
+    }
+
+    #[test]
+    fn a_question_of_another_length_is_refused_not_garbled() {
+        let (q, r) = positive();
+        let t = build(&q, &r, false, 0).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = [0u8; 512];
+        assert!(t.write(&mut out, &client(b"\x02ww\x07example\x00", true, 1232), 0, None).is_none());
     }
 }
