@@ -227,7 +227,13 @@ impl Template {
     /// down. Returns the length, or `None` if `out` is too small even for
     /// a truncated reply or the question does not fit this template.
     /// Allocates nothing.
-    pub fn write(&self, out: &mut [u8], client: &ClientQuery<'_>, now: Millis, stale_ttl: Option<u32>) -> Option<usize> {
+    pub fn write(
+        &self,
+        out: &mut [u8],
+        client: &ClientQuery<'_>,
+        now: Millis,
+        stale_ttl: Option<u32>,
+    ) -> Option<usize> {
         let qname_end = HEADER_LEN + client.qname_wire.len();
         // The same name in any case (label lengths never look like letters:
         // they are at most 63).
