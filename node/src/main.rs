@@ -40,6 +40,7 @@ fn run() -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve(Box::default())) {
         Command::Serve(args) => serve(*args),
         Command::Zone(ZoneCommand::Check { files, origin }) => zone_check(&files, origin.as_deref()),
+        Command::Cache(args) => cache_command(&args),
         Command::Zone(ZoneCommand::Reload { http, token }) => zone_reload(http, token.as_ref().map(|t| t.expose())),
         Command::Zone(cmd) => {
             let rt =
@@ -695,6 +696,51 @@ fn zone_reload(http: std::net::SocketAddr, token: Option<&str>) -> Result<ExitCo
         }
         other => bail!("reload failed with HTTP status {other:?}"),
     }
+}
+
+/// `meshdns cache stats|flush [NAME]|dump`, over the node's HTTP listener.
+fn cache_command(args: &meshdns::cli::CacheArgs) -> Result<ExitCode> {
+    use meshdns::cli::CacheCommand;
+    let (method, path) = match &args.command {
+        CacheCommand::Stats => ("GET", "/cache/stats".to_owned()),
+        CacheCommand::Dump => ("GET", "/cache/dump".to_owned()),
+        CacheCommand::Flush { name: Some(n) } => ("POST", format!("/cache/flush?name={}", percent(n))),
+        CacheCommand::Flush { name: None } => ("POST", "/cache/flush".to_owned()),
+    };
+    let http = args.http;
+    let mut stream = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(5))
+        .with_context(|| format!("cannot reach meshdns at {http}: is it running, and is that its --http address?"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let auth = args.token.as_ref().map(|t| format!("Authorization: Bearer {}\r\n", t.expose())).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {http}\r\n{}: 1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
+        server::http::ADMIN_HEADER
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).context("reading the response")?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    match status {
+        "200" => {
+            print!("{}", dechunk(body));
+            Ok(ExitCode::SUCCESS)
+        }
+        "401" | "403" => bail!(
+            "the node refused (HTTP {status}): {}pass a write token with --token or MESHDNS_GRPC_TOKEN",
+            dechunk(body)
+        ),
+        other => bail!("HTTP status {other:?}: {}", dechunk(body).trim_end()),
+    }
+}
+
+/// Percent-encodes a name for a query string.
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
+        .collect()
 }
 
 /// Undoes HTTP/1.1 chunked encoding if the body uses it.
