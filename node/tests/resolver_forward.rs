@@ -378,7 +378,16 @@ fn a_tcp_upstream_gets_one_connection_reused_and_pipelined() {
 fn two_nodes_on_one_host_start_with_only_their_listeners_given() {
     // The harness command line: --listen, --http and --data-dir only. The
     // second node must not fail on the default gossip and gRPC ports.
-    let mut children = Vec::new();
+    struct Children(Vec<Child>);
+    impl Drop for Children {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut children = Children(Vec::new());
     let tmp = tempfile::tempdir().unwrap();
     let mut https = Vec::new();
     for i in 0..2 {
@@ -392,17 +401,13 @@ fn two_nodes_on_one_host_start_with_only_their_listeners_given() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        children.push(child);
+        children.0.push(child);
         https.push(format!("127.0.0.1:{http}").parse::<SocketAddr>().unwrap());
     }
     for (i, h) in https.iter().enumerate() {
         wait_for(&format!("node {i} ready"), Duration::from_secs(20), || {
-            assert!(children[i].try_wait().unwrap().is_none(), "node {i} exited");
+            assert!(children.0[i].try_wait().unwrap().is_none(), "node {i} exited");
             http_request(*h, "GET", "/readyz").filter(|(c, _)| *c == 200)
         });
-    }
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
     }
 }
