@@ -202,6 +202,22 @@ impl Cache {
         hit
     }
 
+    /// RFC 8767 §4 (and RFC 8914 §4.19, Stale NXDOMAIN Answer): a negative
+    /// answer to fall back on when resolution failed: the live one with
+    /// `false`, else one past its TTL by at most `max_stale` seconds with
+    /// `true` and `ttl_left: 0`.
+    pub fn negative_stale(&self, q: &Question, now: Millis) -> Option<(CachedNegative, bool)> {
+        let exact = key::negative_key(&q.name, q.qtype, q.qclass)?;
+        let nx = key::negative_key(&q.name, RecordType::ANY, q.qclass)?;
+        [exact, nx].into_iter().enumerate().find_map(|(i, k)| match self.find(k.as_bytes(), now, true)? {
+            (Value::Negative(entry), found) if i == 0 || entry.nxdomain => Some(match found {
+                Found::Fresh(ttl_left) => (CachedNegative { entry, ttl_left }, false),
+                Found::Stale => (CachedNegative { entry, ttl_left: 0 }, true),
+            }),
+            _ => None,
+        })
+    }
+
     /// Stores a negative answer for `ttl` seconds, capped at
     /// `max_negative_ttl` (RFC 2308 §5: the caller computes the TTL from
     /// the SOA). NXDOMAIN is stored for the name (under type ANY).

@@ -53,8 +53,9 @@ pub struct CacheConfig {
     pub max_stale: u32,
     /// RFC 8767 §4: TTL of a stale answer (seconds).
     pub stale_answer_ttl: u32,
-    /// Number of L2 shards, each with its own lock and its share of
-    /// `max_bytes` (rounded up to a power of two).
+    /// Number of L2 shards (1..=1024, rounded up to a power of two), each
+    /// with its own lock and an equal share of `max_bytes`. An entry
+    /// larger than one share is not cached.
     pub shards: usize,
 }
 

@@ -24,8 +24,8 @@
 //! Choices where the paper leaves room: an entry moves from the small to
 //! the main queue if it was hit at least once since it was inserted; the
 //! ghost queue remembers as many keys as the main queue holds (at least
-//! 64); entries expired past the serve-stale window are dropped wherever
-//! eviction meets them, before any live entry is evicted from that queue.
+//! 64); an entry expired past the serve-stale window is dropped when
+//! eviction reaches it, whatever its frequency (and by `purge`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -183,6 +183,7 @@ impl Shard {
         if size > self.capacity {
             if self.detach(key).is_some() {
                 self.tombstones += 1;
+                self.compact_if_needed();
             }
             return Removed::default();
         }

@@ -169,6 +169,42 @@ fn flush_removes_the_name_and_below_only() {
     assert_eq!((c.stats().entries, c.stats().bytes), (0, 0));
 }
 
+#[test]
+fn stale_negative_answers_for_failed_resolutions() {
+    let c = Cache::new(cfg());
+    let q = Question::new(&name("nx.example."), RecordType::A);
+    c.insert_negative(&q, negative(), 60, 0);
+    let other_type = Question::new(&name("nx.example."), RecordType::MX);
+    assert_eq!(c.negative_stale(&other_type, 1_000).map(|(n, s)| (n.ttl_left, s)), Some((59, false)));
+    assert_eq!(c.negative_stale(&q, 60_000).map(|(n, s)| (n.ttl_left, s)), Some((0, true)));
+    assert!(c.negative(&q, 60_000).is_none());
+    assert!(c.negative_stale(&q, 160_000).is_none(), "past max_stale");
+}
+
+#[test]
+fn shared_between_threads_the_bound_holds() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Cache>();
+    let c = Cache::new(CacheConfig { max_bytes: 256 << 10, shards: 8, ..cfg() });
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let c = &c;
+            s.spawn(move || {
+                for i in 0..2_000u32 {
+                    let k = akey(&format!("n{}.example.", (i * 7 + t) % 1_500));
+                    if matches!(c.answer(&k, 0), AnswerLookup::Miss) {
+                        c.insert_answer(k, template(0, 60, 0, 1, 50));
+                    }
+                }
+            });
+        }
+    });
+    let s = c.stats();
+    assert!(s.bytes <= 256 << 10, "{}", s.bytes);
+    assert_eq!(s.answer_hits + s.answer_misses, 8_000);
+    assert!(s.answer_hits > 0);
+}
+
 fn negative() -> NegativeEntry {
     NegativeEntry { nxdomain: true, authority: vec![], security: Security::Secure }
 }
