@@ -59,7 +59,7 @@ fn cache_hits_allocate_nothing() {
     };
     let l2 = Cache::new(CacheConfig::default());
     l2.insert_answer(key.clone(), template.clone());
-    let mut l1 = WorkerCache::new(4096);
+    let mut l1 = WorkerCache::new(4096, &CacheConfig::default());
     l1.insert(&L1Key::from_answer_key(&key).unwrap(), template);
     // The question as a client spelled it in its packet.
     let qname: &[u8] = b"\x03WwW\x07exAMPLE\x03com\x00";

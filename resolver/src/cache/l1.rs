@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::AnswerKey;
 use super::key::{self, KeyBuf};
+use super::{AnswerKey, CacheConfig};
 use crate::response::Template;
 use crate::types::Millis;
 
@@ -124,6 +124,8 @@ struct Set {
 /// One worker's answer cache. See the module docs.
 pub struct WorkerCache {
     sets: Box<[Set]>,
+    /// The TTL limits, applied as L2 applies them.
+    cfg: CacheConfig,
     generation: u64,
     /// Lookups that hit.
     pub hits: u64,
@@ -134,10 +136,19 @@ pub struct WorkerCache {
 }
 
 impl WorkerCache {
-    /// A cache of `slots` answers (rounded up to a power of two, at least 2).
-    pub fn new(slots: usize) -> Self {
+    /// A cache of `slots` answers (rounded up to a power of two, at least
+    /// 2), keeping each for the lifetime L2 would give it under `cfg`'s
+    /// TTL limits.
+    pub fn new(slots: usize, cfg: &CacheConfig) -> Self {
         let sets = (slots.max(2).next_power_of_two() / 2).max(1);
-        WorkerCache { sets: (0..sets).map(|_| Set::default()).collect(), generation: 0, hits: 0, misses: 0, inserts: 0 }
+        WorkerCache {
+            sets: (0..sets).map(|_| Set::default()).collect(),
+            cfg: cfg.clone(),
+            generation: 0,
+            hits: 0,
+            misses: 0,
+            inserts: 0,
+        }
     }
 
     /// How many answers it can hold.
@@ -170,11 +181,12 @@ impl WorkerCache {
         set.ways[w].as_ref().map(|s| &*s.template)
     }
 
-    /// Stores `template` under `key` until its TTL runs out
-    /// (`stored_ms + ttl`), replacing the same key or the set's less
-    /// recently used way.
+    /// Stores `template` under `key` until its lifetime runs out
+    /// (`stored_ms` + its TTL limited as in [`crate::cache::Cache::insert_answer`]),
+    /// replacing the same key or the set's less recently used way.
     pub fn insert(&mut self, key: &L1Key, template: Arc<Template>) {
-        let expires_ms = template.stored_ms.saturating_add(u64::from(template.ttl) * 1000);
+        let ttl = super::l2::answer_ttl(&self.cfg, &template);
+        let expires_ms = template.stored_ms.saturating_add(u64::from(ttl) * 1000);
         let i = self.set_index(key.hash);
         let set = &mut self.sets[i];
         let w = set
@@ -214,9 +226,10 @@ mod tests {
     use super::*;
     use crate::types::{Question, Security};
 
+    /// A NOERROR response with one answer, tagged in its ID.
     fn template(stored_ms: Millis, ttl: u32, tag: u8) -> Arc<Template> {
         Arc::new(Template {
-            wire: Box::new([tag]),
+            wire: Box::new([tag, 0, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]),
             ttl_offsets: Box::new([]),
             opt_offset: None,
             stored_ms,
@@ -245,7 +258,7 @@ mod tests {
 
     #[test]
     fn hit_miss_expiry_and_counters() {
-        let mut c = WorkerCache::new(64);
+        let mut c = WorkerCache::new(64, &CacheConfig::default());
         let k = key("a.example.", false);
         assert!(c.get(&k, 0).is_none());
         c.insert(&k, template(1_000, 10, 7));
@@ -259,7 +272,7 @@ mod tests {
     #[test]
     fn a_set_keeps_the_recently_hit_way() {
         // One set only: every key lands in it.
-        let mut c = WorkerCache::new(2);
+        let mut c = WorkerCache::new(2, &CacheConfig::default());
         let (a, b, d) = (key("a.", false), key("b.", false), key("d.", false));
         c.insert(&a, template(0, 60, 1));
         c.insert(&b, template(0, 60, 2));
@@ -274,8 +287,23 @@ mod tests {
     }
 
     #[test]
+    fn lifetimes_are_limited_as_in_l2() {
+        let cfg = CacheConfig { max_ttl: 100, max_negative_ttl: 10, ..CacheConfig::default() };
+        let mut c = WorkerCache::new(64, &cfg);
+        let (k, nx) = (key("a.", false), key("nx.", false));
+        c.insert(&k, template(0, 86_400, 1));
+        let mut t = (*template(0, 86_400, 2)).clone();
+        t.wire[3] = 0x83; // NXDOMAIN
+        c.insert(&nx, Arc::new(t));
+        assert!(c.get(&k, 99_999).is_some());
+        assert!(c.get(&k, 100_000).is_none(), "max_ttl");
+        assert!(c.get(&nx, 9_999).is_some());
+        assert!(c.get(&nx, 10_000).is_none(), "max_negative_ttl");
+    }
+
+    #[test]
     fn sync_clears_on_a_new_generation() {
-        let mut c = WorkerCache::new(16);
+        let mut c = WorkerCache::new(16, &CacheConfig::default());
         let k = key("a.", false);
         c.insert(&k, template(0, 60, 1));
         c.sync(0);

@@ -109,12 +109,11 @@ impl Cache {
     }
 
     fn clamp(&self, ttl: u32) -> u32 {
-        ttl.clamp(self.cfg.min_ttl, self.cfg.max_ttl.max(self.cfg.min_ttl))
+        clamp(&self.cfg, ttl)
     }
 
-    /// Looks `key` up, recording a hit if it is served.
-    fn find(&self, key: &[u8], now: Millis, allow_stale: bool) -> Option<(Value, Found)> {
-        let cell = self.cell(key);
+    /// Looks `key` up in its shard `cell`, recording a hit if it is served.
+    fn find(cell: &ShardCell, key: &[u8], now: Millis, allow_stale: bool) -> Option<(Value, Found)> {
         let shard = Self::read(cell);
         let e = shard.get(key)?;
         let found = match ttl_left(e, now) {
@@ -135,8 +134,9 @@ impl Cache {
     /// A live RRset `name`/`rtype`.
     pub fn rrset(&self, name: &Name, rtype: RecordType, now: Millis) -> Option<CachedRrset> {
         let k = key::rrset_key(name, rtype)?;
-        let counters = &self.cell(k.as_bytes()).counters;
-        match self.find(k.as_bytes(), now, false) {
+        let cell = self.cell(k.as_bytes());
+        let counters = &cell.counters;
+        match Self::find(cell, k.as_bytes(), now, false) {
             Some((Value::Rrset(entry), Found::Fresh(ttl_left))) => {
                 bump(&counters.rrset_hits);
                 Some(CachedRrset { entry, ttl_left, stale: false })
@@ -155,10 +155,11 @@ impl Cache {
     /// `stale_answer_ttl`).
     pub fn rrset_stale(&self, name: &Name, rtype: RecordType, now: Millis) -> Option<CachedRrset> {
         let k = key::rrset_key(name, rtype)?;
-        match self.find(k.as_bytes(), now, true)? {
+        let cell = self.cell(k.as_bytes());
+        match Self::find(cell, k.as_bytes(), now, true)? {
             (Value::Rrset(entry), Found::Fresh(ttl_left)) => Some(CachedRrset { entry, ttl_left, stale: false }),
             (Value::Rrset(entry), Found::Stale) => {
-                bump(&self.cell(k.as_bytes()).counters.rrset_stale);
+                bump(&cell.counters.rrset_stale);
                 Some(CachedRrset { entry, ttl_left: 0, stale: true })
             }
             _ => None,
@@ -192,11 +193,13 @@ impl Cache {
         let exact = key::negative_key(&q.name, q.qtype, q.qclass)?;
         let counters = &self.cell(exact.as_bytes()).counters;
         let nx = key::negative_key(&q.name, RecordType::ANY, q.qclass)?;
-        let hit = [exact, nx].into_iter().enumerate().find_map(|(i, k)| match self.find(k.as_bytes(), now, false)? {
-            (Value::Negative(entry), Found::Fresh(ttl_left)) if i == 0 || entry.nxdomain => {
-                Some(CachedNegative { entry, ttl_left })
+        let hit = [exact, nx].into_iter().enumerate().find_map(|(i, k)| {
+            match Self::find(self.cell(k.as_bytes()), k.as_bytes(), now, false)? {
+                (Value::Negative(entry), Found::Fresh(ttl_left)) if i == 0 || entry.nxdomain => {
+                    Some(CachedNegative { entry, ttl_left })
+                }
+                _ => None,
             }
-            _ => None,
         });
         bump(if hit.is_some() { &counters.negative_hits } else { &counters.negative_misses });
         hit
@@ -209,12 +212,14 @@ impl Cache {
     pub fn negative_stale(&self, q: &Question, now: Millis) -> Option<(CachedNegative, bool)> {
         let exact = key::negative_key(&q.name, q.qtype, q.qclass)?;
         let nx = key::negative_key(&q.name, RecordType::ANY, q.qclass)?;
-        [exact, nx].into_iter().enumerate().find_map(|(i, k)| match self.find(k.as_bytes(), now, true)? {
-            (Value::Negative(entry), found) if i == 0 || entry.nxdomain => Some(match found {
-                Found::Fresh(ttl_left) => (CachedNegative { entry, ttl_left }, false),
-                Found::Stale => (CachedNegative { entry, ttl_left: 0 }, true),
-            }),
-            _ => None,
+        [exact, nx].into_iter().enumerate().find_map(|(i, k)| {
+            match Self::find(self.cell(k.as_bytes()), k.as_bytes(), now, true)? {
+                (Value::Negative(entry), found) if i == 0 || entry.nxdomain => Some(match found {
+                    Found::Fresh(ttl_left) => (CachedNegative { entry, ttl_left }, false),
+                    Found::Stale => (CachedNegative { entry, ttl_left: 0 }, true),
+                }),
+                _ => None,
+            }
         })
     }
 
@@ -244,8 +249,9 @@ impl Cache {
     }
 
     fn answer_by_bytes(&self, k: &[u8], now: Millis) -> AnswerLookup {
-        let counters = &self.cell(k).counters;
-        match self.find(k, now, true) {
+        let cell = self.cell(k);
+        let counters = &cell.counters;
+        match Self::find(cell, k, now, true) {
             Some((Value::Answer(t), Found::Fresh(_))) => {
                 bump(&counters.answer_hits);
                 AnswerLookup::Fresh(t)
@@ -268,7 +274,7 @@ impl Cache {
     /// cached errors).
     pub fn insert_answer(&self, key: AnswerKey, t: Arc<Template>) {
         let Some(k) = key::answer_key(&key.question, key.dnssec_ok, key.checking_disabled) else { return };
-        let ttl = if carries_data(&t.wire) { self.clamp(t.ttl) } else { t.ttl.min(self.cfg.max_negative_ttl) };
+        let ttl = answer_ttl(&self.cfg, &t);
         let bytes = t.wire.len() + 2 * t.ttl_offsets.len() + std::mem::size_of::<Template>();
         let stored_ms = t.stored_ms;
         self.store(k.as_bytes(), Value::Answer(t), stored_ms, ttl, bytes);
@@ -389,6 +395,17 @@ impl Cache {
         lines.sort();
         lines
     }
+}
+
+fn clamp(cfg: &CacheConfig, ttl: u32) -> u32 {
+    ttl.clamp(cfg.min_ttl, cfg.max_ttl.max(cfg.min_ttl))
+}
+
+/// The lifetime a built answer gets: its TTL clamped like an RRset's when
+/// it carries data, else capped at `max_negative_ttl` (see
+/// [`Cache::insert_answer`]). L1 uses the same, so it never outlives L2.
+pub(super) fn answer_ttl(cfg: &CacheConfig, t: &Template) -> u32 {
+    if carries_data(&t.wire) { clamp(cfg, t.ttl) } else { t.ttl.min(cfg.max_negative_ttl) }
 }
 
 /// Seconds of life left, `None` once expired.

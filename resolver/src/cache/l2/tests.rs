@@ -127,7 +127,7 @@ fn l1_keys_find_l2_answers_and_promote() {
     c.insert_answer(akey("x.example."), template(0, 60, 0, 1, 4));
     let k = L1Key::from_wire(b"\x01X\x07example\x00", 1, 1, false, false).unwrap_or_else(|| panic!("key"));
     let AnswerLookup::Fresh(t) = c.answer_l1(&k, 1_000) else { panic!("L2 hit by raw key") };
-    let mut l1 = WorkerCache::new(16);
+    let mut l1 = WorkerCache::new(16, &cfg());
     l1.insert(&k, t);
     assert!(l1.get(&k, 1_000).is_some());
     assert_eq!(k.to_answer_key(), Some(akey("x.example.")));
