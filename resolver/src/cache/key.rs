@@ -258,4 +258,23 @@ mod tests {
         assert_eq!(u16_at(rest, 0), Some(1));
         assert_eq!(name_from_wire(b"\x00"), Some(Name::root()));
     }
+
+    proptest::proptest! {
+        /// A name spelled in any case in a packet keys like its `Name`.
+        #[test]
+        fn wire_spelling_keys_like_the_name(labels in proptest::collection::vec("[a-zA-Z0-9_-]{1,20}", 0..6)) {
+            let mut n = Name::from_labels(labels.iter().map(|l| l.as_bytes())).unwrap_or_else(|e| panic!("{e}"));
+            n.set_fqdn(true);
+            let mut wire = Vec::new();
+            for l in &labels {
+                wire.push(l.len() as u8);
+                wire.extend_from_slice(l.as_bytes());
+            }
+            wire.push(0);
+            let (mut a, mut b) = (KeyBuf::new(KIND_ANSWER), KeyBuf::new(KIND_ANSWER));
+            proptest::prop_assert!(a.push_name(&n) && b.push_name_wire(&wire));
+            proptest::prop_assert_eq!(a.as_bytes(), b.as_bytes());
+            proptest::prop_assert_eq!(name_from_wire(&a.as_bytes()[1..]), Some(n.to_lowercase()));
+        }
+    }
 }

@@ -153,3 +153,20 @@ fn the_size_limit_is_respected() {
     assert!(disk.get(&l1(&entries[99].0), 0).is_none());
     assert!(matches!(DiskCache::open(&path, 0, 1_000), Err(DiskError::TooLarge(_))));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Any one corrupted byte, header or body, gets the file refused.
+    #[test]
+    fn any_corrupt_byte_is_refused(at in proptest::prelude::any::<proptest::sample::Index>(), flip in 1u8..=255) {
+        let d = dir();
+        let path = d.path().join("c");
+        save(&path, sample(), 0, 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+        let mut bytes = fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let i = at.index(bytes.len());
+        bytes[i] ^= flip;
+        fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        proptest::prop_assert!(open(&path, 0).is_err(), "byte {} ^ {:#x} accepted", i, flip);
+    }
+}
