@@ -40,6 +40,7 @@ fn run() -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve(Box::default())) {
         Command::Serve(args) => serve(*args),
         Command::Zone(ZoneCommand::Check { files, origin }) => zone_check(&files, origin.as_deref()),
+        Command::Cache(args) => cache_command(&args),
         Command::Zone(ZoneCommand::Reload { http, token }) => zone_reload(http, token.as_ref().map(|t| t.expose())),
         Command::Zone(cmd) => {
             let rt =
@@ -257,6 +258,24 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if args.insecure_gossip {
         raw.mesh.insecure_gossip = Some(true);
     }
+    if let Some(v) = &args.resolver {
+        raw.resolver.mode = Some(v.clone());
+    }
+    if let Some(v) = &args.root_hints {
+        raw.resolver.root_hints = Some(v.display().to_string());
+    }
+    if let Some(v) = &args.trust_anchor {
+        raw.resolver.trust_anchor = Some(v.display().to_string());
+    }
+    if !args.forward.is_empty() {
+        raw.resolver.forward = Some(args.forward.clone());
+    }
+    if !args.recursion_allow.is_empty() {
+        raw.resolver.recursion_allow = Some(args.recursion_allow.clone());
+    }
+    if args.query_loopback {
+        raw.resolver.query_loopback = Some(true);
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -414,6 +433,18 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     );
     replicated.set_compact_after(cfg.replication.compact_after_bytes);
 
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("meshdns-io")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let resolver = meshdns::resolve::ResolverService::new(&cfg.resolver, runtime.handle().clone())
+        .context("starting the resolver (check [resolver] / --resolver)")?;
+    if let Some(r) = &resolver {
+        tracing::info!(mode = ?r.settings().mode, allow = ?r.settings().recursion_allow, "resolver on for names outside our zones");
+    }
+
     let audit =
         Arc::new(meshdns::admin::audit::AuditLog::new(cfg.audit.clone(), &cfg.mesh.node_id, Box::new(unix_ms_now)));
     let shards = cfg.udp_workers * cfg.listen.len() + 1;
@@ -433,6 +464,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         update_writer: std::sync::OnceLock::new(),
         audit: audit.clone(),
         rrl: cfg.rrl.enabled().then(|| meshdns::rrl::Limiter::new(cfg.rrl.clone(), Instant::now())),
+        resolver,
     });
     let _ = shared.replicated.set(replicated.clone());
     // Every new set of replicated zones goes straight to the data plane
@@ -477,12 +509,6 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         udp_threads.extend(server::udp::spawn(socks, shared.clone(), stop.clone(), i * cfg.udp_workers)?);
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("meshdns-io")
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let code = runtime.block_on(async move {
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let limit = Arc::new(tokio::sync::Semaphore::new(cfg.tcp_max_connections));
@@ -670,6 +696,51 @@ fn zone_reload(http: std::net::SocketAddr, token: Option<&str>) -> Result<ExitCo
         }
         other => bail!("reload failed with HTTP status {other:?}"),
     }
+}
+
+/// `meshdns cache stats|flush [NAME]|dump`, over the node's HTTP listener.
+fn cache_command(args: &meshdns::cli::CacheArgs) -> Result<ExitCode> {
+    use meshdns::cli::CacheCommand;
+    let (method, path) = match &args.command {
+        CacheCommand::Stats => ("GET", "/cache/stats".to_owned()),
+        CacheCommand::Dump => ("GET", "/cache/dump".to_owned()),
+        CacheCommand::Flush { name: Some(n) } => ("POST", format!("/cache/flush?name={}", percent(n))),
+        CacheCommand::Flush { name: None } => ("POST", "/cache/flush".to_owned()),
+    };
+    let http = args.http;
+    let mut stream = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(5))
+        .with_context(|| format!("cannot reach meshdns at {http}: is it running, and is that its --http address?"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let auth = args.token.as_ref().map(|t| format!("Authorization: Bearer {}\r\n", t.expose())).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {http}\r\n{}: 1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
+        server::http::ADMIN_HEADER
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).context("reading the response")?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    match status {
+        "200" => {
+            print!("{}", dechunk(body));
+            Ok(ExitCode::SUCCESS)
+        }
+        "401" | "403" => bail!(
+            "the node refused (HTTP {status}): {}pass a write token with --token or MESHDNS_GRPC_TOKEN",
+            dechunk(body)
+        ),
+        other => bail!("HTTP status {other:?}: {}", dechunk(body).trim_end()),
+    }
+}
+
+/// Percent-encodes a name for a query string.
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
+        .collect()
 }
 
 /// Undoes HTTP/1.1 chunked encoding if the body uses it.

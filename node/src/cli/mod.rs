@@ -28,6 +28,8 @@ pub enum Command {
     /// Work with the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect or flush a running node's resolver cache.
+    Cache(CacheArgs),
     /// Inspect the cluster through any node's gRPC admin API.
     Cluster(ClusterArgs),
     /// Read this node's audit log of administrative actions.
@@ -103,6 +105,29 @@ pub struct ServeArgs {
     /// the primary first; re-read on SIGHUP. Authenticates gossip.
     #[arg(long)]
     pub gossip_key_file: Option<PathBuf>,
+    /// Resolver for names outside our zones: off (REFUSED, the default),
+    /// forward (to --forward upstreams) or recursive (from the root).
+    #[arg(long, value_name = "MODE")]
+    pub resolver: Option<String>,
+    /// Root hints file (named.root format) [default: built in].
+    #[arg(long, value_name = "FILE")]
+    pub root_hints: Option<PathBuf>,
+    /// DNSSEC trust anchors: DS or DNSKEY records in zone-file format
+    /// [default: the root KSKs built in].
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+    /// Upstream for forward mode: udp://IP:PORT or tcp://IP:PORT; repeat
+    /// for more (tried in order; see [resolver] strategy).
+    #[arg(long, value_name = "URL")]
+    pub forward: Vec<String>,
+    /// Client network that may recurse; repeat for more [default:
+    /// loopback, 10/8, 172.16/12, 192.168/16, fc00::/7].
+    #[arg(long, value_name = "CIDR")]
+    pub recursion_allow: Vec<String>,
+    /// Let the resolver query name servers on loopback addresses (test
+    /// labs; refused by default like Unbound's do-not-query-localhost).
+    #[arg(long)]
+    pub query_loopback: bool,
     /// Gossip without a key on a non-loopback address: anyone who reaches
     /// the gossip port can join the mesh and forge members.
     #[arg(long)]
@@ -422,4 +447,32 @@ pub enum AuditCommand {
         #[allow(missing_docs)]
         source: AuditSource,
     },
+}
+
+/// `meshdns cache ...`: which node, and what to do with its cache.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The node's HTTP listener.
+    #[arg(long, global = true, default_value = "127.0.0.1:9153")]
+    pub http: SocketAddr,
+    /// A write token, if the node has tokens (also MESHDNS_GRPC_TOKEN).
+    #[arg(long, global = true, env = "MESHDNS_GRPC_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+/// `meshdns cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Hits, misses, entries, bytes, upstream counters.
+    Stats,
+    /// Remove NAME and everything below it, or everything.
+    Flush {
+        /// A domain name; without it the whole cache is flushed.
+        name: Option<String>,
+    },
+    /// Every entry, one per line.
+    Dump,
 }

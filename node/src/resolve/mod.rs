@@ -1,0 +1,46 @@
+//! The resolver as the node runs it: the query routing of issue 13
+//! (our zones → filter hook → cache → resolution), the cache, and the
+//! tokio driver of the sans-IO resolutions in `meshdns-resolver`.
+//!
+//! The data plane calls [`route`] for every admitted query. Questions for
+//! our own zones are answered authoritatively (AA), as before. Others,
+//! from a client in `recursion.allow`, are answered from the cache on the
+//! worker's thread (no lock on the L1 path, one shard lock on L2) or
+//! handed to [`ResolverService`], which resolves them on the runtime and
+//! sends the answer itself (RA set). A question already being resolved
+//! waits for that resolution instead of starting another (coalescing), so
+//! a burst for one name costs one upstream query.
+//!
+//! Who may recurse is enforced here: everyone else gets what an
+//! authoritative-only server sends for a name outside its zones, REFUSED
+//! — a default install is never an open resolver.
+
+pub mod drive;
+pub mod exchange;
+mod metrics;
+mod route;
+mod service;
+
+pub use route::{Routed, route};
+pub use service::{ResolverService, ResolverStats};
+
+/// Decodes `%XX` escapes of a query-string value.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
