@@ -36,6 +36,8 @@ pub mod verify;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_5011;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 

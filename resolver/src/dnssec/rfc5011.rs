@@ -19,6 +19,7 @@
 //! are trusted until a key they match has been seen, which then becomes
 //! Valid at once (it was trusted through the DS already).
 
+use hickory_proto::dnssec::Verifier;
 use hickory_proto::dnssec::rdata::DNSKEY;
 use hickory_proto::rr::{Name, Record, RecordType};
 
@@ -98,8 +99,6 @@ struct Tracked {
 fn same_key(a: &DNSKEY, b: &DNSKEY) -> bool {
     a.algorithm() == b.algorithm() && a.public_key() == b.public_key()
 }
-
-use hickory_proto::dnssec::Verifier;
 
 /// The RFC 5011 state of one zone's trust anchors (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]

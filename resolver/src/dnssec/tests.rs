@@ -103,6 +103,15 @@ fn every_algorithm_validates_keys_and_data() {
         assert_eq!(proof.signer, name("example."));
         assert_eq!(proof.wildcard, None);
         assert_eq!(proof.ttl, 3600);
+        // Near expiry the TTL is cut to what is left (RFC 4035 §5.3.3).
+        let late = 2_082_758_400 - 100;
+        let proof = validate_rrset(&a, &z.rrsigs(), &keys, late).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(proof.ttl, 100);
+        // TTLs as decremented by a cache do not change what was signed.
+        let mut dnskeys = z.rrset("example.", RecordType::DNSKEY);
+        dnskeys[1].set_ttl(17);
+        validate_dnskeys(&name("example."), &dnskeys, &z.rrsigs(), &z.ds, NOW)
+            .unwrap_or_else(|e| panic!("{stem} with TTLs changed: {e:?}"));
         let mx = z.rrset("example.", RecordType::MX);
         validate_rrset(&mx, &z.rrsigs(), &keys, NOW).unwrap_or_else(|e| panic!("{stem} MX: {e:?}"));
     }

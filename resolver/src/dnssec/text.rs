@@ -48,10 +48,10 @@ fn logical_lines(text: &str) -> Result<Vec<Logical>, TextError> {
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
         if depth == 0 {
-            if let Some(done) = current.take() {
-                if !done.tokens.is_empty() {
-                    out.push(done);
-                }
+            if let Some(done) = current.take()
+                && !done.tokens.is_empty()
+            {
+                out.push(done);
             }
             let indented = raw.starts_with([' ', '\t']);
             current = Some(Logical { line: lineno, indented, tokens: Vec::new() });
@@ -118,10 +118,10 @@ fn logical_lines(text: &str) -> Result<Vec<Logical>, TextError> {
         let line = current.as_ref().map_or(0, |c| c.line);
         return Err(err(line, "'(' without ')'"));
     }
-    if let Some(done) = current {
-        if !done.tokens.is_empty() {
-            out.push(done);
-        }
+    if let Some(done) = current
+        && !done.tokens.is_empty()
+    {
+        out.push(done);
     }
     Ok(out)
 }
@@ -235,10 +235,10 @@ fn parse_class(s: &str) -> Option<DNSClass> {
 /// A type mnemonic or RFC 3597 `TYPEnnn`.
 pub(crate) fn parse_type(s: &str) -> Result<RecordType, String> {
     let upper = s.to_ascii_uppercase();
-    if let Some(num) = upper.strip_prefix("TYPE") {
-        if let Ok(n) = num.parse::<u16>() {
-            return Ok(RecordType::from(n));
-        }
+    if let Some(num) = upper.strip_prefix("TYPE")
+        && let Ok(n) = num.parse::<u16>()
+    {
+        return Ok(RecordType::from(n));
     }
     RecordType::from_str(&upper).map_err(|_| format!("unknown record type {s:?}"))
 }

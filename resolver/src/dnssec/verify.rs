@@ -206,7 +206,18 @@ fn check_one(
         return Err(Failure::Unsupported(format!("unsupported DNSKEY algorithm {}: {what}", u8::from(algorithm))));
     }
     let first = rrset.first().copied().ok_or_else(|| Failure::Bad(format!("{what}: empty RRset")))?;
-    let tbs = TBS::from_sig(owner, first.dns_class(), sig, rrset.iter().copied())
+    // hickory sorts the records as `Record`s, TTL before RDATA; give them
+    // all the Original TTL (which is what is signed) so the order is the
+    // RDATA order RFC 4034 §6.3 asks for.
+    let normalized: Vec<Record> = rrset
+        .iter()
+        .map(|r| {
+            let mut r = (*r).clone();
+            r.set_ttl(sig.original_ttl());
+            r
+        })
+        .collect();
+    let tbs = TBS::from_sig(owner, first.dns_class(), sig, normalized.iter())
         .map_err(|e| Failure::Bad(format!("{what}: cannot build signed data: {e}")))?;
     if !candidates.iter().any(|k| k.verify(tbs.as_ref(), sig.sig()).is_ok()) {
         return Err(Failure::Bad(format!("signature does not verify: {what}")));
