@@ -54,9 +54,21 @@ impl TrustAnchors {
     /// Zone-file text of DS and/or DNSKEY records, the `--trust-anchor
     /// FILE` format: what unbound's `trust-anchor-file` and
     /// `auto-trust-anchor-file` accept (`$ORIGIN`, `$TTL`, `;` comments,
-    /// parentheses; the RFC 5011 state comments of an auto file are
-    /// ignored). Errors name the line.
+    /// parentheses; in an RFC 5011 auto file only keys in state VALID or
+    /// MISSING are taken). Errors name the line.
     pub fn parse(text: &str) -> Result<Self, AnchorError> {
+        // An RFC 5011 state file lists keys not (or no longer) trusted
+        // too: keep only VALID (2) and MISSING (3) ones, as unbound does.
+        // Blanking the line keeps the line numbers of errors right.
+        let kept: String = text
+            .lines()
+            .map(|line| match auto_state(line) {
+                Some(state) if state != 2 && state != 3 => "",
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = kept.as_str();
         let records = parse_records(text, None)?;
         if records.is_empty() {
             return Err(AnchorError::Empty);
@@ -106,6 +118,13 @@ impl TrustAnchors {
     pub fn zones(&self) -> impl Iterator<Item = &Name> {
         self.zones.keys()
     }
+}
+
+/// The `;;state=N` of a line of an RFC 5011 state file, if it has one.
+fn auto_state(line: &str) -> Option<u8> {
+    let rest = line.split(";;state=").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The line where the `index`-th record of `text` starts, for messages:
