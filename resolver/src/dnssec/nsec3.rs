@@ -9,6 +9,9 @@
 //! second, SERVFAIL limit: above 150 nothing is hashed at all, so there
 //! is no cost to bound.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC3};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
@@ -69,6 +72,10 @@ fn has(n: &NSEC3, t: RecordType) -> bool {
 pub(crate) struct Chain<'a> {
     zone: Name,
     entries: Vec<Entry<'a>>,
+    /// Hashes already computed, by (name, salt, iterations): a zone's
+    /// records share their parameters, so each name is hashed once, not
+    /// once per record (up to 151 SHA-1 rounds each).
+    memo: RefCell<HashMap<(Name, Vec<u8>, u16), Option<Vec<u8>>>>,
 }
 
 impl<'a> Chain<'a> {
@@ -93,15 +100,29 @@ impl<'a> Chain<'a> {
             let Some(hash) = owner_hash(r.name()) else { continue };
             entries.push(Entry { owner: r.name(), hash, rdata: n });
         }
-        if entries.is_empty() { None } else { Some(Ok(Chain { zone: zone.clone(), entries })) }
+        if entries.is_empty() {
+            None
+        } else {
+            Some(Ok(Chain { zone: zone.clone(), entries, memo: RefCell::default() }))
+        }
+    }
+
+    fn hash(&self, n: &NSEC3, name: &Name) -> Option<Vec<u8>> {
+        let key = (name.to_lowercase(), n.salt().to_vec(), n.iterations());
+        if let Some(h) = self.memo.borrow().get(&key) {
+            return h.clone();
+        }
+        let h = hash_with(n, name);
+        self.memo.borrow_mut().insert(key, h.clone());
+        h
     }
 
     fn matching(&self, name: &Name) -> Option<&Entry<'a>> {
-        self.entries.iter().find(|e| hash_with(e.rdata, name).is_some_and(|h| h == e.hash))
+        self.entries.iter().find(|e| self.hash(e.rdata, name).is_some_and(|h| h == e.hash))
     }
 
     fn covering(&self, name: &Name) -> Option<&Entry<'a>> {
-        self.entries.iter().find(|e| hash_with(e.rdata, name).is_some_and(|h| span_covers(e, &h)))
+        self.entries.iter().find(|e| self.hash(e.rdata, name).is_some_and(|h| span_covers(e, &h)))
     }
 
     /// RFC 5155 §8.3: the closest encloser of `qname` (an ancestor with a

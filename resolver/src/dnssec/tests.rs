@@ -90,7 +90,9 @@ fn rrsig_with(s: &RRSIG, sig: Vec<u8>, signer: Name) -> RRSIG {
     )
 }
 
-const ALL: [&str; 5] = ["nsec-ecdsa", "rsa", "ed25519", "nsec3", "nsec3-optout"];
+/// ECDSA P-256 (NSEC, NSEC3, NSEC3 opt-out), RSA/SHA-256, Ed25519, and
+/// ECDSA P-384 (whose DS ldns makes with SHA-384).
+const ALL: [&str; 6] = ["nsec-ecdsa", "rsa", "ed25519", "p384", "nsec3", "nsec3-optout"];
 
 #[test]
 fn every_algorithm_validates_keys_and_data() {
@@ -141,6 +143,36 @@ fn flipped_signature_byte_is_bogus() {
         let e = validate_dnskeys(&name("example."), &z.rrset("example.", RecordType::DNSKEY), &sigs, &z.ds, NOW);
         assert_eq!(code(e), Ede::DNSSEC_BOGUS, "{stem}");
     }
+}
+
+#[test]
+fn signature_checks_are_bounded() {
+    // KeyTrap (CVE-2023-50387): many bad RRSIGs cost at most
+    // MAX_VERIFICATIONS checks, then the RRset is bogus.
+    let z = Zone::load("nsec-ecdsa");
+    let keys = z.valid_keys();
+    let a = z.rrset("www.example.", RecordType::A);
+    let good = z
+        .rrsigs()
+        .into_iter()
+        .find(|r| r.name() == &name("www.example.") && rrsig(r).is_some_and(|s| s.type_covered() == RecordType::A));
+    let good = good.unwrap_or_else(|| panic!("no RRSIG A"));
+    let mut sigs: Vec<Record> = (0..12u8)
+        .map(|i| {
+            edit_rrsig(&good, |s| {
+                let mut bytes = s.sig().to_vec();
+                bytes[i as usize] ^= 0x01;
+                rrsig_with(s, bytes, s.signer_name().clone())
+            })
+        })
+        .collect();
+    sigs.push(good.clone());
+    let e = validate_rrset(&a, &sigs, &keys, NOW).err().unwrap_or_else(|| panic!("13th signature checked"));
+    assert_eq!(e.code, Ede::DNSSEC_BOGUS);
+    assert!(e.text.contains("too many"), "{}", e.text);
+    // Within the budget the good one is found.
+    let few: Vec<Record> = sigs[5..].to_vec();
+    validate_rrset(&a, &few, &keys, NOW).unwrap_or_else(|e| panic!("{e:?}"));
 }
 
 #[test]
@@ -309,6 +341,48 @@ fn nsec_proofs() {
         .unwrap_or_else(|e| panic!("{e:?}"));
     // b.c.deep exists, so x.c.deep cannot come from a *.deep wildcard.
     assert!(prove_wildcard(&name("x.c.deep.example."), &name("*.deep.example."), &ex, &all).is_err());
+}
+
+#[test]
+fn nsec_nxdomain_needs_both_nsecs() {
+    let z = Zone::load("nsec-ecdsa");
+    let ex = name("example.");
+    let all = z.denial();
+    let at = |owner: &str| all.iter().filter(|r| r.name() == &name(owner)).cloned().collect::<Vec<_>>();
+    // nope.example. falls between mail and ns1; *.example. right after
+    // the apex, in the apex NSEC's span.
+    let qname_nsec = at("mail.example.");
+    let wildcard_nsec = at("example.");
+    let both: Vec<Record> = qname_nsec.iter().chain(&wildcard_nsec).cloned().collect();
+    prove_nxdomain(&name("nope.example."), &ex, &both).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(code(prove_nxdomain(&name("nope.example."), &ex, &qname_nsec)), Ede::NSEC_MISSING);
+    assert_eq!(code(prove_nxdomain(&name("nope.example."), &ex, &wildcard_nsec)), Ede::NSEC_MISSING);
+    // Records of another zone do not count.
+    assert_eq!(code(prove_nxdomain(&name("nope.example."), &name("other."), &both)), Ede::NSEC_MISSING);
+}
+
+#[test]
+fn nsec3_nxdomain_needs_all_three_parts() {
+    let z = Zone::load("nsec3");
+    let ex = name("example.");
+    let all = z.denial();
+    let pick = |f: &dyn Fn(&Record) -> bool| all.iter().find(|r| f(r)).cloned().unwrap_or_else(|| panic!("none"));
+    // RFC 5155 §8.4: the closest encloser (the apex) matched, the next
+    // closer name (nope.example.) covered, the wildcard *.example. covered.
+    let ce = pick(&|r| nsec3_matches(&ex, r));
+    let next_closer = pick(&|r| nsec3_covers(&name("nope.example."), r));
+    let wildcard = pick(&|r| nsec3_covers(&name("*.example."), r));
+    let mut parts = vec![ce, next_closer, wildcard];
+    parts.dedup();
+    prove_nxdomain(&name("nope.example."), &ex, &parts).unwrap_or_else(|e| panic!("{e:?}"));
+    for i in 0..parts.len() {
+        let mut fewer = parts.clone();
+        fewer.remove(i);
+        if fewer.iter().any(|r| r == &parts[i]) {
+            continue;
+        }
+        assert!(prove_nxdomain(&name("nope.example."), &ex, &fewer).is_err(), "proof without part {i}");
+    }
 }
 
 #[test]

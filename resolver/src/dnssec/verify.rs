@@ -127,8 +127,15 @@ fn check_signatures(rrset: &[Record], rrsigs: &[Record], keys: &[&Record], now_s
         return Err(Ede::new(Ede::RRSIGS_MISSING, format!("no RRSIG for {owner} {rtype}")));
     }
     let mut worst: Option<Failure> = None;
+    let mut budget = MAX_VERIFICATIONS;
     for (_, sig) in covering {
-        match check_one(&unique, owner, rtype, sig, keys, now_s) {
+        if budget == 0 {
+            return Err(Ede::new(
+                Ede::DNSSEC_BOGUS,
+                format!("too many signatures to check for {owner} {rtype} (more than {MAX_VERIFICATIONS})"),
+            ));
+        }
+        match check_one(&unique, owner, rtype, sig, keys, now_s, &mut budget) {
             Ok(proof) => return Ok(proof),
             Err(f) => {
                 if worst.as_ref().is_none_or(|w| f > *w) {
@@ -142,7 +149,14 @@ fn check_signatures(rrset: &[Record], rrsigs: &[Record], keys: &[&Record], now_s
         .unwrap_or_else(|| Ede::new(Ede::DNSSEC_BOGUS, format!("no RRSIG for {owner} {rtype}"))))
 }
 
-/// RFC 4035 §5.3.1 and §5.3.3 for one RRSIG.
+/// At most this many signature verifications per RRset: a zone could
+/// otherwise publish many keys sharing a key tag and many RRSIGs, and
+/// make one validation cost keys × signatures public-key operations
+/// (KeyTrap, CVE-2023-50387). Real zones need one or two.
+pub const MAX_VERIFICATIONS: u32 = 8;
+
+/// RFC 4035 §5.3.1 and §5.3.3 for one RRSIG. `budget` counts down the
+/// verifications left ([`MAX_VERIFICATIONS`]).
 fn check_one(
     rrset: &[&Record],
     owner: &Name,
@@ -150,6 +164,7 @@ fn check_one(
     sig: &RRSIG,
     keys: &[&Record],
     now_s: u64,
+    budget: &mut u32,
 ) -> Result<RrsetProof, Failure> {
     let tag = sig.key_tag();
     let signer = sig.signer_name();
@@ -219,7 +234,20 @@ fn check_one(
         .collect();
     let tbs = TBS::from_sig(owner, first.dns_class(), sig, normalized.iter())
         .map_err(|e| Failure::Bad(format!("{what}: cannot build signed data: {e}")))?;
-    if !candidates.iter().any(|k| k.verify(tbs.as_ref(), sig.sig()).is_ok()) {
+    let mut good = false;
+    for k in &candidates {
+        if *budget == 0 {
+            return Err(Failure::Bad(format!(
+                "too many signatures to check for {owner} {rtype} (more than {MAX_VERIFICATIONS})"
+            )));
+        }
+        *budget -= 1;
+        if k.verify(tbs.as_ref(), sig.sig()).is_ok() {
+            good = true;
+            break;
+        }
+    }
+    if !good {
         return Err(Failure::Bad(format!("signature does not verify: {what}")));
     }
     let until_expiry = u32::try_from(serial_to_unix(expiration, now_s) - now_s as i64).unwrap_or(0);

@@ -11,7 +11,11 @@
 # (flags 256); NAME.zone is the signed zone, NAME.ds the KSK's DS (SHA-256).
 # Signatures run to 2036-01-01 so the fixtures stay valid for ten years,
 # except expired.zone, whose signatures ended 2020-01-01.
+#
+# Usage: make.sh [NAME...]   (no NAME: regenerate all of them)
 set -eu
+only="$*"
+want() { [ -z "$only" ] || case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -20,6 +24,7 @@ cd "$tmp"
 # make NAME ALGORITHM BITS SIGNZONE-OPTIONS...
 make() {
     name=$1; alg=$2; bits=$3; shift 3
+    want "$name" || return 0
     rm -f K*
     if [ "$bits" = - ]; then b=""; else b="-b $bits"; fi
     ksk=$(ldns-keygen -r /dev/urandom -a "$alg" $b -k example.)
@@ -37,9 +42,11 @@ far="-i 20250101000000 -e 20360101000000"
 make nsec-ecdsa     ECDSAP256SHA256 - $far
 make rsa            RSASHA256    2048 $far
 make ed25519        ED25519         - $far
+make p384           ECDSAP384SHA384 - $far
 make nsec3          ECDSAP256SHA256 - $far -n -t 0 -s aabbccdd
 
 # nsec3-optout: BIND, so unsigned delegations get no NSEC3 (RFC 5155 §6).
+if want nsec3-optout; then
 rm -f K*
 ksk=$(dnssec-keygen -q -a ECDSAP256SHA256 -f KSK example.)
 zsk=$(dnssec-keygen -q -a ECDSAP256SHA256 example.)
@@ -51,6 +58,7 @@ dnssec-signzone -q -O full -o example. -f signed -3 aabbccdd -H 0 -A \
     grep -v '^;' signed
 } > "$here/nsec3-optout.zone"
 dnssec-dsfromkey -2 "$ksk.key" > "$here/nsec3-optout.ds"
+fi
 make nsec3-iter200  ECDSAP256SHA256 - $far -n -t 200 -s aabbccdd
 make expired        ECDSAP256SHA256 - -i 20190101000000 -e 20200101000000
 echo "fixtures written to $here"
