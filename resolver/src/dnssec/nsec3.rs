@@ -68,6 +68,9 @@ fn has(n: &NSEC3, t: RecordType) -> bool {
     n.type_bit_maps().any(|x| x == t)
 }
 
+/// A name hashed with a salt and iteration count.
+type HashKey = (Name, Vec<u8>, u16);
+
 /// The NSEC3 records of `zone` (owner = one label below the apex).
 pub(crate) struct Chain<'a> {
     zone: Name,
@@ -75,7 +78,7 @@ pub(crate) struct Chain<'a> {
     /// Hashes already computed, by (name, salt, iterations): a zone's
     /// records share their parameters, so each name is hashed once, not
     /// once per record (up to 151 SHA-1 rounds each).
-    memo: RefCell<HashMap<(Name, Vec<u8>, u16), Option<Vec<u8>>>>,
+    memo: RefCell<HashMap<HashKey, Option<Vec<u8>>>>,
 }
 
 impl<'a> Chain<'a> {
