@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshdns_resolver::cache::{AnswerKey, AnswerLookup, Cache};
+use meshdns_resolver::cache::disk::DiskCache;
+use meshdns_resolver::cache::{AnswerKey, AnswerLookup, Cache, L1Key, WorkerCache};
 use meshdns_resolver::forward::{ForwardConfig, Forwarder};
 use meshdns_resolver::response::{self, ClientQuery, Template};
 use meshdns_resolver::{Ede, Millis, Resolved};
@@ -48,6 +49,8 @@ pub struct ResolverStats {
     pub refused: AtomicU64,
     /// Prefetches started.
     pub prefetches: AtomicU64,
+    /// Answers found in the warm-start file (L3).
+    pub disk_hits: AtomicU64,
 }
 
 /// A client waiting for a resolution.
@@ -106,6 +109,8 @@ pub struct ResolverService {
     pub exchanges: Arc<ExchangeStats>,
     /// Reused TCP connections to servers.
     pub tcp_pool: Arc<super::tcp_pool::TcpPool>,
+    /// The warm-start file of the previous run, memory-mapped (L3).
+    disk: Option<DiskCache>,
 }
 
 impl ResolverService {
@@ -139,6 +144,7 @@ impl ResolverService {
             stats: ResolverStats::default(),
             exchanges: Arc::new(ExchangeStats::default()),
             tcp_pool: Arc::new(super::tcp_pool::TcpPool::default()),
+            disk: open_disk_cache(settings),
         })))
     }
 
@@ -152,16 +158,70 @@ impl ResolverService {
         &self.cache
     }
 
-    /// Answers from the cache into `out`, if the answer is there and live.
-    pub fn from_cache(&self, key: &AnswerKey, client: &ClientQuery<'_>, out: &mut [u8], now: Millis) -> Option<usize> {
-        match self.cache.answer(key, now) {
-            AnswerLookup::Fresh(t) => {
+    /// Answers from the cache into `out`, if the answer is there and
+    /// live: from `l1` (the worker's own: no lock, no allocation), else
+    /// the shared L2 (promoted into `l1`), else the warm-start file (L3,
+    /// promoted into L2). A hit in the last tenth of its TTL may start a
+    /// prefetch.
+    pub fn from_cache(
+        self: &Arc<Self>,
+        key: &L1Key,
+        client: &ClientQuery<'_>,
+        out: &mut [u8],
+        now: Millis,
+        l1: Option<&mut WorkerCache>,
+    ) -> Option<usize> {
+        let mut l1 = l1;
+        if let Some(l1) = l1.as_deref_mut() {
+            l1.sync(self.cache.generation());
+            if let Some(t) = l1.get(key, now) {
                 let len = t.write(out, client, now, None)?;
+                let near_end = t.ttl_left(now).saturating_mul(10) < t.ttl;
                 self.stats.cache_hits.fetch_add(1, Relaxed);
-                Some(len)
+                if near_end {
+                    self.maybe_prefetch(key, now);
+                }
+                return Some(len);
             }
-            _ => None,
         }
+        let t = match self.cache.answer_l1(key, now) {
+            AnswerLookup::Fresh(t) => t,
+            _ => {
+                let t = Arc::new(self.disk.as_ref()?.get(key, now)?);
+                if let Some(k) = key.to_answer_key() {
+                    self.cache.insert_answer(k, t.clone());
+                }
+                self.stats.disk_hits.fetch_add(1, Relaxed);
+                t
+            }
+        };
+        let len = t.write(out, client, now, None)?;
+        self.stats.cache_hits.fetch_add(1, Relaxed);
+        if t.ttl_left(now).saturating_mul(10) < t.ttl {
+            self.maybe_prefetch(key, now);
+        }
+        if let Some(l1) = l1 {
+            l1.insert(key, t);
+        }
+        Some(len)
+    }
+
+    /// Starts a background refresh of `key` if the cache says it is due
+    /// (once per stored answer, see `Cache::should_prefetch`).
+    fn maybe_prefetch(self: &Arc<Self>, key: &L1Key, now: Millis) {
+        if !self.settings.prefetch || !self.cache.should_prefetch_l1(key, now) {
+            return;
+        }
+        let Some(key) = key.to_answer_key() else { return };
+        let mut table = self.in_flight();
+        if table.contains_key(&key) || table.len() >= MAX_IN_FLIGHT {
+            return;
+        }
+        table.insert(key.clone(), Vec::new());
+        drop(table);
+        self.stats.prefetches.fetch_add(1, Relaxed);
+        let me = self.clone();
+        self.runtime.spawn(async move { me.resolve(key, None).await });
     }
 
     /// Removes `name` and everything below it from the cache (everything
@@ -202,8 +262,9 @@ impl ResolverService {
     }
 
     /// Resolves `key` for `client` and answers through `reply`.
-    pub fn submit(self: &Arc<Self>, key: AnswerKey, client: &ClientQuery<'_>, reply: Reply, now: Millis) {
+    pub fn submit(self: &Arc<Self>, key: &L1Key, client: &ClientQuery<'_>, reply: Reply, now: Millis) {
         self.stats.cache_misses.fetch_add(1, Relaxed);
+        let Some(key) = key.to_answer_key() else { return };
         let waiter = Waiter {
             id: client.id,
             recursion_desired: client.recursion_desired,
@@ -311,6 +372,47 @@ impl ResolverService {
             }
             Engine::Unavailable => {
                 Resolved::servfail(Some(Ede::new(Ede::NOT_SUPPORTED, "recursive mode is not built")))
+            }
+        }
+    }
+}
+
+/// The L3 file, if there is one and it is sound. A file that fails its
+/// checks is removed, never served (`cache::disk`).
+fn open_disk_cache(settings: &ResolverSettings) -> Option<DiskCache> {
+    let path = settings.cache_file.as_ref()?;
+    if !path.exists() {
+        return None;
+    }
+    match DiskCache::open(path, now_ms(), settings.cache_file_bytes) {
+        Ok(d) => {
+            tracing::info!(file = %path.display(), answers = d.len(), "warm start: answering from the cache file of the last run");
+            Some(d)
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "discarding the cache file (it is not served)");
+            let _ = std::fs::remove_file(path);
+            None
+        }
+    }
+}
+
+impl ResolverService {
+    /// Writes the live answers to the L3 file (temp file, fsync, rename),
+    /// hottest first, within `cache_file_bytes`.
+    pub fn save_cache(&self) {
+        let Some(path) = &self.settings.cache_file else { return };
+        let now = now_ms();
+        let entries = self.cache.answers_for_disk(now);
+        match meshdns_resolver::cache::disk::save(
+            path,
+            entries.iter().map(|(k, t)| (k, t.as_ref())),
+            now,
+            self.settings.cache_file_bytes,
+        ) {
+            Ok(saved) => tracing::debug!(file = %path.display(), ?saved, "cache file written"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot write the cache file; the next start is cold")
             }
         }
     }
