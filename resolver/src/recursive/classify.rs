@@ -73,7 +73,8 @@ pub(crate) fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Na
             let owner = dn.name().clone();
             chain.extend(rrset_with_sigs(&answers, &owner, RecordType::Unknown(39)));
             let Some(synth) = synthesise(&cur, &owner, &dtarget) else { break };
-            let cname = Record::from_rdata(cur.clone(), dn.ttl(), RData::CNAME(hickory_proto::rr::rdata::CNAME(synth.clone())));
+            let cname =
+                Record::from_rdata(cur.clone(), dn.ttl(), RData::CNAME(hickory_proto::rr::rdata::CNAME(synth.clone())));
             chain.push(cname);
             // A CNAME the server sent for cur is replaced by ours; its RRSIG
             // is kept for validators that check it (RFC 6672 §5.3.1).

@@ -60,8 +60,6 @@ pub(crate) struct Frame {
     /// full name after a minimised query failed).
     pub(crate) retry: Option<(IpAddr, Transport, bool)>,
     pub(crate) outcome: Option<Resolved>,
-    /// Lowest status of what was used (filled by validation).
-    pub(crate) security: Security,
 }
 
 impl Frame {
@@ -76,7 +74,6 @@ impl Frame {
             min: Minimiser::new(minimise, 0),
             retry: None,
             outcome: None,
-            security: Security::Indeterminate,
         }
     }
 
@@ -88,7 +85,7 @@ impl Frame {
         }
         while self.deleg.is_none() {
             let before = self.target.clone();
-            if let Some(done) = self.from_cache(rec, now) {
+            if let Some(done) = self.answer_from_cache(rec, now) {
                 return Action::Finish(done);
             }
             if self.target != before {
@@ -148,7 +145,7 @@ impl Frame {
 
     /// Answers from the cache, or follows a cached CNAME (then returns
     /// `None` with `target` moved on).
-    fn from_cache(&mut self, rec: &Recursor, now: Millis) -> Option<Resolved> {
+    fn answer_from_cache(&mut self, rec: &Recursor, now: Millis) -> Option<Resolved> {
         let cache = &rec.cache;
         let q = Question::new(&self.target, self.q.qtype);
         if let Some(hit) = cache.rrset(&q.name, q.qtype, now).filter(|h| h.entry.rank >= Rank::Answer) {
@@ -194,7 +191,13 @@ impl Frame {
         Ok(())
     }
 
-    fn resolved(&self, rcode: ResponseCode, answer: Vec<Record>, authority: Vec<Record>, security: Security) -> Resolved {
+    fn resolved(
+        &self,
+        rcode: ResponseCode,
+        answer: Vec<Record>,
+        authority: Vec<Record>,
+        security: Security,
+    ) -> Resolved {
         Resolved { rcode, answer, authority, security, ede: None }
     }
 
@@ -291,7 +294,12 @@ impl Frame {
     pub(crate) fn deliver(&mut self, ns: &Name, res: &Resolved) {
         let Some(deleg) = self.deleg.as_mut() else { return };
         let Some(s) = deleg.servers.iter_mut().find(|s| s.name == *ns) else { return };
-        for ip in res.answer.iter().filter(|r| *r.name() == chain_target(&res.answer).unwrap_or_else(|| ns.clone())).filter_map(addr_of) {
+        for ip in res
+            .answer
+            .iter()
+            .filter(|r| *r.name() == chain_target(&res.answer).unwrap_or_else(|| ns.clone()))
+            .filter_map(addr_of)
+        {
             if !s.addrs.contains(&ip) {
                 s.addrs.push(ip);
             }

@@ -61,11 +61,8 @@ impl RootHints {
 
     /// Hints given directly as (server name, addresses).
     pub fn from_servers(servers: Vec<(Name, Vec<IpAddr>)>) -> Result<Self, HintsError> {
-        let servers: Vec<_> = servers
-            .into_iter()
-            .filter(|(_, a)| !a.is_empty())
-            .map(|(n, a)| (lower_fqdn(&n), a))
-            .collect();
+        let servers: Vec<_> =
+            servers.into_iter().filter(|(_, a)| !a.is_empty()).map(|(n, a)| (lower_fqdn(&n), a)).collect();
         if servers.is_empty() {
             return Err(HintsError::Empty);
         }

@@ -133,18 +133,15 @@ impl InfraCache {
         let g = self.lock();
         let scored: Vec<(IpAddr, u32, bool)> = candidates
             .iter()
-            .filter(|ip| !g.lame.get(&(**ip, zone.clone())).is_some_and(|u| *u > now))
+            .filter(|ip| g.lame.get(&(**ip, zone.clone())).is_none_or(|u| *u <= now))
             .map(|ip| {
                 let h = g.hosts.get(ip);
                 let skipped = h.is_some_and(|h| h.skip_until > now);
                 (*ip, h.map_or(UNKNOWN_RTO_MS, |h| h.rto), skipped)
             })
             .collect();
-        let pool: Vec<_> = if scored.iter().any(|s| !s.2) {
-            scored.into_iter().filter(|s| !s.2).collect()
-        } else {
-            scored
-        };
+        let pool: Vec<_> =
+            if scored.iter().any(|s| !s.2) { scored.into_iter().filter(|s| !s.2).collect() } else { scored };
         let best = pool.iter().map(|s| s.1).min()?;
         let band: Vec<_> = pool.iter().filter(|s| s.1 <= best.saturating_add(RTT_BAND_MS)).collect();
         band.get((seed % band.len() as u64) as usize).map(|s| s.0)

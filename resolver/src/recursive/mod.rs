@@ -27,8 +27,8 @@
 //! concern), and parallel queries to several servers.
 
 mod classify;
-mod frame;
 mod delegation;
+mod frame;
 mod hints;
 mod infra;
 mod minimise;
@@ -39,7 +39,6 @@ mod trust;
 
 #[cfg(test)]
 mod tests;
-
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

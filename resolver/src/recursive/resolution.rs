@@ -211,4 +211,3 @@ fn query_wire(q: &Question, edns: bool, payload: u16, dnssec_ok: bool) -> Result
     }
     m.to_vec()
 }
-

@@ -19,14 +19,19 @@ pub(crate) fn store_rrsets(cache: &Cache, records: &[Record], rank: Rank, securi
 /// Stores a referral: the NS RRset (and any DS RRset) at rank Authority,
 /// the glue at rank Additional. The glue was already checked to be inside
 /// the delegated zone.
-pub(crate) fn store_referral(cache: &Cache, cut: &Name, ns: &[Record], glue: &[Record], authority: &[Record], now: Millis) {
+pub(crate) fn store_referral(
+    cache: &Cache,
+    cut: &Name,
+    ns: &[Record],
+    glue: &[Record],
+    authority: &[Record],
+    now: Millis,
+) {
     store_rrsets(cache, ns, Rank::Authority, Security::Indeterminate, now);
     let ds: Vec<Record> = authority.iter().filter(|r| r.name() == cut).cloned().collect();
     let ds: Vec<Record> = ds
         .iter()
-        .filter(|r| {
-            r.record_type() == RecordType::DS || super::rrset::covered_type(r) == Some(RecordType::DS)
-        })
+        .filter(|r| r.record_type() == RecordType::DS || super::rrset::covered_type(r) == Some(RecordType::DS))
         .cloned()
         .collect();
     store_rrsets(cache, &ds, Rank::Authority, Security::Indeterminate, now);
@@ -43,7 +48,14 @@ pub(crate) fn negative_ttl(authority: &[Record]) -> Option<u32> {
 }
 
 /// Stores a negative answer for `q`.
-pub(crate) fn store_negative(cache: &Cache, q: &Question, nxdomain: bool, authority: &[Record], security: Security, now: Millis) {
+pub(crate) fn store_negative(
+    cache: &Cache,
+    q: &Question,
+    nxdomain: bool,
+    authority: &[Record],
+    security: Security,
+    now: Millis,
+) {
     if let Some(ttl) = negative_ttl(authority) {
         let entry = NegativeEntry { nxdomain, authority: authority.to_vec(), security };
         cache.insert_negative(q, entry, ttl, now);

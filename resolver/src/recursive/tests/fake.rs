@@ -67,7 +67,7 @@ pub(crate) enum Behaviour {
     /// Refers every query back to the root.
     UpwardReferral,
     /// Adds this record to every answer section (poisoning attempt).
-    Inject(Record),
+    Inject(Box<Record>),
 }
 
 pub(crate) struct Server {
@@ -93,7 +93,8 @@ pub(crate) struct FakeNet {
 impl FakeNet {
     /// Adds `zone` (its records) to the server at `addr`.
     pub(crate) fn zone(&mut self, addr: &str, apex: &str, records: Vec<Record>) -> &mut Self {
-        let s = self.servers.entry(ip(addr)).or_insert_with(|| Server { zones: Vec::new(), behaviour: Behaviour::Normal });
+        let s =
+            self.servers.entry(ip(addr)).or_insert_with(|| Server { zones: Vec::new(), behaviour: Behaviour::Normal });
         match s.zones.iter_mut().find(|(z, _)| *z == n(apex)) {
             Some((_, rs)) => rs.extend(records),
             None => s.zones.push((n(apex), records)),
@@ -102,7 +103,8 @@ impl FakeNet {
     }
 
     pub(crate) fn behave(&mut self, addr: &str, b: Behaviour) -> &mut Self {
-        let s = self.servers.entry(ip(addr)).or_insert_with(|| Server { zones: Vec::new(), behaviour: Behaviour::Normal });
+        let s =
+            self.servers.entry(ip(addr)).or_insert_with(|| Server { zones: Vec::new(), behaviour: Behaviour::Normal });
         s.behaviour = b;
         self
     }
@@ -156,7 +158,7 @@ impl FakeNet {
             _ => authoritative(&server.zones, &qname, q.query_type(), &mut r),
         }
         if let Behaviour::Inject(rec) = &server.behaviour {
-            r.add_answer(rec.clone());
+            r.add_answer((**rec).clone());
         }
         wire(&r)
     }
@@ -168,9 +170,7 @@ fn wire(m: &Message) -> Reply {
 
 /// Fills `r` as an authoritative server holding `zones` would.
 fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType, r: &mut Message) {
-    let Some((apex, recs)) =
-        zones.iter().filter(|(z, _)| z.zone_of(qname)).max_by_key(|(z, _)| z.num_labels())
-    else {
+    let Some((apex, recs)) = zones.iter().filter(|(z, _)| z.zone_of(qname)).max_by_key(|(z, _)| z.num_labels()) else {
         r.set_response_code(ResponseCode::Refused);
         return;
     };
@@ -187,7 +187,11 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
         if !nss.is_empty() {
             for x in &nss {
                 if let RData::NS(t) = x.data() {
-                    r.add_additionals(recs.iter().filter(|g| *g.name() == t.0 && matches!(g.record_type(), RecordType::A | RecordType::AAAA)).cloned());
+                    r.add_additionals(
+                        recs.iter()
+                            .filter(|g| *g.name() == t.0 && matches!(g.record_type(), RecordType::A | RecordType::AAAA))
+                            .cloned(),
+                    );
                 }
             }
             r.add_name_servers(nss);
@@ -198,9 +202,13 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
     let mut cur = qname.clone();
     for _ in 0..8 {
         // DNAME at an ancestor.
-        if let Some(d) = recs.iter().find(|x| x.record_type() == RecordType::Unknown(39) && x.name().zone_of(&cur) && *x.name() != cur) {
+        if let Some(d) = recs
+            .iter()
+            .find(|x| x.record_type() == RecordType::Unknown(39) && x.name().zone_of(&cur) && *x.name() != cur)
+        {
             let target = crate::recursive::rrset::dname_target(d).unwrap_or_else(|| panic!("bad dname"));
-            let synth = crate::recursive::classify::synthesise(&cur, d.name(), &target).unwrap_or_else(|| panic!("synth"));
+            let synth =
+                crate::recursive::classify::synthesise(&cur, d.name(), &target).unwrap_or_else(|| panic!("synth"));
             r.add_answer(d.clone());
             r.add_answer(Record::from_rdata(cur.clone(), d.ttl(), RData::CNAME(CNAME(synth.clone()))));
             if !apex.zone_of(&synth) {
@@ -262,7 +270,13 @@ pub(crate) fn recursor(roots: &[(&str, &str)], tweak: impl FnOnce(&mut Recursive
 
 /// Resolves `name`/`qtype` on `rec` over `net`; returns the answer and
 /// the number of queries it sent.
-pub(crate) fn resolve(net: &mut FakeNet, rec: &Arc<Recursor>, name: &str, qtype: RecordType, now: u64) -> (Resolved, usize) {
+pub(crate) fn resolve(
+    net: &mut FakeNet,
+    rec: &Arc<Recursor>,
+    name: &str,
+    qtype: RecordType,
+    now: u64,
+) -> (Resolved, usize) {
     let before = net.log.len();
     let mut res = rec.start(Question::new(&n(name), qtype), false, false, now);
     let out = drive(net, &mut res, now);

@@ -1,5 +1,6 @@
 //! Iteration tests on a scripted network (see [`fake`]).
 
 mod fake;
+mod prop;
 mod scenarios;
 mod world;

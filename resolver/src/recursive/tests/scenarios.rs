@@ -127,14 +127,17 @@ fn glueless_delegation_resolves_the_ns_name_first() {
     // root, com (referral without glue), then ns.example.net: root (cached
     // root hints only), net, example.net; then glueless.com's server.
     let asked: Vec<String> = net.log.iter().map(|s| format!("{} {}", s.server, s.q)).collect();
-    assert_eq!(asked, [
-        "10.0.0.1 com. IN A",
-        "10.0.1.1 glueless.com. IN A",
-        "10.0.0.1 net. IN A",
-        "10.0.3.1 example.net. IN A",
-        "10.0.5.1 ns.example.net. IN A",
-        "10.0.5.1 www.glueless.com. IN A",
-    ]);
+    assert_eq!(
+        asked,
+        [
+            "10.0.0.1 com. IN A",
+            "10.0.1.1 glueless.com. IN A",
+            "10.0.0.1 net. IN A",
+            "10.0.3.1 example.net. IN A",
+            "10.0.5.1 ns.example.net. IN A",
+            "10.0.5.1 www.glueless.com. IN A",
+        ]
+    );
     assert_eq!(queries, 6);
 }
 
@@ -142,14 +145,8 @@ fn glueless_delegation_resolves_the_ns_name_first() {
 fn glue_outside_the_delegated_zone_is_ignored() {
     let mut net = world();
     // com adds glue for an NS name outside example.com (and a lie for it).
-    net.zone(COM, "com.", vec![
-        ns("evil.com.", "ns.example.net."),
-        a("ns.example.net.", "10.66.66.66"),
-    ]);
-    net.zone(EXNET, "evil.com.", vec![
-        super::fake::soa("evil.com.", 60, 60),
-        a("www.evil.com.", "192.0.2.66"),
-    ]);
+    net.zone(COM, "com.", vec![ns("evil.com.", "ns.example.net."), a("ns.example.net.", "10.66.66.66")]);
+    net.zone(EXNET, "evil.com.", vec![super::fake::soa("evil.com.", 60, 60), a("www.evil.com.", "192.0.2.66")]);
     let rec = recursor(ROOTS, |_| {});
     let (r, _) = resolve(&mut net, &rec, "www.evil.com.", RecordType::A, 0);
     assert_eq!(a_rrset(&r), ["192.0.2.66"]);
@@ -216,7 +213,9 @@ fn a_timed_out_server_is_skipped_afterwards() {
 
 #[test]
 fn lame_servers_are_marked_and_skipped() {
-    for b in [Behaviour::Refused, Behaviour::ServFail, Behaviour::UpwardReferral, Behaviour::Unreachable, Behaviour::Garbage] {
+    for b in
+        [Behaviour::Refused, Behaviour::ServFail, Behaviour::UpwardReferral, Behaviour::Unreachable, Behaviour::Garbage]
+    {
         let mut net = world();
         net.behave(EX1, b.clone());
         let rec = recursor(ROOTS, |c| c.qname_minimisation = false);
@@ -225,7 +224,9 @@ fn lame_servers_are_marked_and_skipped() {
             assert_eq!(r.rcode, ResponseCode::NoError, "{b:?} {name}");
         }
         assert!(net.seen_by(EX1).len() <= 1, "{b:?}: {}", net.seen_by(EX1).len());
-        if matches!(b, Behaviour::Refused | Behaviour::ServFail | Behaviour::UpwardReferral) && !net.seen_by(EX1).is_empty() {
+        if matches!(b, Behaviour::Refused | Behaviour::ServFail | Behaviour::UpwardReferral)
+            && !net.seen_by(EX1).is_empty()
+        {
             assert!(rec.infra().is_lame(ip(EX1), &n("example.com."), 10), "{b:?}");
         }
     }
@@ -276,7 +277,7 @@ fn servers_without_edns_are_asked_without_it_and_remembered() {
 fn out_of_zone_records_in_answers_are_dropped() {
     let mut net = world();
     let poison = a("www.bank.org.", "10.66.66.66");
-    net.behave(EX1, Behaviour::Inject(poison.clone())).behave(EX2, Behaviour::Inject(poison));
+    net.behave(EX1, Behaviour::Inject(Box::new(poison.clone()))).behave(EX2, Behaviour::Inject(Box::new(poison)));
     let rec = recursor(ROOTS, |_| {});
     let (r, _) = resolve(&mut net, &rec, "www.example.com.", RecordType::A, 0);
     assert_eq!(lines(&r), ["www.example.com. A 192.0.2.1"]);
@@ -346,7 +347,11 @@ fn ns_name_loops_end() {
 fn loopback_servers_are_not_queried_unless_allowed() {
     let mut net = world();
     net.zone(COM, "com.", vec![ns("local.com.", "ns.local.com."), a("ns.local.com.", "127.0.0.53")]);
-    net.zone("127.0.0.53", "local.com.", vec![super::fake::soa("local.com.", 60, 60), a("www.local.com.", "192.0.2.53")]);
+    net.zone(
+        "127.0.0.53",
+        "local.com.",
+        vec![super::fake::soa("local.com.", 60, 60), a("www.local.com.", "192.0.2.53")],
+    );
     let rec = recursor(ROOTS, |_| {});
     let (r, _) = resolve(&mut net, &rec, "www.local.com.", RecordType::A, 0);
     assert_eq!(r.rcode, ResponseCode::ServFail);
