@@ -24,6 +24,8 @@ pub(crate) enum Purpose {
     Client,
     /// Addresses of this name server of the frame below.
     NsAddr(Name),
+    /// A DS or DNSKEY RRset the validation needs.
+    Dnssec,
 }
 
 /// What a frame wants next.

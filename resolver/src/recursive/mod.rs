@@ -35,7 +35,7 @@ mod minimise;
 mod resolution;
 mod rrset;
 mod store;
-mod trust;
+mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use hints::{HintsError, RootHints};
 pub use infra::InfraCache;
 pub use resolution::Resolution;
-pub use trust::TrustAnchors;
+pub use crate::dnssec::TrustAnchors;
 
 use crate::cache::Cache;
 use crate::types::{Millis, Question};

@@ -1,6 +1,7 @@
 //! One client question being resolved: the stack of lookups, the query in
 //! flight, and the per-question work bound.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -10,6 +11,8 @@ use super::Recursor;
 use super::classify::classify;
 use super::frame::{Action, Asked, Frame, Purpose, servfail};
 use super::rrset::lowercase_owners;
+use super::store::mark_security;
+use super::validate::{Eval, Validator, ZoneStatus};
 use crate::exchange::{Outgoing, Reply, Step, Transport};
 use crate::types::{Millis, Question, Resolved, Security};
 
@@ -43,6 +46,12 @@ pub struct Resolution {
     sent: u32,
     next_token: u64,
     done: Option<Resolved>,
+    /// The client's answer, waiting for validation.
+    unvalidated: Option<Resolved>,
+    /// DS and DNSKEY lookups made for validation.
+    fetched: HashMap<Question, Resolved>,
+    /// Zone statuses worked out so far.
+    memo: HashMap<Name, ZoneStatus>,
 }
 
 impl Resolution {
@@ -59,6 +68,9 @@ impl Resolution {
             sent: 0,
             next_token: 1,
             done: None,
+            unvalidated: None,
+            fetched: HashMap::new(),
+            memo: HashMap::new(),
         }
     }
 
@@ -87,10 +99,22 @@ impl Resolution {
             return Step::Wait;
         }
         for _ in 0..MAX_STEPS_PER_POLL {
+            if self.frames.is_empty() {
+                let Some(answer) = self.unvalidated.take() else {
+                    return self.finish(servfail(EDE_OTHER, "no lookup left"));
+                };
+                match self.validate(&answer, now) {
+                    Eval::Ready(done) => return self.finish(done),
+                    Eval::Need(q) => {
+                        let minimise = self.rec.cfg.qname_minimisation;
+                        self.frames.push(Frame::new(q, Purpose::Dnssec, 0, minimise));
+                        self.unvalidated = Some(answer);
+                    }
+                }
+                continue;
+            }
             let stack: Vec<(Name, RecordType)> = self.frames.iter().map(|f| (f.target.clone(), f.q.qtype)).collect();
-            let Some(top) = self.frames.last_mut() else {
-                return self.finish(servfail(EDE_OTHER, "no lookup left"));
-            };
+            let Some(top) = self.frames.last_mut() else { continue };
             match top.next(&self.rec, &stack[..stack.len() - 1], now) {
                 Action::Send { ip, transport, edns, asked } => {
                     if self.sent >= self.rec.cfg.max_upstream_queries {
@@ -102,14 +126,46 @@ impl Resolution {
                 Action::Push(f) => self.frames.push(*f),
                 Action::Finish(res) => {
                     let Some(f) = self.frames.pop() else { continue };
+                    let validate = self.needs_validation(&res);
                     match (self.frames.last_mut(), &f.purpose) {
                         (Some(parent), Purpose::NsAddr(ns)) => parent.deliver(ns, &res),
+                        (_, Purpose::Dnssec) => {
+                            self.fetched.insert(f.q.clone(), res);
+                        }
+                        _ if validate => self.unvalidated = Some(res),
                         _ => return self.finish(res),
                     }
                 }
             }
         }
         self.finish(servfail(EDE_OTHER, "resolution made no progress"))
+    }
+
+    /// Whether `res`, the client's answer, is to be validated: anchors
+    /// given, validation on, CD clear (RFC 4035 §3.2.2), and an answer
+    /// rather than a failure.
+    fn needs_validation(&self, res: &Resolved) -> bool {
+        self.rec.validating()
+            && !self.checking_disabled
+            && matches!(res.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+    }
+
+    /// Validates the client's answer with what was looked up so far; a
+    /// Bogus answer becomes SERVFAIL with its EDE (RFC 4035 §5.5).
+    fn validate(&mut self, answer: &Resolved, now: Millis) -> Eval<Resolved> {
+        let Some(anchors) = self.rec.anchors.as_ref() else { return Eval::Ready(answer.clone()) };
+        let mut v = Validator { anchors, fetched: &self.fetched, memo: &mut self.memo, now_s: now / 1000 };
+        let (security, ede) = match v.answer(&self.client, answer) {
+            Eval::Ready(x) => x,
+            Eval::Need(q) => return Eval::Need(q),
+        };
+        mark_security(&self.rec.cache, &self.client, answer, security, now);
+        if security == Security::Bogus {
+            let mut r = Resolved::servfail(ede);
+            r.security = Security::Bogus;
+            return Eval::Ready(r);
+        }
+        Eval::Ready(Resolved { security, ..answer.clone() })
     }
 
     fn send(&mut self, asked: Asked, now: Millis) -> Step {
@@ -140,8 +196,8 @@ impl Resolution {
     }
 
     fn finish(&mut self, mut res: Resolved) -> Step {
-        if self.checking_disabled || !self.rec.validating() {
-            res.security = Security::Indeterminate;
+        if self.checking_disabled || !self.rec.validating() || res.rcode == ResponseCode::ServFail {
+            res.security = if res.security == Security::Bogus { Security::Bogus } else { Security::Indeterminate };
         }
         self.frames.clear();
         self.pending = None;

@@ -5,7 +5,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::rrset::group;
 use crate::cache::{Cache, NegativeEntry, Rank, RrsetEntry};
-use crate::types::{Millis, Question, Security};
+use crate::types::{Millis, Question, Resolved, Security};
 
 /// Stores every RRset in `records` (RRSIGs attached) at `rank`.
 pub(crate) fn store_rrsets(cache: &Cache, records: &[Record], rank: Rank, security: Security, now: Millis) {
@@ -59,5 +59,27 @@ pub(crate) fn store_negative(
     if let Some(ttl) = negative_ttl(authority) {
         let entry = NegativeEntry { nxdomain, authority: authority.to_vec(), security };
         cache.insert_negative(q, entry, ttl, now);
+    }
+}
+
+/// Records the validation status of `res`, the answer to `q`, in the
+/// cache entries it came from (RRsets of the answer, or the negative
+/// entry), keeping their rank and remaining TTL.
+pub(crate) fn mark_security(cache: &Cache, q: &Question, res: &Resolved, security: Security, now: Millis) {
+    for s in group(&res.answer) {
+        if let Some(hit) = cache.rrset(&s.name, s.rtype, now)
+            && hit.entry.security != security
+        {
+            let entry = RrsetEntry { security, ..(*hit.entry).clone() };
+            cache.insert_rrset(&s.name, s.rtype, entry, hit.ttl_left, now);
+        }
+    }
+    let end = super::frame::chain_target(&res.answer).unwrap_or_else(|| q.name.clone());
+    let nq = Question::new(&end, q.qtype);
+    if let Some(hit) = cache.negative(&nq, now)
+        && hit.entry.security != security
+    {
+        let entry = NegativeEntry { security, ..(*hit.entry).clone() };
+        cache.insert_negative(&nq, entry, hit.ttl_left, now);
     }
 }
