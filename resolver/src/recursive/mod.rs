@@ -43,10 +43,10 @@ mod tests;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use crate::dnssec::TrustAnchors;
 pub use hints::{HintsError, RootHints};
 pub use infra::InfraCache;
 pub use resolution::Resolution;
-pub use crate::dnssec::TrustAnchors;
 
 use crate::cache::Cache;
 use crate::types::{Millis, Question};

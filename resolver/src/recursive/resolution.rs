@@ -196,8 +196,10 @@ impl Resolution {
     }
 
     fn finish(&mut self, mut res: Resolved) -> Step {
-        if self.checking_disabled || !self.rec.validating() || res.rcode == ResponseCode::ServFail {
-            res.security = if res.security == Security::Bogus { Security::Bogus } else { Security::Indeterminate };
+        // CD: data goes out unvalidated, whatever the cache knows of it.
+        let unvalidated = self.checking_disabled || !self.rec.validating();
+        if unvalidated || (res.rcode == ResponseCode::ServFail && res.security != Security::Bogus) {
+            res.security = Security::Indeterminate;
         }
         self.frames.clear();
         self.pending = None;

@@ -82,6 +82,8 @@ pub(crate) struct Seen {
     pub(crate) transport: Transport,
     pub(crate) q: Question,
     pub(crate) edns: bool,
+    /// The DO bit (RFC 3225).
+    pub(crate) dnssec_ok: bool,
 }
 
 #[derive(Default)]
@@ -120,7 +122,8 @@ impl FakeNet {
         assert!(!query.recursion_desired(), "iterative queries have RD clear");
         let q = query.queries().first().cloned().unwrap_or_else(|| panic!("no question"));
         let edns = query.extensions().is_some();
-        self.log.push(Seen { server: o.server.ip(), transport: o.transport, q: o.question.clone(), edns });
+        let dnssec_ok = query.extensions().as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        self.log.push(Seen { server: o.server.ip(), transport: o.transport, q: o.question.clone(), edns, dnssec_ok });
         let Some(server) = self.servers.get(&o.server.ip()) else { return Reply::Timeout };
         let mut r = Message::new();
         r.set_message_type(MessageType::Response).add_query(q.clone());
@@ -168,6 +171,20 @@ fn wire(m: &Message) -> Reply {
     Reply::Message { wire: m.to_vec().unwrap_or_else(|e| panic!("{e}")), rtt_ms: 20 }
 }
 
+/// `rtype` records at `name` and the RRSIGs covering them.
+fn with_sigs(recs: &[Record], name: &Name, rtype: RecordType) -> Vec<Record> {
+    let data = recs.iter().filter(|x| x.name() == name && x.record_type() == rtype);
+    let sigs = recs.iter().filter(|x| x.name() == name && crate::recursive::rrset::covered_type(x) == Some(rtype));
+    data.chain(sigs).cloned().collect()
+}
+
+/// Every NSEC and NSEC3 record of the zone with its RRSIGs: more than a
+/// real server sends, enough for any denial proof.
+fn denial(recs: &[Record]) -> Vec<Record> {
+    let is = |t: Option<RecordType>| matches!(t, Some(RecordType::NSEC | RecordType::NSEC3));
+    recs.iter().filter(|x| is(Some(x.record_type())) || is(crate::recursive::rrset::covered_type(x))).cloned().collect()
+}
+
 /// Fills `r` as an authoritative server holding `zones` would.
 fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType, r: &mut Message) {
     let Some((apex, recs)) = zones.iter().filter(|(z, _)| z.zone_of(qname)).max_by_key(|(z, _)| z.num_labels()) else {
@@ -195,6 +212,12 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
                 }
             }
             r.add_name_servers(nss);
+            let ds = with_sigs(recs, &cut, RecordType::DS);
+            if ds.is_empty() {
+                r.add_name_servers(denial(recs));
+            } else {
+                r.add_name_servers(ds);
+            }
             return;
         }
     }
@@ -209,7 +232,7 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
             let target = crate::recursive::rrset::dname_target(d).unwrap_or_else(|| panic!("bad dname"));
             let synth =
                 crate::recursive::classify::synthesise(&cur, d.name(), &target).unwrap_or_else(|| panic!("synth"));
-            r.add_answer(d.clone());
+            r.add_answers(with_sigs(recs, d.name(), RecordType::Unknown(39)));
             r.add_answer(Record::from_rdata(cur.clone(), d.ttl(), RData::CNAME(CNAME(synth.clone()))));
             if !apex.zone_of(&synth) {
                 return;
@@ -218,13 +241,12 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
             continue;
         }
         let at: Vec<&Record> = recs.iter().filter(|x| *x.name() == cur).collect();
-        let data: Vec<Record> = at.iter().filter(|x| x.record_type() == qtype).map(|x| (*x).clone()).collect();
-        if !data.is_empty() {
-            r.add_answers(data);
+        if at.iter().any(|x| x.record_type() == qtype) {
+            r.add_answers(with_sigs(recs, &cur, qtype));
             return;
         }
         if let Some(c) = at.iter().find(|x| x.record_type() == RecordType::CNAME) {
-            r.add_answer((*c).clone());
+            r.add_answers(with_sigs(recs, &cur, RecordType::CNAME));
             let RData::CNAME(t) = c.data() else { return };
             if !apex.zone_of(&t.0) {
                 return;
@@ -237,6 +259,10 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
             r.set_response_code(ResponseCode::NXDomain);
         }
         r.add_name_servers(soa_rr());
+        r.add_name_servers(
+            recs.iter().filter(|x| crate::recursive::rrset::covered_type(x) == Some(RecordType::SOA)).cloned(),
+        );
+        r.add_name_servers(denial(recs));
         return;
     }
 }
@@ -261,11 +287,20 @@ pub(crate) fn drive(net: &mut FakeNet, res: &mut crate::recursive::Resolution, n
 
 /// A recursor whose root hints are `roots` (name, address).
 pub(crate) fn recursor(roots: &[(&str, &str)], tweak: impl FnOnce(&mut RecursiveConfig)) -> Arc<Recursor> {
+    recursor_with(roots, tweak, None)
+}
+
+/// A recursor as [`recursor`], validating with `anchors`.
+pub(crate) fn recursor_with(
+    roots: &[(&str, &str)],
+    tweak: impl FnOnce(&mut RecursiveConfig),
+    anchors: Option<crate::dnssec::TrustAnchors>,
+) -> Arc<Recursor> {
     let hints = RootHints::from_servers(roots.iter().map(|(nm, ad)| (n(nm), vec![ip(ad)])).collect())
         .unwrap_or_else(|e| panic!("{e}"));
     let mut cfg = RecursiveConfig { hints, ..RecursiveConfig::default() };
     tweak(&mut cfg);
-    Arc::new(Recursor::new(cfg, Arc::new(Cache::new(CacheConfig::default())), None))
+    Arc::new(Recursor::new(cfg, Arc::new(Cache::new(CacheConfig::default())), anchors))
 }
 
 /// Resolves `name`/`qtype` on `rec` over `net`; returns the answer and
@@ -277,8 +312,20 @@ pub(crate) fn resolve(
     qtype: RecordType,
     now: u64,
 ) -> (Resolved, usize) {
+    resolve_cd(net, rec, name, qtype, false, now)
+}
+
+/// [`resolve`] with the client's CD bit as given (DO set).
+pub(crate) fn resolve_cd(
+    net: &mut FakeNet,
+    rec: &Arc<Recursor>,
+    name: &str,
+    qtype: RecordType,
+    cd: bool,
+    now: u64,
+) -> (Resolved, usize) {
     let before = net.log.len();
-    let mut res = rec.start(Question::new(&n(name), qtype), false, false, now);
+    let mut res = rec.start(Question::new(&n(name), qtype), true, cd, now);
     let out = drive(net, &mut res, now);
     assert_eq!(res.queries_sent() as usize, net.log.len() - before);
     (out, net.log.len() - before)
