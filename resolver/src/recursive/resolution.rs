@@ -154,7 +154,16 @@ impl Resolution {
     /// Bogus answer becomes SERVFAIL with its EDE (RFC 4035 §5.5).
     fn validate(&mut self, answer: &Resolved, now: Millis) -> Eval<Resolved> {
         let Some(anchors) = self.rec.anchors.as_ref() else { return Eval::Ready(answer.clone()) };
-        let mut v = Validator { anchors, fetched: &self.fetched, memo: &mut self.memo, now_s: now / 1000 };
+        let cache = self.rec.cache.clone();
+        let cut_of = move |name: &Name| -> Name {
+            let mut n = name.clone();
+            while !n.is_root() && cache.rrset(&n, RecordType::NS, now).is_none() {
+                n = n.base_name();
+            }
+            n
+        };
+        let mut v =
+            Validator { anchors, fetched: &self.fetched, memo: &mut self.memo, now_s: now / 1000, cut_of: &cut_of };
         let (security, ede) = match v.answer(&self.client, answer) {
             Eval::Ready(x) => x,
             Eval::Need(q) => return Eval::Need(q),

@@ -58,6 +58,9 @@ pub(crate) struct Validator<'a> {
     pub(crate) fetched: &'a HashMap<Question, Resolved>,
     pub(crate) memo: &'a mut HashMap<Name, ZoneStatus>,
     pub(crate) now_s: u64,
+    /// The closest zone cut known at or above a name (from the cached NS
+    /// RRsets): where unsigned data is looked for a proof of insecurity.
+    pub(crate) cut_of: &'a dyn Fn(&Name) -> Name,
 }
 
 fn bogus(code: u16, text: impl Into<String>) -> ZoneStatus {
@@ -212,7 +215,8 @@ impl Validator<'_> {
     /// One RRset: signed by a secure zone and valid, or in an insecure one.
     fn rrset(&mut self, s: &RrsetParts, authority: &[Record]) -> Eval<ZoneStatus> {
         let Some(z) = signer(&s.rrsigs) else {
-            return Eval::Ready(match ready!(self.status(&s.name, 0)) {
+            let cut = (self.cut_of)(&s.name);
+            return Eval::Ready(match ready!(self.status(&cut, 0)) {
                 ZoneStatus::Secure(_) => {
                     bogus(Ede::RRSIGS_MISSING, format!("no RRSIG for {} {} in a signed zone", s.name, s.rtype))
                 }

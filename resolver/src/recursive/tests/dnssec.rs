@@ -110,6 +110,10 @@ fn ds_without_matching_key_is_bogus() {
     let (r, _) = resolve(&mut net, &rec, "www.secure.example.", RecordType::A, NOW);
     assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
     assert!(r.ede.is_some());
+    assert!(
+        !net.log.iter().any(|s| s.q.qtype == RecordType::DS),
+        "the DS RRset came with the referral; no DS query needed"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use proptest::prelude::*;
 
-use super::fake::{a, cname, dname, n, ns, recursor, soa};
+use super::fake::{a, cname, dname, n, ns, recursor_with, soa};
 use crate::{Question, Reply, Step};
 
 /// Records a random reply is made of: names around the question's.
@@ -28,6 +28,13 @@ fn pool() -> Vec<Record> {
         soa("example.com.", 60, 30),
         soa("com.", 60, 30),
     ]
+    .into_iter()
+    // Signed records (DNSKEY, RRSIG, NSEC, DS) for the validator to chew on.
+    .chain(
+        crate::dnssec::text::parse_records(include_str!("../../../tests/data/dnssec/nsec-ecdsa.zone"), None)
+            .unwrap_or_default(),
+    )
+    .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -47,7 +54,7 @@ fn fake() -> impl Strategy<Value = Fake> {
             0u8..6,
             any::<bool>(),
             prop::bool::weighted(0.1),
-            proptest::collection::vec((0u8..3, 0usize..17), 0..8),
+            proptest::collection::vec((0u8..3, 0usize..64), 0..8),
             prop::bool::weighted(0.9)
         )
             .prop_map(|(rcode, aa, tc, sections, echo)| Fake::Msg { rcode, aa, tc, sections, echo }),
@@ -83,9 +90,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_replies_always_end(replies in proptest::collection::vec(fake(), 1..40), qt in 0usize..4) {
+    fn random_replies_always_end(replies in proptest::collection::vec(fake(), 1..40), qt in 0usize..4, validate in any::<bool>()) {
         let roots = [("a.root.", "10.0.0.1"), ("b.root.", "10.0.0.2"), ("c.root.", "10.0.0.3"), ("d.root.", "10.0.0.4")];
-        let rec = recursor(&roots, |c| c.max_upstream_queries = 30);
+        // Half the cases validate (root anchor), so random DS/DNSKEY
+        // replies reach the validator too.
+        let anchors = validate.then(crate::dnssec::TrustAnchors::builtin_root);
+        let rec = recursor_with(&roots, |c| c.max_upstream_queries = 30, anchors);
         let qtype = [RecordType::A, RecordType::NS, RecordType::DS, RecordType::CNAME][qt];
         let mut res = rec.start(Question::new(&n("www.example.com."), qtype), true, false, 0);
         let mut k = 0;
