@@ -151,3 +151,62 @@ fn without_anchors_nothing_is_validated() {
     assert_eq!((r.rcode, r.security), (ResponseCode::NoError, Security::Indeterminate));
     assert!(net.log.iter().all(|s| !s.dnssec_ok && s.q.qtype != RecordType::DNSKEY));
 }
+
+/// A chain of trust through a DS: anchor (test.'s DNSKEY) → test. signs
+/// child.test.'s DS → child.test.'s DNSKEY → its data.
+fn chained_world(child_ds_matches: bool) -> (FakeNet, TrustAnchors) {
+    use super::signer::ZoneKey;
+    let now_s = (NOW / 1000) as u32;
+    let (test, child) = (n("test."), n("child.test."));
+    let (kp, kc, other) = (ZoneKey::new(&test), ZoneKey::new(&child), ZoneKey::new(&child));
+    let ds = if child_ds_matches { kc.ds() } else { other.ds() };
+    let parent = kp.sign_zone(
+        vec![
+            soa("test.", 3600, 300),
+            ns("test.", "ns.test."),
+            a("ns.test.", "10.0.8.1"),
+            kp.dnskey(),
+            ns("child.test.", "ns.child.test."),
+            a("ns.child.test.", "10.0.9.1"),
+            ds,
+        ],
+        now_s,
+    );
+    let child_zone = kc.sign_zone(
+        vec![
+            soa("child.test.", 3600, 300),
+            ns("child.test.", "ns.child.test."),
+            a("ns.child.test.", "10.0.9.1"),
+            kc.dnskey(),
+            a("www.child.test.", "192.0.2.42"),
+        ],
+        now_s,
+    );
+    let mut net = FakeNet::default();
+    net.zone(ROOT, ".", vec![soa(".", 86400, 86400), ns("test.", "ns.test."), a("ns.test.", "10.0.8.1")]);
+    net.zone("10.0.8.1", "test.", parent);
+    net.zone("10.0.9.1", "child.test.", child_zone);
+    let mut anchors = TrustAnchors::default();
+    anchors.add(kp.dnskey());
+    (net, anchors)
+}
+
+#[test]
+fn chain_of_trust_through_a_ds() {
+    let (mut net, anchors) = chained_world(true);
+    let rec = recursor_with(&[("a.root.", ROOT)], |_| {}, Some(anchors));
+    let (r, _) = resolve(&mut net, &rec, "www.child.test.", RecordType::A, NOW);
+    assert_eq!((r.rcode, r.security), (ResponseCode::NoError, Security::Secure), "{r:?}");
+    let dnskey_zones: Vec<String> =
+        net.log.iter().filter(|s| s.q.qtype == RecordType::DNSKEY).map(|s| s.q.name.to_ascii()).collect();
+    assert_eq!(dnskey_zones, ["test.", "child.test."], "top-down from the anchor");
+    assert!(!net.log.iter().any(|s| s.q.qtype == RecordType::DS), "the DS came with the referral");
+}
+
+#[test]
+fn ds_for_another_key_breaks_the_chain() {
+    let (mut net, anchors) = chained_world(false);
+    let rec = recursor_with(&[("a.root.", ROOT)], |_| {}, Some(anchors));
+    let (r, _) = resolve(&mut net, &rec, "www.child.test.", RecordType::A, NOW);
+    assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
+}

@@ -4,4 +4,5 @@ mod dnssec;
 mod fake;
 mod prop;
 mod scenarios;
+mod signer;
 mod world;
