@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use meshdns_resolver::cache::disk::DiskCache;
 use meshdns_resolver::cache::{AnswerKey, AnswerLookup, Cache, L1Key, WorkerCache};
+use meshdns_resolver::dnssec::TrustAnchors;
 use meshdns_resolver::forward::{ForwardConfig, Forwarder};
+use meshdns_resolver::recursive::{RecursiveConfig, Recursor, RootHints};
 use meshdns_resolver::response::{self, ClientQuery, Template};
 use meshdns_resolver::{Ede, Millis, Resolved};
 
@@ -92,8 +94,7 @@ impl Waiter {
 
 enum Engine {
     Forward(Arc<Forwarder>),
-    /// Recursive mode is not built into this engine yet.
-    Unavailable,
+    Recursive(Arc<Recursor>),
 }
 
 /// The resolver of one node (see the module docs of [`super`]).
@@ -117,6 +118,7 @@ impl ResolverService {
     /// The service for `settings`, resolving on `runtime`. `None` when the
     /// resolver is off.
     pub fn new(settings: &ResolverSettings, runtime: tokio::runtime::Handle) -> anyhow::Result<Option<Arc<Self>>> {
+        let cache = Arc::new(Cache::new(settings.cache.clone()));
         let engine = match settings.mode {
             ResolverMode::Off => return Ok(None),
             ResolverMode::Forward => Engine::Forward(Arc::new(Forwarder::new(ForwardConfig {
@@ -126,7 +128,7 @@ impl ResolverService {
                 timeout_ms: settings.timeout_ms,
                 ..ForwardConfig::default()
             }))),
-            ResolverMode::Recursive => Engine::Unavailable,
+            ResolverMode::Recursive => Engine::Recursive(Arc::new(recursor(settings, cache.clone())?)),
         };
         if settings.is_open() {
             tracing::warn!(
@@ -137,7 +139,7 @@ impl ResolverService {
         }
         Ok(Some(Arc::new(ResolverService {
             settings: settings.clone(),
-            cache: Arc::new(Cache::new(settings.cache.clone())),
+            cache,
             engine,
             runtime,
             in_flight: Mutex::new(HashMap::new()),
@@ -370,8 +372,9 @@ impl ResolverService {
                 let m = f.start(q, key.dnssec_ok, key.checking_disabled, now);
                 drive(m, self.exchanges.clone(), self.tcp_pool.clone(), RESOLUTION_DEADLINE).await
             }
-            Engine::Unavailable => {
-                Resolved::servfail(Some(Ede::new(Ede::NOT_SUPPORTED, "recursive mode is not built")))
+            Engine::Recursive(r) => {
+                let m = r.start(q, key.dnssec_ok, key.checking_disabled, now);
+                drive(m, self.exchanges.clone(), self.tcp_pool.clone(), RESOLUTION_DEADLINE).await
             }
         }
     }
@@ -416,4 +419,40 @@ impl ResolverService {
             }
         }
     }
+}
+
+/// The iterative resolver for `settings`: root hints and trust anchors
+/// from their files, or the built-in ones.
+fn recursor(settings: &ResolverSettings, cache: Arc<Cache>) -> anyhow::Result<Recursor> {
+    use anyhow::Context;
+    let hints = match &settings.root_hints {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the root hints {} (--root-hints)", path.display()))?;
+            RootHints::parse(&text).with_context(|| format!("root hints {}", path.display()))?
+        }
+        None => RootHints::builtin(),
+    };
+    let anchors = if !settings.validate {
+        tracing::warn!("DNSSEC validation is off ([resolver] validate = false)");
+        None
+    } else {
+        Some(match &settings.trust_anchor {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the trust anchors {} (--trust-anchor)", path.display()))?;
+                TrustAnchors::parse(&text).with_context(|| format!("trust anchors {}", path.display()))?
+            }
+            None => TrustAnchors::builtin_root(),
+        })
+    };
+    let cfg = RecursiveConfig {
+        hints,
+        query_loopback: settings.query_loopback,
+        qname_minimisation: settings.qname_minimisation,
+        timeout_ms: settings.timeout_ms,
+        validate: anchors.is_some(),
+        ..RecursiveConfig::default()
+    };
+    Ok(Recursor::new(cfg, cache, anchors))
 }
