@@ -38,9 +38,11 @@
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 mod questions;
+mod structure;
 mod zones;
 
 pub use questions::{Outcome, Question, check, ede_codes, questions};
+pub use structure::check_structure;
 pub use zones::FWD_ZONE;
 
 use std::fs::File;
@@ -422,6 +424,17 @@ pub fn query_msg(name: &str, rtype: RecordType, flags: Flags) -> Message {
 /// Asks `server` over UDP (two tries of `timeout`), and again over TCP
 /// if the answer is truncated.
 pub fn exchange(server: SocketAddr, q: &Message, timeout: Duration) -> Result<Message, String> {
+    let m = exchange_udp(server, q, timeout)?;
+    if m.truncated() {
+        exchange_tcp(server, &q.to_vec().map_err(|e| e.to_string())?, timeout)
+    } else {
+        Ok(m)
+    }
+}
+
+/// Asks `server` over UDP only (two tries of `timeout`); a truncated
+/// answer is returned as it is.
+pub fn exchange_udp(server: SocketAddr, q: &Message, timeout: Duration) -> Result<Message, String> {
     let bytes = q.to_vec().map_err(|e| e.to_string())?;
     let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
@@ -435,7 +448,7 @@ pub fn exchange(server: SocketAddr, q: &Message, timeout: Duration) -> Result<Me
             if m.id() != q.id() {
                 continue;
             }
-            return if m.truncated() { exchange_tcp(server, &bytes, timeout) } else { Ok(m) };
+            return Ok(m);
         }
     }
     Err(format!("no answer from {server} in 2 x {timeout:?}"))
