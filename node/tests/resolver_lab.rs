@@ -52,7 +52,7 @@ fn lab_is_what_the_tests_think() {
 /// Pids whose command line contains `s`.
 fn processes_naming(s: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+    for e in std::fs::read_dir("/proc").unwrap_or_else(|e| panic!("/proc: {e}")).flatten() {
         let pid = e.file_name().to_string_lossy().into_owned();
         if !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
@@ -84,10 +84,7 @@ const KNOWN: &[Known] = &[];
 
 /// The variants every question is asked in.
 fn variants(q: &Question) -> Vec<(&'static str, Flags)> {
-    let mut v = vec![
-        ("DO=1", Flags { dnssec_ok: true, cd: false }),
-        ("DO=0", Flags { dnssec_ok: false, cd: false }),
-    ];
+    let mut v = vec![("DO=1", Flags { dnssec_ok: true, cd: false }), ("DO=0", Flags { dnssec_ok: false, cd: false })];
     if q.expect == Outcome::Bogus {
         v.push(("DO=1 CD=1", Flags { dnssec_ok: true, cd: true }));
     }
@@ -161,7 +158,10 @@ fn meshdns_matches_unbound_on_the_lab() {
             }
             for (field, unbound, meshdns) in diffs {
                 let known = KNOWN.iter().find(|k| {
-                    k.name == q.name && k.rtype == q.rtype && k.field == field && (k.variant == "*" || k.variant == variant)
+                    k.name == q.name
+                        && k.rtype == q.rtype
+                        && k.field == field
+                        && (k.variant == "*" || k.variant == variant)
                 });
                 let note = match known {
                     Some(k) => format!("known: {}", k.reason),
@@ -170,7 +170,14 @@ fn meshdns_matches_unbound_on_the_lab() {
                         "UNEXPLAINED".to_owned()
                     }
                 };
-                rows.push([format!("{} {}", q.name, q.rtype), variant.to_owned(), field.to_owned(), unbound, meshdns, note]);
+                rows.push([
+                    format!("{} {}", q.name, q.rtype),
+                    variant.to_owned(),
+                    field.to_owned(),
+                    unbound,
+                    meshdns,
+                    note,
+                ]);
             }
         }
     }

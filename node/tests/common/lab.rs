@@ -35,7 +35,7 @@
 //! killed leaves its pids in `/tmp/meshdns-lab-N.pids`, and the next lab
 //! to claim N kills them first. Binding port 53 needs root: without it the
 //! lab panics, unless LAB_SKIP_OK=1 (then `Lab::start` gives `None`).
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 mod questions;
 mod structure;
@@ -229,11 +229,7 @@ impl Lab {
             let sdir = dir.path().join(format!("srv{host}"));
             std::fs::create_dir_all(&sdir).unwrap();
             let addr = format!("{net}{host}");
-            daemons.push(if NSD_HOSTS.contains(host) {
-                nsd(&sdir, &addr, &files)
-            } else {
-                knot(&sdir, &addr, &files)
-            });
+            daemons.push(if NSD_HOSTS.contains(host) { nsd(&sdir, &addr, &files) } else { knot(&sdir, &addr, &files) });
         }
         let lame = dir.path().join("srv7");
         std::fs::create_dir_all(&lame).unwrap();
@@ -261,7 +257,8 @@ impl Lab {
         let mut unbound_up = false;
         loop {
             pending.retain(|(addr, zone, want)| {
-                let m = exchange(*addr, &query_msg(zone, RecordType::SOA, Flags::default()), Duration::from_millis(200));
+                let m =
+                    exchange(*addr, &query_msg(zone, RecordType::SOA, Flags::default()), Duration::from_millis(200));
                 !m.is_ok_and(|m| m.response_code() == *want)
             });
             unbound_up = unbound_up || self.unbound.ready();
@@ -425,11 +422,7 @@ pub fn query_msg(name: &str, rtype: RecordType, flags: Flags) -> Message {
 /// if the answer is truncated.
 pub fn exchange(server: SocketAddr, q: &Message, timeout: Duration) -> Result<Message, String> {
     let m = exchange_udp(server, q, timeout)?;
-    if m.truncated() {
-        exchange_tcp(server, &q.to_vec().map_err(|e| e.to_string())?, timeout)
-    } else {
-        Ok(m)
-    }
+    if m.truncated() { exchange_tcp(server, &q.to_vec().map_err(|e| e.to_string())?, timeout) } else { Ok(m) }
 }
 
 /// Asks `server` over UDP only (two tries of `timeout`); a truncated

@@ -89,10 +89,7 @@ pub fn questions() -> Vec<Question> {
         q("www.glueless.testlab.", A, Insecure, "glueless delegation: NS name in another zone"),
         q("www.fwd.example.", A, Insecure, "the forward-mode plain zone"),
         // Failures.
-        Question {
-            ede: &[6, 9, 10, 12],
-            ..q("www.bogus-ds.sec.", A, Bogus, "DS in the parent matches no DNSKEY")
-        },
+        Question { ede: &[6, 9, 10, 12], ..q("www.bogus-ds.sec.", A, Bogus, "DS in the parent matches no DNSKEY") },
         Question { ede: &[6, 7], ..q("www.expired.sec.", A, Bogus, "signatures expired in 2020") },
         q("www.alllame.testlab.", A, ServFail, "the only server is lame"),
     ]
