@@ -43,6 +43,7 @@ pub mod dns;
 pub mod exposition;
 pub mod metrics;
 pub mod replicated;
+pub mod resolve;
 pub mod rrl;
 pub mod server;
 pub mod zone;

@@ -257,6 +257,24 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if args.insecure_gossip {
         raw.mesh.insecure_gossip = Some(true);
     }
+    if let Some(v) = &args.resolver {
+        raw.resolver.mode = Some(v.clone());
+    }
+    if let Some(v) = &args.root_hints {
+        raw.resolver.root_hints = Some(v.display().to_string());
+    }
+    if let Some(v) = &args.trust_anchor {
+        raw.resolver.trust_anchor = Some(v.display().to_string());
+    }
+    if !args.forward.is_empty() {
+        raw.resolver.forward = Some(args.forward.clone());
+    }
+    if !args.recursion_allow.is_empty() {
+        raw.resolver.recursion_allow = Some(args.recursion_allow.clone());
+    }
+    if args.query_loopback {
+        raw.resolver.query_loopback = Some(true);
+    }
     Ok(Config::from_raw(&raw)?)
 }
 
@@ -414,6 +432,18 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     );
     replicated.set_compact_after(cfg.replication.compact_after_bytes);
 
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("meshdns-io")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let resolver = meshdns::resolve::ResolverService::new(&cfg.resolver, runtime.handle().clone())
+        .context("starting the resolver (check [resolver] / --resolver)")?;
+    if let Some(r) = &resolver {
+        tracing::info!(mode = ?r.settings().mode, allow = ?r.settings().recursion_allow, "resolver on for names outside our zones");
+    }
+
     let audit =
         Arc::new(meshdns::admin::audit::AuditLog::new(cfg.audit.clone(), &cfg.mesh.node_id, Box::new(unix_ms_now)));
     let shards = cfg.udp_workers * cfg.listen.len() + 1;
@@ -433,6 +463,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         update_writer: std::sync::OnceLock::new(),
         audit: audit.clone(),
         rrl: cfg.rrl.enabled().then(|| meshdns::rrl::Limiter::new(cfg.rrl.clone(), Instant::now())),
+        resolver,
     });
     let _ = shared.replicated.set(replicated.clone());
     // Every new set of replicated zones goes straight to the data plane
@@ -477,12 +508,6 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         udp_threads.extend(server::udp::spawn(socks, shared.clone(), stop.clone(), i * cfg.udp_workers)?);
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("meshdns-io")
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let code = runtime.block_on(async move {
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let limit = Arc::new(tokio::sync::Semaphore::new(cfg.tcp_max_connections));

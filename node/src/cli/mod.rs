@@ -103,6 +103,29 @@ pub struct ServeArgs {
     /// the primary first; re-read on SIGHUP. Authenticates gossip.
     #[arg(long)]
     pub gossip_key_file: Option<PathBuf>,
+    /// Resolver for names outside our zones: off (REFUSED, the default),
+    /// forward (to --forward upstreams) or recursive (from the root).
+    #[arg(long, value_name = "MODE")]
+    pub resolver: Option<String>,
+    /// Root hints file (named.root format) [default: built in].
+    #[arg(long, value_name = "FILE")]
+    pub root_hints: Option<PathBuf>,
+    /// DNSSEC trust anchors: DS or DNSKEY records in zone-file format
+    /// [default: the root KSKs built in].
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+    /// Upstream for forward mode: udp://IP:PORT or tcp://IP:PORT; repeat
+    /// for more (tried in order; see [resolver] strategy).
+    #[arg(long, value_name = "URL")]
+    pub forward: Vec<String>,
+    /// Client network that may recurse; repeat for more [default:
+    /// loopback, 10/8, 172.16/12, 192.168/16, fc00::/7].
+    #[arg(long, value_name = "CIDR")]
+    pub recursion_allow: Vec<String>,
+    /// Let the resolver query name servers on loopback addresses (test
+    /// labs; refused by default like Unbound's do-not-query-localhost).
+    #[arg(long)]
+    pub query_loopback: bool,
     /// Gossip without a key on a non-loopback address: anyone who reaches
     /// the gossip port can join the mesh and forge members.
     #[arg(long)]

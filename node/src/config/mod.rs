@@ -11,6 +11,7 @@
 //! and `meshdns zone`), which the server ignores.
 
 pub mod raw;
+pub mod resolver;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -123,6 +124,8 @@ pub struct Config {
     pub acl: crate::acl::Acls,
     /// Response rate limiting (`[rrl]`, `--rrl`).
     pub rrl: crate::rrl::RrlSettings,
+    /// Recursion and forwarding (`[resolver]`, `--resolver`).
+    pub resolver: resolver::ResolverSettings,
     /// `[[update.keys]]`: UPDATE keys scoped to zones, names and types.
     pub update_scoped_keys: Vec<crate::replicated::update::ScopedKeySpec>,
     /// TSIG keys a zone transfer must be signed with (none: unsigned
@@ -467,6 +470,11 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
                 other => return Err(invalid(key, other, "expected true or false")),
             })
         }
+        "RESOLVER_MODE" => raw.resolver.mode = Some(value),
+        "RESOLVER_FORWARD" => raw.resolver.forward = Some(list(&value)),
+        "RESOLVER_RECURSION_ALLOW" => raw.resolver.recursion_allow = Some(list(&value)),
+        "RESOLVER_ROOT_HINTS" => raw.resolver.root_hints = Some(value),
+        "RESOLVER_TRUST_ANCHOR" => raw.resolver.trust_anchor = Some(value),
         "RRL_RESPONSES_PER_SECOND" => raw.rrl.responses_per_second = Some(num32(&value)?),
         "RRL_SLIP" => raw.rrl.slip = Some(num32(&value)?),
         "RRL_IPV4_PREFIX" => raw.rrl.ipv4_prefix = Some(num32(&value)?.min(255) as u8),
@@ -523,7 +531,7 @@ fn apply_env(raw: &mut RawConfig, name: &str, key: &str, value: String) -> Resul
     Ok(())
 }
 
-fn invalid(key: &str, value: &str, message: &str) -> ConfigError {
+pub(crate) fn invalid(key: &str, value: &str, message: &str) -> ConfigError {
     ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), message: message.to_owned() }
 }
 
@@ -590,6 +598,7 @@ impl Config {
         let grpc = grpc_settings(&raw.grpc)?;
         check_admin_exposure(http, &grpc)?;
         let data_dir = PathBuf::from(raw.storage.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR));
+        let resolver_settings = resolver::ResolverSettings::from_raw(&raw.resolver, &data_dir)?;
         Ok(Config {
             listen,
             http,
@@ -642,6 +651,7 @@ impl Config {
             },
             acl: acls(&raw.acl, &transfer_allow)?,
             rrl: rrl_settings(&raw.rrl)?,
+            resolver: resolver_settings,
             update_scoped_keys: {
                 let scoped = raw.update.keys.clone().unwrap_or_default();
                 crate::replicated::update::parse_keys(&raw.update.tsig_keys.clone().unwrap_or_default(), &scoped)
@@ -658,7 +668,7 @@ impl Config {
     }
 }
 
-fn cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+pub(crate) fn cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
     list.iter()
         .map(|c| {
             c.parse::<IpNet>().map_err(|_| invalid(key, c, "expected a CIDR such as 192.0.2.0/24 or 2001:db8::/32"))

@@ -44,6 +44,9 @@ pub struct RawConfig {
     /// `[rrl]`
     #[serde(default)]
     pub rrl: RawRrl,
+    /// `[resolver]`
+    #[serde(default)]
+    pub resolver: super::resolver::RawResolver,
 }
 
 /// `[audit]`: the audit log of administrative actions.

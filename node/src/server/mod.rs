@@ -118,6 +118,9 @@ pub struct Shared {
     /// Response rate limiting and the per-client query limit; `None` when
     /// both are off (the default), so the query path skips them in one branch.
     pub rrl: Option<crate::rrl::Limiter>,
+    /// The resolver for names outside our zones; `None` when
+    /// `resolver.mode` is off (the default).
+    pub resolver: Option<Arc<crate::resolve::ResolverService>>,
 }
 
 /// The limits every received DNS message passes before it is answered

@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{SharedRef, transfer};
 use crate::acl::AclKind;
-use crate::dns::auth::{Transport, answer_parsed, parse, refuse};
+use crate::dns::auth::{Transport, parse, refuse};
 use crate::dns::iana::Rtype;
 use crate::metrics::Proto;
 
@@ -146,9 +146,27 @@ async fn connection(
             continue;
         }
         let zones = shared.store.current_full();
-        let Some(a) = answer_parsed(parsed, &zones, &mut outbuf[2..], Transport::Tcp, &shared.answer) else {
-            shard.record_dropped();
-            continue;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let reply = || Some(crate::replicated::writer::Reply::Channel(tx));
+        let routed = crate::resolve::route(&shared, &zones, msg, peer.ip(), &mut outbuf[2..], Transport::Tcp, reply);
+        let a = match routed {
+            crate::resolve::Routed::Now(Some(a)) => a,
+            crate::resolve::Routed::Now(None) => {
+                shard.record_dropped();
+                continue;
+            }
+            crate::resolve::Routed::Later => {
+                // Parks this connection's task until the resolver answers.
+                if let Ok(reply) = rx.await {
+                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&reply);
+                    match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+                        Ok(r) => r?,
+                        Err(_) => break,
+                    }
+                }
+                continue;
+            }
         };
         shard.record(Proto::Tcp, &a, started.elapsed().as_nanos() as u64);
         outbuf[..2].copy_from_slice(&(a.len as u16).to_be_bytes());

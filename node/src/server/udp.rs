@@ -21,8 +21,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::SharedRef;
 use crate::acl::AclKind;
-use crate::dns::auth::{Transport, answer, refuse};
+use crate::dns::auth::{Transport, refuse};
 use crate::metrics::Proto;
+use crate::replicated::writer::Reply;
+use crate::resolve::{Routed, route};
 use crate::rrl::SlipCounter;
 
 /// Binds `n` sockets to `addr` with `SO_REUSEPORT`. With port 0 the first
@@ -108,7 +110,13 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
                     continue;
                 }
                 let zones = shared.store.current();
-                guarded(|| answer(msg, &zones, &mut outbuf, Transport::Udp, &shared.answer))
+                let reply = || answer_from.as_ref().map(|s| Reply::Udp { socket: s.clone(), peer });
+                match guarded(|| Some(route(shared, &zones, msg, peer.ip(), &mut outbuf, Transport::Udp, reply))) {
+                    Some(Routed::Now(a)) => a,
+                    // The resolver answers from its own clone of the socket.
+                    Some(Routed::Later) => continue,
+                    None => None,
+                }
             }
         };
         match answered {
@@ -167,7 +175,21 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
                         continue;
                     }
                     Some(None) => continue,
-                    None => guarded(|| answer(query, &zones, replies.next_buf(), Transport::Udp, &shared.answer)),
+                    None => {
+                        let reply = || {
+                            batch
+                                .peer(i)
+                                .zip(answer_from.as_ref())
+                                .map(|(peer, s)| Reply::Udp { socket: s.clone(), peer })
+                        };
+                        match guarded(|| {
+                            Some(route(shared, &zones, query, ip, replies.next_buf(), Transport::Udp, reply))
+                        }) {
+                            Some(Routed::Now(a)) => a,
+                            Some(Routed::Later) => continue,
+                            None => None,
+                        }
+                    }
                 },
             };
             match answered {
@@ -186,7 +208,8 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
     }
 }
 
-/// A clone of a worker's socket for the update writer to answer from.
+/// A clone of a worker's socket for the update writer and the resolver
+/// to answer from.
 fn update_socket(sock: &UdpSocket) -> Option<Arc<UdpSocket>> {
     sock.try_clone()
         .map_err(|e| tracing::error!(error = %e, "cannot clone the UDP socket; UPDATEs over UDP go unanswered"))

@@ -193,7 +193,11 @@ impl Cache {
             let left = ttl_left(*at, *ttl, now)?;
             Some(CachedRrset { entry: e.clone(), ttl_left: left, stale: false })
         });
-        if hit.is_some() { g.stats.rrset_hits += 1 } else { g.stats.rrset_misses += 1 }
+        if hit.is_some() {
+            g.stats.rrset_hits += 1
+        } else {
+            g.stats.rrset_misses += 1
+        }
         hit
     }
 
@@ -242,7 +246,11 @@ impl Cache {
             }
             _ => AnswerLookup::Miss,
         };
-        if matches!(out, AnswerLookup::Fresh(_)) { g.stats.answer_hits += 1 } else { g.stats.answer_misses += 1 }
+        if matches!(out, AnswerLookup::Fresh(_)) {
+            g.stats.answer_hits += 1
+        } else {
+            g.stats.answer_misses += 1
+        }
         out
     }
 

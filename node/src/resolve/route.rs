@@ -1,0 +1,128 @@
+//! Where a query goes (see the module docs of [`super`]).
+
+use std::net::IpAddr;
+
+use meshdns_resolver::Question;
+use meshdns_resolver::cache::AnswerKey;
+use meshdns_resolver::proto::{DNSClass, Name, RecordType};
+use meshdns_resolver::response::ClientQuery;
+
+use crate::dns::auth::{Answered, Transport, answer_parsed};
+use crate::dns::edns::MIN_UDP_PAYLOAD;
+use crate::dns::iana::{Class, Opcode, Rcode, Rtype};
+use crate::dns::wire::name::{MAX_NAME_LEN, lowercase_into};
+use crate::dns::wire::query::Query;
+use crate::replicated::writer::Reply;
+use crate::server::Shared;
+use crate::zone::set::ZoneSet;
+
+/// What became of a query.
+pub enum Routed {
+    /// Answered into the output buffer (or `None`: send nothing).
+    Now(Option<Answered>),
+    /// Handed to the resolver, which answers it later through the reply.
+    Later,
+}
+
+/// Routes one admitted query: our zones, then (for clients allowed to
+/// recurse) the cache, then resolution. `reply` is called only when the
+/// answer must come later.
+pub fn route(
+    shared: &Shared,
+    zones: &ZoneSet,
+    msg: &[u8],
+    client: IpAddr,
+    out: &mut [u8],
+    transport: Transport,
+    reply: impl FnOnce() -> Option<Reply>,
+) -> Routed {
+    let parsed = Query::parse(msg);
+    let Some(svc) = shared.resolver.as_ref() else {
+        return Routed::Now(answer_parsed(parsed, zones, out, transport, &shared.answer));
+    };
+    let q = match parsed {
+        Ok(q) if recursable(&q) => q,
+        other => return Routed::Now(answer_parsed(other, zones, out, transport, &shared.answer)),
+    };
+    let mut lower = [0u8; MAX_NAME_LEN];
+    let qname = &mut lower[..q.qname.len()];
+    lowercase_into(q.qname, qname);
+    // 1. Our zones, authoritatively.
+    if zones.find(qname, q.qtype == Rtype::DS).is_some() || !svc.settings().may_recurse(client) {
+        if zones.find(qname, q.qtype == Rtype::DS).is_none() {
+            svc.stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        return Routed::Now(answer_parsed(Ok(q), zones, out, transport, &shared.answer));
+    }
+    // 2. The filtering hook: nothing yet (issue 14).
+    // 3. The cache, then 4. resolution.
+    let Some(name) = wire_to_name(qname) else {
+        return Routed::Now(answer_parsed(Ok(q), zones, out, transport, &shared.answer));
+    };
+    let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
+    let key = AnswerKey {
+        question: Question { name, qtype: RecordType::from(q.qtype.0), qclass: DNSClass::IN },
+        dnssec_ok,
+        checking_disabled: q.header.checking_disabled(),
+    };
+    let limit = size_limit(&q, transport, shared.answer.udp_payload);
+    let client_query = ClientQuery {
+        id: q.header.id,
+        recursion_desired: q.header.recursion_desired(),
+        checking_disabled: q.header.checking_disabled(),
+        wants_ad: dnssec_ok || q.header.flags & 0x0020 != 0,
+        edns: q.edns.is_some(),
+        qname_wire: q.qname,
+        limit,
+    };
+    let now = super::drive::now_ms();
+    if let Some(len) = svc.from_cache(&key, &client_query, out, now) {
+        return Routed::Now(Some(answered(out, len, q.qtype)));
+    }
+    // RFC 1035 §4.1.1: without RD the client wants no recursion; it gets
+    // what the cache has, and otherwise what it would get without us.
+    if !q.header.recursion_desired() {
+        return Routed::Now(answer_parsed(Ok(q), zones, out, transport, &shared.answer));
+    }
+    let Some(reply) = reply() else { return Routed::Now(None) };
+    svc.submit(key, &client_query, reply, now);
+    Routed::Later
+}
+
+/// A query the resolver may take: a standard query, class IN, EDNS
+/// version 0, not a meta-type (zone transfers and the like stay with the
+/// authoritative path, which answers them as before).
+fn recursable(q: &Query<'_>) -> bool {
+    q.header.opcode() == Opcode::QUERY
+        && q.qclass == Class::IN
+        && q.edns.is_none_or(|e| e.version == 0)
+        && !(q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR || q.qtype.is_unanswerable_meta())
+}
+
+fn size_limit(q: &Query<'_>, transport: Transport, ours: u16) -> usize {
+    match (transport, q.edns) {
+        (Transport::Tcp, _) => u16::MAX as usize,
+        (Transport::Udp, Some(e)) => e.udp_payload.min(ours).max(MIN_UDP_PAYLOAD) as usize,
+        (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
+    }
+}
+
+/// A lowercase name in wire form as a hickory [`Name`].
+fn wire_to_name(wire: &[u8]) -> Option<Name> {
+    let mut labels = Vec::new();
+    let mut at = 0;
+    while let Some(&len) = wire.get(at) {
+        if len == 0 {
+            return Name::from_labels(labels).ok();
+        }
+        labels.push(wire.get(at + 1..at + 1 + len as usize)?);
+        at += 1 + len as usize;
+    }
+    None
+}
+
+fn answered(out: &[u8], len: usize, qtype: Rtype) -> Answered {
+    let rcode = Rcode(u16::from(out.get(3).map_or(0, |b| b & 0x0f)));
+    let truncated = out.get(2).is_some_and(|b| b & 0x02 != 0);
+    Answered { len, rcode, qtype: Some(qtype), truncated }
+}

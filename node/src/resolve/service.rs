@@ -1,0 +1,281 @@
+//! [`ResolverService`]: the cache, the in-flight table and the engine.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meshdns_resolver::cache::{AnswerKey, AnswerLookup, Cache};
+use meshdns_resolver::forward::{ForwardConfig, Forwarder};
+use meshdns_resolver::response::{self, ClientQuery, Template};
+use meshdns_resolver::{Ede, Millis, Resolved};
+
+use super::drive::{drive, now_ms};
+use super::exchange::ExchangeStats;
+use crate::config::resolver::{ResolverMode, ResolverSettings};
+use crate::replicated::writer::Reply;
+
+/// Longest a resolution may take before the client gets SERVFAIL.
+const RESOLUTION_DEADLINE: Duration = Duration::from_secs(10);
+/// RFC 8767 §5: the client-response timer. With stale data at hand, a
+/// client waits no longer than this for a fresh answer.
+const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1_800);
+/// Questions resolved at once, at most. Past it new questions get
+/// SERVFAIL at once: a flood of random names (water torture) fills the
+/// table, not the memory, and names already cached still answer.
+const MAX_IN_FLIGHT: usize = 10_000;
+/// Clients waiting on one question, at most (the rest get SERVFAIL).
+const MAX_WAITERS: usize = 1_000;
+
+/// Counters for `/metrics` and `meshdns cache stats`.
+#[derive(Default, Debug)]
+pub struct ResolverStats {
+    /// Answered from the cache.
+    pub cache_hits: AtomicU64,
+    /// Not in the cache (or stale): resolved.
+    pub cache_misses: AtomicU64,
+    /// Resolutions started.
+    pub resolutions: AtomicU64,
+    /// Queries that joined a resolution already running.
+    pub coalesced: AtomicU64,
+    /// Resolutions that ended in SERVFAIL.
+    pub servfail: AtomicU64,
+    /// Stale answers served (RFC 8767).
+    pub stale_served: AtomicU64,
+    /// Questions refused because too many were in flight.
+    pub overloaded: AtomicU64,
+    /// Queries for names outside our zones from clients not allowed to recurse.
+    pub refused: AtomicU64,
+    /// Prefetches started.
+    pub prefetches: AtomicU64,
+}
+
+/// A client waiting for a resolution.
+struct Waiter {
+    id: u16,
+    recursion_desired: bool,
+    checking_disabled: bool,
+    wants_ad: bool,
+    edns: bool,
+    qname_wire: Vec<u8>,
+    limit: usize,
+    reply: Reply,
+}
+
+impl Waiter {
+    fn client(&self) -> ClientQuery<'_> {
+        ClientQuery {
+            id: self.id,
+            recursion_desired: self.recursion_desired,
+            checking_disabled: self.checking_disabled,
+            wants_ad: self.wants_ad,
+            edns: self.edns,
+            qname_wire: &self.qname_wire,
+            limit: self.limit,
+        }
+    }
+
+    fn answer(self, t: &Template, now: Millis, stale_ttl: Option<u32>) {
+        let mut buf = vec![0u8; self.limit.max(512)];
+        match t.write(&mut buf, &self.client(), now, stale_ttl) {
+            Some(n) => {
+                buf.truncate(n);
+                self.reply.send(buf);
+            }
+            None => tracing::debug!("a resolved answer did not fit its question (a bug); not sent"),
+        }
+    }
+}
+
+enum Engine {
+    Forward(Arc<Forwarder>),
+    /// Recursive mode is not built into this engine yet.
+    Unavailable,
+}
+
+/// The resolver of one node (see the module docs of [`super`]).
+pub struct ResolverService {
+    settings: ResolverSettings,
+    cache: Arc<Cache>,
+    engine: Engine,
+    runtime: tokio::runtime::Handle,
+    in_flight: Mutex<HashMap<AnswerKey, Vec<Waiter>>>,
+    /// Counters.
+    pub stats: ResolverStats,
+    /// Upstream exchange counters.
+    pub exchanges: Arc<ExchangeStats>,
+}
+
+impl ResolverService {
+    /// The service for `settings`, resolving on `runtime`. `None` when the
+    /// resolver is off.
+    pub fn new(settings: &ResolverSettings, runtime: tokio::runtime::Handle) -> anyhow::Result<Option<Arc<Self>>> {
+        let engine = match settings.mode {
+            ResolverMode::Off => return Ok(None),
+            ResolverMode::Forward => Engine::Forward(Arc::new(Forwarder::new(ForwardConfig {
+                upstreams: settings.forward.clone(),
+                domains: settings.forward_zones.clone(),
+                strategy: settings.strategy,
+                timeout_ms: settings.timeout_ms,
+                ..ForwardConfig::default()
+            }))),
+            ResolverMode::Recursive => Engine::Unavailable,
+        };
+        if settings.is_open() {
+            tracing::warn!(
+                allow = ?settings.recursion_allow,
+                "recursion.allow lets the whole internet recurse: this is an open resolver, \
+                 usable for amplification attacks; list your clients' networks instead"
+            );
+        }
+        Ok(Some(Arc::new(ResolverService {
+            settings: settings.clone(),
+            cache: Arc::new(Cache::new(settings.cache.clone())),
+            engine,
+            runtime,
+            in_flight: Mutex::new(HashMap::new()),
+            stats: ResolverStats::default(),
+            exchanges: Arc::new(ExchangeStats::default()),
+        })))
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ResolverSettings {
+        &self.settings
+    }
+
+    /// The shared cache.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// Answers from the cache into `out`, if the answer is there and live.
+    pub fn from_cache(&self, key: &AnswerKey, client: &ClientQuery<'_>, out: &mut [u8], now: Millis) -> Option<usize> {
+        match self.cache.answer(key, now) {
+            AnswerLookup::Fresh(t) => {
+                let len = t.write(out, client, now, None)?;
+                self.stats.cache_hits.fetch_add(1, Relaxed);
+                Some(len)
+            }
+            _ => None,
+        }
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<AnswerKey, Vec<Waiter>>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves `key` for `client` and answers through `reply`.
+    pub fn submit(self: &Arc<Self>, key: AnswerKey, client: &ClientQuery<'_>, reply: Reply, now: Millis) {
+        self.stats.cache_misses.fetch_add(1, Relaxed);
+        let waiter = Waiter {
+            id: client.id,
+            recursion_desired: client.recursion_desired,
+            checking_disabled: client.checking_disabled,
+            wants_ad: client.wants_ad,
+            edns: client.edns,
+            qname_wire: client.qname_wire.to_vec(),
+            limit: client.limit,
+            reply,
+        };
+        let mut table = self.in_flight();
+        if let Some(waiting) = table.get_mut(&key) {
+            if waiting.len() < MAX_WAITERS {
+                self.stats.coalesced.fetch_add(1, Relaxed);
+                waiting.push(waiter);
+                return;
+            }
+            drop(table);
+            return self.overloaded(&key, waiter, now);
+        }
+        if table.len() >= MAX_IN_FLIGHT {
+            drop(table);
+            return self.overloaded(&key, waiter, now);
+        }
+        table.insert(key.clone(), vec![waiter]);
+        drop(table);
+        self.stats.resolutions.fetch_add(1, Relaxed);
+        let stale = match self.cache.answer(&key, now) {
+            AnswerLookup::Stale(t) => Some(t),
+            _ => None,
+        };
+        let me = self.clone();
+        self.runtime.spawn(async move { me.resolve(key, stale).await });
+    }
+
+    fn overloaded(&self, key: &AnswerKey, w: Waiter, now: Millis) {
+        self.stats.overloaded.fetch_add(1, Relaxed);
+        let why = Ede::new(Ede::NOT_SUPPORTED, "resolver overloaded: too many questions in flight");
+        if let Ok(t) = response::build(&key.question, &Resolved::servfail(Some(why)), key.dnssec_ok, now) {
+            w.answer(&t, now, None);
+        }
+    }
+
+    async fn resolve(self: Arc<Self>, key: AnswerKey, stale: Option<Arc<Template>>) {
+        let run = self.run(&key);
+        tokio::pin!(run);
+        let resolved = match &stale {
+            Some(t) => tokio::select! {
+                r = &mut run => r,
+                _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => {
+                    // Answer who is waiting with the stale data; the
+                    // resolution goes on and refreshes the cache.
+                    self.answer_stale(&key, t);
+                    run.await
+                }
+            },
+            None => run.await,
+        };
+        let now = now_ms();
+        if resolved.rcode == meshdns_resolver::proto::ResponseCode::ServFail {
+            self.stats.servfail.fetch_add(1, Relaxed);
+            if let Some(t) = &stale {
+                // RFC 8767 §4: resolution failed, so the stale data is served.
+                self.answer_stale(&key, t);
+                self.in_flight().remove(&key);
+                return;
+            }
+        }
+        let template = match response::build(&key.question, &resolved, key.dnssec_ok, now) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                tracing::warn!(question = %key.question, error = %e, "cannot build the answer; SERVFAIL");
+                match response::build(&key.question, &Resolved::servfail(None), key.dnssec_ok, now) {
+                    Ok(t) => Arc::new(t),
+                    Err(_) => return drop(self.in_flight().remove(&key)),
+                }
+            }
+        };
+        if template.ttl > 0 {
+            self.cache.insert_answer(key.clone(), template.clone());
+        }
+        let waiters = self.in_flight().remove(&key).unwrap_or_default();
+        for w in waiters {
+            w.answer(&template, now, None);
+        }
+    }
+
+    fn answer_stale(&self, key: &AnswerKey, t: &Template) {
+        let waiters = std::mem::take(self.in_flight().get_mut(key).map_or(&mut Vec::new(), |w| w));
+        let now = now_ms();
+        let ttl = self.cache.config().stale_answer_ttl;
+        for w in waiters {
+            self.stats.stale_served.fetch_add(1, Relaxed);
+            w.answer(t, now, Some(ttl));
+        }
+    }
+
+    async fn run(&self, key: &AnswerKey) -> Resolved {
+        let now = now_ms();
+        let q = key.question.clone();
+        match &self.engine {
+            Engine::Forward(f) => {
+                let m = f.start(q, key.dnssec_ok, key.checking_disabled, now);
+                drive(m, self.exchanges.clone(), RESOLUTION_DEADLINE).await
+            }
+            Engine::Unavailable => {
+                Resolved::servfail(Some(Ede::new(Ede::NOT_SUPPORTED, "recursive mode is not built")))
+            }
+        }
+    }
+}
