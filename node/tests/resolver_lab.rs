@@ -100,11 +100,17 @@ fn answer_set(m: &Message) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
-fn show(set: &BTreeSet<(String, String, String)>) -> String {
-    if set.is_empty() {
-        return "(empty)".into();
-    }
-    set.iter().map(|(n, t, d)| format!("{n} {t} {d}")).collect::<Vec<_>>().join(" | ")
+/// The records of `a` not in `b`, each shortened to 60 characters (RRSIG
+/// signatures are long), for the difference table.
+fn only_in(a: &BTreeSet<(String, String, String)>, b: &BTreeSet<(String, String, String)>) -> String {
+    let v: Vec<String> = a
+        .difference(b)
+        .map(|(n, t, d)| {
+            let line = format!("{n} {t} {d}");
+            if line.chars().count() > 60 { line.chars().take(59).chain(['…']).collect() } else { line }
+        })
+        .collect();
+    if v.is_empty() { "-".into() } else { v.join(" | ") }
 }
 
 /// meshdns (`serve --resolver recursive`) and Unbound on the same lab give
@@ -127,6 +133,13 @@ fn meshdns_matches_unbound_on_the_lab() {
         .args(&["--recursion-allow", "127.0.0.0/8", "--query-loopback"])
         .start();
 
+    assert_same_as_unbound(&lab, &node, KNOWN);
+}
+
+/// Asks Unbound and meshdns (`node`) every lab question in every variant
+/// and fails, printing a table, on any difference in rcode, AD or answer
+/// RRsets that `known` does not explain.
+fn assert_same_as_unbound(lab: &Lab, node: &common::Server, known: &[Known]) {
     let mut rows: Vec<[String; 6]> = Vec::new();
     let mut unexplained = 0;
     let mut asked = 0;
@@ -135,29 +148,8 @@ fn meshdns_matches_unbound_on_the_lab() {
             asked += 1;
             let theirs = lab::ask(lab.unbound_addr(), &q, flags)
                 .unwrap_or_else(|e| panic!("Unbound did not answer {} {} {variant}: {e}", q.name, q.rtype));
-            let ours = lab::ask(node.dns, &q, flags);
-            let mut diffs: Vec<(&str, String, String)> = Vec::new();
-            match &ours {
-                Err(e) => diffs.push(("answer", theirs.response_code().to_string(), format!("no answer: {e}"))),
-                Ok(ours) => {
-                    if ours.response_code() != theirs.response_code() {
-                        diffs.push(("rcode", theirs.response_code().to_string(), ours.response_code().to_string()));
-                    }
-                    if ours.authentic_data() != theirs.authentic_data() {
-                        diffs.push((
-                            "AD",
-                            (theirs.authentic_data() as u8).to_string(),
-                            (ours.authentic_data() as u8).to_string(),
-                        ));
-                    }
-                    let (a, b) = (answer_set(&theirs), answer_set(ours));
-                    if a != b {
-                        diffs.push(("answer", show(&a), show(&b)));
-                    }
-                }
-            }
-            for (field, unbound, meshdns) in diffs {
-                let known = KNOWN.iter().find(|k| {
+            for (field, unbound, meshdns) in differences(&theirs, &lab::ask(node.dns, &q, flags)) {
+                let known = known.iter().find(|k| {
                     k.name == q.name
                         && k.rtype == q.rtype
                         && k.field == field
@@ -170,26 +162,76 @@ fn meshdns_matches_unbound_on_the_lab() {
                         "UNEXPLAINED".to_owned()
                     }
                 };
-                rows.push([
-                    format!("{} {}", q.name, q.rtype),
-                    variant.to_owned(),
-                    field.to_owned(),
-                    unbound,
-                    meshdns,
-                    note,
-                ]);
+                let question = format!("{} {}", q.name, q.rtype);
+                rows.push([question, variant.to_owned(), field.to_owned(), unbound, meshdns, note]);
             }
         }
     }
     if !rows.is_empty() {
         eprintln!("{}", table(&rows));
     }
+    let log = node.log_text();
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
     assert_eq!(
         unexplained,
         0,
-        "{unexplained} unexplained differences from Unbound in {asked} answers (table above)\n--- meshdns log ---\n{}",
-        node.log_text()
+        "{unexplained} unexplained differences from Unbound in {asked} answers (table above; \"answer\" cells hold \
+         the records only that side has)\n--- meshdns log, last 60 lines ---\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
+}
+
+/// (field, Unbound's, ours) for each way `ours` differs from `theirs`.
+fn differences(theirs: &Message, ours: &Result<Message, String>) -> Vec<(&'static str, String, String)> {
+    let ours = match ours {
+        Ok(m) => m,
+        Err(e) => return vec![("answer", theirs.response_code().to_string(), format!("no answer: {e}"))],
+    };
+    let mut diffs = Vec::new();
+    if ours.response_code() != theirs.response_code() {
+        diffs.push(("rcode", theirs.response_code().to_string(), ours.response_code().to_string()));
+    }
+    if ours.authentic_data() != theirs.authentic_data() {
+        diffs.push(("AD", (theirs.authentic_data() as u8).to_string(), (ours.authentic_data() as u8).to_string()));
+    }
+    let (a, b) = (answer_set(theirs), answer_set(ours));
+    if a != b {
+        diffs.push(("answer", only_in(&a, &b), only_in(&b, &a)));
+    }
+    diffs
+}
+
+/// Forward mode through the lab: meshdns forwarding to the lab's Unbound
+/// answers every lab question as Unbound does (DO and CD passed on, AD
+/// copied: the upstream validates); forwarding to the lab's Knot (an
+/// authoritative upstream) it answers for the plain zone.
+#[test]
+fn forward_mode_through_the_lab() {
+    let Some(lab) = Lab::start() else { return };
+    let via_unbound = common::Server::builder()
+        .args(&["--resolver", "forward", "--forward", &format!("udp://{}", lab.unbound_addr())])
+        .args(&["--recursion-allow", "127.0.0.0/8", "--query-loopback"])
+        .start();
+    assert_same_as_unbound(&lab, &via_unbound, &[]);
+
+    let (zone, knot) = lab.plain_upstream();
+    let via_knot = common::Server::builder()
+        .args(&["--resolver", "forward", "--forward", &format!("udp://{knot}")])
+        .args(&["--recursion-allow", "127.0.0.0/8", "--query-loopback"])
+        .start();
+    let ask = |name: &str| {
+        let q = lab::query_msg(name, RecordType::A, Flags::default());
+        lab::exchange(via_knot.dns, &q, std::time::Duration::from_secs(4))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", via_knot.log_text()))
+    };
+    let m = ask(&format!("www.{zone}"));
+    let want = lab.fwd_www().to_string();
+    assert!(
+        m.answers().iter().any(|r| r.record_type() == RecordType::A && r.data().to_string() == want),
+        "www.{zone} via Knot: want A {want}, got\n{m}"
+    );
+    let m = ask(&format!("nope.{zone}"));
+    assert_eq!(m.response_code(), hickory_proto::op::ResponseCode::NXDomain, "nope.{zone} via Knot:\n{m}");
 }
 
 /// The differences as an aligned text table.
