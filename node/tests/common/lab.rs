@@ -155,6 +155,8 @@ pub struct Flags {
     pub dnssec_ok: bool,
     /// Checking Disabled (RFC 4035 §3.2.2).
     pub cd: bool,
+    /// Authentic Data in the query: "tell me AD" without DO (RFC 6840 §5.7).
+    pub ad: bool,
 }
 
 /// A running lab. Dropping it stops everything it started.
@@ -308,27 +310,36 @@ fn hints(net: &str) -> String {
 /// Claims a lab number: the first N whose lock file is free and whose
 /// port-53 addresses are all free. Holds the dead server's socket.
 fn claim() -> Option<(u8, File, UdpSocket)> {
+    // Port 53 first, on 127.53.0.1 (no lab uses N=0): without root the
+    // test fails here, saying why, or skips when told to.
+    if let Err(e) = UdpSocket::bind((Ipv4Addr::new(127, 53, 0, 1), 53))
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        if std::env::var("LAB_SKIP_OK").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPED: the lab needs to bind port 53 (root), and LAB_SKIP_OK=1: {e}");
+            return None;
+        }
+        panic!(
+            "the lab internet listens on 127.53.N.x port 53, which needs root (or CAP_NET_BIND_SERVICE): {e}. \
+             Run the tests as root (CI does), or set LAB_SKIP_OK=1 to skip the lab tests."
+        );
+    }
     for n in 1..=250u8 {
         let path = format!("/tmp/meshdns-lab-{n}.lock");
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open the lab lock {path}: {e}"));
         if f.try_lock().is_err() {
             continue;
         }
         kill_leftovers(n);
-        let dead = match UdpSocket::bind((Ipv4Addr::new(127, 53, n, DEAD), 53)) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                if std::env::var("LAB_SKIP_OK").is_ok_and(|v| v == "1") {
-                    eprintln!("SKIPPED: the lab needs port 53 (root) and LAB_SKIP_OK=1: {e}");
-                    return None;
-                }
-                panic!(
-                    "the lab internet binds 127.53.{n}.x port 53 and needs root (or CAP_NET_BIND_SERVICE): {e}. \
-                     Run as root, or set LAB_SKIP_OK=1 to skip the lab tests."
-                );
-            }
-            Err(_) => continue,
-        };
+        // Every address free (a leftover not in the pids file, or anything
+        // else on 127.53.N.x:53, makes this N unusable); the dead server's
+        // socket is kept.
+        let Ok(dead) = UdpSocket::bind((Ipv4Addr::new(127, 53, n, DEAD), 53)) else { continue };
         let free = (1..=7u8).all(|h| {
             let a = (Ipv4Addr::new(127, 53, n, h), 53);
             UdpSocket::bind(a).is_ok() && std::net::TcpListener::bind(a).is_ok()
@@ -410,6 +421,7 @@ pub fn query_msg(name: &str, rtype: RecordType, flags: Flags) -> Message {
     m.set_op_code(OpCode::Query);
     m.set_recursion_desired(true);
     m.set_checking_disabled(flags.cd);
+    m.set_authentic_data(flags.ad);
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     let mut e = Edns::new();
     e.set_max_payload(1232);

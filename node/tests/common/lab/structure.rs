@@ -15,7 +15,7 @@ const T: Duration = Duration::from_millis(500);
 
 /// A non-recursive query with DO=1, straight to a lab server, over UDP.
 fn direct(lab: &Lab, host: u8, name: &str, rtype: RecordType) -> Result<Message, String> {
-    let mut q = query_msg(name, rtype, Flags { dnssec_ok: true, cd: false });
+    let mut q = query_msg(name, rtype, Flags { dnssec_ok: true, ..Flags::default() });
     q.set_recursion_desired(false);
     exchange_udp(lab.server(host), &q, T)
 }
