@@ -40,6 +40,7 @@ fn run() -> Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve(Box::default())) {
         Command::Serve(args) => serve(*args),
         Command::Zone(ZoneCommand::Check { files, origin }) => zone_check(&files, origin.as_deref()),
+        Command::Cache(args) => cache_command(&args),
         Command::Zone(ZoneCommand::Reload { http, token }) => zone_reload(http, token.as_ref().map(|t| t.expose())),
         Command::Zone(cmd) => {
             let rt =
@@ -278,6 +279,37 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     Ok(Config::from_raw(&raw)?)
 }
 
+/// A second node on one host: the gRPC and gossip ports it was not told
+/// to use are the defaults, which the first node holds. Rather than fail,
+/// it takes free ports and says so — its DNS and HTTP listeners, which a
+/// harness gives explicitly, are what matter. Ports that were given stay
+/// as given, and a clash on them is an error, as before.
+fn move_off_busy_default_ports(cfg: &mut Config, (grpc_explicit, gossip_explicit): (bool, bool)) {
+    use std::net::{TcpListener, UdpSocket};
+    if !grpc_explicit && TcpListener::bind(cfg.grpc.listen).is_err() {
+        if let Ok(port) = TcpListener::bind((cfg.grpc.listen.ip(), 0)).and_then(|l| l.local_addr()) {
+            tracing::warn!(default = %cfg.grpc.listen, now = %port, "the default gRPC port is busy (another node on this host?); using a free one — set --grpc to choose");
+            cfg.grpc.listen = port;
+        }
+    }
+    let base_free = |a: std::net::SocketAddr| {
+        TcpListener::bind(a).is_ok()
+            && (0..3u16).all(|i| {
+                UdpSocket::bind((a.ip(), a.port().wrapping_add(i))).is_ok() && a.port().checked_add(i).is_some()
+            })
+    };
+    if !gossip_explicit && !base_free(cfg.mesh.gossip) {
+        for _ in 0..100 {
+            let Ok(probe) = UdpSocket::bind((cfg.mesh.gossip.ip(), 0)).and_then(|s| s.local_addr()) else { break };
+            if probe.port() < u16::MAX - 2 && base_free(probe) {
+                tracing::warn!(default = %cfg.mesh.gossip, now = %probe, "the default gossip ports are busy (another node on this host?); using free ones — set --gossip to choose");
+                cfg.mesh.gossip = probe;
+                break;
+            }
+        }
+    }
+}
+
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| "info".into());
     // Colours only on a terminal: log files and journald get plain text.
@@ -407,8 +439,12 @@ fn unix_ms_now() -> u64 {
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let started_unix_ms = unix_ms_now();
-    let cfg = load_config(args.config.as_deref(), &args)?;
+    let mut cfg = load_config(args.config.as_deref(), &args)?;
     init_logging(&cfg);
+    let explicit = config::load_raw(args.config.as_deref(), std::env::vars())
+        .map(|r| (r.grpc.listen.is_some() || args.grpc.is_some(), r.mesh.gossip.is_some() || args.gossip.is_some()))
+        .unwrap_or((true, true));
+    move_off_busy_default_ports(&mut cfg, explicit);
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let generation = next_generation(&cfg.data_dir, started_unix_ms)?;
     let zone_dir = match &cfg.zone_dir {
@@ -695,6 +731,51 @@ fn zone_reload(http: std::net::SocketAddr, token: Option<&str>) -> Result<ExitCo
         }
         other => bail!("reload failed with HTTP status {other:?}"),
     }
+}
+
+/// `meshdns cache stats|flush [NAME]|dump`, over the node's HTTP listener.
+fn cache_command(args: &meshdns::cli::CacheArgs) -> Result<ExitCode> {
+    use meshdns::cli::CacheCommand;
+    let (method, path) = match &args.command {
+        CacheCommand::Stats => ("GET", "/cache/stats".to_owned()),
+        CacheCommand::Dump => ("GET", "/cache/dump".to_owned()),
+        CacheCommand::Flush { name: Some(n) } => ("POST", format!("/cache/flush?name={}", percent(n))),
+        CacheCommand::Flush { name: None } => ("POST", "/cache/flush".to_owned()),
+    };
+    let http = args.http;
+    let mut stream = std::net::TcpStream::connect_timeout(&http, Duration::from_secs(5))
+        .with_context(|| format!("cannot reach meshdns at {http}: is it running, and is that its --http address?"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let auth = args.token.as_ref().map(|t| format!("Authorization: Bearer {}\r\n", t.expose())).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {http}\r\n{}: 1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
+        server::http::ADMIN_HEADER
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).context("reading the response")?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    match status {
+        "200" => {
+            print!("{}", dechunk(body));
+            Ok(ExitCode::SUCCESS)
+        }
+        "401" | "403" => bail!(
+            "the node refused (HTTP {status}): {}pass a write token with --token or MESHDNS_GRPC_TOKEN",
+            dechunk(body)
+        ),
+        other => bail!("HTTP status {other:?}: {}", dechunk(body).trim_end()),
+    }
+}
+
+/// Percent-encodes a name for a query string.
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
+        .collect()
 }
 
 /// Undoes HTTP/1.1 chunked encoding if the body uses it.

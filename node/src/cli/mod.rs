@@ -28,6 +28,8 @@ pub enum Command {
     /// Work with the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect or flush a running node's resolver cache.
+    Cache(CacheArgs),
     /// Inspect the cluster through any node's gRPC admin API.
     Cluster(ClusterArgs),
     /// Read this node's audit log of administrative actions.
@@ -445,4 +447,32 @@ pub enum AuditCommand {
         #[allow(missing_docs)]
         source: AuditSource,
     },
+}
+
+/// `meshdns cache ...`: which node, and what to do with its cache.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The node's HTTP listener.
+    #[arg(long, global = true, default_value = "127.0.0.1:9153")]
+    pub http: SocketAddr,
+    /// A write token, if the node has tokens (also MESHDNS_GRPC_TOKEN).
+    #[arg(long, global = true, env = "MESHDNS_GRPC_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+/// `meshdns cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Hits, misses, entries, bytes, upstream counters.
+    Stats,
+    /// Remove NAME and everything below it, or everything.
+    Flush {
+        /// A domain name; without it the whole cache is flushed.
+        name: Option<String>,
+    },
+    /// Every entry, one per line.
+    Dump,
 }

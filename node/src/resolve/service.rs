@@ -161,6 +161,39 @@ impl ResolverService {
         }
     }
 
+    /// Removes `name` and everything below it from the cache (everything
+    /// for `None`); how many entries went.
+    pub fn flush(&self, name: Option<&str>) -> Result<usize, String> {
+        let name = match name {
+            Some(n) => {
+                let mut parsed = <meshdns_resolver::proto::Name as std::str::FromStr>::from_str(n)
+                    .map_err(|e| format!("{n:?} is not a domain name: {e}"))?
+                    .to_lowercase();
+                parsed.set_fqdn(true);
+                Some(parsed)
+            }
+            None => None,
+        };
+        let n = self.cache.flush(name.as_ref());
+        tracing::info!(name = ?name.map(|n| n.to_string()), entries = n, "cache flushed");
+        Ok(n)
+    }
+
+    /// `meshdns cache dump`: one line per entry.
+    pub fn dump_text(&self) -> String {
+        let mut out = String::new();
+        for line in self.cache.dump(now_ms()) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Questions being resolved now.
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight().len()
+    }
+
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<AnswerKey, Vec<Waiter>>> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }

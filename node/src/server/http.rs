@@ -171,7 +171,45 @@ async fn handle(
             audit_reload(&shared, caller.actor(), Some(peer), status == StatusCode::OK, &body);
             reply(status, body)
         }
-        _ => reply(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz, /readyz or POST /reload\n".into()),
+        (&Method::GET, "/cache/stats") | (&Method::GET, "/cache/dump") | (&Method::POST, "/cache/flush") => {
+            let Some(resolver) = &shared.resolver else {
+                return reply(StatusCode::NOT_FOUND, "the resolver is off on this node: there is no cache\n".into());
+            };
+            // The cache shows what clients ask: reading it needs what a
+            // write needs (the admin header or a write token).
+            let caller = match post_caller(&req, &shared, peer) {
+                Ok(c) => c,
+                Err((status, why)) => return reply(status, why),
+            };
+            match req.uri().path() {
+                "/cache/stats" => reply(StatusCode::OK, resolver.stats_text()),
+                "/cache/dump" => reply(StatusCode::OK, resolver.dump_text()),
+                _ => {
+                    let name = req.uri().query().and_then(|q| {
+                        q.split('&').find_map(|kv| kv.strip_prefix("name=")).map(crate::resolve::percent_decode)
+                    });
+                    match resolver.flush(name.as_deref()) {
+                        Ok(n) => {
+                            shared.audit.record(Action {
+                                actor: caller.actor(),
+                                peer: Some(peer.to_string()),
+                                action: "cache.flush".into(),
+                                zone: name.clone(),
+                                result: "ok".into(),
+                                detail: format!("{n} entries"),
+                            });
+                            reply(StatusCode::OK, format!("flushed {n} entries\n"))
+                        }
+                        Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),
+                    }
+                }
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz, /readyz, POST /reload, /cache/stats, /cache/dump or POST /cache/flush\n"
+                .into(),
+        ),
     }
 }
 
@@ -215,6 +253,9 @@ pub fn render_metrics(shared: &SharedRef) -> String {
     }
     if let Some(syncer) = shared.syncer.get() {
         syncer.render_metrics(&mut out);
+    }
+    if let Some(r) = &shared.resolver {
+        r.render_metrics(&mut out);
     }
     let zones = shared.store.current_full();
     out.family("meshdns_zones_loaded", Kind::Gauge, "Zones being served.");

@@ -271,6 +271,20 @@ impl Cache {
         before - (g.rrsets.len() + g.negatives.len() + g.answers.len())
     }
 
+    /// One human line per entry (placeholder format).
+    pub fn dump(&self, now: Millis) -> Vec<String> {
+        let g = self.lock();
+        let mut out: Vec<String> = g
+            .answers
+            .iter()
+            .map(|(k, t)| {
+                format!("answer {} do={} cd={} ttl={}", k.question, k.dnssec_ok, k.checking_disabled, t.ttl_left(now))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The counters.
     pub fn stats(&self) -> CacheStats {
         let g = self.lock();

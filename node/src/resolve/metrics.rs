@@ -1,0 +1,75 @@
+//! The resolver's part of `/metrics` and of `meshdns cache stats`.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::exposition::{Exposition, Kind};
+
+use super::ResolverService;
+
+impl ResolverService {
+    /// Adds the resolver's families to `/metrics`.
+    pub fn render_metrics(&self, out: &mut Exposition) {
+        let s = &self.stats;
+        let counters: [(&str, &str, u64); 9] = [
+            (
+                "meshdns_resolver_cache_hits_total",
+                "Recursive queries answered from the cache.",
+                s.cache_hits.load(Relaxed),
+            ),
+            (
+                "meshdns_resolver_cache_misses_total",
+                "Recursive queries not in the cache.",
+                s.cache_misses.load(Relaxed),
+            ),
+            ("meshdns_resolver_resolutions_total", "Resolutions started.", s.resolutions.load(Relaxed)),
+            (
+                "meshdns_resolver_coalesced_total",
+                "Queries that joined a running resolution.",
+                s.coalesced.load(Relaxed),
+            ),
+            ("meshdns_resolver_servfail_total", "Resolutions that ended in SERVFAIL.", s.servfail.load(Relaxed)),
+            ("meshdns_resolver_stale_served_total", "Stale answers served (RFC 8767).", s.stale_served.load(Relaxed)),
+            ("meshdns_resolver_overloaded_total", "Queries refused: too many in flight.", s.overloaded.load(Relaxed)),
+            (
+                "meshdns_resolver_refused_total",
+                "Queries for other names from clients outside recursion.allow.",
+                s.refused.load(Relaxed),
+            ),
+            ("meshdns_resolver_prefetches_total", "Prefetches started.", s.prefetches.load(Relaxed)),
+        ];
+        for (name, help, v) in counters {
+            out.family(name, Kind::Counter, help);
+            out.sample(name, &[], v);
+        }
+        let x = &self.exchanges;
+        let upstream: [(&str, &str, u64); 5] = [
+            ("meshdns_resolver_upstream_queries_total", "Queries sent to servers.", x.sent.load(Relaxed)),
+            ("meshdns_resolver_upstream_tcp_total", "Queries sent over TCP.", x.tcp.load(Relaxed)),
+            ("meshdns_resolver_upstream_timeouts_total", "Queries that timed out.", x.timeouts.load(Relaxed)),
+            ("meshdns_resolver_upstream_failures_total", "Queries that failed at once.", x.failures.load(Relaxed)),
+            (
+                "meshdns_resolver_upstream_mismatched_total",
+                "Replies ignored: wrong source, ID or question (spoofing defence).",
+                x.mismatched.load(Relaxed),
+            ),
+        ];
+        for (name, help, v) in upstream {
+            out.family(name, Kind::Counter, help);
+            out.sample(name, &[], v);
+        }
+        let c = self.cache().stats();
+        out.family("meshdns_resolver_cache_entries", Kind::Gauge, "Entries in the shared cache (L2).");
+        out.sample("meshdns_resolver_cache_entries", &[], c.entries);
+        out.family("meshdns_resolver_cache_bytes", Kind::Gauge, "Approximate bytes in the shared cache (L2).");
+        out.sample("meshdns_resolver_cache_bytes", &[], c.bytes);
+        out.family("meshdns_resolver_in_flight", Kind::Gauge, "Questions being resolved now.");
+        out.sample("meshdns_resolver_in_flight", &[], self.in_flight_len());
+    }
+
+    /// `meshdns cache stats` as text.
+    pub fn stats_text(&self) -> String {
+        let mut out = Exposition::new();
+        self.render_metrics(&mut out);
+        out.finish()
+    }
+}
