@@ -132,13 +132,8 @@ fn meshdns_matches_unbound_on_the_lab() {
          (`serve --resolver recursive --root-hints --trust-anchor --recursion-allow --query-loopback`)"
     );
     let Some(lab) = Lab::start() else { return };
-    let hints = lab.root_hints.display().to_string();
-    let anchor = lab.trust_anchor.display().to_string();
-    let node = common::Server::builder()
-        .args(&["--resolver", "recursive", "--root-hints", &hints, "--trust-anchor", &anchor])
-        .args(&["--recursion-allow", "127.0.0.0/8", "--query-loopback"])
-        .start();
-
+    let args = lab.recursive_args();
+    let node = common::Server::builder().args(&args.iter().map(String::as_str).collect::<Vec<_>>()).start();
     assert_same_as_unbound(&lab, &node, KNOWN);
 }
 

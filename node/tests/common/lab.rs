@@ -183,6 +183,17 @@ impl Lab {
         SocketAddr::from((self.ip(host), 53))
     }
 
+    /// The `meshdns serve` arguments for recursive mode on this lab: its
+    /// hints and trust anchor, loopback clients, loopback name servers.
+    pub fn recursive_args(&self) -> Vec<String> {
+        let mut v: Vec<String> = vec!["--resolver".into(), "recursive".into(), "--root-hints".into()];
+        v.push(self.root_hints.display().to_string());
+        v.push("--trust-anchor".into());
+        v.push(self.trust_anchor.display().to_string());
+        v.extend(["--recursion-allow", "127.0.0.0/8", "--query-loopback"].map(String::from));
+        v
+    }
+
     /// The lab's Unbound, for forward-mode tests to use as an upstream.
     pub fn unbound_addr(&self) -> SocketAddr {
         self.unbound.addr
