@@ -26,7 +26,12 @@ fn lab_is_what_the_tests_think() {
         let variants: &[bool] = if q.expect == Outcome::Bogus { &[false, true] } else { &[false] };
         for &cd in variants {
             let flags = Flags { dnssec_ok: true, cd, ..Flags::default() };
-            match lab::ask(lab.unbound_addr(), &q, flags) {
+            let t = std::time::Instant::now();
+            let answer = lab::ask(lab.unbound_addr(), &q, flags);
+            if t.elapsed() > std::time::Duration::from_millis(500) {
+                eprintln!("slow: {} {} took {:?}", q.name, q.rtype, t.elapsed());
+            }
+            match answer {
                 Ok(m) => {
                     let ede = lab::ede_codes(&m);
                     if let Err(e) = lab::check(&q, &m, cd) {
@@ -46,7 +51,9 @@ fn lab_is_what_the_tests_think() {
         panic!("{} lab questions wrong:\n{}\n{unbound_log}", failures.len(), failures.join("\n"));
     }
     let dir = lab.dir().to_owned();
+    let t = std::time::Instant::now();
     drop(lab);
+    eprintln!("lab stopped in {:?}", t.elapsed());
     let left = processes_naming(&dir.display().to_string());
     assert!(left.is_empty(), "lab processes still running after drop: {left:?}");
 }

@@ -486,5 +486,5 @@ pub fn exchange_tcp(server: SocketAddr, bytes: &[u8], timeout: Duration) -> Resu
 
 /// Asks a resolver a lab question.
 pub fn ask(resolver: SocketAddr, q: &Question, flags: Flags) -> Result<Message, String> {
-    exchange(resolver, &query_msg(q.name, q.rtype, flags), Duration::from_secs(4))
+    exchange(resolver, &query_msg(q.name, q.rtype, flags), Duration::from_secs(5))
 }

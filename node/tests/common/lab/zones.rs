@@ -107,6 +107,7 @@ $TTL 3600
 ns1 A %NET%4
 www A %NET%202
 *.wild A %NET%217
+x.ent A %NET%218
 good NS ns.good
 ns.good A %NET%5
 nsec3 NS ns.nsec3
@@ -130,6 +131,8 @@ txt TXT \"only text here\"
 alias CNAME www.nsec3.sec.
 to-insecure CNAME www.insecure.sec.
 d DNAME nsec3.sec.
+dangling CNAME nope.sec.
+x.ent A %NET%219
 ";
 
 const NSEC3Z: &str = "$ORIGIN nsec3.sec.
@@ -184,6 +187,7 @@ ns A %NET%6
 www CNAME www.dest.example.
 chain CNAME c2.dest.example.
 d DNAME dest.example.
+dangling CNAME nope.dest.example.
 ";
 
 const WILD_TEST: &str = "$ORIGIN wild.testlab.
