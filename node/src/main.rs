@@ -283,31 +283,48 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
 /// to use are the defaults, which the first node holds. Rather than fail,
 /// it takes free ports and says so — its DNS and HTTP listeners, which a
 /// harness gives explicitly, are what matter. Ports that were given stay
-/// as given, and a clash on them is an error, as before.
-fn move_off_busy_default_ports(cfg: &mut Config, (grpc_explicit, gossip_explicit): (bool, bool)) {
-    use std::net::{TcpListener, UdpSocket};
-    if !grpc_explicit && TcpListener::bind(cfg.grpc.listen).is_err() {
-        if let Ok(port) = TcpListener::bind((cfg.grpc.listen.ip(), 0)).and_then(|l| l.local_addr()) {
+/// as given, and a clash on them is an error, as before. Returns the gRPC
+/// listener when it was bound here (kept, so no other node can take it).
+fn move_off_busy_default_ports(
+    cfg: &mut Config,
+    (grpc_explicit, gossip_explicit): (bool, bool),
+) -> Option<std::net::TcpListener> {
+    use std::net::TcpListener;
+    let mut grpc = None;
+    if !grpc_explicit {
+        grpc = TcpListener::bind(cfg.grpc.listen).ok();
+        if grpc.is_none()
+            && let Ok(l) = TcpListener::bind((cfg.grpc.listen.ip(), 0))
+            && let Ok(port) = l.local_addr()
+        {
             tracing::warn!(default = %cfg.grpc.listen, now = %port, "the default gRPC port is busy (another node on this host?); using a free one — set --grpc to choose");
             cfg.grpc.listen = port;
+            grpc = Some(l);
         }
     }
-    let base_free = |a: std::net::SocketAddr| {
-        TcpListener::bind(a).is_ok()
-            && (0..3u16).all(|i| {
-                UdpSocket::bind((a.ip(), a.port().wrapping_add(i))).is_ok() && a.port().checked_add(i).is_some()
-            })
-    };
-    if !gossip_explicit && !base_free(cfg.mesh.gossip) {
-        for _ in 0..100 {
-            let Ok(probe) = UdpSocket::bind((cfg.mesh.gossip.ip(), 0)).and_then(|s| s.local_addr()) else { break };
-            if probe.port() < u16::MAX - 2 && base_free(probe) {
-                tracing::warn!(default = %cfg.mesh.gossip, now = %probe, "the default gossip ports are busy (another node on this host?); using free ones — set --gossip to choose");
-                cfg.mesh.gossip = probe;
-                break;
-            }
-        }
+    if !gossip_explicit
+        && !gossip_base_free(cfg.mesh.gossip)
+        && let Some(base) = free_gossip_base(cfg.mesh.gossip.ip())
+    {
+        tracing::warn!(default = %cfg.mesh.gossip, now = %base, "the default gossip ports are busy (another node on this host?); using free ones — set --gossip to choose");
+        cfg.mesh.gossip = base;
     }
+    grpc
+}
+
+/// Gossip takes TCP and UDP on the base port and UDP on the next two.
+fn gossip_base_free(a: std::net::SocketAddr) -> bool {
+    a.port() < u16::MAX - 2
+        && std::net::TcpListener::bind(a).is_ok()
+        && (0..3u16).all(|i| std::net::UdpSocket::bind((a.ip(), a.port() + i)).is_ok())
+}
+
+/// A free gossip base port on `ip`.
+fn free_gossip_base(ip: std::net::IpAddr) -> Option<std::net::SocketAddr> {
+    (0..100).find_map(|_| {
+        let probe = std::net::UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr()).ok()?;
+        gossip_base_free(probe).then_some(probe)
+    })
 }
 
 fn init_logging(cfg: &Config) {
@@ -444,7 +461,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let explicit = config::load_raw(args.config.as_deref(), std::env::vars())
         .map(|r| (r.grpc.listen.is_some() || args.grpc.is_some(), r.mesh.gossip.is_some() || args.gossip.is_some()))
         .unwrap_or((true, true));
-    move_off_busy_default_ports(&mut cfg, explicit);
+    let grpc_listener = move_off_busy_default_ports(&mut cfg, explicit);
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let generation = next_generation(&cfg.data_dir, started_unix_ms)?;
     let zone_dir = match &cfg.zone_dir {
@@ -528,8 +545,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let http_listener =
         std::net::TcpListener::bind(cfg.http).with_context(|| format!("binding HTTP {} (choose --http)", cfg.http))?;
     http_listener.set_nonblocking(true)?;
-    let grpc_listener = std::net::TcpListener::bind(cfg.grpc.listen)
-        .with_context(|| format!("binding gRPC {} (choose --grpc)", cfg.grpc.listen))?;
+    let grpc_listener = match grpc_listener {
+        Some(l) => l,
+        None => std::net::TcpListener::bind(cfg.grpc.listen)
+            .with_context(|| format!("binding gRPC {} (choose --grpc)", cfg.grpc.listen))?,
+    };
     grpc_listener.set_nonblocking(true)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -569,7 +589,19 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
         let mut mesh_cfg = mesh_config(&cfg, started_unix_ms, generation);
         mesh_cfg.auth = gossip_auth.clone();
-        let mesh = Arc::new(Mesh::start(mesh_cfg).await.context("starting the mesh (check --gossip and --seeds)")?);
+        let mesh = match Mesh::start(mesh_cfg.clone()).await {
+            Ok(m) => m,
+            // Another node took the default gossip ports since we looked:
+            // free ones, as `move_off_busy_default_ports` does.
+            Err(e) if !explicit.1 => {
+                let base = free_gossip_base(cfg.mesh.gossip.ip()).context("finding free gossip ports")?;
+                tracing::warn!(error = %e, now = %base, "the default gossip ports were taken; using free ones — set --gossip to choose");
+                mesh_cfg.facts.gossip = base;
+                Mesh::start(mesh_cfg).await.context("starting the mesh (check --gossip and --seeds)")?
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("starting the mesh (check --gossip and --seeds)")),
+        };
+        let mesh = Arc::new(mesh);
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         if let Some(horizon) = cfg.replication.tombstone_horizon {

@@ -348,3 +348,66 @@ fn cache_stats_flush_and_dump_through_the_cli_and_outsiders_are_refused() {
     let audit = std::fs::read_to_string(s.data_dir.join("audit.log")).unwrap_or_default();
     assert!(audit.contains("cache.flush"), "{audit}");
 }
+
+#[test]
+fn a_tcp_upstream_gets_one_connection_reused_and_pipelined() {
+    let unbound = start_unbound();
+    let s = forwarder(&[format!("tcp://{}", unbound.addr)], &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let names = ["www.fwd.test.", "w2.fwd.test.", "w3.fwd.test.", "w4.fwd.test.", "n1.fwd.test.", "n2.fwd.test."];
+    // All at once: they share the connection, in flight together.
+    for n in names {
+        sock.send_to(&rq(n, RecordType::A).to_vec().unwrap(), s.dns).unwrap();
+    }
+    let mut buf = vec![0u8; 4096];
+    let mut answered = Vec::new();
+    for _ in names {
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        answered.push((m.queries()[0].name().to_string(), m.response_code()));
+    }
+    assert_eq!(answered.iter().filter(|(_, rc)| *rc == ResponseCode::NoError).count(), 4, "{answered:?}");
+    assert_eq!(answered.iter().filter(|(_, rc)| *rc == ResponseCode::NXDomain).count(), 2, "{answered:?}");
+    let metrics = s.http_get("/metrics").unwrap().1;
+    assert!(metrics.contains("meshdns_resolver_upstream_tcp_total 6"), "{metrics}");
+    assert!(metrics.contains("meshdns_resolver_tcp_connections_opened_total 1"), "{metrics}");
+}
+
+#[test]
+fn two_nodes_on_one_host_start_with_only_their_listeners_given() {
+    // The harness command line: --listen, --http and --data-dir only. The
+    // second node must not fail on the default gossip and gRPC ports.
+    struct Children(Vec<Child>);
+    impl Drop for Children {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut children = Children(Vec::new());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut https = Vec::new();
+    for i in 0..2 {
+        let (dns, http) = (free_port(), free_port());
+        let child = Command::new(BIN)
+            .args(["serve", "--resolver", "recursive", "--listen", &format!("127.0.0.1:{dns}")])
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .arg("--data-dir")
+            .arg(tmp.path().join(format!("d{i}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.0.push(child);
+        https.push(format!("127.0.0.1:{http}").parse::<SocketAddr>().unwrap());
+    }
+    for (i, h) in https.iter().enumerate() {
+        wait_for(&format!("node {i} ready"), Duration::from_secs(20), || {
+            assert!(children.0[i].try_wait().unwrap().is_none(), "node {i} exited");
+            http_request(*h, "GET", "/readyz").filter(|(c, _)| *c == 200)
+        });
+    }
+}

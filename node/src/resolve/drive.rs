@@ -8,6 +8,7 @@ use meshdns_resolver::{Ede, Millis, Reply, Resolved, Step};
 use tokio::task::JoinSet;
 
 use super::exchange::{ExchangeStats, exchange};
+use super::tcp_pool::TcpPool;
 
 /// A resolution the driver can run (forwarding or iteration).
 pub trait Machine: Send {
@@ -33,7 +34,12 @@ pub fn now_ms() -> Millis {
 }
 
 /// Runs `m` until it is done, or `deadline` passes (then SERVFAIL).
-pub async fn drive<M: Machine>(mut m: M, stats: std::sync::Arc<ExchangeStats>, deadline: Duration) -> Resolved {
+pub async fn drive<M: Machine>(
+    mut m: M,
+    stats: std::sync::Arc<ExchangeStats>,
+    pool: std::sync::Arc<TcpPool>,
+    deadline: Duration,
+) -> Resolved {
     let run = async {
         let mut pending: JoinSet<(u64, Reply)> = JoinSet::new();
         loop {
@@ -41,8 +47,8 @@ pub async fn drive<M: Machine>(mut m: M, stats: std::sync::Arc<ExchangeStats>, d
                 Step::Done(r) => return r,
                 Step::Send(queries) => {
                     for o in queries {
-                        let stats = stats.clone();
-                        pending.spawn(async move { (o.token, exchange(&o, &stats).await) });
+                        let (stats, pool) = (stats.clone(), pool.clone());
+                        pending.spawn(async move { (o.token, exchange(&o, &stats, &pool).await) });
                     }
                 }
                 Step::Wait => match pending.join_next().await {

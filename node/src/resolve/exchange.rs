@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use meshdns_resolver::{Outgoing, Reply, Transport};
 use ring::rand::SecureRandom;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Counters of the exchanges, for `/metrics`.
 #[derive(Default, Debug)]
@@ -31,8 +30,8 @@ pub struct ExchangeStats {
 /// Largest reply read (a UDP datagram can be no larger).
 const MAX_REPLY: usize = 65_535;
 
-/// Sends `o` and waits for its reply.
-pub async fn exchange(o: &Outgoing, stats: &ExchangeStats) -> Reply {
+/// Sends `o` and waits for its reply (TCP through `pool`).
+pub async fn exchange(o: &Outgoing, stats: &ExchangeStats, pool: &super::tcp_pool::TcpPool) -> Reply {
     let id = random_id();
     let mut wire = o.wire.clone();
     if wire.len() < 12 {
@@ -46,7 +45,7 @@ pub async fn exchange(o: &Outgoing, stats: &ExchangeStats) -> Reply {
         Transport::Udp => tokio::time::timeout(timeout, udp(o.server, &wire, id, stats)).await,
         Transport::Tcp => {
             stats.tcp.fetch_add(1, Relaxed);
-            tokio::time::timeout(timeout, tcp(o.server, &wire, id, stats)).await
+            tokio::time::timeout(timeout, pool.exchange(o.server, wire.clone())).await
         }
     };
     match reply {
@@ -73,7 +72,7 @@ fn random_id() -> u16 {
 
 /// Whether `reply` answers `query` (sent with `id`): a response, the same
 /// ID, the same question (names compared without case, RFC 4343).
-fn matches(query: &[u8], reply: &[u8], id: u16) -> bool {
+pub(crate) fn matches(query: &[u8], reply: &[u8], id: u16) -> bool {
     if reply.len() < 12 || reply[..2] != id.to_be_bytes() || reply[2] & 0x80 == 0 {
         return false;
     }
@@ -116,24 +115,6 @@ async fn udp(server: SocketAddr, wire: &[u8], id: u16, stats: &ExchangeStats) ->
         }
         stats.mismatched.fetch_add(1, Relaxed);
         tracing::debug!(%server, %from, "ignored a reply that does not match the query (source, ID or question)");
-    }
-}
-
-async fn tcp(server: SocketAddr, wire: &[u8], id: u16, stats: &ExchangeStats) -> Option<Vec<u8>> {
-    let mut stream = tokio::net::TcpStream::connect(server).await.ok()?;
-    let _ = stream.set_nodelay(true);
-    let mut framed = Vec::with_capacity(wire.len() + 2);
-    framed.extend_from_slice(&(wire.len() as u16).to_be_bytes());
-    framed.extend_from_slice(wire);
-    stream.write_all(&framed).await.ok()?;
-    loop {
-        let len = stream.read_u16().await.ok()? as usize;
-        let mut buf = vec![0u8; len];
-        stream.read_exact(&mut buf).await.ok()?;
-        if matches(wire, &buf, id) {
-            return Some(buf);
-        }
-        stats.mismatched.fetch_add(1, Relaxed);
     }
 }
 

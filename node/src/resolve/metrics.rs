@@ -57,6 +57,12 @@ impl ResolverService {
             out.family(name, Kind::Counter, help);
             out.sample(name, &[], v);
         }
+        out.family(
+            "meshdns_resolver_tcp_connections_opened_total",
+            Kind::Counter,
+            "TCP connections opened to servers (each reused and pipelined).",
+        );
+        out.sample("meshdns_resolver_tcp_connections_opened_total", &[], self.tcp_pool.opened.load(Relaxed));
         let c = self.cache().stats();
         out.family("meshdns_resolver_cache_entries", Kind::Gauge, "Entries in the shared cache (L2).");
         out.sample("meshdns_resolver_cache_entries", &[], c.entries);

@@ -20,6 +20,7 @@ pub mod exchange;
 mod metrics;
 mod route;
 mod service;
+pub mod tcp_pool;
 
 pub use route::{Routed, route};
 pub use service::{ResolverService, ResolverStats};

@@ -104,6 +104,8 @@ pub struct ResolverService {
     pub stats: ResolverStats,
     /// Upstream exchange counters.
     pub exchanges: Arc<ExchangeStats>,
+    /// Reused TCP connections to servers.
+    pub tcp_pool: Arc<super::tcp_pool::TcpPool>,
 }
 
 impl ResolverService {
@@ -136,6 +138,7 @@ impl ResolverService {
             in_flight: Mutex::new(HashMap::new()),
             stats: ResolverStats::default(),
             exchanges: Arc::new(ExchangeStats::default()),
+            tcp_pool: Arc::new(super::tcp_pool::TcpPool::default()),
         })))
     }
 
@@ -304,7 +307,7 @@ impl ResolverService {
         match &self.engine {
             Engine::Forward(f) => {
                 let m = f.start(q, key.dnssec_ok, key.checking_disabled, now);
-                drive(m, self.exchanges.clone(), RESOLUTION_DEADLINE).await
+                drive(m, self.exchanges.clone(), self.tcp_pool.clone(), RESOLUTION_DEADLINE).await
             }
             Engine::Unavailable => {
                 Resolved::servfail(Some(Ede::new(Ede::NOT_SUPPORTED, "recursive mode is not built")))

@@ -1,16 +1,41 @@
 //! The cache levels.
 //!
-//! PLACEHOLDER implementation (one mutex, no bound): the API is what the
-//! iteration, the validator and the node use; the real L2 (sharded,
-//! bounded by bytes, scan-resistant), L1 and L3 replace the inside.
+//! - **L1**, [`l1::WorkerCache`]: one per worker thread, no lock, a small
+//!   2-way set-associative array of built answers keyed by the raw
+//!   question bytes, so a hit neither parses nor allocates.
+//! - **L2**, [`Cache`]: shared by all workers, sharded, bounded by bytes,
+//!   evicting with S3-FIFO (see the `s3fifo` module for why). It holds
+//!   RRsets (what iteration and validation reuse), negative answers
+//!   (RFC 2308) and built answers (what clients get), under one policy
+//!   and one byte bound: a name hot as an answer keeps its answer, a zone
+//!   cut hot for iteration keeps its NS RRset, and none of the three
+//!   kinds can starve the others by a fixed split that fits no workload.
+//! - **L3**, [`disk`]: the answers written to a file at shutdown and read
+//!   back (memory-mapped, checksummed) at start, so a restarted node is
+//!   warm.
+//! - [`sketch`]: a Space-Saving top-K of asked questions, which nodes
+//!   gossip to warm each other's caches.
+//!
+//! Keys are the lowercase wire bytes of the question (`key` module), the
+//! same at every level, so an L1 key built from a packet finds the L2 and
+//! L3 entries without building a `Name`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::Record;
 
 use crate::response::Template;
-use crate::types::{Millis, Question, Security};
+use crate::types::{Question, Security};
+
+pub mod disk;
+mod key;
+pub mod l1;
+mod l2;
+mod s3fifo;
+pub mod sketch;
+
+pub use l1::{L1Key, WorkerCache};
+pub use l2::{Cache, ENTRY_OVERHEAD};
 
 /// Settings of the cache (the `[resolver]` table's cache keys).
 #[derive(Clone, Debug)]
@@ -28,6 +53,10 @@ pub struct CacheConfig {
     pub max_stale: u32,
     /// RFC 8767 §4: TTL of a stale answer (seconds).
     pub stale_answer_ttl: u32,
+    /// Number of L2 shards (1..=1024, rounded up to a power of two), each
+    /// with its own lock and an equal share of `max_bytes`. An entry
+    /// larger than one share is not cached.
+    pub shards: usize,
 }
 
 impl Default for CacheConfig {
@@ -39,6 +68,7 @@ impl Default for CacheConfig {
             max_negative_ttl: 3_600,
             max_stale: 86_400,
             stale_answer_ttl: 30,
+            shards: 32,
         }
     }
 }
@@ -149,151 +179,16 @@ pub struct CacheStats {
     pub entries: u64,
     /// Approximate bytes held.
     pub bytes: u64,
-}
-
-type RrsetKey = (Name, RecordType);
-
-#[derive(Default)]
-struct Inner {
-    rrsets: HashMap<RrsetKey, (Arc<RrsetEntry>, Millis, u32)>,
-    negatives: HashMap<Question, (Arc<NegativeEntry>, Millis, u32)>,
-    answers: HashMap<AnswerKey, Arc<Template>>,
-    stats: CacheStats,
-}
-
-/// The shared cache (L2).
-pub struct Cache {
-    cfg: CacheConfig,
-    inner: Mutex<Inner>,
-}
-
-impl Cache {
-    /// An empty cache.
-    pub fn new(cfg: CacheConfig) -> Self {
-        Cache { cfg, inner: Mutex::new(Inner::default()) }
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &CacheConfig {
-        &self.cfg
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn clamp(&self, ttl: u32) -> u32 {
-        ttl.clamp(self.cfg.min_ttl, self.cfg.max_ttl.max(self.cfg.min_ttl))
-    }
-
-    /// A live RRset `name`/`rtype` (name lowercase).
-    pub fn rrset(&self, name: &Name, rtype: RecordType, now: Millis) -> Option<CachedRrset> {
-        let mut g = self.lock();
-        let hit = g.rrsets.get(&(name.clone(), rtype)).and_then(|(e, at, ttl)| {
-            let left = ttl_left(*at, *ttl, now)?;
-            Some(CachedRrset { entry: e.clone(), ttl_left: left, stale: false })
-        });
-        if hit.is_some() {
-            g.stats.rrset_hits += 1
-        } else {
-            g.stats.rrset_misses += 1
-        }
-        hit
-    }
-
-    /// Stores an RRset for `ttl` seconds (clamped), unless live data of a
-    /// higher rank is there.
-    pub fn insert_rrset(&self, name: &Name, rtype: RecordType, entry: RrsetEntry, ttl: u32, now: Millis) {
-        let ttl = self.clamp(ttl);
-        let mut g = self.lock();
-        let key = (name.to_lowercase(), rtype);
-        if let Some((old, at, old_ttl)) = g.rrsets.get(&key)
-            && old.rank > entry.rank
-            && ttl_left(*at, *old_ttl, now).is_some()
-        {
-            return;
-        }
-        g.rrsets.insert(key, (Arc::new(entry), now, ttl));
-    }
-
-    /// A live negative answer for `q`; an NXDOMAIN cached for the name
-    /// answers every type.
-    pub fn negative(&self, q: &Question, now: Millis) -> Option<CachedNegative> {
-        let g = self.lock();
-        let nx = Question { qtype: RecordType::ANY, ..q.clone() };
-        [q, &nx].into_iter().find_map(|k| {
-            let (e, at, ttl) = g.negatives.get(k)?;
-            let left = ttl_left(*at, *ttl, now)?;
-            (k.qtype != RecordType::ANY || e.nxdomain).then(|| CachedNegative { entry: e.clone(), ttl_left: left })
-        })
-    }
-
-    /// Stores a negative answer for `ttl` seconds (capped).
-    pub fn insert_negative(&self, q: &Question, entry: NegativeEntry, ttl: u32, now: Millis) {
-        let ttl = ttl.min(self.cfg.max_negative_ttl);
-        let key = if entry.nxdomain { Question { qtype: RecordType::ANY, ..q.clone() } } else { q.clone() };
-        self.lock().negatives.insert(key, (Arc::new(entry), now, ttl));
-    }
-
-    /// A built answer for `key`.
-    pub fn answer(&self, key: &AnswerKey, now: Millis) -> AnswerLookup {
-        let mut g = self.lock();
-        let found = g.answers.get(key).cloned();
-        let out = match found {
-            Some(t) if ttl_left(t.stored_ms, t.ttl, now).is_some() => AnswerLookup::Fresh(t),
-            Some(t) if ttl_left(t.stored_ms, t.ttl.saturating_add(self.cfg.max_stale), now).is_some() => {
-                AnswerLookup::Stale(t)
-            }
-            _ => AnswerLookup::Miss,
-        };
-        if matches!(out, AnswerLookup::Fresh(_)) {
-            g.stats.answer_hits += 1
-        } else {
-            g.stats.answer_misses += 1
-        }
-        out
-    }
-
-    /// Stores a built answer.
-    pub fn insert_answer(&self, key: AnswerKey, t: Arc<Template>) {
-        self.lock().answers.insert(key, t);
-    }
-
-    /// Removes `name` and everything below it (everything for `None`);
-    /// returns how many entries went.
-    pub fn flush(&self, name: Option<&Name>) -> usize {
-        let mut g = self.lock();
-        let under = |n: &Name| name.is_none_or(|z| z.zone_of(n));
-        let before = g.rrsets.len() + g.negatives.len() + g.answers.len();
-        g.rrsets.retain(|(n, _), _| !under(n));
-        g.negatives.retain(|q, _| !under(&q.name));
-        g.answers.retain(|k, _| !under(&k.question.name));
-        before - (g.rrsets.len() + g.negatives.len() + g.answers.len())
-    }
-
-    /// One human line per entry (placeholder format).
-    pub fn dump(&self, now: Millis) -> Vec<String> {
-        let g = self.lock();
-        let mut out: Vec<String> = g
-            .answers
-            .iter()
-            .map(|(k, t)| {
-                format!("answer {} do={} cd={} ttl={}", k.question, k.dnssec_ok, k.checking_disabled, t.ttl_left(now))
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// The counters.
-    pub fn stats(&self) -> CacheStats {
-        let g = self.lock();
-        CacheStats { entries: (g.rrsets.len() + g.negatives.len() + g.answers.len()) as u64, ..g.stats }
-    }
-}
-
-/// Seconds left of an entry stored at `at` for `ttl` s, `None` once expired.
-fn ttl_left(at: Millis, ttl: u32, now: Millis) -> Option<u32> {
-    let end = at.saturating_add(u64::from(ttl) * 1000);
-    (now < end).then(|| ((end - now) / 1000) as u32)
+    /// Answer lookups that found only stale data (counted as misses too).
+    pub answer_stale: u64,
+    /// Stale RRsets served through `rrset_stale`.
+    pub rrset_stale: u64,
+    /// Negative lookups that hit.
+    pub negative_hits: u64,
+    /// Negative lookups that missed.
+    pub negative_misses: u64,
+    /// Live entries evicted to stay within `max_bytes`.
+    pub evictions: u64,
+    /// Entries dropped for being past the serve-stale window.
+    pub expired: u64,
 }
