@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests run
-# beside meshdns (NSD, Knot, dnsperf, dig/nsupdate, iproute2, nftables, openssl) when
-# missing, then checks formatting and lints and runs every test. The chaos
+# beside meshdns (NSD, Knot, Unbound, ldns tools, PowerDNS Recursor, dnsperf,
+# dig/nsupdate, iproute2, nftables, openssl) when missing, then checks
+# formatting and lints and runs every test. The chaos
 # harness's tests (real nodes in network namespaces, about four minutes)
 # run last and alone, so they do not share the two cores with the rest.
 #
@@ -19,6 +20,12 @@ command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The resolver lab (node/tests/common/lab.rs): Unbound is the reference
+# resolver, ldns-keygen/ldns-signzone/ldns-key2ds sign its zones; the
+# PowerDNS Recursor is a benchmark peer.
+command -v unbound >/dev/null 2>&1 || need+=(unbound)
+command -v ldns-signzone >/dev/null 2>&1 || need+=(ldnsutils)
+command -v pdns_recursor >/dev/null 2>&1 || need+=(pdns-recursor)
 # The admin API TLS test makes its certificates with openssl.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The admin tests post cross-site forms with curl.

@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod knot;
+pub mod lab;
 pub mod nsd;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
