@@ -93,6 +93,7 @@ fn same_identity(a: &NodeFacts, b: &NodeFacts) -> bool {
         agreement: 0,
         agreement_digest: 0,
         zone_serials: String::new(),
+        hot_names: String::new(),
         ..f.clone()
     };
     quiet(a) == quiet(b)
@@ -443,6 +444,7 @@ pub fn test_facts(id: &str, region: &str, site: &str) -> NodeFacts {
         agreement: 0,
         agreement_digest: 0,
         zone_serials: String::new(),
+        hot_names: String::new(),
         roles: Roles::default(),
     }
 }

@@ -123,6 +123,10 @@ pub struct NodeFacts {
     /// comma-separated): peers compute how far behind they are. Heard
     /// directly only (not relayed).
     pub zone_serials: String,
+    /// The node's hottest resolver questions (the cache's hot-name
+    /// sketch, base64): a joining node prefetches them to warm its cache.
+    /// Empty when the resolver is off.
+    pub hot_names: String,
     /// Tier roles.
     pub roles: Roles,
 }
@@ -218,6 +222,7 @@ impl PeerRecord {
             agreement: 0,
             agreement_digest: 0,
             zone_serials: String::new(),
+            hot_names: String::new(),
             roles: Roles::parse(p[11]),
         };
         let liveness = Liveness::parse(p[12]).ok_or_else(|| err("bad liveness"))?;
@@ -254,6 +259,7 @@ mod tests {
             agreement: 0,
             agreement_digest: 0,
             zone_serials: String::new(),
+            hot_names: String::new(),
             roles: Roles { region: true, global: false },
         }
     }

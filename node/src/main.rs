@@ -372,6 +372,7 @@ fn mesh_config(cfg: &Config, started_unix_ms: u64, generation: u64) -> MeshConfi
             agreement: 0,
             agreement_digest: 0,
             zone_serials: String::new(),
+            hot_names: String::new(),
             roles: Roles::default(),
         },
         tiers: TierConfig {
@@ -606,6 +607,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         if let Some(r) = &shared.resolver {
             tokio::spawn(meshdns::resolve::maintain(r.clone()));
+            tokio::spawn(meshdns::resolve::warming::run(shared.clone(), r.clone()));
         }
         if let Some(horizon) = cfg.replication.tombstone_horizon {
             tokio::spawn(collect_tombstones(replicated.clone(), horizon));

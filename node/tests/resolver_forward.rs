@@ -454,3 +454,49 @@ fn a_restarted_node_answers_from_its_cache_file_and_a_corrupt_one_is_discarded()
     let r = s.udp(&rq("www.fwd.test.", RecordType::A));
     assert_ne!(r.response_code(), ResponseCode::NoError, "served from a corrupt cache file: {r:?}");
 }
+
+fn metric(s: &Server, name: &str) -> u64 {
+    let text = s.http_get("/metrics").map(|(_, t)| t).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
+}
+
+#[test]
+fn a_joining_node_warms_its_cache_from_a_peers_hot_names() {
+    let unbound = start_unbound();
+    let up = format!("udp://{}", unbound.addr);
+    let node = |id: &str, seeds: Option<SocketAddr>| {
+        let zones = tempfile::tempdir().unwrap();
+        let mut b = Server::builder()
+            .zone_dir(zones.path())
+            .args(&["--node-id", id, "--resolver", "forward", "--forward", &up])
+            .env("MESHDNS_MESH_GOSSIP_INTERVAL_MS", "100");
+        if let Some(seed) = seeds {
+            b = b.args(&["--seeds", &seed.to_string()]);
+        }
+        let s = b.start();
+        std::mem::forget(zones);
+        s
+    };
+    let a = node("warm-a", None);
+    let hot = ["www.fwd.test.", "w2.fwd.test.", "w3.fwd.test."];
+    for _ in 0..3 {
+        for n in hot {
+            assert_eq!(a.udp(&rq(n, RecordType::A)).response_code(), ResponseCode::NoError);
+        }
+    }
+    // B joins now; A publishes its sketch every 5 s, and B looks for
+    // its peers' sketches for a minute after it starts.
+    let b = node("warm-b", Some(a.gossip));
+    wait_for("B to warm A's hot names", Duration::from_secs(30), || {
+        (metric(&b, "meshdns_resolver_warmed_total") >= hot.len() as u64).then_some(())
+    });
+    wait_for("B's warming resolutions to finish", Duration::from_secs(10), || {
+        (metric(&b, "meshdns_resolver_in_flight") == 0).then_some(())
+    });
+    let sent = metric(&b, "meshdns_resolver_upstream_queries_total");
+    for n in hot {
+        assert_eq!(b.udp(&rq(n, RecordType::A)).response_code(), ResponseCode::NoError);
+    }
+    assert_eq!(metric(&b, "meshdns_resolver_cache_hits_total"), hot.len() as u64, "B's first queries were not hits");
+    assert_eq!(metric(&b, "meshdns_resolver_upstream_queries_total"), sent, "B asked upstream for warmed names");
+}

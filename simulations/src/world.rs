@@ -499,6 +499,7 @@ impl World {
             agreement: 0,
             agreement_digest: 0,
             zone_serials: String::new(),
+            hot_names: String::new(),
             roles: Roles::default(),
         }
     }

@@ -189,6 +189,7 @@ pub struct MeshHandle {
     state_digest: Arc<AtomicU64>,
     agreement: Arc<std::sync::Mutex<(u8, u64)>>,
     zone_serials: Arc<std::sync::Mutex<String>>,
+    hot_names: Arc<std::sync::Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
     referral_task: tokio::task::JoinHandle<()>,
 }
@@ -225,6 +226,12 @@ impl MeshHandle {
     /// digest (published in gossip beside the digest).
     pub fn set_agreement(&self, hops: u8, for_digest: u64) {
         *self.agreement.lock().unwrap_or_else(|e| e.into_inner()) = (hops, for_digest);
+    }
+
+    /// Sets the hot-name sketch published in gossip (see
+    /// [`crate::NodeFacts::hot_names`]).
+    pub fn set_hot_names(&self, sketch: String) {
+        *self.hot_names.lock().unwrap_or_else(|e| e.into_inner()) = sketch;
     }
 
     /// Sets the per-zone serials published in gossip (`zone=serial,...`).
@@ -309,6 +316,7 @@ impl Mesh {
         let load = Arc::new(AtomicU64::new(0));
         let state_digest = Arc::new(AtomicU64::new(cfg.facts.state_digest));
         let zone_serials = Arc::new(std::sync::Mutex::new(cfg.facts.zone_serials.clone()));
+        let hot_names = Arc::new(std::sync::Mutex::new(cfg.facts.hot_names.clone()));
         let agreement = Arc::new(std::sync::Mutex::new((cfg.facts.agreement, cfg.facts.agreement_digest)));
 
         // The site pool must bind now, so a bad --gossip fails at start.
@@ -348,11 +356,23 @@ impl Mesh {
             state_digest: state_digest.clone(),
             agreement: agreement.clone(),
             zone_serials: zone_serials.clone(),
+            hot_names: hot_names.clone(),
             joins: Arc::new(AtomicU64::new(0)),
         };
         let driver = Driver::new(&parts, core, pools, now);
         let task = tokio::spawn(supervise(parts, driver, pending, command_rx));
-        Ok(MeshHandle { snapshot, events, commands, load, state_digest, agreement, zone_serials, task, referral_task })
+        Ok(MeshHandle {
+            snapshot,
+            events,
+            commands,
+            load,
+            state_digest,
+            agreement,
+            zone_serials,
+            hot_names,
+            task,
+            referral_task,
+        })
     }
 }
 
@@ -372,6 +392,7 @@ struct DriverParts {
     state_digest: Arc<AtomicU64>,
     agreement: Arc<std::sync::Mutex<(u8, u64)>>,
     zone_serials: Arc<std::sync::Mutex<String>>,
+    hot_names: Arc<std::sync::Mutex<String>>,
     /// Pool joins so far (numbers chitchat incarnations): kept across
     /// restarts, so a restarted driver never reuses an incarnation.
     joins: Arc<AtomicU64>,
@@ -442,6 +463,7 @@ struct Driver {
     state_digest: Arc<AtomicU64>,
     agreement: Arc<std::sync::Mutex<(u8, u64)>>,
     zone_serials: Arc<std::sync::Mutex<String>>,
+    hot_names: Arc<std::sync::Mutex<String>>,
     /// Contacts from the last successful referral.
     referred: Vec<Contact>,
     last_referral: Option<Instant>,
@@ -505,6 +527,7 @@ impl Driver {
             state_digest: parts.state_digest.clone(),
             agreement: parts.agreement.clone(),
             zone_serials: parts.zone_serials.clone(),
+            hot_names: parts.hot_names.clone(),
             referred: Vec::new(),
             last_referral: None,
             referral_rx: None,
@@ -601,6 +624,7 @@ impl Driver {
         facts.state_digest = self.state_digest.load(Ordering::Relaxed);
         (facts.agreement, facts.agreement_digest) = *self.agreement.lock().unwrap_or_else(|e| e.into_inner());
         facts.zone_serials = self.zone_serials.lock().map(|s| s.clone()).unwrap_or_default();
+        facts.hot_names = self.hot_names.lock().map(|s| s.clone()).unwrap_or_default();
         self.core.set_facts(facts);
         let me = self.core.me().clone();
         for (p, rt) in self.pools.iter_mut() {

@@ -53,6 +53,7 @@ pub fn fact_keys(f: &NodeFacts) -> Vec<(String, String)> {
         ("sd".into(), format!("{:x}", f.state_digest)),
         ("ag".into(), format!("{}/{:x}", f.agreement, f.agreement_digest)),
         ("zs".into(), f.zone_serials.clone()),
+        ("hn".into(), f.hot_names.clone()),
         ("roles".into(), f.roles.as_str().to_owned()),
     ]
 }
@@ -90,6 +91,7 @@ fn facts_from_state(id: &ChitchatId, s: &NodeState) -> Option<NodeFacts> {
             .and_then(|(_, d)| u64::from_str_radix(d, 16).ok())
             .unwrap_or(0),
         zone_serials: s.get("zs").unwrap_or_default().to_owned(),
+        hot_names: s.get("hn").unwrap_or_default().to_owned(),
         roles: Roles {
             region: s.get("roles").is_some_and(|r| r.contains("region")),
             global: s.get("roles").is_some_and(|r| r.contains("global")),

@@ -10,7 +10,12 @@ impl ResolverService {
     /// Adds the resolver's families to `/metrics`.
     pub fn render_metrics(&self, out: &mut Exposition) {
         let s = &self.stats;
-        let counters: [(&str, &str, u64); 10] = [
+        let counters: [(&str, &str, u64); 11] = [
+            (
+                "meshdns_resolver_warmed_total",
+                "Names resolved ahead of clients from peers' hot-name sketches.",
+                s.warmed.load(Relaxed),
+            ),
             (
                 "meshdns_resolver_cache_disk_hits_total",
                 "Answers found in the warm-start file (L3).",

@@ -21,6 +21,7 @@ mod metrics;
 mod route;
 mod service;
 pub mod tcp_pool;
+pub mod warming;
 
 pub use route::{Routed, route};
 pub use service::{ResolverService, ResolverStats};

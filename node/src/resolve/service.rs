@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshdns_resolver::cache::disk::DiskCache;
+use meshdns_resolver::cache::sketch::HotSketch;
 use meshdns_resolver::cache::{AnswerKey, AnswerLookup, Cache, L1Key, WorkerCache};
 use meshdns_resolver::dnssec::TrustAnchors;
 use meshdns_resolver::forward::{ForwardConfig, Forwarder};
@@ -27,6 +28,11 @@ const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1_800);
 /// SERVFAIL at once: a flood of random names (water torture) fills the
 /// table, not the memory, and names already cached still answer.
 const MAX_IN_FLIGHT: usize = 10_000;
+/// Questions the hot-name sketch counts.
+const HOT_NAMES: usize = 128;
+/// One cache hit in this many (per worker) is counted in the sketch.
+const HOT_SAMPLE: u64 = 64;
+
 /// Clients waiting on one question, at most (the rest get SERVFAIL).
 const MAX_WAITERS: usize = 1_000;
 
@@ -53,6 +59,8 @@ pub struct ResolverStats {
     pub prefetches: AtomicU64,
     /// Answers found in the warm-start file (L3).
     pub disk_hits: AtomicU64,
+    /// Names resolved ahead of clients from peers' hot-name sketches.
+    pub warmed: AtomicU64,
 }
 
 /// A client waiting for a resolution.
@@ -112,6 +120,8 @@ pub struct ResolverService {
     pub tcp_pool: Arc<super::tcp_pool::TcpPool>,
     /// The warm-start file of the previous run, memory-mapped (L3).
     disk: Option<DiskCache>,
+    /// The hottest questions, for warming peers (see `warming`).
+    hot: Mutex<HotSketch>,
 }
 
 impl ResolverService {
@@ -147,6 +157,7 @@ impl ResolverService {
             exchanges: Arc::new(ExchangeStats::default()),
             tcp_pool: Arc::new(super::tcp_pool::TcpPool::default()),
             disk: open_disk_cache(settings),
+            hot: Mutex::new(HotSketch::new(HOT_NAMES)),
         })))
     }
 
@@ -182,6 +193,9 @@ impl ResolverService {
                 self.stats.cache_hits.fetch_add(1, Relaxed);
                 if near_end {
                     self.maybe_prefetch(key, now);
+                }
+                if l1.hits.is_multiple_of(HOT_SAMPLE) {
+                    self.observe(key);
                 }
                 return Some(len);
             }
@@ -254,6 +268,52 @@ impl ResolverService {
         out
     }
 
+    fn lock_hot(&self) -> std::sync::MutexGuard<'_, HotSketch> {
+        self.hot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn observe(&self, key: &L1Key) {
+        if let Some(k) = key.to_answer_key() {
+            self.lock_hot().observe(&k.question);
+        }
+    }
+
+    /// The sketch's head, encoded in at most `max_bytes`; `decay` halves
+    /// the counts first, so old favourites fade.
+    pub fn hot_sketch(&self, max_bytes: usize, decay: bool) -> Vec<u8> {
+        let mut hot = self.lock_hot();
+        if decay {
+            hot.decay();
+        }
+        hot.encode_within(max_bytes)
+    }
+
+    /// Resolves `questions` into the cache (no client waits), at most
+    /// `concurrency` at a time; names already cached are skipped.
+    pub async fn warm(self: &Arc<Self>, questions: Vec<meshdns_resolver::Question>, concurrency: usize) {
+        let mut running = tokio::task::JoinSet::new();
+        for q in questions {
+            let key = AnswerKey { question: q, dnssec_ok: false, checking_disabled: false };
+            if matches!(self.cache.answer(&key, now_ms()), AnswerLookup::Fresh(_)) {
+                continue;
+            }
+            {
+                let mut table = self.in_flight();
+                if table.contains_key(&key) || table.len() >= MAX_IN_FLIGHT {
+                    continue;
+                }
+                table.insert(key.clone(), Vec::new());
+            }
+            self.stats.warmed.fetch_add(1, Relaxed);
+            let me = self.clone();
+            running.spawn(async move { me.resolve(key, None).await });
+            while running.len() >= concurrency.max(1) {
+                let _ = running.join_next().await;
+            }
+        }
+        while running.join_next().await.is_some() {}
+    }
+
     /// Questions being resolved now.
     pub fn in_flight_len(&self) -> usize {
         self.in_flight().len()
@@ -267,6 +327,7 @@ impl ResolverService {
     pub fn submit(self: &Arc<Self>, key: &L1Key, client: &ClientQuery<'_>, reply: Reply, now: Millis) {
         self.stats.cache_misses.fetch_add(1, Relaxed);
         let Some(key) = key.to_answer_key() else { return };
+        self.lock_hot().observe(&key.question);
         let waiter = Waiter {
             id: client.id,
             recursion_desired: client.recursion_desired,

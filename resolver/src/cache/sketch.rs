@@ -131,6 +131,13 @@ impl HotSketch {
     /// in lowercase wire form and its type (u16, big-endian), hottest
     /// first, as many as fit.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_within(MAX_ENCODED)
+    }
+
+    /// [`HotSketch::encode`] in at most `max_bytes` (capped at
+    /// [`MAX_ENCODED`]): the hottest questions that fit, whole.
+    pub fn encode_within(&self, max_bytes: usize) -> Vec<u8> {
+        let max_bytes = max_bytes.min(MAX_ENCODED);
         let mut out = vec![VERSION];
         for (q, _) in self.top(self.k) {
             if q.qclass != DNSClass::IN {
@@ -142,7 +149,7 @@ impl HotSketch {
             }
             k.push_u16(q.qtype.into());
             let bytes = &k.as_bytes()[1..];
-            if out.len() + bytes.len() > MAX_ENCODED {
+            if out.len() + bytes.len() > max_bytes {
                 break;
             }
             out.extend_from_slice(bytes);
