@@ -607,7 +607,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         if let Some(r) = &shared.resolver {
             tokio::spawn(meshdns::resolve::maintain(r.clone()));
-            tokio::spawn(meshdns::resolve::warming::run(shared.clone(), r.clone()));
+            if r.settings().warm_from_peers {
+                tokio::spawn(meshdns::resolve::warming::run(shared.clone(), r.clone()));
+            }
         }
         if let Some(horizon) = cfg.replication.tombstone_horizon {
             tokio::spawn(collect_tombstones(replicated.clone(), horizon));

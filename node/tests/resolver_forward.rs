@@ -500,3 +500,39 @@ fn a_joining_node_warms_its_cache_from_a_peers_hot_names() {
     assert_eq!(metric(&b, "meshdns_resolver_cache_hits_total"), hot.len() as u64, "B's first queries were not hits");
     assert_eq!(metric(&b, "meshdns_resolver_upstream_queries_total"), sent, "B asked upstream for warmed names");
 }
+
+#[test]
+fn expired_answers_are_served_stale_when_the_upstream_fails() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let silent = Arc::new(AtomicBool::new(false));
+    let s2 = silent.clone();
+    let upstream = fake_upstream(move |sock, peer, q| {
+        if s2.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut m = Message::from_vec(&reply_to(q, [192, 0, 2, 42], 1)).unwrap();
+        m.answers_mut()[0].set_ttl(1);
+        let _ = sock.send_to(&m.to_vec().unwrap(), peer);
+    });
+    let s = forwarder(&[format!("udp://{upstream}")], &[]);
+    assert_eq!(a_of(&s.udp(&rq("stale.test.", RecordType::A))), ["192.0.2.42"]);
+    silent.store(true, Ordering::SeqCst);
+    // Once the second is up, the cache entry is stale; resolution fails
+    // (the upstream is silent) and the client gets the old answer with
+    // the RFC 8767 stale TTL (30 s) after the client-response timer.
+    let ask = || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
+        sock.send_to(&rq("stale.test.", RecordType::A).to_vec().unwrap(), s.dns).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        Message::from_vec(&buf[..n]).ok()
+    };
+    let r = wait_for("a stale answer", Duration::from_secs(30), || {
+        let r = ask()?;
+        (r.answers().first().map(|a| a.ttl()) == Some(30)).then_some(r)
+    });
+    assert_eq!(a_of(&r), ["192.0.2.42"]);
+    assert!(metric(&s, "meshdns_resolver_stale_served_total") >= 1);
+}

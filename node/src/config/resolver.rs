@@ -56,6 +56,9 @@ pub struct RawResolver {
     pub cache_file: Option<String>,
     /// Bound on the cache file (bytes; default 128 MiB).
     pub cache_file_bytes: Option<u64>,
+    /// Publish this node's hottest names in gossip and, when starting,
+    /// resolve the peers' (default true).
+    pub warm_from_peers: Option<bool>,
 }
 
 /// What the resolver does.
@@ -103,6 +106,8 @@ pub struct ResolverSettings {
     pub cache_file: Option<PathBuf>,
     /// Its bound in bytes.
     pub cache_file_bytes: usize,
+    /// Predictive warming across the mesh.
+    pub warm_from_peers: bool,
 }
 
 /// Who may recurse by default: loopback and the private ranges (RFC 1918,
@@ -197,6 +202,7 @@ impl ResolverSettings {
                 Some(p) => Some(PathBuf::from(p)),
                 None => Some(data_dir.join("cache.l3")),
             },
+            warm_from_peers: r.warm_from_peers.unwrap_or(true),
             cache_file_bytes: r.cache_file_bytes.unwrap_or(128 << 20).min(usize::MAX as u64) as usize,
         })
     }
