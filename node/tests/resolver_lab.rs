@@ -179,6 +179,7 @@ fn assert_same_as_unbound(lab: &Lab, node: &common::Server, known: &[Known]) {
             }
         }
     }
+    eprintln!("compared {asked} answers with Unbound's: {} differences, {unexplained} unexplained", rows.len());
     if !rows.is_empty() {
         eprintln!("{}", table(&rows));
     }
