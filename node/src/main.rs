@@ -604,6 +604,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         let mesh = Arc::new(mesh);
         let _ = shared.mesh.set(mesh.clone());
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
+        if let Some(r) = &shared.resolver {
+            tokio::spawn(meshdns::resolve::maintain(r.clone()));
+        }
         if let Some(horizon) = cfg.replication.tombstone_horizon {
             tokio::spawn(collect_tombstones(replicated.clone(), horizon));
         }
@@ -694,6 +697,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         mesh.leave(Duration::from_secs(2)).await;
         server::udp::stop(&udp_wakers, &stop);
         let _ = shutdown_tx.send(true);
+        if let Some(r) = &shared.resolver {
+            // The next start answers from this (L3, warm start).
+            let r = r.clone();
+            let _ = tokio::task::spawn_blocking(move || r.save_cache()).await;
+        }
         let deadline = Instant::now() + cfg.shutdown_grace;
         while limit.available_permits() < cfg.tcp_max_connections && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -2,6 +2,8 @@
 //! (a resolver), one of them killed mid-test; who may recurse; and hostile
 //! upstreams — spoofed, malformed, oversized and silent replies.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -410,4 +412,45 @@ fn two_nodes_on_one_host_start_with_only_their_listeners_given() {
             http_request(*h, "GET", "/readyz").filter(|(c, _)| *c == 200)
         });
     }
+}
+
+#[test]
+fn a_restarted_node_answers_from_its_cache_file_and_a_corrupt_one_is_discarded() {
+    let mut unbound = start_unbound();
+    let data = tempfile::tempdir().unwrap();
+    let zones = tempfile::tempdir().unwrap();
+    let up = format!("udp://{}", unbound.addr);
+    let start = || {
+        Server::builder()
+            .zone_dir(zones.path())
+            .data_dir(data.path())
+            .args(&["--resolver", "forward", "--forward", &up])
+            .start()
+    };
+    let mut s = start();
+    for n in ["www.fwd.test.", "w2.fwd.test."] {
+        assert_eq!(s.udp(&rq(n, RecordType::A)).response_code(), ResponseCode::NoError);
+    }
+    s.stop();
+    let file = data.path().join("cache.l3");
+    assert!(file.exists(), "no cache file written at shutdown");
+    // The upstream is gone: only the cache file can answer now.
+    let _ = unbound.child.kill();
+    let _ = unbound.child.wait();
+    let s = start();
+    let r = s.udp(&rq("w2.fwd.test.", RecordType::A));
+    assert_eq!(a_of(&r), ["192.0.2.11"], "{}", s.log_text());
+    assert!(r.answers()[0].ttl() <= 300);
+    let metrics = s.http_get("/metrics").unwrap().1;
+    assert!(metrics.contains("meshdns_resolver_cache_disk_hits_total 1"), "{metrics}");
+    drop(s);
+    // One flipped byte: the file is refused, removed, and nothing from it is served.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    let s = start();
+    assert!(s.log_text().contains("discarding the cache file"), "{}", s.log_text());
+    let r = s.udp(&rq("www.fwd.test.", RecordType::A));
+    assert_ne!(r.response_code(), ResponseCode::NoError, "served from a corrupt cache file: {r:?}");
 }

@@ -99,6 +99,13 @@ impl Ede {
 
 /// What a resolution ends with: the sections of the answer a client gets
 /// (before [`crate::response`] adds the header, question and OPT).
+///
+/// Contract with the response builder: a resolution always includes the
+/// DNSSEC records that came with the data — each answer RRset followed by
+/// its RRSIGs, and in a negative answer the NSEC/NSEC3 records and their
+/// RRSIGs — whether or not the client set DO. The builder drops RRSIG,
+/// NSEC and NSEC3 records for clients without DO (RFC 4035 §3.2.1), and
+/// sets AD only when `security` is [`Security::Secure`] (RFC 4035 §3.2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {
     /// RCODE: NOERROR (data or NODATA), NXDOMAIN, SERVFAIL, REFUSED.

@@ -54,6 +54,8 @@ pub struct RawResolver {
     pub prefetch: Option<bool>,
     /// The warm-start cache file (L3); "" = none. Default DATA_DIR/cache.l3.
     pub cache_file: Option<String>,
+    /// Bound on the cache file (bytes; default 128 MiB).
+    pub cache_file_bytes: Option<u64>,
 }
 
 /// What the resolver does.
@@ -99,6 +101,8 @@ pub struct ResolverSettings {
     pub prefetch: bool,
     /// The L3 file.
     pub cache_file: Option<PathBuf>,
+    /// Its bound in bytes.
+    pub cache_file_bytes: usize,
 }
 
 /// Who may recurse by default: loopback and the private ranges (RFC 1918,
@@ -193,6 +197,7 @@ impl ResolverSettings {
                 Some(p) => Some(PathBuf::from(p)),
                 None => Some(data_dir.join("cache.l3")),
             },
+            cache_file_bytes: r.cache_file_bytes.unwrap_or(128 << 20).min(usize::MAX as u64) as usize,
         })
     }
 

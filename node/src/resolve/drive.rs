@@ -27,6 +27,15 @@ impl Machine for Forwarding {
     }
 }
 
+impl Machine for meshdns_resolver::recursive::Resolution {
+    fn poll(&mut self, now: Millis) -> Step {
+        meshdns_resolver::recursive::Resolution::poll(self, now)
+    }
+    fn on_reply(&mut self, token: u64, reply: Reply, now: Millis) {
+        meshdns_resolver::recursive::Resolution::on_reply(self, token, reply, now)
+    }
+}
+
 /// The wall clock as the resolver crate counts it.
 #[allow(clippy::disallowed_methods)] // the driver is where the clock is read
 pub fn now_ms() -> Millis {

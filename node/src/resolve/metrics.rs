@@ -10,7 +10,12 @@ impl ResolverService {
     /// Adds the resolver's families to `/metrics`.
     pub fn render_metrics(&self, out: &mut Exposition) {
         let s = &self.stats;
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 10] = [
+            (
+                "meshdns_resolver_cache_disk_hits_total",
+                "Answers found in the warm-start file (L3).",
+                s.disk_hits.load(Relaxed),
+            ),
             (
                 "meshdns_resolver_cache_hits_total",
                 "Recursive queries answered from the cache.",
@@ -68,6 +73,25 @@ impl ResolverService {
         out.sample("meshdns_resolver_cache_entries", &[], c.entries);
         out.family("meshdns_resolver_cache_bytes", Kind::Gauge, "Approximate bytes in the shared cache (L2).");
         out.sample("meshdns_resolver_cache_bytes", &[], c.bytes);
+        let levels = [
+            ("l2_answer", c.answer_hits, c.answer_misses),
+            ("l2_rrset", c.rrset_hits, c.rrset_misses),
+            ("l2_negative", c.negative_hits, c.negative_misses),
+        ];
+        out.family("meshdns_resolver_cache_level_hits_total", Kind::Counter, "Hits per cache level and kind.");
+        for (level, hits, _) in levels {
+            out.sample("meshdns_resolver_cache_level_hits_total", &[("level", level)], hits);
+        }
+        out.family("meshdns_resolver_cache_level_misses_total", Kind::Counter, "Misses per cache level and kind.");
+        for (level, _, misses) in levels {
+            out.sample("meshdns_resolver_cache_level_misses_total", &[("level", level)], misses);
+        }
+        out.family(
+            "meshdns_resolver_cache_evictions_total",
+            Kind::Counter,
+            "Live entries evicted to stay within the byte bound.",
+        );
+        out.sample("meshdns_resolver_cache_evictions_total", &[], c.evictions);
         out.family("meshdns_resolver_in_flight", Kind::Gauge, "Questions being resolved now.");
         out.sample("meshdns_resolver_in_flight", &[], self.in_flight_len());
     }

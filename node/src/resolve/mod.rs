@@ -25,6 +25,26 @@ pub mod tcp_pool;
 pub use route::{Routed, route};
 pub use service::{ResolverService, ResolverStats};
 
+/// How often the cache is purged of data past its stale window and
+/// written to the warm-start file.
+const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Background upkeep of the cache: purge, and save for the next start
+/// (a crash then loses at most a minute of it).
+pub async fn maintain(r: std::sync::Arc<ResolverService>) {
+    let mut tick = tokio::time::interval(MAINTAIN_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let r = r.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            r.cache().purge(drive::now_ms());
+            r.save_cache();
+        })
+        .await;
+    }
+}
+
 /// Decodes `%XX` escapes of a query-string value.
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();

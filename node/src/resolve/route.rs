@@ -2,9 +2,7 @@
 
 use std::net::IpAddr;
 
-use meshdns_resolver::Question;
-use meshdns_resolver::cache::AnswerKey;
-use meshdns_resolver::proto::{DNSClass, Name, RecordType};
+use meshdns_resolver::cache::{L1Key, WorkerCache};
 use meshdns_resolver::response::ClientQuery;
 
 use crate::dns::auth::{Answered, Transport, answer_parsed};
@@ -25,8 +23,9 @@ pub enum Routed {
 }
 
 /// Routes one admitted query: our zones, then (for clients allowed to
-/// recurse) the cache, then resolution. `reply` is called only when the
-/// answer must come later.
+/// recurse) the cache — `l1`, the calling worker's own, then the shared
+/// levels — then resolution. `reply` is called only when the answer must
+/// come later.
 pub fn route(
     shared: &Shared,
     zones: &ZoneSet,
@@ -34,6 +33,7 @@ pub fn route(
     client: IpAddr,
     out: &mut [u8],
     transport: Transport,
+    l1: Option<&mut WorkerCache>,
     reply: impl FnOnce() -> Option<Reply>,
 ) -> Routed {
     let parsed = Query::parse(msg);
@@ -56,27 +56,22 @@ pub fn route(
     }
     // 2. The filtering hook: nothing yet (issue 14).
     // 3. The cache, then 4. resolution.
-    let Some(name) = wire_to_name(qname) else {
+    let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
+    let cd = q.header.checking_disabled();
+    let Some(key) = L1Key::from_wire(q.qname, q.qtype.0, Class::IN.0, dnssec_ok, cd) else {
         return Routed::Now(answer_parsed(Ok(q), zones, out, transport, &shared.answer));
     };
-    let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
-    let key = AnswerKey {
-        question: Question { name, qtype: RecordType::from(q.qtype.0), qclass: DNSClass::IN },
-        dnssec_ok,
-        checking_disabled: q.header.checking_disabled(),
-    };
-    let limit = size_limit(&q, transport, shared.answer.udp_payload);
     let client_query = ClientQuery {
         id: q.header.id,
         recursion_desired: q.header.recursion_desired(),
-        checking_disabled: q.header.checking_disabled(),
+        checking_disabled: cd,
         wants_ad: dnssec_ok || q.header.flags & 0x0020 != 0,
         edns: q.edns.is_some(),
         qname_wire: q.qname,
-        limit,
+        limit: size_limit(&q, transport, shared.answer.udp_payload),
     };
     let now = super::drive::now_ms();
-    if let Some(len) = svc.from_cache(&key, &client_query, out, now) {
+    if let Some(len) = svc.from_cache(&key, &client_query, out, now, l1) {
         return Routed::Now(Some(answered(out, len, q.qtype)));
     }
     // RFC 1035 §4.1.1: without RD the client wants no recursion; it gets
@@ -85,7 +80,7 @@ pub fn route(
         return Routed::Now(answer_parsed(Ok(q), zones, out, transport, &shared.answer));
     }
     let Some(reply) = reply() else { return Routed::Now(None) };
-    svc.submit(key, &client_query, reply, now);
+    svc.submit(&key, &client_query, reply, now);
     Routed::Later
 }
 
@@ -105,20 +100,6 @@ fn size_limit(q: &Query<'_>, transport: Transport, ours: u16) -> usize {
         (Transport::Udp, Some(e)) => e.udp_payload.min(ours).max(MIN_UDP_PAYLOAD) as usize,
         (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
     }
-}
-
-/// A lowercase name in wire form as a hickory [`Name`].
-fn wire_to_name(wire: &[u8]) -> Option<Name> {
-    let mut labels = Vec::new();
-    let mut at = 0;
-    while let Some(&len) = wire.get(at) {
-        if len == 0 {
-            return Name::from_labels(labels).ok();
-        }
-        labels.push(wire.get(at + 1..at + 1 + len as usize)?);
-        at += 1 + len as usize;
-    }
-    None
 }
 
 fn answered(out: &[u8], len: usize, qtype: Rtype) -> Answered {

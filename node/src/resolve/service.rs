@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshdns_resolver::cache::{AnswerKey, AnswerLookup, Cache};
+use meshdns_resolver::cache::disk::DiskCache;
+use meshdns_resolver::cache::{AnswerKey, AnswerLookup, Cache, L1Key, WorkerCache};
+use meshdns_resolver::dnssec::TrustAnchors;
 use meshdns_resolver::forward::{ForwardConfig, Forwarder};
+use meshdns_resolver::recursive::{RecursiveConfig, Recursor, RootHints};
 use meshdns_resolver::response::{self, ClientQuery, Template};
 use meshdns_resolver::{Ede, Millis, Resolved};
 
@@ -48,6 +51,8 @@ pub struct ResolverStats {
     pub refused: AtomicU64,
     /// Prefetches started.
     pub prefetches: AtomicU64,
+    /// Answers found in the warm-start file (L3).
+    pub disk_hits: AtomicU64,
 }
 
 /// A client waiting for a resolution.
@@ -89,8 +94,7 @@ impl Waiter {
 
 enum Engine {
     Forward(Arc<Forwarder>),
-    /// Recursive mode is not built into this engine yet.
-    Unavailable,
+    Recursive(Arc<Recursor>),
 }
 
 /// The resolver of one node (see the module docs of [`super`]).
@@ -106,12 +110,15 @@ pub struct ResolverService {
     pub exchanges: Arc<ExchangeStats>,
     /// Reused TCP connections to servers.
     pub tcp_pool: Arc<super::tcp_pool::TcpPool>,
+    /// The warm-start file of the previous run, memory-mapped (L3).
+    disk: Option<DiskCache>,
 }
 
 impl ResolverService {
     /// The service for `settings`, resolving on `runtime`. `None` when the
     /// resolver is off.
     pub fn new(settings: &ResolverSettings, runtime: tokio::runtime::Handle) -> anyhow::Result<Option<Arc<Self>>> {
+        let cache = Arc::new(Cache::new(settings.cache.clone()));
         let engine = match settings.mode {
             ResolverMode::Off => return Ok(None),
             ResolverMode::Forward => Engine::Forward(Arc::new(Forwarder::new(ForwardConfig {
@@ -121,7 +128,7 @@ impl ResolverService {
                 timeout_ms: settings.timeout_ms,
                 ..ForwardConfig::default()
             }))),
-            ResolverMode::Recursive => Engine::Unavailable,
+            ResolverMode::Recursive => Engine::Recursive(Arc::new(recursor(settings, cache.clone())?)),
         };
         if settings.is_open() {
             tracing::warn!(
@@ -132,13 +139,14 @@ impl ResolverService {
         }
         Ok(Some(Arc::new(ResolverService {
             settings: settings.clone(),
-            cache: Arc::new(Cache::new(settings.cache.clone())),
+            cache,
             engine,
             runtime,
             in_flight: Mutex::new(HashMap::new()),
             stats: ResolverStats::default(),
             exchanges: Arc::new(ExchangeStats::default()),
             tcp_pool: Arc::new(super::tcp_pool::TcpPool::default()),
+            disk: open_disk_cache(settings),
         })))
     }
 
@@ -152,16 +160,70 @@ impl ResolverService {
         &self.cache
     }
 
-    /// Answers from the cache into `out`, if the answer is there and live.
-    pub fn from_cache(&self, key: &AnswerKey, client: &ClientQuery<'_>, out: &mut [u8], now: Millis) -> Option<usize> {
-        match self.cache.answer(key, now) {
-            AnswerLookup::Fresh(t) => {
+    /// Answers from the cache into `out`, if the answer is there and
+    /// live: from `l1` (the worker's own: no lock, no allocation), else
+    /// the shared L2 (promoted into `l1`), else the warm-start file (L3,
+    /// promoted into L2). A hit in the last tenth of its TTL may start a
+    /// prefetch.
+    pub fn from_cache(
+        self: &Arc<Self>,
+        key: &L1Key,
+        client: &ClientQuery<'_>,
+        out: &mut [u8],
+        now: Millis,
+        l1: Option<&mut WorkerCache>,
+    ) -> Option<usize> {
+        let mut l1 = l1;
+        if let Some(l1) = l1.as_deref_mut() {
+            l1.sync(self.cache.generation());
+            if let Some(t) = l1.get(key, now) {
                 let len = t.write(out, client, now, None)?;
+                let near_end = t.ttl_left(now).saturating_mul(10) < t.ttl;
                 self.stats.cache_hits.fetch_add(1, Relaxed);
-                Some(len)
+                if near_end {
+                    self.maybe_prefetch(key, now);
+                }
+                return Some(len);
             }
-            _ => None,
         }
+        let t = match self.cache.answer_l1(key, now) {
+            AnswerLookup::Fresh(t) => t,
+            _ => {
+                let t = Arc::new(self.disk.as_ref()?.get(key, now)?);
+                if let Some(k) = key.to_answer_key() {
+                    self.cache.insert_answer(k, t.clone());
+                }
+                self.stats.disk_hits.fetch_add(1, Relaxed);
+                t
+            }
+        };
+        let len = t.write(out, client, now, None)?;
+        self.stats.cache_hits.fetch_add(1, Relaxed);
+        if t.ttl_left(now).saturating_mul(10) < t.ttl {
+            self.maybe_prefetch(key, now);
+        }
+        if let Some(l1) = l1 {
+            l1.insert(key, t);
+        }
+        Some(len)
+    }
+
+    /// Starts a background refresh of `key` if the cache says it is due
+    /// (once per stored answer, see `Cache::should_prefetch`).
+    fn maybe_prefetch(self: &Arc<Self>, key: &L1Key, now: Millis) {
+        if !self.settings.prefetch || !self.cache.should_prefetch_l1(key, now) {
+            return;
+        }
+        let Some(key) = key.to_answer_key() else { return };
+        let mut table = self.in_flight();
+        if table.contains_key(&key) || table.len() >= MAX_IN_FLIGHT {
+            return;
+        }
+        table.insert(key.clone(), Vec::new());
+        drop(table);
+        self.stats.prefetches.fetch_add(1, Relaxed);
+        let me = self.clone();
+        self.runtime.spawn(async move { me.resolve(key, None).await });
     }
 
     /// Removes `name` and everything below it from the cache (everything
@@ -202,8 +264,9 @@ impl ResolverService {
     }
 
     /// Resolves `key` for `client` and answers through `reply`.
-    pub fn submit(self: &Arc<Self>, key: AnswerKey, client: &ClientQuery<'_>, reply: Reply, now: Millis) {
+    pub fn submit(self: &Arc<Self>, key: &L1Key, client: &ClientQuery<'_>, reply: Reply, now: Millis) {
         self.stats.cache_misses.fetch_add(1, Relaxed);
+        let Some(key) = key.to_answer_key() else { return };
         let waiter = Waiter {
             id: client.id,
             recursion_desired: client.recursion_desired,
@@ -309,9 +372,87 @@ impl ResolverService {
                 let m = f.start(q, key.dnssec_ok, key.checking_disabled, now);
                 drive(m, self.exchanges.clone(), self.tcp_pool.clone(), RESOLUTION_DEADLINE).await
             }
-            Engine::Unavailable => {
-                Resolved::servfail(Some(Ede::new(Ede::NOT_SUPPORTED, "recursive mode is not built")))
+            Engine::Recursive(r) => {
+                let m = r.start(q, key.dnssec_ok, key.checking_disabled, now);
+                drive(m, self.exchanges.clone(), self.tcp_pool.clone(), RESOLUTION_DEADLINE).await
             }
         }
     }
+}
+
+/// The L3 file, if there is one and it is sound. A file that fails its
+/// checks is removed, never served (`cache::disk`).
+fn open_disk_cache(settings: &ResolverSettings) -> Option<DiskCache> {
+    let path = settings.cache_file.as_ref()?;
+    if !path.exists() {
+        return None;
+    }
+    match DiskCache::open(path, now_ms(), settings.cache_file_bytes) {
+        Ok(d) => {
+            tracing::info!(file = %path.display(), answers = d.len(), "warm start: answering from the cache file of the last run");
+            Some(d)
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "discarding the cache file (it is not served)");
+            let _ = std::fs::remove_file(path);
+            None
+        }
+    }
+}
+
+impl ResolverService {
+    /// Writes the live answers to the L3 file (temp file, fsync, rename),
+    /// hottest first, within `cache_file_bytes`.
+    pub fn save_cache(&self) {
+        let Some(path) = &self.settings.cache_file else { return };
+        let now = now_ms();
+        let entries = self.cache.answers_for_disk(now);
+        match meshdns_resolver::cache::disk::save(
+            path,
+            entries.iter().map(|(k, t)| (k, t.as_ref())),
+            now,
+            self.settings.cache_file_bytes,
+        ) {
+            Ok(saved) => tracing::debug!(file = %path.display(), ?saved, "cache file written"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot write the cache file; the next start is cold")
+            }
+        }
+    }
+}
+
+/// The iterative resolver for `settings`: root hints and trust anchors
+/// from their files, or the built-in ones.
+fn recursor(settings: &ResolverSettings, cache: Arc<Cache>) -> anyhow::Result<Recursor> {
+    use anyhow::Context;
+    let hints = match &settings.root_hints {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the root hints {} (--root-hints)", path.display()))?;
+            RootHints::parse(&text).with_context(|| format!("root hints {}", path.display()))?
+        }
+        None => RootHints::builtin(),
+    };
+    let anchors = if !settings.validate {
+        tracing::warn!("DNSSEC validation is off ([resolver] validate = false)");
+        None
+    } else {
+        Some(match &settings.trust_anchor {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the trust anchors {} (--trust-anchor)", path.display()))?;
+                TrustAnchors::parse(&text).with_context(|| format!("trust anchors {}", path.display()))?
+            }
+            None => TrustAnchors::builtin_root(),
+        })
+    };
+    let cfg = RecursiveConfig {
+        hints,
+        query_loopback: settings.query_loopback,
+        qname_minimisation: settings.qname_minimisation,
+        timeout_ms: settings.timeout_ms,
+        validate: anchors.is_some(),
+        ..RecursiveConfig::default()
+    };
+    Ok(Recursor::new(cfg, cache, anchors))
 }

@@ -148,7 +148,8 @@ async fn connection(
         let zones = shared.store.current_full();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let reply = || Some(crate::replicated::writer::Reply::Channel(tx));
-        let routed = crate::resolve::route(&shared, &zones, msg, peer.ip(), &mut outbuf[2..], Transport::Tcp, reply);
+        let routed =
+            crate::resolve::route(&shared, &zones, msg, peer.ip(), &mut outbuf[2..], Transport::Tcp, None, reply);
         let a = match routed {
             crate::resolve::Routed::Now(Some(a)) => a,
             crate::resolve::Routed::Now(None) => {

@@ -90,6 +90,7 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
     let answer_from = update_socket(&sock);
     let _span = tracing::debug_span!("udp", ?local).entered();
     let mut slips = SlipCounter::default();
+    let mut l1 = worker_cache(shared);
     while !stop.load(Ordering::Relaxed) {
         let Some((n, peer)) = received(sock.recv_from(&mut inbuf)) else { continue };
         let started = Instant::now();
@@ -111,7 +112,8 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
                 }
                 let zones = shared.store.current();
                 let reply = || answer_from.as_ref().map(|s| Reply::Udp { socket: s.clone(), peer });
-                match guarded(|| Some(route(shared, &zones, msg, peer.ip(), &mut outbuf, Transport::Udp, reply))) {
+                let l1 = l1.as_mut();
+                match guarded(|| Some(route(shared, &zones, msg, peer.ip(), &mut outbuf, Transport::Udp, l1, reply))) {
                     Some(Routed::Now(a)) => a,
                     // The resolver answers from its own clone of the socket.
                     Some(Routed::Later) => continue,
@@ -150,6 +152,7 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
     let answer_from = update_socket(&sock);
     let _span = tracing::debug_span!("udp", ?local, batched = true).entered();
     let mut slips = SlipCounter::default();
+    let mut l1 = worker_cache(shared);
     while !stop.load(Ordering::Relaxed) {
         let Some(n) = received(batch.recv(fd)) else { continue };
         let zones = shared.store.current();
@@ -182,9 +185,8 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
                                 .zip(answer_from.as_ref())
                                 .map(|(peer, s)| Reply::Udp { socket: s.clone(), peer })
                         };
-                        match guarded(|| {
-                            Some(route(shared, &zones, query, ip, replies.next_buf(), Transport::Udp, reply))
-                        }) {
+                        let (l1, buf) = (l1.as_mut(), replies.next_buf());
+                        match guarded(|| Some(route(shared, &zones, query, ip, buf, Transport::Udp, l1, reply))) {
                             Some(Routed::Now(a)) => a,
                             Some(Routed::Later) => continue,
                             None => None,
@@ -207,6 +209,15 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
         replies.send(fd);
     }
 }
+
+/// The worker's own answer cache (L1), when the resolver is on.
+fn worker_cache(shared: &SharedRef) -> Option<meshdns_resolver::cache::WorkerCache> {
+    let r = shared.resolver.as_ref()?;
+    Some(meshdns_resolver::cache::WorkerCache::new(L1_SLOTS, r.cache().config()))
+}
+
+/// Answers each worker keeps for itself: hot names, a few hundred KB.
+const L1_SLOTS: usize = 4096;
 
 /// A clone of a worker's socket for the update writer and the resolver
 /// to answer from.

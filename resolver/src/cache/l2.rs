@@ -295,6 +295,16 @@ impl Cache {
         now < end && end - now < window && e.was_hit() && e.claim_prefetch()
     }
 
+    /// [`Cache::should_prefetch`] by an L1 key (no `Name` parsed).
+    pub fn should_prefetch_l1(&self, key: &L1Key, now: Millis) -> bool {
+        let k = key.l2_bytes();
+        let shard = Self::read(self.cell(k));
+        let Some(e) = shard.get(k) else { return false };
+        let end = e.expires_ms();
+        let window = u64::from(e.ttl) * 100;
+        now < end && end - now < window && e.was_hit() && e.claim_prefetch()
+    }
+
     /// Removes `name` and everything below it (everything for `None`);
     /// returns how many entries went.
     pub fn flush(&self, name: Option<&Name>) -> usize {

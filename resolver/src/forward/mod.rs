@@ -144,7 +144,7 @@ impl Forwarder {
         let (mut live, down): (Vec<Upstream>, Vec<Upstream>) = group.iter().cloned().partition(|u| health(u).up(now));
         if self.cfg.strategy == Strategy::Fastest {
             live.sort_by(|a, b| health(a).srtt_ms.total_cmp(&health(b).srtt_ms));
-            if live.len() > 1 && self.cfg.explore_every > 0 && n % self.cfg.explore_every == 0 {
+            if live.len() > 1 && self.cfg.explore_every > 0 && n.is_multiple_of(self.cfg.explore_every) {
                 let pick = 1 + (n / self.cfg.explore_every) as usize % (live.len() - 1);
                 live.swap(0, pick);
             }

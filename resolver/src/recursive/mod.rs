@@ -1,1 +1,149 @@
-//! Iterative resolution from the root hints (RFC 1034 §5.3.3).
+//! Iterative resolution from the root hints (RFC 1034 §5.3.3), as a
+//! sans-IO state machine.
+//!
+//! A [`Recursor`] holds what all resolutions share: the settings, the
+//! root hints, the trust anchors, the RRset cache and the infrastructure
+//! cache of server RTTs, EDNS support and lameness. [`Recursor::start`]
+//! begins a [`Resolution`] for one client question; the driver then loops:
+//!
+//! 1. [`Resolution::poll`] → [`Step::Send`]: send each [`crate::Outgoing`]
+//!    (writing a random ID into it), [`Step::Wait`]: wait for replies
+//!    already asked for, [`Step::Done`]: answer the client;
+//! 2. [`Resolution::on_reply`] with each reply or timeout, then poll again.
+//!
+//! Inside, a resolution is a stack of lookups: the client's question at
+//! the bottom, and above it the lookups it depends on — the addresses of
+//! a name server given without glue (RFC 1034 §5.3.3 step 3: "a parallel
+//! query for the address of a name server"). Only the top lookup runs;
+//! one query is in flight at a time. Work is bounded per client question:
+//! upstream queries ([`RecursiveConfig::max_upstream_queries`]), NS names
+//! resolved per referral ([`RecursiveConfig::max_ns_fanout`], the
+//! NXNSAttack bound), nesting of glueless lookups
+//! ([`RecursiveConfig::max_depth`]) and CNAME/DNAME chain length
+//! ([`RecursiveConfig::max_cname_chain`]).
+//!
+//! Not done: priming the root NS set (RFC 8109; the hints are used as
+//! they are), 0x20 case randomisation (it needs randomness: a driver
+//! concern), and parallel queries to several servers.
+
+mod classify;
+mod delegation;
+mod frame;
+mod hints;
+mod infra;
+mod minimise;
+mod resolution;
+mod rrset;
+mod store;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use crate::dnssec::TrustAnchors;
+pub use hints::{HintsError, RootHints};
+pub use infra::InfraCache;
+pub use resolution::Resolution;
+
+use crate::cache::Cache;
+use crate::types::{Millis, Question};
+
+/// Settings of the iterative resolver.
+#[derive(Clone, Debug)]
+pub struct RecursiveConfig {
+    /// Where iteration starts when the cache knows no closer zone cut.
+    pub hints: RootHints,
+    /// Send queries to loopback and unspecified addresses (off by
+    /// default, as Unbound's `do-not-query-localhost: yes`); labs on
+    /// 127.0.0.0/8 turn it on.
+    pub query_loopback: bool,
+    /// QNAME minimisation (RFC 9156), relaxed (see the `minimise` notes
+    /// in [`Resolution`]'s docs).
+    pub qname_minimisation: bool,
+    /// Upstream queries one client question may cause, sub-lookups
+    /// included; past it the answer is SERVFAIL with EDE 0 (Other).
+    pub max_upstream_queries: u32,
+    /// NS names without glue resolved per referral (NXNSAttack bound).
+    pub max_ns_fanout: u32,
+    /// Nesting of glueless NS lookups (a lookup for the address of a
+    /// server of a zone whose servers need a lookup, …).
+    pub max_depth: u32,
+    /// CNAME and DNAME records followed for one question.
+    pub max_cname_chain: u32,
+    /// Upper bound on the wait for one reply (ms); the infrastructure
+    /// cache's RTO is used below it.
+    pub timeout_ms: u64,
+    /// EDNS payload size advertised upstream (RFC 6891; 1232 per DNS
+    /// Flag Day 2020).
+    pub edns_payload: u16,
+    /// Validate DNSSEC when trust anchors are given.
+    pub validate: bool,
+}
+
+impl Default for RecursiveConfig {
+    fn default() -> Self {
+        RecursiveConfig {
+            hints: RootHints::builtin(),
+            query_loopback: false,
+            qname_minimisation: true,
+            max_upstream_queries: 64,
+            max_ns_fanout: 5,
+            max_depth: 4,
+            max_cname_chain: 12,
+            timeout_ms: 3_000,
+            edns_payload: 1232,
+            validate: true,
+        }
+    }
+}
+
+/// What every resolution shares (see the module docs). `Send + Sync`.
+pub struct Recursor {
+    cfg: RecursiveConfig,
+    cache: Arc<Cache>,
+    anchors: Option<TrustAnchors>,
+    infra: InfraCache,
+    /// Stand-in for randomness in server selection: a counter mixed into
+    /// each choice so that servers of equal speed take turns.
+    picks: AtomicU64,
+}
+
+impl Recursor {
+    /// A recursor over `cache`; `anchors` `None` turns validation off.
+    pub fn new(cfg: RecursiveConfig, cache: Arc<Cache>, anchors: Option<TrustAnchors>) -> Self {
+        Recursor { cfg, cache, anchors, infra: InfraCache::default(), picks: AtomicU64::new(0) }
+    }
+
+    /// Starts resolving `q` for a client that set DO (`dnssec_ok`) and CD
+    /// (`checking_disabled`) as given.
+    pub fn start(self: &Arc<Self>, q: Question, dnssec_ok: bool, checking_disabled: bool, now: Millis) -> Resolution {
+        Resolution::new(self.clone(), q, dnssec_ok, checking_disabled, now)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RecursiveConfig {
+        &self.cfg
+    }
+
+    /// The shared RRset cache.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    /// The infrastructure cache (server RTTs, EDNS, lameness).
+    pub fn infra(&self) -> &InfraCache {
+        &self.infra
+    }
+
+    /// Whether answers are validated: anchors given and validation on.
+    pub fn validating(&self) -> bool {
+        self.cfg.validate && self.anchors.is_some()
+    }
+
+    fn next_pick(&self) -> u64 {
+        self.picks.fetch_add(1, Ordering::Relaxed)
+    }
+}
