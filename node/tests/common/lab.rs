@@ -43,7 +43,7 @@ mod structure;
 mod zones;
 
 pub use client::{Flags, ask, exchange, exchange_tcp, exchange_udp, query_msg};
-pub use questions::{Outcome, Question, check, ede_codes, questions};
+pub use questions::{Outcome, Question, check, ede_codes, ede_text, questions};
 pub use structure::check_structure;
 pub use zones::FWD_ZONE;
 
