@@ -179,6 +179,7 @@ fn assert_same_as_unbound(lab: &Lab, node: &common::Server, known: &[Known]) {
             }
         }
     }
+    eprintln!("compared {asked} answers with Unbound's: {} differences, {unexplained} unexplained", rows.len());
     if !rows.is_empty() {
         eprintln!("{}", table(&rows));
     }
@@ -210,7 +211,9 @@ fn differences(theirs: &Message, ours: &Result<Message, String>) -> Vec<(&'stati
     };
     let mut diffs = Vec::new();
     if ours.response_code() != theirs.response_code() {
-        diffs.push(("rcode", theirs.response_code().to_string(), ours.response_code().to_string()));
+        // With each side's Extended DNS Errors: they say why.
+        let rcode = |m: &Message| [vec![m.response_code().to_string()], lab::ede_text(m)].concat().join(", ");
+        diffs.push(("rcode", rcode(theirs), rcode(ours)));
     }
     if ours.authentic_data() != theirs.authentic_data() {
         diffs.push(("AD", (theirs.authentic_data() as u8).to_string(), (ours.authentic_data() as u8).to_string()));
@@ -267,4 +270,26 @@ fn table(rows: &[[String; 6]]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Not a check: a lab kept up for poking at by hand. `LAB_HOLD_SECS=600
+/// cargo test -p meshdns --test resolver_lab -- --ignored --nocapture
+/// lab_hold` prints its servers, files and Unbound, then keeps them for
+/// that long (default 300 s); `dig @127.53.N.1 . SOA +dnssec`.
+#[test]
+#[ignore = "a lab to poke at by hand"]
+fn lab_hold() {
+    let Some(lab) = Lab::start() else { return };
+    let secs: u64 = std::env::var("LAB_HOLD_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    eprintln!(
+        "lab {}: servers {}..{} port 53, unbound {}\nhints {}\nanchor {}\nmeshdns serve {}\nheld for {secs} s",
+        lab.n,
+        lab.ip(1),
+        lab.ip(8),
+        lab.unbound_addr(),
+        lab.root_hints.display(),
+        lab.trust_anchor.display(),
+        lab.recursive_args().join(" ")
+    );
+    std::thread::sleep(std::time::Duration::from_secs(secs));
 }

@@ -43,7 +43,7 @@ mod structure;
 mod zones;
 
 pub use client::{Flags, ask, exchange, exchange_tcp, exchange_udp, query_msg};
-pub use questions::{Outcome, Question, check, ede_codes, questions};
+pub use questions::{Outcome, Question, check, ede_codes, ede_text, questions};
 pub use structure::check_structure;
 pub use zones::FWD_ZONE;
 
@@ -140,6 +140,21 @@ impl Unbound {
         cmd.arg("-d").arg("-c").arg(&conf);
         let daemon = Daemon::spawn("unbound", cmd, dir.join("unbound.log"));
         Unbound { addr: SocketAddr::from(([127, 0, 0, 1], port)), daemon, conf }
+    }
+
+    /// [`Unbound::spawn`], then waits (bounded) until it answers: a
+    /// second Unbound on a lab (`lab.root_hints`, `lab.trust_anchor`).
+    pub fn start(dir: &Path, hints: &Path, anchor: &Path) -> Unbound {
+        let mut u = Unbound::spawn(dir, hints, anchor);
+        let deadline = Instant::now() + START_LIMIT;
+        while !u.ready() {
+            if let Some(st) = u.daemon.exited() {
+                panic!("unbound exited ({st})\n{}", u.daemon.log_text());
+            }
+            assert!(Instant::now() < deadline, "unbound not ready after {START_LIMIT:?}\n{}", u.daemon.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        u
     }
 
     /// Answers locally (the built-in `localhost.` zone): started.

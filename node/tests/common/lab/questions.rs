@@ -115,6 +115,23 @@ pub fn ede_codes(m: &Message) -> Vec<u16> {
         .collect()
 }
 
+/// The Extended DNS Errors in `m` as "code text" strings (RFC 8914 §2:
+/// INFO-CODE, then EXTRA-TEXT in UTF-8), for failure messages.
+pub fn ede_text(m: &Message) -> Vec<String> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let Some(edns) = m.extensions() else { return Vec::new() };
+    edns.options()
+        .get_all(EdnsCode::from(15))
+        .into_iter()
+        .filter_map(|o| match o {
+            EdnsOption::Unknown(_, data) if data.len() >= 2 => {
+                Some(format!("EDE {} {}", u16::from_be_bytes([data[0], data[1]]), String::from_utf8_lossy(&data[2..])))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether the answer section holds a record of the asked type.
 fn has_type(m: &Message, rtype: RecordType) -> bool {
     m.answers().iter().any(|r| r.record_type() == rtype)
