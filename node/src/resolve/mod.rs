@@ -23,7 +23,7 @@ mod service;
 pub mod tcp_pool;
 pub mod warming;
 
-pub use route::{Routed, route};
+pub use route::{Incoming, Routed, route};
 pub use service::{ResolverService, ResolverStats};
 
 /// How often the cache is purged of data past its stale window and

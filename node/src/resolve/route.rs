@@ -14,6 +14,17 @@ use crate::replicated::writer::Reply;
 use crate::server::Shared;
 use crate::zone::set::ZoneSet;
 
+/// A received query: its bytes, who sent it, and over what.
+#[derive(Clone, Copy, Debug)]
+pub struct Incoming<'a> {
+    /// The message.
+    pub msg: &'a [u8],
+    /// The client's address.
+    pub client: IpAddr,
+    /// UDP or TCP (sets the size limit).
+    pub transport: Transport,
+}
+
 /// What became of a query.
 pub enum Routed {
     /// Answered into the output buffer (or `None`: send nothing).
@@ -29,13 +40,12 @@ pub enum Routed {
 pub fn route(
     shared: &Shared,
     zones: &ZoneSet,
-    msg: &[u8],
-    client: IpAddr,
+    incoming: Incoming<'_>,
     out: &mut [u8],
-    transport: Transport,
     l1: Option<&mut WorkerCache>,
     reply: impl FnOnce() -> Option<Reply>,
 ) -> Routed {
+    let Incoming { msg, client, transport } = incoming;
     let parsed = Query::parse(msg);
     let Some(svc) = shared.resolver.as_ref() else {
         return Routed::Now(answer_parsed(parsed, zones, out, transport, &shared.answer));

@@ -148,8 +148,8 @@ async fn connection(
         let zones = shared.store.current_full();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let reply = || Some(crate::replicated::writer::Reply::Channel(tx));
-        let routed =
-            crate::resolve::route(&shared, &zones, msg, peer.ip(), &mut outbuf[2..], Transport::Tcp, None, reply);
+        let incoming = crate::resolve::Incoming { msg, client: peer.ip(), transport: Transport::Tcp };
+        let routed = crate::resolve::route(&shared, &zones, incoming, &mut outbuf[2..], None, reply);
         let a = match routed {
             crate::resolve::Routed::Now(Some(a)) => a,
             crate::resolve::Routed::Now(None) => {

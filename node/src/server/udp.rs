@@ -24,7 +24,7 @@ use crate::acl::AclKind;
 use crate::dns::auth::{Transport, refuse};
 use crate::metrics::Proto;
 use crate::replicated::writer::Reply;
-use crate::resolve::{Routed, route};
+use crate::resolve::{Incoming, Routed, route};
 use crate::rrl::SlipCounter;
 
 /// Binds `n` sockets to `addr` with `SO_REUSEPORT`. With port 0 the first
@@ -113,7 +113,16 @@ fn worker(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard: usize) 
                 let zones = shared.store.current();
                 let reply = || answer_from.as_ref().map(|s| Reply::Udp { socket: s.clone(), peer });
                 let l1 = l1.as_mut();
-                match guarded(|| Some(route(shared, &zones, msg, peer.ip(), &mut outbuf, Transport::Udp, l1, reply))) {
+                match guarded(|| {
+                    Some(route(
+                        shared,
+                        &zones,
+                        Incoming { msg, client: peer.ip(), transport: Transport::Udp },
+                        &mut outbuf,
+                        l1,
+                        reply,
+                    ))
+                }) {
                     Some(Routed::Now(a)) => a,
                     // The resolver answers from its own clone of the socket.
                     Some(Routed::Later) => continue,
@@ -186,7 +195,16 @@ fn worker_batched(sock: UdpSocket, shared: &SharedRef, stop: &AtomicBool, shard:
                                 .map(|(peer, s)| Reply::Udp { socket: s.clone(), peer })
                         };
                         let (l1, buf) = (l1.as_mut(), replies.next_buf());
-                        match guarded(|| Some(route(shared, &zones, query, ip, buf, Transport::Udp, l1, reply))) {
+                        match guarded(|| {
+                            Some(route(
+                                shared,
+                                &zones,
+                                Incoming { msg: query, client: ip, transport: Transport::Udp },
+                                buf,
+                                l1,
+                                reply,
+                            ))
+                        }) {
                             Some(Routed::Now(a)) => a,
                             Some(Routed::Later) => continue,
                             None => None,
