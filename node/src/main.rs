@@ -533,19 +533,34 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     // Bind everything before serving anything, so a bad address fails fast.
     let mut udp_sockets = Vec::new();
     let mut tcp_listeners = Vec::new();
+    let mut dns_bound = Vec::new();
     for addr in &cfg.listen {
-        udp_sockets.push(
-            server::udp::bind(*addr, cfg.udp_workers)
-                .with_context(|| format!("binding UDP {addr} (is another DNS server using it? choose --listen)"))?,
-        );
-        tcp_listeners.push(
-            server::tcp::bind(*addr)
-                .with_context(|| format!("binding TCP {addr} (is another DNS server using it? choose --listen)"))?,
-        );
+        // Port 0: UDP picks a free port and TCP takes the same one (a few
+        // tries, in case another program holds it for TCP only).
+        let mut tries = if addr.port() == 0 { 20 } else { 1 };
+        let (udp, tcp) = loop {
+            tries -= 1;
+            let udp = server::udp::bind(*addr, cfg.udp_workers)
+                .with_context(|| format!("binding UDP {addr} (is another DNS server using it? choose --listen)"))?;
+            let port = udp.first().and_then(|s| s.local_addr().ok()).map_or(addr.port(), |a| a.port());
+            let on = std::net::SocketAddr::new(addr.ip(), port);
+            match server::tcp::bind(on) {
+                Ok(tcp) => break (udp, tcp),
+                Err(_) if tries > 0 => continue,
+                Err(e) => {
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("binding TCP {on} (is another DNS server using it? choose --listen)")));
+                }
+            }
+        };
+        dns_bound.push(tcp.local_addr()?);
+        udp_sockets.push(udp);
+        tcp_listeners.push(tcp);
     }
     let http_listener =
         std::net::TcpListener::bind(cfg.http).with_context(|| format!("binding HTTP {} (choose --http)", cfg.http))?;
     http_listener.set_nonblocking(true)?;
+    let http_bound = http_listener.local_addr()?;
     let grpc_listener = match grpc_listener {
         Some(l) => l,
         None => std::net::TcpListener::bind(cfg.grpc.listen)
@@ -654,8 +669,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             site = %cfg.mesh.site,
             gossip = %cfg.mesh.gossip,
             grpc = %cfg.grpc.listen,
-            listen = ?cfg.listen,
-            http = %cfg.http,
+            listen = ?dns_bound,
+            http = %http_bound,
             zones = shared.store.current().zones().len(),
             startup_ms = started.elapsed().as_millis() as u64,
             "serving"
