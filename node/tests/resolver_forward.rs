@@ -536,3 +536,28 @@ fn expired_answers_are_served_stale_when_the_upstream_fails() {
     assert_eq!(a_of(&r), ["192.0.2.42"]);
     assert!(metric(&s, "meshdns_resolver_stale_served_total") >= 1);
 }
+
+#[test]
+fn a_name_in_steady_use_is_prefetched_before_it_expires() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let asked = Arc::new(AtomicU32::new(0));
+    let a2 = asked.clone();
+    let upstream = fake_upstream(move |sock, peer, q| {
+        a2.fetch_add(1, Ordering::SeqCst);
+        let mut m = Message::from_vec(&reply_to(q, [192, 0, 2, 50], 1)).unwrap();
+        m.answers_mut()[0].set_ttl(5);
+        let _ = sock.send_to(&m.to_vec().unwrap(), peer);
+    });
+    let s = forwarder(&[format!("udp://{upstream}")], &[]);
+    // Asked every 100 ms: the hits in the last half second of the 5 s TTL
+    // start a background refresh, so no client ever waits on a miss.
+    wait_for("a prefetch", Duration::from_secs(15), || {
+        let r = s.udp(&rq("hot.test.", RecordType::A));
+        assert_eq!(a_of(&r), ["192.0.2.50"]);
+        std::thread::sleep(Duration::from_millis(100));
+        (asked.load(Ordering::SeqCst) >= 2).then_some(())
+    });
+    assert_eq!(metric(&s, "meshdns_resolver_prefetches_total"), 1);
+    assert_eq!(metric(&s, "meshdns_resolver_cache_misses_total"), 1, "a client waited on a miss");
+}

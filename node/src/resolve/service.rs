@@ -189,7 +189,7 @@ impl ResolverService {
             l1.sync(self.cache.generation());
             if let Some(t) = l1.get(key, now) {
                 let len = t.write(out, client, now, None)?;
-                let near_end = t.ttl_left(now).saturating_mul(10) < t.ttl;
+                let near_end = near_end(t, now);
                 self.stats.cache_hits.fetch_add(1, Relaxed);
                 if near_end {
                     self.maybe_prefetch(key, now);
@@ -213,7 +213,7 @@ impl ResolverService {
         };
         let len = t.write(out, client, now, None)?;
         self.stats.cache_hits.fetch_add(1, Relaxed);
-        if t.ttl_left(now).saturating_mul(10) < t.ttl {
+        if near_end(&t, now) {
             self.maybe_prefetch(key, now);
         }
         if let Some(l1) = l1 {
@@ -516,4 +516,12 @@ fn recursor(settings: &ResolverSettings, cache: Arc<Cache>) -> anyhow::Result<Re
         ..RecursiveConfig::default()
     };
     Ok(Recursor::new(cfg, cache, anchors))
+}
+
+/// In the last tenth of its lifetime (to the millisecond): a hit now may
+/// start a prefetch.
+fn near_end(t: &Template, now: Millis) -> bool {
+    let life = u64::from(t.ttl) * 1000;
+    let end = t.stored_ms.saturating_add(life);
+    now < end && (end - now) * 10 < life
 }
