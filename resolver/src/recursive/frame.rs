@@ -153,11 +153,8 @@ impl Frame {
         // Referral data never answers a client (RFC 2181 §5.4.1), but the
         // validator may use a DS RRset from a referral: its signature is
         // checked all the same, and it saves a query per zone cut.
-        let min_rank = if self.purpose == Purpose::Dnssec && q.qtype == RecordType::DS {
-            Rank::Authority
-        } else {
-            Rank::Answer
-        };
+        let min_rank =
+            if self.purpose == Purpose::Dnssec && q.qtype == RecordType::DS { Rank::Authority } else { Rank::Answer };
         if let Some(hit) = cache.rrset(&q.name, q.qtype, now).filter(|h| h.entry.rank >= min_rank) {
             let mut answer = self.chain.clone();
             answer.extend(hit.records_with_ttl());

@@ -10,7 +10,7 @@ use hickory_proto::rr::{Name, RecordType};
 use super::Recursor;
 use super::classify::classify;
 use super::frame::{Action, Asked, Frame, Purpose, servfail};
-use super::rrset::lowercase_owners;
+use super::rrset::{RrsetParts, lowercase_owners};
 use super::store::mark_security;
 use super::validate::{Eval, Validator, ZoneStatus};
 use crate::exchange::{Outgoing, Reply, Step, Transport};
@@ -162,13 +162,29 @@ impl Resolution {
             }
             n
         };
-        let mut v =
-            Validator { anchors, fetched: &self.fetched, memo: &mut self.memo, now_s: now / 1000, cut_of: &cut_of };
+        let cache = self.rec.cache.clone();
+        let known = move |s: &RrsetParts| -> Option<Security> {
+            let hit = cache.rrset(&s.name, s.rtype, now)?;
+            let sec = hit.entry.security;
+            let same = hit.entry.records.len() == s.records.len()
+                && s.records.iter().all(|r| hit.entry.records.iter().any(|c| c.data() == r.data()));
+            (same && matches!(sec, Security::Secure | Security::Insecure)).then_some(sec)
+        };
+        let mut v = Validator {
+            anchors,
+            fetched: &self.fetched,
+            memo: &mut self.memo,
+            now_s: now / 1000,
+            cut_of: &cut_of,
+            known: &known,
+            marks: Vec::new(),
+        };
         let (security, ede) = match v.answer(&self.client, answer) {
             Eval::Ready(x) => x,
             Eval::Need(q) => return Eval::Need(q),
         };
-        mark_security(&self.rec.cache, &self.client, answer, security, now);
+        let marks = std::mem::take(&mut v.marks);
+        mark_security(&self.rec.cache, &self.client, answer, &marks, security, now);
         if security == Security::Bogus {
             let mut r = Resolved::servfail(ede);
             r.security = Security::Bogus;

@@ -62,24 +62,31 @@ pub(crate) fn store_negative(
     }
 }
 
-/// Records the validation status of `res`, the answer to `q`, in the
-/// cache entries it came from (RRsets of the answer, or the negative
-/// entry), keeping their rank and remaining TTL.
-pub(crate) fn mark_security(cache: &Cache, q: &Question, res: &Resolved, security: Security, now: Millis) {
-    for s in group(&res.answer) {
-        if let Some(hit) = cache.rrset(&s.name, s.rtype, now)
-            && hit.entry.security != security
+/// Records validation results in the cache, keeping each entry's rank
+/// and remaining TTL: `marks` per RRset of the answer `res` to `q`, and
+/// `overall` for the negative entry of a negative answer.
+pub(crate) fn mark_security(
+    cache: &Cache,
+    q: &Question,
+    res: &Resolved,
+    marks: &[(Name, RecordType, Security)],
+    overall: Security,
+    now: Millis,
+) {
+    for (name, rtype, security) in marks {
+        if let Some(hit) = cache.rrset(name, *rtype, now)
+            && hit.entry.security != *security
         {
-            let entry = RrsetEntry { security, ..(*hit.entry).clone() };
-            cache.insert_rrset(&s.name, s.rtype, entry, hit.ttl_left, now);
+            let entry = RrsetEntry { security: *security, ..(*hit.entry).clone() };
+            cache.insert_rrset(name, *rtype, entry, hit.ttl_left, now);
         }
     }
     let end = super::frame::chain_target(&res.answer).unwrap_or_else(|| q.name.clone());
     let nq = Question::new(&end, q.qtype);
     if let Some(hit) = cache.negative(&nq, now)
-        && hit.entry.security != security
+        && hit.entry.security != overall
     {
-        let entry = NegativeEntry { security, ..(*hit.entry).clone() };
+        let entry = NegativeEntry { security: overall, ..(*hit.entry).clone() };
         cache.insert_negative(&nq, entry, hit.ttl_left, now);
     }
 }

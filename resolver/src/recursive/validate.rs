@@ -61,6 +61,11 @@ pub(crate) struct Validator<'a> {
     /// The closest zone cut known at or above a name (from the cached NS
     /// RRsets): where unsigned data is looked for a proof of insecurity.
     pub(crate) cut_of: &'a dyn Fn(&Name) -> Name,
+    /// The status the cache already holds for an RRset with these very
+    /// records, when it is Secure or Insecure (no need to check again).
+    pub(crate) known: &'a dyn Fn(&RrsetParts) -> Option<Security>,
+    /// The status found for each RRset of the answer, for the cache.
+    pub(crate) marks: Vec<(Name, RecordType, Security)>,
 }
 
 fn bogus(code: u16, text: impl Into<String>) -> ZoneStatus {
@@ -191,10 +196,22 @@ impl Validator<'_> {
             if s.rtype == RecordType::CNAME && s.rrsigs.is_empty() && dnames.iter().any(|d| d.zone_of(&s.name)) {
                 continue;
             }
-            match ready!(self.rrset(s, &res.authority)) {
-                ZoneStatus::Secure(_) => {}
-                ZoneStatus::Insecure => overall = Security::Insecure,
-                ZoneStatus::Bogus(e) => return Eval::Ready((Security::Bogus, Some(e))),
+            if let Some(sec) = (self.known)(s) {
+                if sec == Security::Insecure {
+                    overall = Security::Insecure;
+                }
+                continue;
+            }
+            let (sec, ede) = match ready!(self.rrset(s, &res.authority)) {
+                ZoneStatus::Secure(_) => (Security::Secure, None),
+                ZoneStatus::Insecure => (Security::Insecure, None),
+                ZoneStatus::Bogus(e) => (Security::Bogus, Some(e)),
+            };
+            self.marks.push((s.name.clone(), s.rtype, sec));
+            match sec {
+                Security::Bogus => return Eval::Ready((Security::Bogus, ede)),
+                Security::Insecure => overall = Security::Insecure,
+                _ => {}
             }
         }
         let has_data = res.answer.iter().any(|r| r.record_type() == q.qtype);
