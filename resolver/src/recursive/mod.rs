@@ -6,9 +6,9 @@
 //! cache of server RTTs, EDNS support and lameness. [`Recursor::start`]
 //! begins a [`Resolution`] for one client question; the driver then loops:
 //!
-//! 1. [`Resolution::poll`] → [`Step::Send`]: send each [`crate::Outgoing`]
-//!    (writing a random ID into it), [`Step::Wait`]: wait for replies
-//!    already asked for, [`Step::Done`]: answer the client;
+//! 1. [`Resolution::poll`] → [`Step::Send`](crate::Step::Send): send each [`crate::Outgoing`]
+//!    (writing a random ID into it), [`Step::Wait`](crate::Step::Wait): wait for replies
+//!    already asked for, [`Step::Done`](crate::Step::Done): answer the client;
 //! 2. [`Resolution::on_reply`] with each reply or timeout, then poll again.
 //!
 //! Inside, a resolution is a stack of lookups: the client's question at
