@@ -178,6 +178,7 @@ impl Resolution {
             cut_of: &cut_of,
             known: &known,
             marks: Vec::new(),
+            proof_ttl: None,
         };
         let (security, ede) = match v.answer(&self.client, answer) {
             Eval::Ready(x) => x,

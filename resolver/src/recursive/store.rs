@@ -4,6 +4,7 @@
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::rrset::group;
+use super::validate::Mark;
 use crate::cache::{Cache, NegativeEntry, Rank, RrsetEntry};
 use crate::types::{Millis, Question, Resolved, Security};
 
@@ -69,16 +70,17 @@ pub(crate) fn mark_security(
     cache: &Cache,
     q: &Question,
     res: &Resolved,
-    marks: &[(Name, RecordType, Security)],
+    marks: &[Mark],
     overall: Security,
     now: Millis,
 ) {
-    for (name, rtype, security) in marks {
-        if let Some(hit) = cache.rrset(name, *rtype, now)
-            && hit.entry.security != *security
+    for m in marks {
+        if let Some(hit) = cache.rrset(&m.name, m.rtype, now)
+            && hit.entry.security != m.security
         {
-            let entry = RrsetEntry { security: *security, ..(*hit.entry).clone() };
-            cache.insert_rrset(name, *rtype, entry, hit.ttl_left, now);
+            let entry = RrsetEntry { security: m.security, ..(*hit.entry).clone() };
+            let ttl = m.ttl.map_or(hit.ttl_left, |t| t.min(hit.ttl_left));
+            cache.insert_rrset(&m.name, m.rtype, entry, ttl, now);
         }
     }
     let end = super::frame::chain_target(&res.answer).unwrap_or_else(|| q.name.clone());

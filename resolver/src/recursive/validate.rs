@@ -65,7 +65,19 @@ pub(crate) struct Validator<'a> {
     /// records, when it is Secure or Insecure (no need to check again).
     pub(crate) known: &'a dyn Fn(&RrsetParts) -> Option<Security>,
     /// The status found for each RRset of the answer, for the cache.
-    pub(crate) marks: Vec<(Name, RecordType, Security)>,
+    pub(crate) marks: Vec<Mark>,
+    /// The TTL the last validated RRset may be cached for.
+    pub(crate) proof_ttl: Option<u32>,
+}
+
+/// The validation result of one RRset, to record in the cache.
+pub(crate) struct Mark {
+    pub(crate) name: Name,
+    pub(crate) rtype: RecordType,
+    pub(crate) security: Security,
+    /// RFC 4035 §5.3.3: a Secure RRset lives no longer than its RRSIG's
+    /// Original TTL and the signature's expiry allow.
+    pub(crate) ttl: Option<u32>,
 }
 
 fn bogus(code: u16, text: impl Into<String>) -> ZoneStatus {
@@ -207,7 +219,8 @@ impl Validator<'_> {
                 ZoneStatus::Insecure => (Security::Insecure, None),
                 ZoneStatus::Bogus(e) => (Security::Bogus, Some(e)),
             };
-            self.marks.push((s.name.clone(), s.rtype, sec));
+            let ttl = self.proof_ttl.take();
+            self.marks.push(Mark { name: s.name.clone(), rtype: s.rtype, security: sec, ttl });
             match sec {
                 Security::Bogus => return Eval::Ready((Security::Bogus, ede)),
                 Security::Insecure => overall = Security::Insecure,
@@ -245,12 +258,18 @@ impl Validator<'_> {
         }
         Eval::Ready(match ready!(self.status(&z, 0)) {
             ZoneStatus::Secure(k) => match validate_rrset(&s.records, &s.rrsigs, &k, self.now_s) {
-                Ok(proof) => match proof.wildcard {
+                Ok(proof) => match proof.wildcard.clone() {
                     Some(w) => match prove_wildcard(&s.name, &w, &z, authority) {
-                        Ok(()) => ZoneStatus::Secure(k),
+                        Ok(()) => {
+                            self.proof_ttl = Some(proof.ttl);
+                            ZoneStatus::Secure(k)
+                        }
                         Err(e) => ZoneStatus::Bogus(e),
                     },
-                    None => ZoneStatus::Secure(k),
+                    None => {
+                        self.proof_ttl = Some(proof.ttl);
+                        ZoneStatus::Secure(k)
+                    }
                 },
                 Err(e) => ZoneStatus::Bogus(e),
             },

@@ -66,6 +66,8 @@ pub(crate) enum Behaviour {
     RefuseName(Name),
     /// Refers every query back to the root.
     UpwardReferral,
+    /// Answers like a recursive server: RA set, AA clear.
+    NotAuthoritative,
     /// Adds this record to every answer section (poisoning attempt).
     Inject(Box<Record>),
 }
@@ -159,6 +161,9 @@ impl FakeNet {
                 r.add_name_server(ns(".", "a.root."));
             }
             _ => authoritative(&server.zones, &qname, q.query_type(), &mut r),
+        }
+        if server.behaviour == Behaviour::NotAuthoritative {
+            r.set_authoritative(false).set_recursion_available(true);
         }
         if let Behaviour::Inject(rec) = &server.behaviour {
             r.add_answer((**rec).clone());

@@ -402,3 +402,21 @@ fn empty_net_is_servfail_not_a_hang() {
     assert_eq!(r.rcode, ResponseCode::ServFail);
     assert_eq!(queries, 1);
 }
+
+#[test]
+fn ns_name_with_only_aaaa_is_reached_over_ipv6() {
+    let mut net = world();
+    net.zone(EXNET, "example.net.", vec![a("ns6.example.net.", "2001:db8::53")]);
+    net.zone(COM, "com.", vec![ns("only6.com.", "ns6.example.net.")]);
+    net.zone(
+        "2001:db8::53",
+        "only6.com.",
+        vec![super::fake::soa("only6.com.", 60, 60), a("www.only6.com.", "192.0.2.6")],
+    );
+    let rec = recursor(ROOTS, |_| {});
+    let (r, _) = resolve(&mut net, &rec, "www.only6.com.", RecordType::A, 0);
+    assert_eq!(a_rrset(&r), ["192.0.2.6"]);
+    let asked: Vec<String> = net.log.iter().map(|s| s.q.to_string()).collect();
+    assert!(asked.contains(&"ns6.example.net. IN A".to_string()), "{asked:?}");
+    assert!(asked.contains(&"ns6.example.net. IN AAAA".to_string()), "A first, then AAAA: {asked:?}");
+}
