@@ -12,7 +12,7 @@ use super::classify::classify;
 use super::frame::{Action, Asked, Frame, Purpose, servfail};
 use super::rrset::{RrsetParts, lowercase_owners};
 use super::store::mark_security;
-use super::validate::{Eval, Validator, ZoneStatus};
+use super::validate::{Eval, Mark, Validator, ZoneStatus};
 use crate::exchange::{Outgoing, Reply, Step, Transport};
 use crate::types::{Millis, Question, Resolved, Security};
 
@@ -52,6 +52,8 @@ pub struct Resolution {
     fetched: HashMap<Question, Resolved>,
     /// Zone statuses worked out so far.
     memo: HashMap<Name, ZoneStatus>,
+    /// Validation results to record in the cache.
+    marks: Vec<Mark>,
 }
 
 impl Resolution {
@@ -71,6 +73,7 @@ impl Resolution {
             unvalidated: None,
             fetched: HashMap::new(),
             memo: HashMap::new(),
+            marks: Vec::new(),
         }
     }
 
@@ -170,6 +173,8 @@ impl Resolution {
                 && s.records.iter().all(|r| hit.entry.records.iter().any(|c| c.data() == r.data()));
             (same && matches!(sec, Security::Secure | Security::Insecure)).then_some(sec)
         };
+        let cache = self.rec.cache.clone();
+        let known_negative = move |q: &Question| cache.negative(q, now).map(|n| n.entry.security);
         let mut v = Validator {
             anchors,
             fetched: &self.fetched,
@@ -177,14 +182,15 @@ impl Resolution {
             now_s: now / 1000,
             cut_of: &cut_of,
             known: &known,
-            marks: Vec::new(),
+            known_negative: &known_negative,
+            marks: &mut self.marks,
             proof_ttl: None,
         };
         let (security, ede) = match v.answer(&self.client, answer) {
             Eval::Ready(x) => x,
             Eval::Need(q) => return Eval::Need(q),
         };
-        let marks = std::mem::take(&mut v.marks);
+        let marks = std::mem::take(&mut self.marks);
         mark_security(&self.rec.cache, &self.client, answer, &marks, security, now);
         if security == Security::Bogus {
             let mut r = Resolved::servfail(ede);

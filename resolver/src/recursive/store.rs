@@ -74,7 +74,16 @@ pub(crate) fn mark_security(
     overall: Security,
     now: Millis,
 ) {
-    for m in marks {
+    for m in marks.iter().filter(|m| m.negative) {
+        let q = Question::new(&m.name, m.rtype);
+        if let Some(hit) = cache.negative(&q, now)
+            && hit.entry.security != m.security
+        {
+            let entry = NegativeEntry { security: m.security, ..(*hit.entry).clone() };
+            cache.insert_negative(&q, entry, hit.ttl_left, now);
+        }
+    }
+    for m in marks.iter().filter(|m| !m.negative) {
         if let Some(hit) = cache.rrset(&m.name, m.rtype, now)
             && hit.entry.security != m.security
         {

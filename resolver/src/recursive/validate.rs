@@ -65,7 +65,9 @@ pub(crate) struct Validator<'a> {
     /// records, when it is Secure or Insecure (no need to check again).
     pub(crate) known: &'a dyn Fn(&RrsetParts) -> Option<Security>,
     /// The status found for each RRset of the answer, for the cache.
-    pub(crate) marks: Vec<Mark>,
+    pub(crate) marks: &'a mut Vec<Mark>,
+    /// The status the cache holds for a negative answer to a question.
+    pub(crate) known_negative: &'a dyn Fn(&Question) -> Option<Security>,
     /// The TTL the last validated RRset may be cached for.
     pub(crate) proof_ttl: Option<u32>,
 }
@@ -78,6 +80,8 @@ pub(crate) struct Mark {
     /// RFC 4035 §5.3.3: a Secure RRset lives no longer than its RRSIG's
     /// Original TTL and the signature's expiry allow.
     pub(crate) ttl: Option<u32>,
+    /// It is about the negative answer to (name, rtype).
+    pub(crate) negative: bool,
 }
 
 fn bogus(code: u16, text: impl Into<String>) -> ZoneStatus {
@@ -132,8 +136,18 @@ impl Validator<'_> {
     fn keys(&mut self, t: &Name, trusted: &[Record]) -> Eval<ZoneStatus> {
         let r = ready!(self.fetched(t, RecordType::DNSKEY));
         let (keys, sigs) = split(&r.answer, t, RecordType::DNSKEY);
+        // The key cache: a DNSKEY RRset validated before (and still live)
+        // is trusted as it is.
+        let parts = RrsetParts { name: t.clone(), rtype: RecordType::DNSKEY, records: keys, rrsigs: sigs };
+        if !parts.records.is_empty() && (self.known)(&parts) == Some(Security::Secure) {
+            return Eval::Ready(ZoneStatus::Secure(parts.records));
+        }
+        let (keys, sigs) = (parts.records, parts.rrsigs);
         Eval::Ready(match validate_dnskeys(t, &keys, &sigs, trusted, self.now_s) {
-            Ok(k) => ZoneStatus::Secure(k),
+            Ok(k) => {
+                self.mark(t, RecordType::DNSKEY, Security::Secure, false);
+                ZoneStatus::Secure(k)
+            }
             Err(e) if is_insecure(&e) => ZoneStatus::Insecure,
             Err(e) => ZoneStatus::Bogus(e),
         })
@@ -146,6 +160,16 @@ impl Validator<'_> {
             return Eval::Ready(bogus(Ede::DNSKEY_MISSING, format!("no DS answer for {t}{why}")));
         }
         let (ds, ds_sigs) = split(&r.answer, t, RecordType::DS);
+        let parts = RrsetParts { name: t.clone(), rtype: RecordType::DS, records: ds, rrsigs: ds_sigs };
+        if !parts.records.is_empty() && (self.known)(&parts) == Some(Security::Secure) {
+            return self.keys(t, &parts.records);
+        }
+        if parts.records.is_empty()
+            && (self.known_negative)(&Question::new(t, RecordType::DS)) == Some(Security::Insecure)
+        {
+            return Eval::Ready(ZoneStatus::Insecure);
+        }
+        let (ds, ds_sigs) = (parts.records, parts.rrsigs);
         if !ds.is_empty() {
             let Some(p) = signer(&ds_sigs) else { return self.unsigned(t, &r, level) };
             if !proper_ancestor(&p, t) {
@@ -153,7 +177,10 @@ impl Validator<'_> {
             }
             return Eval::Ready(match ready!(self.status(&p, level + 1)) {
                 ZoneStatus::Secure(k) => match validate_rrset(&ds, &ds_sigs, &k, self.now_s) {
-                    Ok(_) => ready!(self.keys(t, &ds)),
+                    Ok(_) => {
+                        self.mark(t, RecordType::DS, Security::Secure, false);
+                        ready!(self.keys(t, &ds))
+                    }
                     Err(e) => ZoneStatus::Bogus(e),
                 },
                 other => other,
@@ -178,7 +205,10 @@ impl Validator<'_> {
             prove_nxdomain(t, &p, auth).map(|_| ZoneStatus::Secure(keys.clone()))
         } else {
             match prove_no_ds(t, &p, auth) {
-                Ok(()) => Ok(ZoneStatus::Insecure),
+                Ok(()) => {
+                    self.mark(t, RecordType::DS, Security::Insecure, true);
+                    Ok(ZoneStatus::Insecure)
+                }
                 // No delegation here: t lies inside p, whose keys hold.
                 Err(_) => prove_nodata(t, RecordType::DS, &p, auth).map(|_| ZoneStatus::Secure(keys.clone())),
             }
@@ -195,6 +225,10 @@ impl Validator<'_> {
             ZoneStatus::Secure(_) => bogus(Ede::RRSIGS_MISSING, format!("unsigned DS answer for {t} in signed {p}")),
             other => other,
         })
+    }
+
+    fn mark(&mut self, name: &Name, rtype: RecordType, security: Security, negative: bool) {
+        self.marks.push(Mark { name: name.clone(), rtype, security, ttl: None, negative });
     }
 
     /// The status of a resolution's answer for `q` (see the module docs).
@@ -220,7 +254,7 @@ impl Validator<'_> {
                 ZoneStatus::Bogus(e) => (Security::Bogus, Some(e)),
             };
             let ttl = self.proof_ttl.take();
-            self.marks.push(Mark { name: s.name.clone(), rtype: s.rtype, security: sec, ttl });
+            self.marks.push(Mark { name: s.name.clone(), rtype: s.rtype, security: sec, ttl, negative: false });
             match sec {
                 Security::Bogus => return Eval::Ready((Security::Bogus, ede)),
                 Security::Insecure => overall = Security::Insecure,

@@ -75,6 +75,12 @@ fn signed_answer_is_secure_and_carries_its_rrsigs() {
     assert_eq!((queries, r2.security), (0, Security::Secure));
     let entry = rec.cache().rrset(&n("www.example."), RecordType::A, NOW + 1000).map(|h| h.entry.security);
     assert_eq!(entry, Some(Security::Secure));
+    // The key cache: the zone's DNSKEY RRset is held as Secure, and a
+    // sibling name is answered Secure without fetching it again.
+    let keys = rec.cache().rrset(&n("example."), RecordType::DNSKEY, NOW).map(|h| h.entry.security);
+    assert_eq!(keys, Some(Security::Secure));
+    let (r3, queries) = resolve(&mut net, &rec, "mail.example.", RecordType::A, NOW + 2000);
+    assert_eq!((r3.security, queries), (Security::Secure, 1));
 }
 
 #[test]
@@ -100,6 +106,11 @@ fn unsigned_delegation_is_insecure() {
     let (r, _) = resolve(&mut net, &rec, "www.insecure.example.", RecordType::A, NOW);
     assert_eq!((r.rcode, r.security), (ResponseCode::NoError, Security::Insecure), "{r:?}");
     assert_eq!(r.answer.len(), 1);
+    let q = crate::Question::new(&n("insecure.example."), RecordType::DS);
+    let neg = rec.cache().negative(&q, NOW).map(|h| h.entry.security);
+    assert_eq!(neg, Some(Security::Insecure), "the proven insecure delegation is remembered");
+    let (r, queries) = resolve(&mut net, &rec, "www.insecure.example.", RecordType::A, NOW + 1000);
+    assert_eq!((r.security, queries), (Security::Insecure, 0));
 }
 
 #[test]
