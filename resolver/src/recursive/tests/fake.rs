@@ -66,6 +66,8 @@ pub(crate) enum Behaviour {
     RefuseName(Name),
     /// Refers every query back to the root.
     UpwardReferral,
+    /// Answers normally after this many milliseconds.
+    Slow(u64),
     /// Answers like a recursive server: RA set, AA clear.
     NotAuthoritative,
     /// Adds this record to every answer section (poisoning attempt).
@@ -168,7 +170,10 @@ impl FakeNet {
         if let Behaviour::Inject(rec) = &server.behaviour {
             r.add_answer((**rec).clone());
         }
-        wire(&r)
+        match (wire(&r), &server.behaviour) {
+            (Reply::Message { wire, .. }, Behaviour::Slow(ms)) => Reply::Message { wire, rtt_ms: *ms },
+            (reply, _) => reply,
+        }
     }
 }
 

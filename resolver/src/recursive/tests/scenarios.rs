@@ -420,3 +420,17 @@ fn ns_name_with_only_aaaa_is_reached_over_ipv6() {
     assert!(asked.contains(&"ns6.example.net. IN A".to_string()), "{asked:?}");
     assert!(asked.contains(&"ns6.example.net. IN AAAA".to_string()), "A first, then AAAA: {asked:?}");
 }
+
+#[test]
+fn the_faster_server_gets_most_queries() {
+    let mut net = world();
+    net.behave(EX1, Behaviour::Slow(900));
+    let rec = recursor(ROOTS, |c| c.qname_minimisation = false);
+    for i in 0..40 {
+        let (r, _) = resolve(&mut net, &rec, &format!("n{i}.example.com."), RecordType::A, i * 10);
+        assert_eq!(r.rcode, ResponseCode::NXDomain);
+    }
+    let (slow, fast) = (net.seen_by(EX1).len(), net.seen_by(EX2).len());
+    assert!(slow <= 2 && fast >= 38, "slow {slow}, fast {fast}");
+    assert!(rec.infra().rto(ip(EX1)) > rec.infra().rto(ip(EX2)));
+}
