@@ -142,13 +142,20 @@ pub(crate) fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Na
                 .map(|r| (*r).clone())
                 .collect();
             let targets: Vec<Name> = ns.iter().filter_map(ns_target).collect();
-            // Glue only for the NS names and only inside the delegated zone
-            // (RFC 2181 §5.4.1; poisoning defence).
+            // Glue only for the NS names of this referral, and only inside
+            // the zone of the server that sent it (in-bailiwick, RFC 2181
+            // §5.4.1; the poisoning defence): a server may vouch for
+            // addresses in its own zone, not elsewhere. This admits sibling
+            // glue (the root's addresses for a.gtld-servers.net when it
+            // refers to com., as Unbound and BIND accept it): without it
+            // the com. and net. servers, named under gtld-servers.net,
+            // would be reachable only through a lookup that needs them.
+            // Glue is cached at the lowest rank and never answers a client.
             let glue = msg
                 .additionals()
                 .iter()
                 .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
-                .filter(|r| targets.contains(r.name()) && cut.zone_of(r.name()))
+                .filter(|r| targets.contains(r.name()) && zone.zone_of(r.name()))
                 .cloned()
                 .collect();
             let authority = authority.iter().filter(|r| cut.zone_of(r.name())).map(|r| (*r).clone()).collect();

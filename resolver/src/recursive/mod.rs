@@ -25,7 +25,8 @@
 //! Choices (each explained where it is made): QNAME minimisation asks
 //! QTYPE A, takes NXDOMAIN for a minimised name as final (RFC 8020) and
 //! falls back to the full name on REFUSED/SERVFAIL/NOTIMP/FORMERR
-//! (`minimise`); glue is used only inside the delegated zone
+//! (`minimise`); glue is used only for the referral's NS names
+//! and inside the referring server's zone, sibling glue included
 //! (`classify`); a malformed reply counts as a timeout (`resolution`);
 //! referral data (rank Authority/Additional) finds servers but never
 //! answers a client, except a referral's DS for the validator (`frame`).
