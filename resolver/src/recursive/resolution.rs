@@ -18,7 +18,7 @@ use crate::types::{Millis, Question, Resolved, Security};
 
 /// Bound on the internal steps one poll takes (pushes, pops, cache hits)
 /// before it must have something to send or an answer.
-const MAX_STEPS_PER_POLL: usize = 256;
+const MAX_STEPS_PER_POLL: usize = 1024;
 /// EDE 0, Other (RFC 8914 §4.1).
 const EDE_OTHER: u16 = 0;
 
