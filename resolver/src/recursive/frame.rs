@@ -259,14 +259,14 @@ impl Frame {
                 self.min.advance(&asked.q.name);
                 deleg.tried.clear();
             }
-            Class::Answer { chain, data } => {
+            Class::Answer { chain, data, proofs } => {
                 let rank = if aa { Rank::AuthoritativeAnswer } else { Rank::Answer };
                 store_rrsets(cache, &chain, rank, sec, now);
                 store_rrsets(cache, &data, rank, sec, now);
                 let mut answer = self.chain.clone();
                 answer.extend(chain);
                 answer.extend(data);
-                self.outcome = Some(self.resolved(ResponseCode::NoError, answer, Vec::new(), sec));
+                self.outcome = Some(self.resolved(ResponseCode::NoError, answer, proofs, sec));
             }
             Class::Redirect { chain, target } => {
                 let rank = if aa { Rank::AuthoritativeAnswer } else { Rank::Answer };

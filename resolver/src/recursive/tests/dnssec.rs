@@ -221,3 +221,31 @@ fn ds_for_another_key_breaks_the_chain() {
     let (r, _) = resolve(&mut net, &rec, "www.child.test.", RecordType::A, NOW);
     assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
 }
+
+#[test]
+fn wildcard_answers_are_secure_with_their_proof() {
+    for fx in ["nsec-ecdsa", "nsec3"] {
+        let (zone, anchors) = fixture(fx);
+        let mut net = world(zone);
+        let rec = recursor_with(&[("a.root.", ROOT)], |c| c.qname_minimisation = false, Some(anchors));
+        let (r, _) = resolve(&mut net, &rec, "anything.wild.example.", RecordType::TXT, NOW);
+        assert_eq!((r.rcode, r.security), (ResponseCode::NoError, Security::Secure), "{fx}: {r:?}");
+        assert_eq!(r.answer[0].name(), &n("anything.wild.example."));
+    }
+}
+
+#[test]
+fn wildcard_answer_without_its_proof_is_bogus() {
+    let (zone, anchors) = fixture("nsec-ecdsa");
+    // The server keeps its NSEC records to itself.
+    let zone: Vec<Record> = zone
+        .into_iter()
+        .filter(|r| {
+            r.record_type() != RecordType::NSEC && crate::recursive::rrset::covered_type(r) != Some(RecordType::NSEC)
+        })
+        .collect();
+    let mut net = world(zone);
+    let rec = recursor_with(&[("a.root.", ROOT)], |c| c.qname_minimisation = false, Some(anchors));
+    let (r, _) = resolve(&mut net, &rec, "anything.wild.example.", RecordType::TXT, NOW);
+    assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
+}

@@ -264,8 +264,30 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
             cur = t.0.clone();
             continue;
         }
+        let exists = recs.iter().any(|x| cur.zone_of(x.name()));
+        // RFC 4592: a wildcard at the closest encloser answers for a name
+        // that does not exist (the proofs go along: every NSEC of the zone).
+        if !exists {
+            let mut encloser = cur.base_name();
+            while !recs.iter().any(|x| encloser.zone_of(x.name())) && !encloser.is_root() {
+                encloser = encloser.base_name();
+            }
+            let wild = encloser.prepend_label("*").unwrap_or_else(|e| panic!("{e}"));
+            let synth: Vec<Record> = with_sigs(recs, &wild, qtype)
+                .into_iter()
+                .map(|mut x| {
+                    x.set_name(cur.clone());
+                    x
+                })
+                .collect();
+            if !synth.is_empty() {
+                r.add_answers(synth);
+                r.add_name_servers(denial(recs));
+                return;
+            }
+        }
         // RFC 6604: after a chain the rcode is about its last name.
-        if !recs.iter().any(|x| cur.zone_of(x.name())) {
+        if !exists {
             r.set_response_code(ResponseCode::NXDomain);
         }
         r.add_name_servers(soa_rr());
