@@ -95,6 +95,9 @@ fn nxdomain_for_a_minimised_name_ends_the_resolution() {
     assert_eq!(queries, 3, "RFC 8020: nowhere.example.com does not exist, nor anything below");
     assert_eq!(r.authority.len(), 1);
     assert_eq!(r.authority[0].record_type(), RecordType::SOA);
+    // And the cached NXDOMAIN answers for every name below it.
+    let (r, queries) = resolve(&mut net, &rec, "other.nowhere.example.com.", RecordType::MX, 1000);
+    assert_eq!((r.rcode, queries), (ResponseCode::NXDomain, 0));
 }
 
 #[test]
