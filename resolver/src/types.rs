@@ -102,8 +102,10 @@ impl Ede {
 ///
 /// Contract with the response builder: a resolution always includes the
 /// DNSSEC records that came with the data — each answer RRset followed by
-/// its RRSIGs, and in a negative answer the NSEC/NSEC3 records and their
-/// RRSIGs — whether or not the client set DO. The builder drops RRSIG,
+/// its RRSIGs, in a negative answer the SOA and the NSEC/NSEC3 records
+/// with their RRSIGs, and after a wildcard answer the NSEC/NSEC3 proof
+/// that no closer name exists (RFC 4035 §3.1.3.3) — whether or not the
+/// client set DO. The builder drops RRSIG,
 /// NSEC and NSEC3 records for clients without DO (RFC 4035 §3.2.1), and
 /// sets AD only when `security` is [`Security::Secure`] (RFC 4035 §3.2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]

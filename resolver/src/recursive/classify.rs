@@ -17,7 +17,10 @@ use super::rrset::{covered_type, dname_target};
 pub(crate) enum Class {
     /// The RRset asked for, after `chain` (CNAMEs, DNAMEs and the CNAMEs
     /// synthesised from them, RFC 6672 §3), with RRSIGs.
-    Answer { chain: Vec<Record>, data: Vec<Record> },
+    /// `proofs` are the NSEC/NSEC3 records (and RRSIGs) of the authority
+    /// section: a wildcard answer's proof that no closer name exists
+    /// (RFC 4035 §3.1.3.3).
+    Answer { chain: Vec<Record>, data: Vec<Record>, proofs: Vec<Record> },
     /// A CNAME/DNAME chain ending at `target`, for which this reply has no
     /// answer: resolution goes on for `target`.
     Redirect { chain: Vec<Record>, target: Name },
@@ -103,7 +106,17 @@ pub(crate) fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Na
             // An answer from a cache, not from an authority (Unbound's "rec_lame").
             return Class::Lame("non-authoritative answer from a recursive server");
         }
-        return Class::Answer { chain, data };
+        let proofs = msg
+            .name_servers()
+            .iter()
+            .filter(|r| zone.zone_of(r.name()))
+            .filter(|r| {
+                matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3)
+                    || matches!(covered_type(r), Some(RecordType::NSEC | RecordType::NSEC3))
+            })
+            .cloned()
+            .collect();
+        return Class::Answer { chain, data, proofs };
     }
     if redirected && !zone.zone_of(&cur) {
         return Class::Redirect { chain, target: cur };
@@ -142,13 +155,20 @@ pub(crate) fn classify(msg: &Message, qname: &Name, qtype: RecordType, zone: &Na
                 .map(|r| (*r).clone())
                 .collect();
             let targets: Vec<Name> = ns.iter().filter_map(ns_target).collect();
-            // Glue only for the NS names and only inside the delegated zone
-            // (RFC 2181 §5.4.1; poisoning defence).
+            // Glue only for the NS names of this referral, and only inside
+            // the zone of the server that sent it (in-bailiwick, RFC 2181
+            // §5.4.1; the poisoning defence): a server may vouch for
+            // addresses in its own zone, not elsewhere. This admits sibling
+            // glue (the root's addresses for a.gtld-servers.net when it
+            // refers to com., as Unbound and BIND accept it): without it
+            // the com. and net. servers, named under gtld-servers.net,
+            // would be reachable only through a lookup that needs them.
+            // Glue is cached at the lowest rank and never answers a client.
             let glue = msg
                 .additionals()
                 .iter()
                 .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
-                .filter(|r| targets.contains(r.name()) && cut.zone_of(r.name()))
+                .filter(|r| targets.contains(r.name()) && zone.zone_of(r.name()))
                 .cloned()
                 .collect();
             let authority = authority.iter().filter(|r| cut.zone_of(r.name())).map(|r| (*r).clone()).collect();

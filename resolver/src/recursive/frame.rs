@@ -180,6 +180,20 @@ impl Frame {
             let rcode = if neg.entry.nxdomain { ResponseCode::NXDomain } else { ResponseCode::NoError };
             return Some(self.resolved(rcode, self.chain.clone(), auth, neg.entry.security));
         }
+        // RFC 8020: below a name that does not exist, nothing exists. The
+        // ancestor's denial proves the target's too (its NSEC covers the
+        // whole subtree; its NSEC3 closest encloser is the same).
+        let mut up = q.name.clone();
+        while up.num_labels() > 1 {
+            up = up.base_name();
+            if let Some(neg) = cache.negative(&Question::new(&up, q.qtype), now).filter(|n| n.entry.nxdomain) {
+                let mut auth = neg.entry.authority.clone();
+                for r in &mut auth {
+                    r.set_ttl(r.ttl().min(neg.ttl_left));
+                }
+                return Some(self.resolved(ResponseCode::NXDomain, self.chain.clone(), auth, neg.entry.security));
+            }
+        }
         None
     }
 
@@ -259,14 +273,14 @@ impl Frame {
                 self.min.advance(&asked.q.name);
                 deleg.tried.clear();
             }
-            Class::Answer { chain, data } => {
+            Class::Answer { chain, data, proofs } => {
                 let rank = if aa { Rank::AuthoritativeAnswer } else { Rank::Answer };
                 store_rrsets(cache, &chain, rank, sec, now);
                 store_rrsets(cache, &data, rank, sec, now);
                 let mut answer = self.chain.clone();
                 answer.extend(chain);
                 answer.extend(data);
-                self.outcome = Some(self.resolved(ResponseCode::NoError, answer, Vec::new(), sec));
+                self.outcome = Some(self.resolved(ResponseCode::NoError, answer, proofs, sec));
             }
             Class::Redirect { chain, target } => {
                 let rank = if aa { Rank::AuthoritativeAnswer } else { Rank::Answer };

@@ -126,7 +126,7 @@ impl InfraCache {
     }
 
     /// Picks one of `candidates` (none lame for `zone`): the fastest by
-    /// RTO, or another within [`RTT_BAND_MS`] of it chosen by `seed` (the
+    /// RTO, or another within `RTT_BAND_MS` (400 ms) of it chosen by `seed` (the
     /// caller's deterministic stand-in for randomness). Servers skipped
     /// after a timeout are taken only when no other is left.
     pub fn select(&self, candidates: &[IpAddr], zone: &Name, seed: u64, now: Millis) -> Option<IpAddr> {

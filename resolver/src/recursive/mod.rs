@@ -6,9 +6,9 @@
 //! cache of server RTTs, EDNS support and lameness. [`Recursor::start`]
 //! begins a [`Resolution`] for one client question; the driver then loops:
 //!
-//! 1. [`Resolution::poll`] → [`Step::Send`]: send each [`crate::Outgoing`]
-//!    (writing a random ID into it), [`Step::Wait`]: wait for replies
-//!    already asked for, [`Step::Done`]: answer the client;
+//! 1. [`Resolution::poll`] → [`Step::Send`](crate::Step::Send): send each [`crate::Outgoing`]
+//!    (writing a random ID into it), [`Step::Wait`](crate::Step::Wait): wait for replies
+//!    already asked for, [`Step::Done`](crate::Step::Done): answer the client;
 //! 2. [`Resolution::on_reply`] with each reply or timeout, then poll again.
 //!
 //! Inside, a resolution is a stack of lookups: the client's question at
@@ -22,9 +22,23 @@
 //! ([`RecursiveConfig::max_depth`]) and CNAME/DNAME chain length
 //! ([`RecursiveConfig::max_cname_chain`]).
 //!
+//! Choices (each explained where it is made): QNAME minimisation asks
+//! QTYPE A, takes NXDOMAIN for a minimised name as final (RFC 8020) and
+//! falls back to the full name on REFUSED/SERVFAIL/NOTIMP/FORMERR
+//! (`minimise`); glue is used only for the referral's NS names
+//! and inside the referring server's zone, sibling glue included
+//! (`classify`); a malformed reply counts as a timeout (`resolution`);
+//! referral data (rank Authority/Additional) finds servers but never
+//! answers a client, except a referral's DS for the validator (`frame`).
+//!
+//! With trust anchors and validation on, every upstream query has DO
+//! set, and the client's answer is validated once resolved (`validate`):
+//! the DS and DNSKEY RRsets it needs are looked up as further lookups on
+//! the same stack, so they share the cache and the work bound.
+//!
 //! Not done: priming the root NS set (RFC 8109; the hints are used as
 //! they are), 0x20 case randomisation (it needs randomness: a driver
-//! concern), and parallel queries to several servers.
+//! concern), parallel queries to several servers, and serve-stale.
 
 mod classify;
 mod delegation;

@@ -10,15 +10,15 @@ use hickory_proto::rr::{Name, RecordType};
 use super::Recursor;
 use super::classify::classify;
 use super::frame::{Action, Asked, Frame, Purpose, servfail};
-use super::rrset::lowercase_owners;
+use super::rrset::{RrsetParts, lowercase_owners};
 use super::store::mark_security;
-use super::validate::{Eval, Validator, ZoneStatus};
+use super::validate::{Eval, Mark, Validator, ZoneStatus};
 use crate::exchange::{Outgoing, Reply, Step, Transport};
 use crate::types::{Millis, Question, Resolved, Security};
 
 /// Bound on the internal steps one poll takes (pushes, pops, cache hits)
 /// before it must have something to send or an answer.
-const MAX_STEPS_PER_POLL: usize = 256;
+const MAX_STEPS_PER_POLL: usize = 1024;
 /// EDE 0, Other (RFC 8914 §4.1).
 const EDE_OTHER: u16 = 0;
 
@@ -52,6 +52,8 @@ pub struct Resolution {
     fetched: HashMap<Question, Resolved>,
     /// Zone statuses worked out so far.
     memo: HashMap<Name, ZoneStatus>,
+    /// Validation results to record in the cache.
+    marks: Vec<Mark>,
 }
 
 impl Resolution {
@@ -71,6 +73,7 @@ impl Resolution {
             unvalidated: None,
             fetched: HashMap::new(),
             memo: HashMap::new(),
+            marks: Vec::new(),
         }
     }
 
@@ -162,13 +165,33 @@ impl Resolution {
             }
             n
         };
-        let mut v =
-            Validator { anchors, fetched: &self.fetched, memo: &mut self.memo, now_s: now / 1000, cut_of: &cut_of };
+        let cache = self.rec.cache.clone();
+        let known = move |s: &RrsetParts| -> Option<Security> {
+            let hit = cache.rrset(&s.name, s.rtype, now)?;
+            let sec = hit.entry.security;
+            let same = hit.entry.records.len() == s.records.len()
+                && s.records.iter().all(|r| hit.entry.records.iter().any(|c| c.data() == r.data()));
+            (same && matches!(sec, Security::Secure | Security::Insecure)).then_some(sec)
+        };
+        let cache = self.rec.cache.clone();
+        let known_negative = move |q: &Question| cache.negative(q, now).map(|n| n.entry.security);
+        let mut v = Validator {
+            anchors,
+            fetched: &self.fetched,
+            memo: &mut self.memo,
+            now_s: now / 1000,
+            cut_of: &cut_of,
+            known: &known,
+            known_negative: &known_negative,
+            marks: &mut self.marks,
+            proof_ttl: None,
+        };
         let (security, ede) = match v.answer(&self.client, answer) {
             Eval::Ready(x) => x,
             Eval::Need(q) => return Eval::Need(q),
         };
-        mark_security(&self.rec.cache, &self.client, answer, security, now);
+        let marks = std::mem::take(&mut self.marks);
+        mark_security(&self.rec.cache, &self.client, answer, &marks, security, now);
         if security == Security::Bogus {
             let mut r = Resolved::servfail(ede);
             r.security = Security::Bogus;

@@ -4,6 +4,7 @@
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::rrset::group;
+use super::validate::Mark;
 use crate::cache::{Cache, NegativeEntry, Rank, RrsetEntry};
 use crate::types::{Millis, Question, Resolved, Security};
 
@@ -62,24 +63,41 @@ pub(crate) fn store_negative(
     }
 }
 
-/// Records the validation status of `res`, the answer to `q`, in the
-/// cache entries it came from (RRsets of the answer, or the negative
-/// entry), keeping their rank and remaining TTL.
-pub(crate) fn mark_security(cache: &Cache, q: &Question, res: &Resolved, security: Security, now: Millis) {
-    for s in group(&res.answer) {
-        if let Some(hit) = cache.rrset(&s.name, s.rtype, now)
-            && hit.entry.security != security
+/// Records validation results in the cache, keeping each entry's rank
+/// and remaining TTL: `marks` per RRset of the answer `res` to `q`, and
+/// `overall` for the negative entry of a negative answer.
+pub(crate) fn mark_security(
+    cache: &Cache,
+    q: &Question,
+    res: &Resolved,
+    marks: &[Mark],
+    overall: Security,
+    now: Millis,
+) {
+    for m in marks.iter().filter(|m| m.negative) {
+        let q = Question::new(&m.name, m.rtype);
+        if let Some(hit) = cache.negative(&q, now)
+            && hit.entry.security != m.security
         {
-            let entry = RrsetEntry { security, ..(*hit.entry).clone() };
-            cache.insert_rrset(&s.name, s.rtype, entry, hit.ttl_left, now);
+            let entry = NegativeEntry { security: m.security, ..(*hit.entry).clone() };
+            cache.insert_negative(&q, entry, hit.ttl_left, now);
+        }
+    }
+    for m in marks.iter().filter(|m| !m.negative) {
+        if let Some(hit) = cache.rrset(&m.name, m.rtype, now)
+            && hit.entry.security != m.security
+        {
+            let entry = RrsetEntry { security: m.security, ..(*hit.entry).clone() };
+            let ttl = m.ttl.map_or(hit.ttl_left, |t| t.min(hit.ttl_left));
+            cache.insert_rrset(&m.name, m.rtype, entry, ttl, now);
         }
     }
     let end = super::frame::chain_target(&res.answer).unwrap_or_else(|| q.name.clone());
     let nq = Question::new(&end, q.qtype);
     if let Some(hit) = cache.negative(&nq, now)
-        && hit.entry.security != security
+        && hit.entry.security != overall
     {
-        let entry = NegativeEntry { security, ..(*hit.entry).clone() };
+        let entry = NegativeEntry { security: overall, ..(*hit.entry).clone() };
         cache.insert_negative(&nq, entry, hit.ttl_left, now);
     }
 }

@@ -61,6 +61,27 @@ pub(crate) struct Validator<'a> {
     /// The closest zone cut known at or above a name (from the cached NS
     /// RRsets): where unsigned data is looked for a proof of insecurity.
     pub(crate) cut_of: &'a dyn Fn(&Name) -> Name,
+    /// The status the cache already holds for an RRset with these very
+    /// records, when it is Secure or Insecure (no need to check again).
+    pub(crate) known: &'a dyn Fn(&RrsetParts) -> Option<Security>,
+    /// The status found for each RRset of the answer, for the cache.
+    pub(crate) marks: &'a mut Vec<Mark>,
+    /// The status the cache holds for a negative answer to a question.
+    pub(crate) known_negative: &'a dyn Fn(&Question) -> Option<Security>,
+    /// The TTL the last validated RRset may be cached for.
+    pub(crate) proof_ttl: Option<u32>,
+}
+
+/// The validation result of one RRset, to record in the cache.
+pub(crate) struct Mark {
+    pub(crate) name: Name,
+    pub(crate) rtype: RecordType,
+    pub(crate) security: Security,
+    /// RFC 4035 §5.3.3: a Secure RRset lives no longer than its RRSIG's
+    /// Original TTL and the signature's expiry allow.
+    pub(crate) ttl: Option<u32>,
+    /// It is about the negative answer to (name, rtype).
+    pub(crate) negative: bool,
 }
 
 fn bogus(code: u16, text: impl Into<String>) -> ZoneStatus {
@@ -115,8 +136,18 @@ impl Validator<'_> {
     fn keys(&mut self, t: &Name, trusted: &[Record]) -> Eval<ZoneStatus> {
         let r = ready!(self.fetched(t, RecordType::DNSKEY));
         let (keys, sigs) = split(&r.answer, t, RecordType::DNSKEY);
+        // The key cache: a DNSKEY RRset validated before (and still live)
+        // is trusted as it is.
+        let parts = RrsetParts { name: t.clone(), rtype: RecordType::DNSKEY, records: keys, rrsigs: sigs };
+        if !parts.records.is_empty() && (self.known)(&parts) == Some(Security::Secure) {
+            return Eval::Ready(ZoneStatus::Secure(parts.records));
+        }
+        let (keys, sigs) = (parts.records, parts.rrsigs);
         Eval::Ready(match validate_dnskeys(t, &keys, &sigs, trusted, self.now_s) {
-            Ok(k) => ZoneStatus::Secure(k),
+            Ok(k) => {
+                self.mark(t, RecordType::DNSKEY, Security::Secure, false);
+                ZoneStatus::Secure(k)
+            }
             Err(e) if is_insecure(&e) => ZoneStatus::Insecure,
             Err(e) => ZoneStatus::Bogus(e),
         })
@@ -129,6 +160,16 @@ impl Validator<'_> {
             return Eval::Ready(bogus(Ede::DNSKEY_MISSING, format!("no DS answer for {t}{why}")));
         }
         let (ds, ds_sigs) = split(&r.answer, t, RecordType::DS);
+        let parts = RrsetParts { name: t.clone(), rtype: RecordType::DS, records: ds, rrsigs: ds_sigs };
+        if !parts.records.is_empty() && (self.known)(&parts) == Some(Security::Secure) {
+            return self.keys(t, &parts.records);
+        }
+        if parts.records.is_empty()
+            && (self.known_negative)(&Question::new(t, RecordType::DS)) == Some(Security::Insecure)
+        {
+            return Eval::Ready(ZoneStatus::Insecure);
+        }
+        let (ds, ds_sigs) = (parts.records, parts.rrsigs);
         if !ds.is_empty() {
             let Some(p) = signer(&ds_sigs) else { return self.unsigned(t, &r, level) };
             if !proper_ancestor(&p, t) {
@@ -136,7 +177,10 @@ impl Validator<'_> {
             }
             return Eval::Ready(match ready!(self.status(&p, level + 1)) {
                 ZoneStatus::Secure(k) => match validate_rrset(&ds, &ds_sigs, &k, self.now_s) {
-                    Ok(_) => ready!(self.keys(t, &ds)),
+                    Ok(_) => {
+                        self.mark(t, RecordType::DS, Security::Secure, false);
+                        ready!(self.keys(t, &ds))
+                    }
                     Err(e) => ZoneStatus::Bogus(e),
                 },
                 other => other,
@@ -161,7 +205,10 @@ impl Validator<'_> {
             prove_nxdomain(t, &p, auth).map(|_| ZoneStatus::Secure(keys.clone()))
         } else {
             match prove_no_ds(t, &p, auth) {
-                Ok(()) => Ok(ZoneStatus::Insecure),
+                Ok(()) => {
+                    self.mark(t, RecordType::DS, Security::Insecure, true);
+                    Ok(ZoneStatus::Insecure)
+                }
                 // No delegation here: t lies inside p, whose keys hold.
                 Err(_) => prove_nodata(t, RecordType::DS, &p, auth).map(|_| ZoneStatus::Secure(keys.clone())),
             }
@@ -180,6 +227,10 @@ impl Validator<'_> {
         })
     }
 
+    fn mark(&mut self, name: &Name, rtype: RecordType, security: Security, negative: bool) {
+        self.marks.push(Mark { name: name.clone(), rtype, security, ttl: None, negative });
+    }
+
     /// The status of a resolution's answer for `q` (see the module docs).
     pub(crate) fn answer(&mut self, q: &Question, res: &Resolved) -> Eval<(Security, Option<Ede>)> {
         let sets = group(&res.answer);
@@ -191,10 +242,23 @@ impl Validator<'_> {
             if s.rtype == RecordType::CNAME && s.rrsigs.is_empty() && dnames.iter().any(|d| d.zone_of(&s.name)) {
                 continue;
             }
-            match ready!(self.rrset(s, &res.authority)) {
-                ZoneStatus::Secure(_) => {}
-                ZoneStatus::Insecure => overall = Security::Insecure,
-                ZoneStatus::Bogus(e) => return Eval::Ready((Security::Bogus, Some(e))),
+            if let Some(sec) = (self.known)(s) {
+                if sec == Security::Insecure {
+                    overall = Security::Insecure;
+                }
+                continue;
+            }
+            let (sec, ede) = match ready!(self.rrset(s, &res.authority)) {
+                ZoneStatus::Secure(_) => (Security::Secure, None),
+                ZoneStatus::Insecure => (Security::Insecure, None),
+                ZoneStatus::Bogus(e) => (Security::Bogus, Some(e)),
+            };
+            let ttl = self.proof_ttl.take();
+            self.marks.push(Mark { name: s.name.clone(), rtype: s.rtype, security: sec, ttl, negative: false });
+            match sec {
+                Security::Bogus => return Eval::Ready((Security::Bogus, ede)),
+                Security::Insecure => overall = Security::Insecure,
+                _ => {}
             }
         }
         let has_data = res.answer.iter().any(|r| r.record_type() == q.qtype);
@@ -228,12 +292,18 @@ impl Validator<'_> {
         }
         Eval::Ready(match ready!(self.status(&z, 0)) {
             ZoneStatus::Secure(k) => match validate_rrset(&s.records, &s.rrsigs, &k, self.now_s) {
-                Ok(proof) => match proof.wildcard {
+                Ok(proof) => match proof.wildcard.clone() {
                     Some(w) => match prove_wildcard(&s.name, &w, &z, authority) {
-                        Ok(()) => ZoneStatus::Secure(k),
+                        Ok(()) => {
+                            self.proof_ttl = Some(proof.ttl);
+                            ZoneStatus::Secure(k)
+                        }
                         Err(e) => ZoneStatus::Bogus(e),
                     },
-                    None => ZoneStatus::Secure(k),
+                    None => {
+                        self.proof_ttl = Some(proof.ttl);
+                        ZoneStatus::Secure(k)
+                    }
                 },
                 Err(e) => ZoneStatus::Bogus(e),
             },

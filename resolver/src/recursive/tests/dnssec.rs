@@ -75,6 +75,12 @@ fn signed_answer_is_secure_and_carries_its_rrsigs() {
     assert_eq!((queries, r2.security), (0, Security::Secure));
     let entry = rec.cache().rrset(&n("www.example."), RecordType::A, NOW + 1000).map(|h| h.entry.security);
     assert_eq!(entry, Some(Security::Secure));
+    // The key cache: the zone's DNSKEY RRset is held as Secure, and a
+    // sibling name is answered Secure without fetching it again.
+    let keys = rec.cache().rrset(&n("example."), RecordType::DNSKEY, NOW).map(|h| h.entry.security);
+    assert_eq!(keys, Some(Security::Secure));
+    let (r3, queries) = resolve(&mut net, &rec, "mail.example.", RecordType::A, NOW + 2000);
+    assert_eq!((r3.security, queries), (Security::Secure, 1));
 }
 
 #[test]
@@ -100,6 +106,11 @@ fn unsigned_delegation_is_insecure() {
     let (r, _) = resolve(&mut net, &rec, "www.insecure.example.", RecordType::A, NOW);
     assert_eq!((r.rcode, r.security), (ResponseCode::NoError, Security::Insecure), "{r:?}");
     assert_eq!(r.answer.len(), 1);
+    let q = crate::Question::new(&n("insecure.example."), RecordType::DS);
+    let neg = rec.cache().negative(&q, NOW).map(|h| h.entry.security);
+    assert_eq!(neg, Some(Security::Insecure), "the proven insecure delegation is remembered");
+    let (r, queries) = resolve(&mut net, &rec, "www.insecure.example.", RecordType::A, NOW + 1000);
+    assert_eq!((r.security, queries), (Security::Insecure, 0));
 }
 
 #[test]
@@ -208,5 +219,33 @@ fn ds_for_another_key_breaks_the_chain() {
     let (mut net, anchors) = chained_world(false);
     let rec = recursor_with(&[("a.root.", ROOT)], |_| {}, Some(anchors));
     let (r, _) = resolve(&mut net, &rec, "www.child.test.", RecordType::A, NOW);
+    assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
+}
+
+#[test]
+fn wildcard_answers_are_secure_with_their_proof() {
+    for fx in ["nsec-ecdsa", "nsec3"] {
+        let (zone, anchors) = fixture(fx);
+        let mut net = world(zone);
+        let rec = recursor_with(&[("a.root.", ROOT)], |c| c.qname_minimisation = false, Some(anchors));
+        let (r, _) = resolve(&mut net, &rec, "anything.wild.example.", RecordType::TXT, NOW);
+        assert_eq!((r.rcode, r.security), (ResponseCode::NoError, Security::Secure), "{fx}: {r:?}");
+        assert_eq!(r.answer[0].name(), &n("anything.wild.example."));
+    }
+}
+
+#[test]
+fn wildcard_answer_without_its_proof_is_bogus() {
+    let (zone, anchors) = fixture("nsec-ecdsa");
+    // The server keeps its NSEC records to itself.
+    let zone: Vec<Record> = zone
+        .into_iter()
+        .filter(|r| {
+            r.record_type() != RecordType::NSEC && crate::recursive::rrset::covered_type(r) != Some(RecordType::NSEC)
+        })
+        .collect();
+    let mut net = world(zone);
+    let rec = recursor_with(&[("a.root.", ROOT)], |c| c.qname_minimisation = false, Some(anchors));
+    let (r, _) = resolve(&mut net, &rec, "anything.wild.example.", RecordType::TXT, NOW);
     assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
 }

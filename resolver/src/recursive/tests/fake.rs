@@ -66,6 +66,10 @@ pub(crate) enum Behaviour {
     RefuseName(Name),
     /// Refers every query back to the root.
     UpwardReferral,
+    /// Answers normally after this many milliseconds.
+    Slow(u64),
+    /// Answers like a recursive server: RA set, AA clear.
+    NotAuthoritative,
     /// Adds this record to every answer section (poisoning attempt).
     Inject(Box<Record>),
 }
@@ -160,10 +164,16 @@ impl FakeNet {
             }
             _ => authoritative(&server.zones, &qname, q.query_type(), &mut r),
         }
+        if server.behaviour == Behaviour::NotAuthoritative {
+            r.set_authoritative(false).set_recursion_available(true);
+        }
         if let Behaviour::Inject(rec) = &server.behaviour {
             r.add_answer((**rec).clone());
         }
-        wire(&r)
+        match (wire(&r), &server.behaviour) {
+            (Reply::Message { wire, .. }, Behaviour::Slow(ms)) => Reply::Message { wire, rtt_ms: *ms },
+            (reply, _) => reply,
+        }
     }
 }
 
@@ -254,8 +264,30 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
             cur = t.0.clone();
             continue;
         }
+        let exists = recs.iter().any(|x| cur.zone_of(x.name()));
+        // RFC 4592: a wildcard at the closest encloser answers for a name
+        // that does not exist (the proofs go along: every NSEC of the zone).
+        if !exists {
+            let mut encloser = cur.base_name();
+            while !recs.iter().any(|x| encloser.zone_of(x.name())) && !encloser.is_root() {
+                encloser = encloser.base_name();
+            }
+            let wild = encloser.prepend_label("*").unwrap_or_else(|e| panic!("{e}"));
+            let synth: Vec<Record> = with_sigs(recs, &wild, qtype)
+                .into_iter()
+                .map(|mut x| {
+                    x.set_name(cur.clone());
+                    x
+                })
+                .collect();
+            if !synth.is_empty() {
+                r.add_answers(synth);
+                r.add_name_servers(denial(recs));
+                return;
+            }
+        }
         // RFC 6604: after a chain the rcode is about its last name.
-        if !recs.iter().any(|x| cur.zone_of(x.name())) {
+        if !exists {
             r.set_response_code(ResponseCode::NXDomain);
         }
         r.add_name_servers(soa_rr());

@@ -95,6 +95,9 @@ fn nxdomain_for_a_minimised_name_ends_the_resolution() {
     assert_eq!(queries, 3, "RFC 8020: nowhere.example.com does not exist, nor anything below");
     assert_eq!(r.authority.len(), 1);
     assert_eq!(r.authority[0].record_type(), RecordType::SOA);
+    // And the cached NXDOMAIN answers for every name below it.
+    let (r, queries) = resolve(&mut net, &rec, "other.nowhere.example.com.", RecordType::MX, 1000);
+    assert_eq!((r.rcode, queries), (ResponseCode::NXDomain, 0));
 }
 
 #[test]
@@ -142,7 +145,7 @@ fn glueless_delegation_resolves_the_ns_name_first() {
 }
 
 #[test]
-fn glue_outside_the_delegated_zone_is_ignored() {
+fn glue_outside_the_servers_zone_is_ignored() {
     let mut net = world();
     // com adds glue for an NS name outside example.com (and a lie for it).
     net.zone(COM, "com.", vec![ns("evil.com.", "ns.example.net."), a("ns.example.net.", "10.66.66.66")]);
@@ -401,4 +404,70 @@ fn empty_net_is_servfail_not_a_hang() {
     let (r, queries) = resolve(&mut net, &rec, "www.example.com.", RecordType::A, 0);
     assert_eq!(r.rcode, ResponseCode::ServFail);
     assert_eq!(queries, 1);
+}
+
+#[test]
+fn ns_name_with_only_aaaa_is_reached_over_ipv6() {
+    let mut net = world();
+    net.zone(EXNET, "example.net.", vec![a("ns6.example.net.", "2001:db8::53")]);
+    net.zone(COM, "com.", vec![ns("only6.com.", "ns6.example.net.")]);
+    net.zone(
+        "2001:db8::53",
+        "only6.com.",
+        vec![super::fake::soa("only6.com.", 60, 60), a("www.only6.com.", "192.0.2.6")],
+    );
+    let rec = recursor(ROOTS, |_| {});
+    let (r, _) = resolve(&mut net, &rec, "www.only6.com.", RecordType::A, 0);
+    assert_eq!(a_rrset(&r), ["192.0.2.6"]);
+    let asked: Vec<String> = net.log.iter().map(|s| s.q.to_string()).collect();
+    assert!(asked.contains(&"ns6.example.net. IN A".to_string()), "{asked:?}");
+    assert!(asked.contains(&"ns6.example.net. IN AAAA".to_string()), "A first, then AAAA: {asked:?}");
+}
+
+#[test]
+fn the_faster_server_gets_most_queries() {
+    let mut net = world();
+    net.behave(EX1, Behaviour::Slow(900));
+    let rec = recursor(ROOTS, |c| c.qname_minimisation = false);
+    for i in 0..40 {
+        let (r, _) = resolve(&mut net, &rec, &format!("n{i}.example.com."), RecordType::A, i * 10);
+        assert_eq!(r.rcode, ResponseCode::NXDomain);
+    }
+    let (slow, fast) = (net.seen_by(EX1).len(), net.seen_by(EX2).len());
+    assert!(slow <= 2 && fast >= 38, "slow {slow}, fast {fast}");
+    assert!(rec.infra().rto(ip(EX1)) > rec.infra().rto(ip(EX2)));
+}
+
+#[test]
+fn sibling_glue_from_the_server_zone_is_used() {
+    // The root refers com. and net. to servers named under
+    // gtld-servers.net., with glue: the real root's shape. gtld-servers.net
+    // itself is served by a name under com.: without the sibling glue the
+    // lookup would need the com. servers it is looking for.
+    let mut net = FakeNet::default();
+    let gtld = "10.0.10.1";
+    net.zone(
+        ROOT,
+        ".",
+        vec![
+            super::fake::soa(".", 86400, 86400),
+            ns("com.", "a.gtld-servers.net."),
+            ns("net.", "a.gtld-servers.net."),
+            a("a.gtld-servers.net.", gtld),
+        ],
+    );
+    net.zone(
+        gtld,
+        "com.",
+        vec![super::fake::soa("com.", 900, 900), ns("example.com.", "ns1.example.com."), a("ns1.example.com.", EX1)],
+    );
+    net.zone(gtld, "net.", vec![super::fake::soa("net.", 900, 900), ns("gtld-servers.net.", "av1.nstld.com.")]);
+    net.zone(EX1, "example.com.", vec![super::fake::soa("example.com.", 60, 60), a("www.example.com.", "192.0.2.1")]);
+    let rec = recursor(ROOTS, |_| {});
+    let (r, queries) = resolve(&mut net, &rec, "www.example.com.", RecordType::A, 0);
+    assert_eq!(a_rrset(&r), ["192.0.2.1"]);
+    assert_eq!(queries, 3);
+    // Glue never answers: asking for the server's address goes to its zone.
+    let cached = rec.cache().rrset(&n("a.gtld-servers.net."), RecordType::A, 0).map(|h| h.entry.rank);
+    assert_eq!(cached, Some(crate::cache::Rank::Additional));
 }
