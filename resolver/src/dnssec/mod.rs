@@ -120,6 +120,16 @@ pub fn prove_wildcard(qname: &Name, wildcard: &Name, zone: &Name, authority: &[R
     }
 }
 
+/// Whether a wildcard answer's proof ([`prove_wildcard`]) rests on an
+/// NSEC3 opt-out span (RFC 5155 §9.2): then the answer is Insecure, as
+/// Unbound treats it.
+pub fn wildcard_relies_on_opt_out(qname: &Name, wildcard: &Name, zone: &Name, authority: &[Record]) -> bool {
+    match kind(zone, authority) {
+        Ok(Kind::Nsec3(chain)) => nsec3::wildcard_opt_out(qname, wildcard, &chain),
+        _ => false,
+    }
+}
+
 /// The delegation `child` of `zone` is unsigned: no DS (an NSEC/NSEC3 at
 /// `child` with NS but not DS or SOA, or an NSEC3 opt-out span covering
 /// it, RFC 5155 §8.6). `Ok(())` = Insecure proven.

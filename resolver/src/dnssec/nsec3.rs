@@ -234,6 +234,15 @@ pub(crate) fn prove_wildcard(qname: &Name, wildcard: &Name, chain: &Chain<'_>) -
     Ok(())
 }
 
+/// Whether the wildcard proof for `qname` rests on an opt-out NSEC3: the
+/// span covering the next closer name may hide an unsigned delegation
+/// (RFC 5155 §9.2), so the answer cannot be called secure.
+pub(crate) fn wildcard_opt_out(qname: &Name, wildcard: &Name, chain: &Chain<'_>) -> bool {
+    let ce = wildcard.base_name();
+    let next_closer = qname.trim_to(usize::from(ce.num_labels()) + 1);
+    chain.covering(&next_closer).is_some_and(|c| c.rdata.opt_out())
+}
+
 /// RFC 5155 §8.6 / RFC 4035 §5.2: the NSEC3 at `child` has NS and
 /// neither DS nor SOA; or, with no NSEC3 at `child`, the next closer name
 /// is covered by an opt-out NSEC3.

@@ -11,7 +11,7 @@ use super::Recursor;
 use super::classify::Class;
 use super::delegation::{Delegation, Lookup, addr_of, is_local};
 use super::minimise::Minimiser;
-use super::rrset::DNAME;
+use super::rrset::{DNAME, dname_target, without_synthesised};
 use super::store::{store_negative, store_referral, store_rrsets};
 use crate::Transport;
 use crate::cache::Rank;
@@ -160,6 +160,25 @@ impl Frame {
             answer.extend(hit.records_with_ttl());
             return Some(self.resolved(ResponseCode::NoError, answer, Vec::new(), hit.entry.security));
         }
+        // RFC 6672 §3.2: a DNAME at an ancestor redirects the name; the
+        // CNAME is synthesised here, as the server would have.
+        let mut up = q.name.clone();
+        while up.num_labels() > 0 && q.qtype != DNAME {
+            up = up.base_name();
+            let Some(hit) = cache.rrset(&up, DNAME, now).filter(|h| h.entry.rank >= Rank::Answer) else { continue };
+            let target = hit.entry.records.iter().find_map(dname_target)?;
+            let synth = super::classify::synthesise(&q.name, &up, &target)?;
+            let mut records = hit.records_with_ttl();
+            records.push(Record::from_rdata(
+                q.name.clone(),
+                hit.ttl_left,
+                RData::CNAME(hickory_proto::rr::rdata::CNAME(synth.clone())),
+            ));
+            if let Err(e) = self.follow(rec, records, synth) {
+                return Some(e);
+            }
+            return None;
+        }
         if q.qtype != RecordType::CNAME
             && let Some(hit) = cache.rrset(&q.name, RecordType::CNAME, now).filter(|h| h.entry.rank >= Rank::Answer)
         {
@@ -275,7 +294,7 @@ impl Frame {
             }
             Class::Answer { chain, data, proofs } => {
                 let rank = if aa { Rank::AuthoritativeAnswer } else { Rank::Answer };
-                store_rrsets(cache, &chain, rank, sec, now);
+                store_rrsets(cache, &without_synthesised(&chain), rank, sec, now);
                 store_rrsets(cache, &data, rank, sec, now);
                 let mut answer = self.chain.clone();
                 answer.extend(chain);
@@ -284,7 +303,7 @@ impl Frame {
             }
             Class::Redirect { chain, target } => {
                 let rank = if aa { Rank::AuthoritativeAnswer } else { Rank::Answer };
-                store_rrsets(cache, &chain, rank, sec, now);
+                store_rrsets(cache, &without_synthesised(&chain), rank, sec, now);
                 if let Err(e) = self.follow(rec, chain, target) {
                     self.outcome = Some(e);
                 }

@@ -30,6 +30,19 @@ pub(crate) fn dname_target(r: &Record) -> Option<Name> {
     }
 }
 
+/// `chain` without the CNAMEs synthesised from its DNAMEs (and their
+/// RRSIGs): those are made by the resolver or the server for one name
+/// (RFC 6672 §3.4 says a resolver need not cache them); the DNAME itself
+/// is cached and answers every name below it.
+pub(crate) fn without_synthesised(chain: &[Record]) -> Vec<Record> {
+    let dnames: Vec<&Name> = chain.iter().filter(|r| r.record_type() == DNAME).map(Record::name).collect();
+    let synthesised = |r: &Record| {
+        let is_cname = r.record_type() == RecordType::CNAME || covered_type(r) == Some(RecordType::CNAME);
+        is_cname && dnames.iter().any(|d| d.zone_of(r.name()) && *d != r.name())
+    };
+    chain.iter().filter(|r| !synthesised(r)).cloned().collect()
+}
+
 /// Lowercases every owner name in `msg` so that names compare byte for
 /// byte (the cache keys and the bailiwick checks rely on it).
 pub(crate) fn lowercase_owners(msg: &mut Message) {

@@ -21,7 +21,7 @@ use super::frame::chain_target;
 use super::rrset::{DNAME, RrsetParts, covered_type, group};
 use crate::dnssec::{
     TrustAnchors, is_insecure, prove_no_ds, prove_nodata, prove_nxdomain, prove_wildcard, relies_on_opt_out,
-    validate_dnskeys, validate_rrset,
+    validate_dnskeys, validate_rrset, wildcard_relies_on_opt_out,
 };
 use crate::types::{Ede, Question, Resolved, Security};
 
@@ -294,6 +294,7 @@ impl Validator<'_> {
             ZoneStatus::Secure(k) => match validate_rrset(&s.records, &s.rrsigs, &k, self.now_s) {
                 Ok(proof) => match proof.wildcard.clone() {
                     Some(w) => match prove_wildcard(&s.name, &w, &z, authority) {
+                        Ok(()) if wildcard_relies_on_opt_out(&s.name, &w, &z, authority) => ZoneStatus::Insecure,
                         Ok(()) => {
                             self.proof_ttl = Some(proof.ttl);
                             ZoneStatus::Secure(k)
