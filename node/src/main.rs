@@ -291,7 +291,14 @@ fn move_off_busy_default_ports(
 ) -> Option<std::net::TcpListener> {
     use std::net::TcpListener;
     let mut grpc = None;
-    if !grpc_explicit {
+    if cfg.grpc.listen.port() == 0
+        && let Ok(l) = TcpListener::bind(cfg.grpc.listen)
+        && let Ok(bound) = l.local_addr()
+    {
+        // Port 0: the port it got is the one gossip tells the cluster.
+        cfg.grpc.listen = bound;
+        grpc = Some(l);
+    } else if !grpc_explicit {
         grpc = TcpListener::bind(cfg.grpc.listen).ok();
         if grpc.is_none()
             && let Ok(l) = TcpListener::bind((cfg.grpc.listen.ip(), 0))
@@ -301,6 +308,19 @@ fn move_off_busy_default_ports(
             cfg.grpc.listen = port;
             grpc = Some(l);
         }
+    }
+    // Port 0 for gossip means "any": a base whose next two ports are free
+    // too (the region and global pools), found here. For QUIC, a free
+    // port now, since peers learn the address from gossip.
+    if cfg.mesh.gossip.port() == 0
+        && let Some(base) = free_gossip_base(cfg.mesh.gossip.ip())
+    {
+        cfg.mesh.gossip = base;
+    }
+    if cfg.replication.quic.port() == 0
+        && let Ok(a) = std::net::UdpSocket::bind(cfg.replication.quic).and_then(|s| s.local_addr())
+    {
+        cfg.replication.quic = a;
     }
     if !gossip_explicit
         && !gossip_base_free(cfg.mesh.gossip)

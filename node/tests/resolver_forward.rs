@@ -561,3 +561,30 @@ fn a_name_in_steady_use_is_prefetched_before_it_expires() {
     assert_eq!(metric(&s, "meshdns_resolver_prefetches_total"), 1);
     assert_eq!(metric(&s, "meshdns_resolver_cache_misses_total"), 1, "a client waited on a miss");
 }
+
+#[test]
+fn every_listener_takes_port_zero_and_the_log_says_where_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--resolver", "recursive", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--grpc", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("d"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let line = wait_for("the serving line", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).ok()?.lines().find(|l| l.contains(" listen=")).map(str::to_owned)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let field = |k: &str| -> String {
+        let at = line.find(&format!("{k}=")).unwrap_or_else(|| panic!("no {k} in {line}")) + k.len() + 1;
+        line[at..].split(' ').next().unwrap().trim_matches(|c| c == '[' || c == ']').to_owned()
+    };
+    for k in ["listen", "http", "grpc", "gossip"] {
+        let addr: SocketAddr = field(k).parse().unwrap_or_else(|e| panic!("{k}: {e} in {line}"));
+        assert_ne!(addr.port(), 0, "{k} logged as port 0: {line}");
+    }
+}

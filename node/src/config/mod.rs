@@ -233,11 +233,12 @@ fn node_id(v: &str) -> Result<String, ConfigError> {
 
 fn mesh_settings(m: &raw::RawMesh) -> Result<MeshSettings, ConfigError> {
     let gossip = addr("mesh.gossip", m.gossip.as_deref().unwrap_or(DEFAULT_GOSSIP))?;
-    if gossip.port() == 0 || gossip.port() > 65533 {
+    // Port 0: a free base is chosen at start (`meshdns serve`).
+    if gossip.port() > 65533 {
         return Err(invalid(
             "mesh.gossip",
             &gossip.to_string(),
-            "the port must be 1-65533: the node gossips on it and the next two ports",
+            "the port must be 0 (any) or 1-65533: the node gossips on it and the next two ports",
         ));
     }
     let seeds = m.seeds.clone().unwrap_or_default();
