@@ -40,7 +40,7 @@ from figures import write_block  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- warming-figures:begin -->"
 END = "<!-- warming-figures:end -->"
-NSD_PORT = 15501
+NSD_PORT = 15501  # replaced by a free port at start
 STARTED = []
 
 
@@ -170,13 +170,49 @@ class Load:
         return sent
 
 
-def one_round(binary, work, names, load_qps, warmup, measure, warm, round_no):
-    base = 15600 + round_no * 20 + (10 if warm else 0)
-    a = start_node(binary, work, f"a{round_no}{int(warm)}", base, base + 1, base + 2, None, True)
+def free_port(span=1):
+    """A port free for TCP and UDP, with the next span-1 UDP ports free too."""
+    for _ in range(200):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        u.close()
+        try:
+            socks = []
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.bind(("127.0.0.1", port))
+            socks.append(t)
+            for i in range(span):
+                x = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                x.bind(("127.0.0.1", port + i))
+                socks.append(x)
+            for x in socks:
+                x.close()
+            return port
+        except OSError:
+            for x in socks:
+                x.close()
+    raise SystemExit("no free port")
+
+
+def one_round(binary, work, names, load_qps, warmup, measure, warm, round_no, settle):
+    ports_a = (free_port(), free_port(), free_port(3))
+    a = start_node(binary, work, f"a{round_no}{int(warm)}", *ports_a, None, True)
     load = Load(names, seed=round_no)
-    load.run(("127.0.0.1", base), load_qps, warmup)
-    b = start_node(binary, work, f"b{round_no}{int(warm)}", base + 5, base + 6, base + 7, f"127.0.0.1:{base + 2}", warm)
-    http_b = f"127.0.0.1:{base + 6}"
+    load.run(("127.0.0.1", ports_a[0]), load_qps, warmup)
+    ports_b = (free_port(), free_port(), free_port(3))
+    b = start_node(binary, work, f"b{round_no}{int(warm)}", *ports_b, f"127.0.0.1:{ports_a[2]}", warm)
+    http_b = f"127.0.0.1:{ports_b[1]}"
+    if settle:
+        # The anycast case: B takes traffic once it is up and has had the
+        # chance to warm (bounded; the same wait without warming).
+        deadline = time.time() + settle
+        while time.time() < deadline:
+            m = metrics(http_b)
+            if warm and m.get("meshdns_resolver_warmed_total", 0) > 0 and m.get("meshdns_resolver_in_flight", 1) == 0:
+                break
+            time.sleep(0.1)
+        # Without warming there is nothing to wait for: the cache stays empty.
     samples = []
 
     def tick(t):
@@ -184,7 +220,7 @@ def one_round(binary, work, names, load_qps, warmup, measure, warm, round_no):
         samples.append((t, m.get("meshdns_resolver_cache_hits_total", 0), m.get("meshdns_resolver_cache_misses_total", 0),
                         m.get("meshdns_resolver_warmed_total", 0)))
 
-    load.run(("127.0.0.1", base + 5), load_qps, measure, tick)
+    load.run(("127.0.0.1", ports_b[0]), load_qps, measure, tick)
     tick(measure)
     for p in (a, b):
         p.terminate()
@@ -208,20 +244,24 @@ def main():
     ap.add_argument("--qps", type=int, default=1000)
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     if not os.path.exists(args.meshdns):
         raise SystemExit(f"no meshdns binary at {args.meshdns}: cargo build --release, or pass --meshdns")
     work = tempfile.mkdtemp(prefix="meshdns-warming-")
     os.makedirs(os.path.join(work, "nozones"))
-    results = {True: [], False: []}
+    results = {(w, m): [] for w in (True, False) for m in ("under load", "after warming")}
+    global NSD_PORT
+    NSD_PORT = free_port()
     try:
         start_nsd(work, args.names)
         for r in range(args.runs):
             for warm in (True, False):
-                res = one_round(args.meshdns, work, args.names, args.qps, args.warmup, args.seconds, warm, r)
-                log(f"round {r} warm={warm}: {res}")
-                results[warm].append(res)
+                for mode, settle in (("under load", 0.0), ("after warming", args.settle)):
+                    res = one_round(args.meshdns, work, args.names, args.qps, args.warmup, args.seconds, warm, r, settle)
+                    log(f"round {r} warm={warm} {mode}: {res}")
+                    results[(warm, mode)].append(res)
     finally:
         for p in STARTED:
             if p.poll() is None:
@@ -232,7 +272,7 @@ def main():
                     p.kill()
 
     def mean(warm, key):
-        vals = [r[key] for r in results[warm] if key in r]
+        vals = [r[key] for r in results[warm] if key in r]  # warm = (flag, mode)
         return sum(vals) / len(vals) if vals else float("nan")
 
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -241,11 +281,13 @@ def main():
              f"`bench/warming.py --runs {args.runs}`: {args.names} names under Zipf(1) at {args.qps} q/s; node A under "
              f"that load for {args.warmup:.0f} s, then node B joins with `--seeds A` and gets the same load. Hit ratio of "
              "B's first seconds (cache hits over hits + misses, from /metrics), mean of the rounds.", "",
-             "| B's hit ratio over its first | 1 s | 2 s | 5 s | 10 s | names warmed |",
-             "|---|---|---|---|---|---|"]
-    for warm, label in ((True, "warming from A's hot names (default)"), (False, "`warm_from_peers = false`")):
-        cells = " | ".join(f"{100 * mean(warm, w):.1f}%" for w in (1, 2, 5, 10))
-        lines.append(f"| {label} | {cells} | {mean(warm, 'warmed'):.0f} |")
+             "| B takes load | B's hit ratio over its first | 1 s | 2 s | 5 s | 10 s | names warmed |",
+             "|---|---|---|---|---|---|---|"]
+    for mode, how in (("under load", "at once (joins under load)"),
+                      ("after warming", f"once warmed (at most {args.settle:.0f} s after start; the anycast case)")):
+        for warm, label in ((True, "warming from A's hot names (default)"), (False, "`warm_from_peers = false`")):
+            cells = " | ".join(f"{100 * mean((warm, mode), w):.1f}%" for w in (1, 2, 5, 10))
+            lines.append(f"| {how} | {label} | {cells} | {mean((warm, mode), 'warmed'):.0f} |")
     lines += ["", END]
     print("\n".join(lines))
     if not args.no_write:

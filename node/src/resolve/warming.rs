@@ -23,8 +23,8 @@ use meshdns_resolver::cache::sketch;
 use super::ResolverService;
 use crate::server::SharedRef;
 
-/// Encoded sketch bytes published (about 25 names).
-pub const PUBLISH_BYTES: usize = 600;
+/// Encoded sketch bytes published (about 45 names).
+pub const PUBLISH_BYTES: usize = 1000;
 /// Names a starting node warms from its peers, at most.
 pub const MAX_WARM: usize = 512;
 /// Warming resolutions in flight at once.
