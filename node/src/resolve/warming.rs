@@ -8,6 +8,12 @@
 //! names before its clients ask, so a node joining under load starts with
 //! the cluster's working set instead of an empty cache.
 //!
+//! Gossip cost: only a site's representatives (the few nodes the ring
+//! puts in the region pool) publish, at most once a minute and only when
+//! the head changed, so a site pays about 1 KB per representative per
+//! minute however many nodes it has, not a kilobyte per node every few
+//! seconds, and the mesh stays inside its per-node gossip budget.
+//!
 //! Bounds: at most [`MAX_WARM`] names per start, [`WARM_CONCURRENCY`] at a
 //! time, each a normal resolution (the same limits, the same cache). A
 //! sketch is gossip from an authenticated member; one that does not
@@ -29,28 +35,38 @@ pub const PUBLISH_BYTES: usize = 1000;
 pub const MAX_WARM: usize = 512;
 /// Warming resolutions in flight at once.
 pub const WARM_CONCURRENCY: usize = 16;
-/// How often the sketch is published (and decayed).
+/// How often the sketch is looked at; it is published on the first look
+/// that finds it filled, then at most every [`REPUBLISH_EVERY`].
 const PUBLISH_EVERY: Duration = Duration::from_secs(5);
+/// The least time between two publications (and between two decays).
+const REPUBLISH_EVERY: Duration = Duration::from_secs(60);
 /// How long a starting node looks for peers' sketches.
 const WARM_WINDOW: Duration = Duration::from_secs(60);
 
 /// Publishes this node's sketch every few seconds, and once after start
 /// warms the cache from the peers' sketches.
 pub async fn run(shared: SharedRef, r: Arc<ResolverService>) {
-    let warm = tokio::spawn(warm_from_peers(shared.clone(), r.clone()));
+    let _warm = tokio::spawn(warm_from_peers(shared.clone(), r.clone()));
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
-    let mut rounds = 0u64;
+    let mut last: Option<(tokio::time::Instant, String)> = None;
     loop {
         tick.tick().await;
         let Some(mesh) = shared.mesh.get() else { continue };
-        let bytes = r.hot_sketch(PUBLISH_BYTES, rounds.is_multiple_of(12));
-        rounds += 1;
+        let due = last.as_ref().is_none_or(|(at, _)| at.elapsed() >= REPUBLISH_EVERY);
+        if !due {
+            continue;
+        }
+        let representative = mesh.snapshot().me.roles.region;
+        let bytes = if representative { r.hot_sketch(PUBLISH_BYTES, last.is_some()) } else { Vec::new() };
         let text =
             if bytes.len() > 1 { base64::engine::general_purpose::STANDARD.encode(&bytes) } else { String::new() };
-        mesh.set_hot_names(text);
-        if warm.is_finished() && rounds > 1_000_000 {
-            break;
+        if text.is_empty() && last.is_none() {
+            continue; // nothing to say yet: look again in a few seconds
         }
+        if last.as_ref().is_none_or(|(_, old)| *old != text) {
+            mesh.set_hot_names(text.clone());
+        }
+        last = Some((tokio::time::Instant::now(), text));
     }
 }
 
