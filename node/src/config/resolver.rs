@@ -23,6 +23,9 @@ pub struct RawResolver {
     /// Trust anchors (DS or DNSKEY records, zone-file format); default:
     /// the root KSKs built in.
     pub trust_anchor: Option<String>,
+    /// RFC 5011: seconds between checks of the anchored zone's DNSKEY
+    /// RRset; default from its TTL and signatures (RFC 5011 §2.3).
+    pub anchor_refresh_s: Option<u64>,
     /// Upstream URLs for forward mode (`udp://IP:PORT`, `tcp://IP:PORT`).
     pub forward: Option<Vec<String>>,
     /// Conditional forwarding: domain = [upstream URLs].
@@ -82,6 +85,10 @@ pub struct ResolverSettings {
     pub root_hints: Option<PathBuf>,
     /// Trust anchor file.
     pub trust_anchor: Option<PathBuf>,
+    /// The RFC 5011 state of the trust anchors (`DATA_DIR/trust-anchors.state`).
+    pub anchor_state_file: PathBuf,
+    /// Fixed period of the RFC 5011 checks (seconds); `None`: RFC 5011 §2.3.
+    pub anchor_refresh_s: Option<u64>,
     /// Default upstreams.
     pub forward: Vec<Upstream>,
     /// Conditional forwarding.
@@ -176,10 +183,15 @@ impl ResolverSettings {
         if cache_bytes < 1 << 20 {
             return Err(invalid("resolver.cache_bytes", &cache_bytes.to_string(), "expected at least 1048576 (1 MiB)"));
         }
+        if r.anchor_refresh_s == Some(0) {
+            return Err(invalid("resolver.anchor_refresh_s", "0", "expected at least 1 (seconds)"));
+        }
         Ok(ResolverSettings {
             mode,
             root_hints: r.root_hints.as_ref().map(PathBuf::from),
             trust_anchor: r.trust_anchor.as_ref().map(PathBuf::from),
+            anchor_state_file: data_dir.join("trust-anchors.state"),
+            anchor_refresh_s: r.anchor_refresh_s,
             forward,
             forward_zones,
             strategy,
