@@ -92,3 +92,26 @@ fn the_root_ksk_becomes_valid_in_the_state_file_and_a_restart_trusts_it() {
     let m = lab::exchange(node2.dns, &q, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.response_code(), ResponseCode::ServFail, "the wrong anchor alone: {m}");
 }
+
+/// RFC 5011 §2.4.1: a new KSK in the validated root DNSKEY RRset is
+/// ADDPEND (its 30-day hold-down cannot pass in a test), and the old one
+/// stays VALID.
+#[test]
+fn a_new_root_ksk_is_pending_add() {
+    let Some(mut lab) = Lab::start() else { return };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let conf = dir.path().join("meshdns.toml");
+    std::fs::write(&conf, "[resolver]\nanchor_refresh_s = 1\n").unwrap_or_else(|e| panic!("{e}"));
+    let state = data.join("trust-anchors.state");
+    let old = anchor_tag(&lab);
+    let node = start(&lab, &data, &conf, &lab.trust_anchor);
+    common::wait_for("the root KSK VALID", Duration::from_secs(30), || key_line(&state, &old, ";;state=2 [ VALID ]"));
+    let new = lab.add_root_ksk().to_string();
+    let line = common::wait_for("the new KSK ADDPEND", Duration::from_secs(30), || {
+        key_line(&state, &new, ";;state=1 [ ADDPEND ]")
+    });
+    assert!(line.contains("DNSKEY 257 3 13 "), "{line}");
+    assert!(key_line(&state, &old, ";;state=2 [ VALID ]").is_some(), "the old KSK stays VALID");
+    secure(&node).unwrap_or_else(|e| panic!("{e}\n{}", node.log_text()));
+}
