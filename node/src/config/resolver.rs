@@ -272,4 +272,16 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.forward_zones[0].0.to_string(), "corp.example.");
     }
+
+    #[test]
+    fn anchor_state_lives_in_the_data_dir_and_refresh_is_at_least_a_second() {
+        let s = check(RawResolver::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.anchor_state_file, std::path::Path::new("/tmp/d/trust-anchors.state"));
+        assert_eq!(s.anchor_refresh_s, None, "RFC 5011 §2.3 by default");
+        let s =
+            check(RawResolver { anchor_refresh_s: Some(1), ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.anchor_refresh_s, Some(1));
+        let e = check(RawResolver { anchor_refresh_s: Some(0), ..Default::default() }).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("anchor_refresh_s")));
+    }
 }

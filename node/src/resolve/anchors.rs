@@ -220,3 +220,64 @@ fn apply(rec: &Recursor, state: &AnchorState) {
     let withdrawn = rec.set_anchors(next);
     tracing::info!(%zone, ?withdrawn, "RFC 5011: trust anchors updated");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshdns_resolver::dnssec::text::parse_records;
+
+    /// KSK-2017, tag 20326.
+    const KSK: &str = ". 172800 IN DNSKEY 257 3 8 AwEAAaz/tAm8yTn4Mfeh5eyI96WSVexTBAvkMgJzkKTOiW1vkIbzxeF3+/4RgWOq7HrxRixHlFlExOLAJr5emLvN7SWXgnLh4+B5xQlNVz8Og8kvArMtNROxVQuCaSnIDdD5LKyWbRd2n9WGe2R8PzgCmr3EgVLrjyBxWezF0jLHwVN8efS3rCj/EWgvIWgb9tarpVUDK/b58Da+sqqls3eNbuv7pr+eoZG+SrDK6nWeL3c6H5Apxz7LjVc1uTIdsIXxuOLYA4/ilBmSVIzuDWfdRUfhHdY6+cn8HFRm+2hM8AnXGXws9555KrUB5qihylGa8subX2Nn6UwNR1AkUTV74bU=\n";
+
+    fn root() -> Name {
+        Name::root()
+    }
+
+    fn is_dnskey_anchored(s: &Startup) -> bool {
+        s.anchors.for_zone(&root()).unwrap_or_default().iter().all(|r| r.record_type() == RecordType::DNSKEY)
+    }
+
+    #[test]
+    fn a_sound_state_file_replaces_the_configured_anchors() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("trust-anchors.state");
+        let keys = parse_records(KSK, None).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, AnchorState::new(&root(), &keys, 1).to_text()).unwrap_or_else(|e| panic!("{e}"));
+        let s = startup(&path, TrustAnchors::builtin_root(), 2);
+        assert!(is_dnskey_anchored(&s), "the state file's key, not the built-in DS records");
+        assert_eq!(s.anchors.for_zone(&root()).map(<[Record]>::len), Some(1));
+        assert!(s.tracked.as_ref().is_some_and(|t| t.on_disk.is_some()), "not written again unless it changes");
+    }
+
+    #[test]
+    fn no_file_a_bad_one_or_another_zones_means_the_configured_anchors() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("trust-anchors.state");
+        let s = startup(&path, TrustAnchors::builtin_root(), 1);
+        assert_eq!(s.anchors, TrustAnchors::builtin_root());
+        assert!(s.tracked.as_ref().is_some_and(|t| t.on_disk.is_none() && t.state.zone().is_root()));
+        for text in ["garbage here\n".to_owned(), KSK.replacen(". ", "example. ", 1)] {
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            let s = startup(&path, TrustAnchors::builtin_root(), 1);
+            assert_eq!(s.anchors, TrustAnchors::builtin_root());
+        }
+        assert!(startup(&path, TrustAnchors::default(), 1).tracked.is_none(), "nothing anchored, nothing tracked");
+    }
+
+    #[test]
+    fn the_period_follows_rfc_5011_section_2_3() {
+        let sig = |ttl: u32, exp: &str| {
+            let text = format!(". {ttl} IN RRSIG DNSKEY 8 0 {ttl} {exp} 20250101000000 20326 . AAAA\n");
+            parse_records(&text, None).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let now = 1_767_225_600; // 2026-01-01
+        // Half the TTL (1 day → 12 h).
+        assert_eq!(period(&sig(86_400, "20360101000000"), now), 43_200);
+        // Never above 15 days.
+        assert_eq!(period(&sig(10_000_000, "20360101000000"), now), MAX_PERIOD_S);
+        // Half the time the signature has left: 4 h → 2 h.
+        assert_eq!(period(&sig(86_400, "20260101040000"), now), 7_200);
+        // Never below an hour (the TTL is a minute).
+        assert_eq!(period(&sig(60, "20360101000000"), now), MIN_PERIOD_S);
+    }
+}
