@@ -642,6 +642,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         tokio::spawn(server::notify::run(shared.clone(), cfg.transfer_notify.clone()));
         if let Some(r) = &shared.resolver {
             tokio::spawn(meshdns::resolve::maintain(r.clone()));
+            tokio::spawn(meshdns::resolve::anchors::run(r.clone()));
             if r.settings().warm_from_peers {
                 tokio::spawn(meshdns::resolve::warming::run(shared.clone(), r.clone()));
             }

@@ -41,6 +41,8 @@ pub use types::{Ede, Millis, Question, Resolved, Security};
 /// The DNS types this crate speaks in, re-exported so drivers and tests
 /// name the same ones.
 pub mod proto {
+    /// The DNSSEC record data (RRSIG, DNSKEY, DS, NSEC, …).
+    pub use hickory_proto::dnssec::rdata::DNSSECRData;
     pub use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
     pub use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 }

@@ -23,6 +23,9 @@ pub struct RawResolver {
     /// Trust anchors (DS or DNSKEY records, zone-file format); default:
     /// the root KSKs built in.
     pub trust_anchor: Option<String>,
+    /// RFC 5011: seconds between checks of the anchored zone's DNSKEY
+    /// RRset; default from its TTL and signatures (RFC 5011 §2.3).
+    pub anchor_refresh_s: Option<u64>,
     /// Upstream URLs for forward mode (`udp://IP:PORT`, `tcp://IP:PORT`).
     pub forward: Option<Vec<String>>,
     /// Conditional forwarding: domain = [upstream URLs].
@@ -82,6 +85,10 @@ pub struct ResolverSettings {
     pub root_hints: Option<PathBuf>,
     /// Trust anchor file.
     pub trust_anchor: Option<PathBuf>,
+    /// The RFC 5011 state of the trust anchors (`DATA_DIR/trust-anchors.state`).
+    pub anchor_state_file: PathBuf,
+    /// Fixed period of the RFC 5011 checks (seconds); `None`: RFC 5011 §2.3.
+    pub anchor_refresh_s: Option<u64>,
     /// Default upstreams.
     pub forward: Vec<Upstream>,
     /// Conditional forwarding.
@@ -176,10 +183,15 @@ impl ResolverSettings {
         if cache_bytes < 1 << 20 {
             return Err(invalid("resolver.cache_bytes", &cache_bytes.to_string(), "expected at least 1048576 (1 MiB)"));
         }
+        if r.anchor_refresh_s == Some(0) {
+            return Err(invalid("resolver.anchor_refresh_s", "0", "expected at least 1 (seconds)"));
+        }
         Ok(ResolverSettings {
             mode,
             root_hints: r.root_hints.as_ref().map(PathBuf::from),
             trust_anchor: r.trust_anchor.as_ref().map(PathBuf::from),
+            anchor_state_file: data_dir.join("trust-anchors.state"),
+            anchor_refresh_s: r.anchor_refresh_s,
             forward,
             forward_zones,
             strategy,
@@ -259,5 +271,17 @@ mod tests {
         let s = check(RawResolver { mode: Some("forward".into()), forward_zones: Some(zones), ..Default::default() })
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.forward_zones[0].0.to_string(), "corp.example.");
+    }
+
+    #[test]
+    fn anchor_state_lives_in_the_data_dir_and_refresh_is_at_least_a_second() {
+        let s = check(RawResolver::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.anchor_state_file, std::path::Path::new("/tmp/d/trust-anchors.state"));
+        assert_eq!(s.anchor_refresh_s, None, "RFC 5011 §2.3 by default");
+        let s =
+            check(RawResolver { anchor_refresh_s: Some(1), ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.anchor_refresh_s, Some(1));
+        let e = check(RawResolver { anchor_refresh_s: Some(0), ..Default::default() }).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("anchor_refresh_s")));
     }
 }

@@ -15,6 +15,7 @@
 //! authoritative-only server sends for a name outside its zones, REFUSED
 //! — a default install is never an open resolver.
 
+pub mod anchors;
 pub mod drive;
 pub mod exchange;
 mod metrics;

@@ -20,7 +20,7 @@ use crate::config::resolver::{ResolverMode, ResolverSettings};
 use crate::replicated::writer::Reply;
 
 /// Longest a resolution may take before the client gets SERVFAIL.
-const RESOLUTION_DEADLINE: Duration = Duration::from_secs(10);
+pub(super) const RESOLUTION_DEADLINE: Duration = Duration::from_secs(10);
 /// RFC 8767 §5: the client-response timer. With stale data at hand, a
 /// client waits no longer than this for a fresh answer.
 const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1_800);
@@ -122,6 +122,8 @@ pub struct ResolverService {
     disk: Option<DiskCache>,
     /// The hottest questions, for warming peers (see `warming`).
     hot: Mutex<HotSketch>,
+    /// The RFC 5011 state, until `anchors::run` takes it.
+    anchor_state: Mutex<Option<super::anchors::Tracked>>,
 }
 
 impl ResolverService {
@@ -129,6 +131,7 @@ impl ResolverService {
     /// resolver is off.
     pub fn new(settings: &ResolverSettings, runtime: tokio::runtime::Handle) -> anyhow::Result<Option<Arc<Self>>> {
         let cache = Arc::new(Cache::new(settings.cache.clone()));
+        let mut anchor_state = None;
         let engine = match settings.mode {
             ResolverMode::Off => return Ok(None),
             ResolverMode::Forward => Engine::Forward(Arc::new(Forwarder::new(ForwardConfig {
@@ -138,7 +141,11 @@ impl ResolverService {
                 timeout_ms: settings.timeout_ms,
                 ..ForwardConfig::default()
             }))),
-            ResolverMode::Recursive => Engine::Recursive(Arc::new(recursor(settings, cache.clone())?)),
+            ResolverMode::Recursive => {
+                let (rec, tracked) = recursor(settings, cache.clone())?;
+                anchor_state = tracked;
+                Engine::Recursive(Arc::new(rec))
+            }
         };
         if settings.is_open() {
             tracing::warn!(
@@ -158,7 +165,21 @@ impl ResolverService {
             tcp_pool: Arc::new(super::tcp_pool::TcpPool::default()),
             disk: open_disk_cache(settings),
             hot: Mutex::new(HotSketch::new(HOT_NAMES)),
+            anchor_state: Mutex::new(anchor_state),
         })))
+    }
+
+    /// The iterative resolver, in recursive mode.
+    pub fn recursor(&self) -> Option<&Arc<Recursor>> {
+        match &self.engine {
+            Engine::Recursive(r) => Some(r),
+            Engine::Forward(_) => None,
+        }
+    }
+
+    /// The RFC 5011 state to track, once (for `anchors::run`).
+    pub(super) fn take_anchor_state(&self) -> Option<super::anchors::Tracked> {
+        self.anchor_state.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The settings.
@@ -483,8 +504,12 @@ impl ResolverService {
 }
 
 /// The iterative resolver for `settings`: root hints and trust anchors
-/// from their files, or the built-in ones.
-fn recursor(settings: &ResolverSettings, cache: Arc<Cache>) -> anyhow::Result<Recursor> {
+/// from their files, or the built-in ones — the tracked zone's anchors
+/// from the RFC 5011 state file when there is one (`anchors`).
+fn recursor(
+    settings: &ResolverSettings,
+    cache: Arc<Cache>,
+) -> anyhow::Result<(Recursor, Option<super::anchors::Tracked>)> {
     use anyhow::Context;
     let hints = match &settings.root_hints {
         Some(path) => {
@@ -507,6 +532,13 @@ fn recursor(settings: &ResolverSettings, cache: Arc<Cache>) -> anyhow::Result<Re
             None => TrustAnchors::builtin_root(),
         })
     };
+    let (anchors, tracked) = match anchors {
+        Some(configured) => {
+            let s = super::anchors::startup(&settings.anchor_state_file, configured, now_ms() / 1000);
+            (Some(s.anchors), s.tracked)
+        }
+        None => (None, None),
+    };
     let cfg = RecursiveConfig {
         hints,
         query_loopback: settings.query_loopback,
@@ -515,7 +547,7 @@ fn recursor(settings: &ResolverSettings, cache: Arc<Cache>) -> anyhow::Result<Re
         validate: anchors.is_some(),
         ..RecursiveConfig::default()
     };
-    Ok(Recursor::new(cfg, cache, anchors))
+    Ok((Recursor::new(cfg, cache, anchors), tracked))
 }
 
 /// In the last tenth of its lifetime (to the millisecond): a hit now may

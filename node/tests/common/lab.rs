@@ -39,6 +39,7 @@
 
 mod client;
 mod questions;
+mod rollover;
 mod structure;
 mod zones;
 
@@ -170,6 +171,8 @@ pub struct Lab {
     pub root_hints: PathBuf,
     pub trust_anchor: PathBuf,
     pub unbound: Unbound,
+    /// The root's keys (KSK, ZSK), ldns key files in `keys/` (see `rollover`).
+    root_keys: Vec<String>,
     daemons: Vec<Daemon>,
     _dead: UdpSocket,
     _lock: File,
@@ -255,7 +258,8 @@ impl Lab {
         let unbound = Unbound::spawn(&dir.path().join("unbound"), &root_hints, &trust_anchor);
         record_pids(n, dir.path(), daemons.iter().chain([&unbound.daemon]));
 
-        let mut lab = Lab { n, root_hints, trust_anchor, unbound, daemons, _dead: dead, _lock: lock, dir };
+        let root_keys = zones.root_keys.clone();
+        let mut lab = Lab { n, root_hints, trust_anchor, unbound, root_keys, daemons, _dead: dead, _lock: lock, dir };
         lab.wait_ready();
         eprintln!("lab {n} up in {:?} at {}", started.elapsed(), lab.dir().display());
         Some(lab)

@@ -187,6 +187,15 @@ impl Cache {
         count_removed(&cell.counters, removed);
     }
 
+    /// Removes the RRset `name`/`rtype`, so that the next lookup asks a
+    /// server (an RFC 5011 check wants the zone's DNSKEY RRset as it is
+    /// published now); whether it was there. Scans one shard.
+    pub fn remove_rrset(&self, name: &Name, rtype: RecordType) -> bool {
+        let Some(k) = key::rrset_key(name, rtype) else { return false };
+        let key = k.as_bytes();
+        Self::write(self.cell(key)).remove_where(|k, _| k == key) > 0
+    }
+
     /// A live negative answer for `q`; an NXDOMAIN cached for the name
     /// answers every type (RFC 2308 §5).
     pub fn negative(&self, q: &Question, now: Millis) -> Option<CachedNegative> {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::text::{TextError, parse_records};
+use super::verify::{dnskey, ds, key_tag};
 
 /// The root KSKs as DS records (SHA-256), as IANA publishes them in
 /// root-anchors.xml: KSK-2017 (key tag 20326) and KSK-2024 (key tag
@@ -118,6 +119,40 @@ impl TrustAnchors {
     pub fn zones(&self) -> impl Iterator<Item = &Name> {
         self.zones.keys()
     }
+
+    /// Replaces the anchors of `zone` with `records` (its DS and/or
+    /// DNSKEY records; none removes the zone's anchor).
+    pub fn set_zone(&mut self, zone: &Name, records: Vec<Record>) {
+        let zone = zone.to_lowercase();
+        self.zones.remove(&zone);
+        for r in records.into_iter().filter(|r| r.name() == &zone) {
+            self.add(r);
+        }
+    }
+
+    /// The zones whose trust `next` withdraws: some record anchoring the
+    /// zone here is gone from `next`, and is not a DS whose key `next`
+    /// anchors directly (RFC 5011 turns a DS anchor into the DNSKEY it
+    /// matches, which trusts the same key). Data validated under `self`
+    /// in these zones may no longer be Secure under `next`.
+    pub fn withdrawn(&self, next: &TrustAnchors) -> Vec<Name> {
+        self.zones
+            .iter()
+            .filter(|(zone, old)| {
+                let new = next.zones.get(*zone).map(Vec::as_slice).unwrap_or_default();
+                old.iter().any(|r| !new.iter().any(|n| n.data() == r.data()) && !ds_kept(zone, r, new))
+            })
+            .map(|(zone, _)| zone.clone())
+            .collect()
+    }
+}
+
+/// Whether `record` is a DS of `zone` matching a DNSKEY among `new`.
+fn ds_kept(zone: &Name, record: &Record, new: &[Record]) -> bool {
+    let Some(d) = ds(record) else { return false };
+    new.iter().filter_map(dnskey).any(|k| {
+        key_tag(k) == Some(d.key_tag()) && k.to_digest(zone, d.digest_type()).is_ok_and(|h| h.as_ref() == d.digest())
+    })
 }
 
 /// The `;;state=N` of a line of an RFC 5011 state file, if it has one.

@@ -36,6 +36,17 @@
 //! the DS and DNSKEY RRsets it needs are looked up as further lookups on
 //! the same stack, so they share the cache and the work bound.
 //!
+//! The trust anchors may change while it runs ([`Recursor::set_anchors`],
+//! fed by RFC 5011 updates): each resolution takes the anchors current
+//! when it starts and keeps them to its end. When a change withdraws
+//! trust in a zone (a key revoked or removed), the cache is flushed at
+//! and below that zone, so a DNSKEY RRset once validated with the old
+//! key — and everything validated through it — is checked again rather
+//! than trusted until its TTL runs out; a resolution that started under
+//! the old anchors does not mark anything Secure in the cache after the
+//! change. Anchors that only add trust (a new key, or a DS anchor
+//! replaced by the key it matches) leave the cache alone.
+//!
 //! Not done: priming the root NS set (RFC 8109; the hints are used as
 //! they are), 0x20 case randomisation (it needs randomness: a driver
 //! concern), parallel queries to several servers, and serve-stale.
@@ -54,8 +65,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 pub use crate::dnssec::TrustAnchors;
 pub use hints::{HintsError, RootHints};
@@ -64,6 +75,7 @@ pub use resolution::Resolution;
 
 use crate::cache::Cache;
 use crate::types::{Millis, Question};
+use hickory_proto::rr::Name;
 
 /// Settings of the iterative resolver.
 #[derive(Clone, Debug)]
@@ -118,7 +130,10 @@ impl Default for RecursiveConfig {
 pub struct Recursor {
     cfg: RecursiveConfig,
     cache: Arc<Cache>,
-    anchors: Option<TrustAnchors>,
+    /// Read once per resolution start; replaced by [`Self::set_anchors`].
+    anchors: RwLock<Option<Arc<TrustAnchors>>>,
+    /// Bumped by every [`Self::set_anchors`] that withdraws trust.
+    anchor_generation: AtomicU64,
     infra: InfraCache,
     /// Stand-in for randomness in server selection: a counter mixed into
     /// each choice so that servers of equal speed take turns.
@@ -128,7 +143,45 @@ pub struct Recursor {
 impl Recursor {
     /// A recursor over `cache`; `anchors` `None` turns validation off.
     pub fn new(cfg: RecursiveConfig, cache: Arc<Cache>, anchors: Option<TrustAnchors>) -> Self {
-        Recursor { cfg, cache, anchors, infra: InfraCache::default(), picks: AtomicU64::new(0) }
+        Recursor {
+            cfg,
+            cache,
+            anchors: RwLock::new(anchors.map(Arc::new)),
+            anchor_generation: AtomicU64::new(0),
+            infra: InfraCache::default(),
+            picks: AtomicU64::new(0),
+        }
+    }
+
+    /// The trust anchors now (`None`: validation off).
+    pub fn anchors(&self) -> Option<Arc<TrustAnchors>> {
+        // A poisoned lock still holds a whole value (it is only ever
+        // replaced): use it.
+        self.anchors.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the trust anchors (RFC 5011 updates). Resolutions already
+    /// running keep the anchors they started with. Zones where trust is
+    /// withdrawn ([`TrustAnchors::withdrawn`]) are flushed from the cache,
+    /// so nothing validated with a withdrawn key stays Secure; returns
+    /// those zones.
+    pub fn set_anchors(&self, anchors: TrustAnchors) -> Vec<Name> {
+        let mut slot = self.anchors.write().unwrap_or_else(|e| e.into_inner());
+        let withdrawn = slot.as_ref().map(|old| old.withdrawn(&anchors)).unwrap_or_default();
+        if !withdrawn.is_empty() {
+            // Bumped before the flush: a resolution that started under
+            // the old anchors then cannot put its marks back after it.
+            self.anchor_generation.fetch_add(1, Ordering::SeqCst);
+            for zone in &withdrawn {
+                self.cache.flush(Some(zone));
+            }
+        }
+        *slot = Some(Arc::new(anchors));
+        withdrawn
+    }
+
+    fn anchor_generation(&self) -> u64 {
+        self.anchor_generation.load(Ordering::SeqCst)
     }
 
     /// Starts resolving `q` for a client that set DO (`dnssec_ok`) and CD
@@ -154,7 +207,7 @@ impl Recursor {
 
     /// Whether answers are validated: anchors given and validation on.
     pub fn validating(&self) -> bool {
-        self.cfg.validate && self.anchors.is_some()
+        self.cfg.validate && self.anchors().is_some()
     }
 
     fn next_pick(&self) -> u64 {

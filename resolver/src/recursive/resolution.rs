@@ -7,12 +7,12 @@ use std::sync::Arc;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-use super::Recursor;
 use super::classify::classify;
 use super::frame::{Action, Asked, Frame, Purpose, servfail};
 use super::rrset::{RrsetParts, lowercase_owners};
 use super::store::mark_security;
 use super::validate::{Eval, Mark, Validator, ZoneStatus};
+use super::{Recursor, TrustAnchors};
 use crate::exchange::{Outgoing, Reply, Step, Transport};
 use crate::types::{Millis, Question, Resolved, Security};
 
@@ -54,11 +54,19 @@ pub struct Resolution {
     memo: HashMap<Name, ZoneStatus>,
     /// Validation results to record in the cache.
     marks: Vec<Mark>,
+    /// The trust anchors as they were when the resolution started, and
+    /// their generation (see [`Recursor::set_anchors`]).
+    anchors: Option<Arc<TrustAnchors>>,
+    anchor_generation: u64,
 }
 
 impl Resolution {
     pub(crate) fn new(rec: Arc<Recursor>, q: Question, dnssec_ok: bool, checking_disabled: bool, _now: Millis) -> Self {
         let minimise = rec.cfg.qname_minimisation;
+        // The generation before the anchors: if they change in between,
+        // the marks are merely skipped.
+        let anchor_generation = rec.anchor_generation();
+        let anchors = rec.anchors().filter(|_| rec.cfg.validate);
         let frames = vec![Frame::new(q.clone(), Purpose::Client, 0, minimise)];
         Resolution {
             rec,
@@ -74,7 +82,15 @@ impl Resolution {
             fetched: HashMap::new(),
             memo: HashMap::new(),
             marks: Vec::new(),
+            anchors,
+            anchor_generation,
         }
+    }
+
+    /// Whether this resolution validates: anchors and validation on when
+    /// it started.
+    fn validating(&self) -> bool {
+        self.anchors.is_some()
     }
 
     /// The client's question.
@@ -148,7 +164,7 @@ impl Resolution {
     /// given, validation on, CD clear (RFC 4035 §3.2.2), and an answer
     /// rather than a failure.
     fn needs_validation(&self, res: &Resolved) -> bool {
-        self.rec.validating()
+        self.validating()
             && !self.checking_disabled
             && matches!(res.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
     }
@@ -156,7 +172,7 @@ impl Resolution {
     /// Validates the client's answer with what was looked up so far; a
     /// Bogus answer becomes SERVFAIL with its EDE (RFC 4035 §5.5).
     fn validate(&mut self, answer: &Resolved, now: Millis) -> Eval<Resolved> {
-        let Some(anchors) = self.rec.anchors.as_ref() else { return Eval::Ready(answer.clone()) };
+        let Some(anchors) = self.anchors.clone() else { return Eval::Ready(answer.clone()) };
         let cache = self.rec.cache.clone();
         let cut_of = move |name: &Name| -> Name {
             let mut n = name.clone();
@@ -176,7 +192,7 @@ impl Resolution {
         let cache = self.rec.cache.clone();
         let known_negative = move |q: &Question| cache.negative(q, now).map(|n| n.entry.security);
         let mut v = Validator {
-            anchors,
+            anchors: &anchors,
             fetched: &self.fetched,
             memo: &mut self.memo,
             now_s: now / 1000,
@@ -191,7 +207,10 @@ impl Resolution {
             Eval::Need(q) => return Eval::Need(q),
         };
         let marks = std::mem::take(&mut self.marks);
-        mark_security(&self.rec.cache, &self.client, answer, &marks, security, now);
+        // Marks made with withdrawn anchors would outlive the flush.
+        if self.rec.anchor_generation() == self.anchor_generation {
+            mark_security(&self.rec.cache, &self.client, answer, &marks, security, now);
+        }
         if security == Security::Bogus {
             let mut r = Resolved::servfail(ede);
             r.security = Security::Bogus;
@@ -201,7 +220,7 @@ impl Resolution {
     }
 
     fn send(&mut self, asked: Asked, now: Millis) -> Step {
-        let validating = self.rec.validating();
+        let validating = self.validating();
         let wire = match query_wire(&asked.q, asked.edns, self.rec.cfg.edns_payload, validating) {
             Ok(w) => w,
             Err(e) => return self.finish(servfail(EDE_OTHER, format!("cannot encode a query: {e}"))),
@@ -229,7 +248,7 @@ impl Resolution {
 
     fn finish(&mut self, mut res: Resolved) -> Step {
         // CD: data goes out unvalidated, whatever the cache knows of it.
-        let unvalidated = self.checking_disabled || !self.rec.validating();
+        let unvalidated = self.checking_disabled || !self.validating();
         if unvalidated || (res.rcode == ResponseCode::ServFail && res.security != Security::Bogus) {
             res.security = Security::Indeterminate;
         }

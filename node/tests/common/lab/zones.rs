@@ -319,6 +319,8 @@ pub struct Zones {
     pub files: Vec<(String, PathBuf)>,
     /// The root's KSK as a DS record, zone-file format.
     pub trust_anchor: String,
+    /// The root's keys (KSK, ZSK): base names of ldns key files in `keys/`.
+    pub root_keys: Vec<String>,
 }
 
 impl Zones {
@@ -340,6 +342,7 @@ impl Zones {
         let mut ds_for: std::collections::HashMap<&'static str, String> = Default::default();
         let mut files = Vec::new();
         let mut trust_anchor = String::new();
+        let mut root_keys = Vec::new();
         for def in defs() {
             let mut text = def.text.replace("%NET%", net);
             match def.name {
@@ -366,6 +369,7 @@ impl Zones {
                 // The root alone has a KSK/ZSK split, as the real one does.
                 sign_with.push(keygen(&keys, def.name, false));
                 trust_anchor = read_ds(&keys, &ksk);
+                root_keys = sign_with.clone();
             }
             let signed = dir.join(format!("{file_name}.signed"));
             let mut cmd = Command::new("ldns-signzone");
@@ -397,7 +401,7 @@ impl Zones {
             ds_for.insert(def.name, ds);
             files.push((def.name.to_owned(), signed));
         }
-        Zones { files, trust_anchor }
+        Zones { files, trust_anchor, root_keys }
     }
 }
 
@@ -409,7 +413,7 @@ fn parent_of(name: &str) -> &str {
 }
 
 /// Makes a key with ldns-keygen in `dir`; returns its base name.
-fn keygen(dir: &Path, zone: &str, ksk: bool) -> String {
+pub(super) fn keygen(dir: &Path, zone: &str, ksk: bool) -> String {
     let mut cmd = Command::new("ldns-keygen");
     cmd.current_dir(dir).args(["-a", "ECDSAP256SHA256", "-r", "/dev/urandom"]);
     if ksk {
@@ -427,7 +431,7 @@ fn read_ds(dir: &Path, key: &str) -> String {
     line + "\n"
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(super) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("cannot run {:?} ({e}): the lab needs ldnsutils (scripts/testlab.sh installs it)", cmd.get_program())
     });

@@ -249,3 +249,46 @@ fn wildcard_answer_without_its_proof_is_bogus() {
     let (r, _) = resolve(&mut net, &rec, "anything.wild.example.", RecordType::TXT, NOW);
     assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
 }
+
+/// RFC 5011 updates at run time: anchors that withdraw trust flush what
+/// was validated with them; the next resolution checks again.
+#[test]
+fn new_anchors_withdrawing_a_key_flush_what_it_validated() {
+    use super::signer::ZoneKey;
+    let (mut net, anchors) = chained_world(true);
+    let rec = recursor_with(&[("a.root.", ROOT)], |_| {}, Some(anchors.clone()));
+    let (r, _) = resolve(&mut net, &rec, "www.child.test.", RecordType::A, NOW);
+    assert_eq!(r.security, Security::Secure, "{r:?}");
+    // Adding a key to the anchors withdraws nothing: the cache stays.
+    let mut more = anchors.clone();
+    more.add(ZoneKey::new(&n("test.")).dnskey());
+    assert!(rec.set_anchors(more).is_empty());
+    let (r, queries) = resolve(&mut net, &rec, "www.child.test.", RecordType::A, NOW + 1000);
+    assert_eq!((r.security, queries), (Security::Secure, 0), "answered from the cache");
+    // Now test.'s only anchor is a key the zone does not use (its real
+    // key revoked): the Secure data of the zone must not survive.
+    let mut other = TrustAnchors::default();
+    other.add(ZoneKey::new(&n("test.")).dnskey());
+    assert_eq!(rec.set_anchors(other), vec![n("test.")]);
+    assert!(rec.cache().rrset(&n("test."), RecordType::DNSKEY, NOW + 2000).is_none(), "key cache flushed");
+    let (r, _) = resolve(&mut net, &rec, "www.child.test.", RecordType::A, NOW + 2000);
+    assert_eq!((r.rcode, r.security), (ResponseCode::ServFail, Security::Bogus), "{r:?}");
+}
+
+/// A DS anchor replaced by the DNSKEY it matches (what RFC 5011 does on
+/// first sight of the key) trusts the same key: nothing is withdrawn.
+#[test]
+fn a_ds_anchor_replaced_by_its_key_withdraws_nothing() {
+    let (zone, ds_anchor) = fixture("nsec-ecdsa");
+    let ksk: Vec<Record> = zone
+        .iter()
+        .filter(|r| matches!(r.data(), RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DNSKEY(k)) if k.secure_entry_point()))
+        .cloned()
+        .collect();
+    assert!(!ksk.is_empty(), "the fixture has a KSK");
+    let mut by_key = TrustAnchors::default();
+    by_key.set_zone(&n("example."), ksk);
+    assert!(ds_anchor.withdrawn(&by_key).is_empty());
+    assert_eq!(by_key.withdrawn(&ds_anchor), vec![n("example.")], "a DNSKEY anchor gone is withdrawn");
+    assert_eq!(ds_anchor.withdrawn(&TrustAnchors::default()), vec![n("example.")]);
+}
