@@ -36,10 +36,15 @@
 //! the DS and DNSKEY RRsets it needs are looked up as further lookups on
 //! the same stack, so they share the cache and the work bound.
 //!
+//! Validated NSEC records are also indexed per zone and answer for every
+//! name they cover (RFC 8198, `aggressive`): for clients that did not set
+//! CD, only with Secure data; [`Recursor::aggressive_hits`] counts them.
+//!
 //! Not done: priming the root NS set (RFC 8109; the hints are used as
 //! they are), 0x20 case randomisation (it needs randomness: a driver
 //! concern), parallel queries to several servers, and serve-stale.
 
+mod aggressive;
 mod classify;
 mod delegation;
 mod frame;
@@ -123,12 +128,21 @@ pub struct Recursor {
     /// Stand-in for randomness in server selection: a counter mixed into
     /// each choice so that servers of equal speed take turns.
     picks: AtomicU64,
+    /// Validated NSEC records for aggressive negative answers (RFC 8198).
+    aggressive: aggressive::AggressiveNsec,
 }
 
 impl Recursor {
     /// A recursor over `cache`; `anchors` `None` turns validation off.
     pub fn new(cfg: RecursiveConfig, cache: Arc<Cache>, anchors: Option<TrustAnchors>) -> Self {
-        Recursor { cfg, cache, anchors, infra: InfraCache::default(), picks: AtomicU64::new(0) }
+        Recursor {
+            cfg,
+            cache,
+            anchors,
+            infra: InfraCache::default(),
+            picks: AtomicU64::new(0),
+            aggressive: aggressive::AggressiveNsec::default(),
+        }
     }
 
     /// Starts resolving `q` for a client that set DO (`dnssec_ok`) and CD
@@ -155,6 +169,18 @@ impl Recursor {
     /// Whether answers are validated: anchors given and validation on.
     pub fn validating(&self) -> bool {
         self.cfg.validate && self.anchors.is_some()
+    }
+
+    /// Answers synthesised from validated NSEC records (RFC 8198
+    /// aggressive use of the DNSSEC-validated cache): NXDOMAIN or NODATA
+    /// given with no upstream query, since this recursor was made.
+    pub fn aggressive_hits(&self) -> u64 {
+        self.aggressive.hits()
+    }
+
+    /// Validated NSEC records held for aggressive negative answers.
+    pub fn aggressive_entries(&self) -> usize {
+        self.aggressive.len()
     }
 
     fn next_pick(&self) -> u64 {

@@ -59,7 +59,11 @@ pub struct Resolution {
 impl Resolution {
     pub(crate) fn new(rec: Arc<Recursor>, q: Question, dnssec_ok: bool, checking_disabled: bool, _now: Millis) -> Self {
         let minimise = rec.cfg.qname_minimisation;
-        let frames = vec![Frame::new(q.clone(), Purpose::Client, 0, minimise)];
+        let mut client = Frame::new(q.clone(), Purpose::Client, 0, minimise);
+        // RFC 8198 §4: only validated data is used aggressively, and a CD
+        // client asked for data unvalidated.
+        client.aggressive = rec.validating() && !checking_disabled;
+        let frames = vec![client];
         Resolution {
             rec,
             client: q,
@@ -192,12 +196,35 @@ impl Resolution {
         };
         let marks = std::mem::take(&mut self.marks);
         mark_security(&self.rec.cache, &self.client, answer, &marks, security, now);
+        if security == Security::Secure {
+            self.index_nsecs(answer, now);
+        }
         if security == Security::Bogus {
             let mut r = Resolved::servfail(ede);
             r.security = Security::Bogus;
             return Eval::Ready(r);
         }
         Eval::Ready(Resolved { security, ..answer.clone() })
+    }
+
+    /// RFC 8198: the NSEC records of a Secure answer's authority section
+    /// (a denial, or a wildcard answer's proof) go into the aggressive
+    /// index, with the keys their signer was validated with.
+    fn index_nsecs(&self, answer: &Resolved, now: Millis) {
+        let nsec = |r: &hickory_proto::rr::Record| r.record_type() == RecordType::NSEC;
+        let Some(first) = answer.authority.iter().find(|r| nsec(r)) else { return };
+        let signer = answer.authority.iter().find_map(|r| match r.data() {
+            hickory_proto::rr::RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::RRSIG(s))
+                if r.name() == first.name() && s.type_covered() == RecordType::NSEC =>
+            {
+                Some(s.signer_name().to_lowercase())
+            }
+            _ => None,
+        });
+        let Some(zone) = signer else { return };
+        if let Some(ZoneStatus::Secure(keys)) = self.memo.get(&zone) {
+            self.rec.aggressive.insert(&zone, &answer.authority, keys, now);
+        }
     }
 
     fn send(&mut self, asked: Asked, now: Millis) -> Step {
