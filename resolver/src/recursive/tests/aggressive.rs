@@ -194,3 +194,30 @@ fn expired_entries_are_not_used() {
     assert_eq!(net.log.last().map(|s| s.q.name.clone()), Some(super::fake::n("nop3.example.")));
     assert_eq!(rec.aggressive_hits(), 1);
 }
+
+/// A wildcard that exists is never denied: `$.wild.example.` sorts
+/// between secure.example. and *.wild.example., so the held NSEC
+/// secure. → *.wild. covers it, but that NSEC ends at the wildcard of
+/// its closest encloser instead of covering it. The wildcard answer then
+/// brings the NSEC *.wild. → www. into the index (a wildcard answer's
+/// proof is indexed too).
+#[test]
+fn an_existing_wildcard_is_not_denied_and_wildcard_proofs_are_indexed() {
+    let (mut net, rec) = setup();
+    let (r, _) = resolve(&mut net, &rec, "sz.example.", RecordType::A, NOW);
+    assert_eq!(nsec_owners(&r), ["example.", "secure.example."], "{r:?}");
+    let dollar =
+        hickory_proto::rr::Name::from_labels([&b"$"[..], b"wild", b"example"]).unwrap_or_else(|e| panic!("{e}"));
+    let mut res = rec.start(crate::Question::new(&dollar, RecordType::TXT), true, false, NOW + 1000);
+    let r = super::fake::drive(&mut net, &mut res, NOW + 1000);
+    let q = res.queries_sent();
+    assert_eq!((r.rcode, r.security), (ResponseCode::NoError, Security::Secure), "{r:?}");
+    assert!(r.answer.iter().any(|x| x.record_type() == RecordType::TXT), "the wildcard answered: {r:?}");
+    assert_eq!((q, rec.aggressive_hits()), (1, 0));
+    assert_eq!(rec.aggressive_entries(), 3, "the wildcard answer's NSEC is held");
+    // wild2.example. is covered by *.wild. → www.; *.example. by the apex's.
+    let (r, q) = resolve(&mut net, &rec, "wild2.example.", RecordType::A, NOW + 2000);
+    assert_eq!((q, r.rcode, r.security), (0, ResponseCode::NXDomain, Security::Secure), "{r:?}");
+    assert_eq!(nsec_owners(&r), ["*.wild.example.", "example."]);
+    assert_eq!(rec.aggressive_hits(), 1);
+}
