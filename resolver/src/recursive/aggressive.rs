@@ -80,10 +80,25 @@ pub(crate) struct Synthesised {
 }
 
 /// The index of validated NSEC records (see the module docs).
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub(crate) struct AggressiveNsec {
     inner: RwLock<Inner>,
     hits: AtomicU64,
+    limits: Limits,
+}
+
+/// The bounds of the index.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) per_zone: usize,
+    pub(crate) zones: usize,
+    pub(crate) total: usize,
+}
+
+impl Default for AggressiveNsec {
+    fn default() -> Self {
+        AggressiveNsec::with_limits(Limits { per_zone: MAX_PER_ZONE, zones: MAX_ZONES, total: MAX_TOTAL })
+    }
 }
 
 fn nsec_next(r: &Record) -> Option<&Name> {
@@ -106,6 +121,11 @@ fn meta(t: RecordType) -> bool {
 }
 
 impl AggressiveNsec {
+    /// An empty index with these bounds.
+    pub(crate) fn with_limits(limits: Limits) -> Self {
+        AggressiveNsec { inner: RwLock::default(), hits: AtomicU64::new(0), limits }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -168,9 +188,10 @@ impl AggressiveNsec {
             return;
         }
         let mut inner = self.write();
-        if !inner.zones.contains_key(zone) && inner.zones.len() >= MAX_ZONES {
+        let limits = self.limits;
+        if !inner.zones.contains_key(zone) && inner.zones.len() >= limits.zones {
             purge(&mut inner, now);
-            if inner.zones.len() >= MAX_ZONES {
+            if inner.zones.len() >= limits.zones {
                 return;
             }
         }
@@ -182,9 +203,9 @@ impl AggressiveNsec {
                 held.expires = held.expires.min(c);
             }
             let new = inner.zones.get(zone).is_none_or(|z| !z.nsecs.contains_key(&owner));
-            if new && !room(&inner, zone) {
+            if new && !room(&inner, zone, limits) {
                 purge(&mut inner, now);
-                if !room(&inner, zone) {
+                if !room(&inner, zone, limits) {
                     continue;
                 }
             }
@@ -294,8 +315,8 @@ impl AggressiveNsec {
 }
 
 /// Whether one more NSEC record may go into `zone`.
-fn room(inner: &Inner, zone: &Name) -> bool {
-    inner.total < MAX_TOTAL && inner.zones.get(zone).is_none_or(|z| z.nsecs.len() < MAX_PER_ZONE)
+fn room(inner: &Inner, zone: &Name, limits: Limits) -> bool {
+    inner.total < limits.total && inner.zones.get(zone).is_none_or(|z| z.nsecs.len() < limits.per_zone)
 }
 
 /// Drops expired entries and empty zones; at most once a second, so that

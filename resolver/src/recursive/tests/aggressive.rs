@@ -221,3 +221,93 @@ fn an_existing_wildcard_is_not_denied_and_wildcard_proofs_are_indexed() {
     assert_eq!(nsec_owners(&r), ["*.wild.example.", "example."]);
     assert_eq!(rec.aggressive_hits(), 1);
 }
+
+/// The index on its own: signatures checked on the way in, bounds, and
+/// the SOA's negative TTL as a cap (RFC 9077).
+mod index {
+    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+    use hickory_proto::rr::{RData, Record, RecordType};
+
+    use super::super::fake::{n, soa};
+    use super::super::signer::ZoneKey;
+    use crate::recursive::aggressive::{AggressiveNsec, Limits};
+
+    const T: u64 = 1_780_000_000_000;
+
+    fn nsec(owner: &str, next: &str, ttl: u32) -> Record {
+        let types = [RecordType::A, RecordType::RRSIG, RecordType::NSEC];
+        Record::from_rdata(n(owner), ttl, RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(n(next), types))))
+    }
+
+    /// Zone `t.`: NSEC b. → d. → f. → h. (TTL `ttl`), SOA TTL 3600 MINIMUM
+    /// `min`, signed; and the zone's keys.
+    fn zone(ttl: u32, min: u32) -> (Vec<Record>, Vec<Record>) {
+        let key = ZoneKey::new(&n("t."));
+        let mut recs = vec![soa("t.", 3600, min)];
+        for (o, x) in [("t.", "b.t."), ("b.t.", "d.t."), ("d.t.", "f.t."), ("f.t.", "h.t."), ("h.t.", "t.")] {
+            recs.push(nsec(o, x, ttl));
+        }
+        (key.sign_zone(recs, (T / 1000) as u32), vec![key.dnskey()])
+    }
+
+    fn limits(per_zone: usize, total: usize) -> Limits {
+        Limits { per_zone, zones: 8, total }
+    }
+
+    #[test]
+    fn valid_records_go_in_and_deny_covered_names() {
+        let (recs, keys) = zone(300, 300);
+        let idx = AggressiveNsec::default();
+        idx.insert(&n("t."), &recs, &keys, T);
+        assert_eq!(idx.len(), 5);
+        let s = idx.synthesise(&n("c.t."), RecordType::A, T).unwrap_or_else(|| panic!("c.t. is covered"));
+        assert!(s.nxdomain);
+        assert!(s.authority.iter().all(|r| r.ttl() == 300));
+        assert_eq!(idx.synthesise(&n("d.t."), RecordType::AAAA, T).map(|s| s.nxdomain), Some(false), "NODATA");
+        assert_eq!(idx.synthesise(&n("d.t."), RecordType::A, T), None, "A is in the bitmap");
+        assert_eq!(idx.synthesise(&n("x.other."), RecordType::A, T), None, "no zone held");
+        assert_eq!(idx.synthesise(&n("c.t."), RecordType::ANY, T), None);
+        assert_eq!(idx.hits(), 2);
+    }
+
+    #[test]
+    fn unsigned_or_wrongly_signed_records_stay_out() {
+        let (recs, _) = zone(300, 300);
+        let (_, other_keys) = zone(300, 300);
+        let idx = AggressiveNsec::default();
+        idx.insert(&n("t."), &recs, &other_keys, T);
+        let unsigned: Vec<Record> = recs.iter().filter(|r| r.record_type() != RecordType::RRSIG).cloned().collect();
+        let (_, keys) = zone(300, 300);
+        idx.insert(&n("t."), &unsigned, &keys, T);
+        assert_eq!(idx.len(), 0);
+        assert_eq!(idx.synthesise(&n("c.t."), RecordType::A, T), None);
+    }
+
+    #[test]
+    fn soa_minimum_caps_the_lifetime() {
+        let (recs, keys) = zone(3600, 60);
+        let idx = AggressiveNsec::default();
+        idx.insert(&n("t."), &recs, &keys, T);
+        let s = idx.synthesise(&n("c.t."), RecordType::A, T).unwrap_or_else(|| panic!("covered"));
+        assert!(s.authority.iter().all(|r| r.ttl() == 60), "{:?}", s.authority);
+        assert!(idx.synthesise(&n("c.t."), RecordType::A, T + 59_000).is_some());
+        assert_eq!(idx.synthesise(&n("c.t."), RecordType::A, T + 60_000), None);
+    }
+
+    #[test]
+    fn bounded_per_zone_and_in_all_with_expired_entries_purged() {
+        let (recs, keys) = zone(300, 300);
+        let idx = AggressiveNsec::with_limits(limits(3, 100));
+        idx.insert(&n("t."), &recs, &keys, T);
+        assert_eq!(idx.len(), 3);
+        let idx = AggressiveNsec::with_limits(limits(100, 2));
+        idx.insert(&n("t."), &recs, &keys, T);
+        assert_eq!(idx.len(), 2);
+        // Once those expired, a new insert makes room.
+        let later = T + 301_000;
+        let (recs2, keys2) = zone(300, 300);
+        idx.insert(&n("t."), &recs2, &keys2, later);
+        assert_eq!(idx.len(), 2);
+        assert!(idx.synthesise(&n("a.t."), RecordType::A, later).is_some(), "fresh t. → b.t. held");
+    }
+}
