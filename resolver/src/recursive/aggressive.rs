@@ -35,11 +35,12 @@ use crate::dnssec::{nsec_covers, prove_nodata, prove_nxdomain, validate_rrset};
 use crate::types::Millis;
 
 /// NSEC records kept per zone.
-pub(crate) const MAX_PER_ZONE: usize = 4096;
+pub(crate) const MAX_PER_ZONE: usize = 2048;
 /// Zones kept.
 pub(crate) const MAX_ZONES: usize = 1024;
-/// NSEC records kept in all.
-pub(crate) const MAX_TOTAL: usize = 65_536;
+/// NSEC records kept in all: an entry (NSEC, RRSIG, names) takes well
+/// under 1 KiB, so the index stays within some 16 MiB.
+pub(crate) const MAX_TOTAL: usize = 16_384;
 
 /// A record (NSEC or SOA) with its RRSIGs, and when it stops being usable.
 #[derive(Clone, Debug)]
@@ -164,8 +165,8 @@ impl AggressiveNsec {
             if s.rtype == RecordType::NSEC && s.records.len() != 1 {
                 continue; // one NSEC per owner (RFC 4034 §4)
             }
-            if s.rtype == RecordType::NSEC && self.holds(zone, &s.name, &s.records, now) {
-                continue;
+            if self.holds(zone, &s.name, s.rtype, &s.records, now) {
+                continue; // e.g. the proof of an answer made here, validated again
             }
             let Ok(proof) = validate_rrset(&s.records, &s.rrsigs, keys, now_s) else { continue };
             if proof.signer != *zone || proof.wildcard.is_some() || proof.ttl == 0 {
@@ -219,10 +220,16 @@ impl AggressiveNsec {
         }
     }
 
-    /// Whether the live entry at `owner` in `zone` has these records.
-    fn holds(&self, zone: &Name, owner: &Name, records: &[Record], now: Millis) -> bool {
+    /// Whether the live entry for `owner`/`rtype` (NSEC, or the apex SOA)
+    /// in `zone` has these records.
+    fn holds(&self, zone: &Name, owner: &Name, rtype: RecordType, records: &[Record], now: Millis) -> bool {
         let inner = self.read();
-        let Some(h) = inner.zones.get(zone).and_then(|z| z.nsecs.get(owner)) else { return false };
+        let Some(z) = inner.zones.get(zone) else { return false };
+        let held = match rtype {
+            RecordType::SOA => z.soa.as_ref().map(|(h, _)| h),
+            _ => z.nsecs.get(owner),
+        };
+        let Some(h) = held else { return false };
         h.live(now)
             && records
                 .iter()
