@@ -4,11 +4,11 @@
 //! zone ("water torture") is answered from here after the first few
 //! upstream denials.
 //!
-//! Only NSEC (RFC 8198 §5.1, §5.3). NSEC3 (§5.2) is not indexed: its
-//! hashed spans need the zone's parameters and opt-out spans must never
-//! be used aggressively, so it is left for later.
+//! NSEC (RFC 8198 §5.1, §5.3) and NSEC3 (§5.2, in `nsec3`: the closest
+//! encloser proof of RFC 5155 §8.4 from held records; opt-out records are
+//! never held, RFC 5155 §6, nor records past the RFC 9276 iteration limit).
 //!
-//! What goes in: the NSEC records (with their RRSIGs) of a negative or
+//! What goes in: the NSEC/NSEC3 records (with their RRSIGs) of a negative or
 //! wildcard answer the validator found Secure, each checked again here
 //! against the signer's validated keys, and the zone's SOA for the
 //! synthesised answers' authority section. What comes out: NXDOMAIN when
@@ -29,9 +29,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+mod nsec3;
+
 use super::rrset::group;
 use crate::dnssec::denial::closest_encloser;
-use crate::dnssec::{nsec_covers, prove_nodata, prove_nxdomain, validate_rrset};
+use crate::dnssec::{nsec_covers, prove_nodata, prove_nxdomain, relies_on_opt_out, validate_rrset};
 use crate::types::Millis;
 
 /// NSEC records kept per zone.
@@ -62,6 +64,21 @@ struct Zone {
     /// NSEC records by owner, in canonical order (hickory's `Name` order
     /// is RFC 4034 §6.1's: labels compared right to left, case-folded).
     nsecs: BTreeMap<Name, Held>,
+    /// NSEC3 records (never opt-out) by owner hash, all with `nsec3_params`.
+    nsec3: BTreeMap<Vec<u8>, Held>,
+    nsec3_params: Option<nsec3::Params>,
+}
+
+impl Zone {
+    fn len(&self) -> usize {
+        self.nsecs.len() + self.nsec3.len()
+    }
+}
+
+/// Where an entry goes in its zone.
+enum Key {
+    Nsec(Name),
+    Nsec3(Vec<u8>, nsec3::Params),
 }
 
 #[derive(Default, Debug)]
@@ -153,18 +170,22 @@ impl AggressiveNsec {
     pub(crate) fn insert(&self, zone: &Name, authority: &[Record], keys: &[Record], now: Millis) {
         let now_s = now / 1000;
         let mut soa: Option<(Held, u32)> = None;
-        let mut nsecs: Vec<(Name, Held)> = Vec::new();
+        let mut entries: Vec<(Key, Held)> = Vec::new();
         for s in group(authority) {
             if !zone.zone_of(&s.name) {
                 continue;
             }
             let is_soa = s.rtype == RecordType::SOA && s.name == *zone;
-            if !is_soa && s.rtype != RecordType::NSEC {
-                continue;
-            }
-            if s.rtype == RecordType::NSEC && s.records.len() != 1 {
-                continue; // one NSEC per owner (RFC 4034 §4)
-            }
+            let key = match s.rtype {
+                _ if is_soa => None,
+                RecordType::NSEC if s.records.len() == 1 => Some(Key::Nsec(s.name.clone())),
+                // Opt-out records and too many iterations stay out (nsec3::usable).
+                RecordType::NSEC3 if s.records.len() == 1 && s.name.base_name() == *zone => {
+                    let Some((hash, params)) = nsec3::usable(&s.name, &s.records[0]) else { continue };
+                    Some(Key::Nsec3(hash, params))
+                }
+                _ => continue, // one NSEC/NSEC3 per owner (RFC 4034 §4, RFC 5155 §3)
+            };
             if self.holds(zone, &s.name, s.rtype, &s.records, now) {
                 continue; // e.g. the proof of an answer made here, validated again
             }
@@ -175,17 +196,17 @@ impl AggressiveNsec {
             let mut records = s.records.clone();
             records.extend(s.rrsigs.iter().cloned());
             let held = Held { records, expires: now + u64::from(proof.ttl) * 1000 };
-            if is_soa {
+            if let Some(k) = key {
+                entries.push((k, held));
+            } else {
                 let minimum = s.records.iter().find_map(|r| match r.data() {
                     RData::SOA(x) => Some(x.minimum()),
                     _ => None,
                 });
                 soa = minimum.map(|m| (held, m.min(proof.ttl)));
-            } else {
-                nsecs.push((s.name.clone(), held));
             }
         }
-        if soa.is_none() && nsecs.is_empty() {
+        if soa.is_none() && entries.is_empty() {
             return;
         }
         let mut inner = self.write();
@@ -199,11 +220,24 @@ impl AggressiveNsec {
         // RFC 9077 §3: an NSEC proves absence no longer than the SOA's
         // negative TTL; with the SOA at hand, cap the entries now.
         let cap = soa.as_ref().map(|(h, neg)| h.expires.min(now + u64::from(*neg) * 1000));
-        for (owner, mut held) in nsecs {
+        for (key, mut held) in entries {
             if let Some(c) = cap {
                 held.expires = held.expires.min(c);
             }
-            let new = inner.zones.get(zone).is_none_or(|z| !z.nsecs.contains_key(&owner));
+            if let Key::Nsec3(_, params) = &key {
+                // New NSEC3 parameters (a re-salted zone): the old chain goes.
+                let z = inner.zones.entry(zone.clone()).or_default();
+                if z.nsec3_params.as_ref() != Some(params) {
+                    let dropped = z.nsec3.len();
+                    z.nsec3.clear();
+                    z.nsec3_params = Some(params.clone());
+                    inner.total -= dropped;
+                }
+            }
+            let new = inner.zones.get(zone).is_none_or(|z| match &key {
+                Key::Nsec(owner) => !z.nsecs.contains_key(owner),
+                Key::Nsec3(hash, _) => !z.nsec3.contains_key(hash),
+            });
             if new && !room(&inner, zone, limits) {
                 purge(&mut inner, now);
                 if !room(&inner, zone, limits) {
@@ -211,7 +245,11 @@ impl AggressiveNsec {
                 }
             }
             let z = inner.zones.entry(zone.clone()).or_default();
-            if z.nsecs.insert(owner, held).is_none() {
+            let old = match key {
+                Key::Nsec(owner) => z.nsecs.insert(owner, held),
+                Key::Nsec3(hash, _) => z.nsec3.insert(hash, held),
+            };
+            if old.is_none() {
                 inner.total += 1;
             }
         }
@@ -227,6 +265,7 @@ impl AggressiveNsec {
         let Some(z) = inner.zones.get(zone) else { return false };
         let held = match rtype {
             RecordType::SOA => z.soa.as_ref().map(|(h, _)| h),
+            RecordType::NSEC3 => nsec3::owner_hash(owner).and_then(|h| z.nsec3.get(&h)),
             _ => z.nsecs.get(owner),
         };
         let Some(h) = held else { return false };
@@ -255,46 +294,8 @@ impl AggressiveNsec {
             apex = apex.base_name();
         };
         let (soa, neg_ttl) = zone.soa.as_ref().filter(|(h, _)| h.live(now))?;
-        let before = |n: &Name| zone.nsecs.range(..=n.clone()).next_back().filter(|(_, h)| h.live(now));
-        let (owner, held) = before(name)?;
-        let nsec = held.records.iter().find(|r| r.record_type() == RecordType::NSEC)?;
-        let mut used = vec![held];
-        let nxdomain = if owner == name {
-            // NODATA: the bitmap lacks the type and CNAME; and the NSEC is
-            // from the right side of a zone cut (RFC 6840 §4.4).
-            let delegation = nsec_has(nsec, RecordType::NS) && !nsec_has(nsec, RecordType::SOA);
-            let wrong_side =
-                if qtype == RecordType::DS { nsec_has(nsec, RecordType::SOA) && !name.is_root() } else { delegation };
-            if nsec_has(nsec, qtype) || nsec_has(nsec, RecordType::CNAME) || wrong_side {
-                return None;
-            }
-            false
-        } else {
-            if !nsec_covers(name, nsec) {
-                return None;
-            }
-            let next = nsec_next(nsec)?;
-            if name.zone_of(next) {
-                false // an empty non-terminal: the name exists, without data
-            } else {
-                // RFC 8198 §5.1: the wildcard at the closest encloser must
-                // be proven absent too, or it could have answered.
-                let ce = closest_encloser(name, nsec)?;
-                if !apex.zone_of(&ce) {
-                    return None;
-                }
-                let wildcard = ce.prepend_label("*").ok()?;
-                let (w_owner, w_held) = before(&wildcard)?;
-                let w_nsec = w_held.records.iter().find(|r| r.record_type() == RecordType::NSEC)?;
-                if *w_owner == wildcard || !nsec_covers(&wildcard, w_nsec) {
-                    return None;
-                }
-                if !std::ptr::eq(w_held, held) {
-                    used.push(w_held);
-                }
-                true
-            }
-        };
+        let (nxdomain, used) =
+            nsec_proof(zone, &apex, name, qtype, now).or_else(|| nsec3::proof(zone, &apex, name, qtype, now))?;
         let left = used.iter().map(|h| h.expires).chain([soa.expires]).min().unwrap_or(0).saturating_sub(now) / 1000;
         let ttl = u32::try_from(left).unwrap_or(u32::MAX).min(*neg_ttl);
         if ttl == 0 {
@@ -312,7 +313,9 @@ impl AggressiveNsec {
         } else {
             prove_nodata(name, qtype, &apex, &authority)
         };
-        if proven.is_err() {
+        // RFC 8198 §5.2 / RFC 5155 §6: never an answer resting on opt-out
+        // (no opt-out record is held; checked again all the same).
+        if proven.is_err() || (nxdomain && relies_on_opt_out(name, &apex, &authority)) {
             tracing::debug!(%name, %qtype, "aggressive NSEC synthesis did not prove itself; asking upstream");
             return None;
         }
@@ -321,9 +324,63 @@ impl AggressiveNsec {
     }
 }
 
-/// Whether one more NSEC record may go into `zone`.
+/// The NSEC records proving `name`/`qtype` absent in `zone` (apex
+/// `apex`): NXDOMAIN (true) or NODATA (false), and the entries used.
+fn nsec_proof<'a>(
+    zone: &'a Zone,
+    apex: &Name,
+    name: &Name,
+    qtype: RecordType,
+    now: Millis,
+) -> Option<(bool, Vec<&'a Held>)> {
+    let before = |n: &Name| zone.nsecs.range(..=n.clone()).next_back().filter(|(_, h)| h.live(now));
+    let (owner, held) = before(name)?;
+    let nsec = held.records.iter().find(|r| r.record_type() == RecordType::NSEC)?;
+    let mut used = vec![held];
+    if owner == name {
+        return nodata_allowed(|t| nsec_has(nsec, t), name, qtype).then_some((false, used));
+    }
+    if !nsec_covers(name, nsec) {
+        return None;
+    }
+    let next = nsec_next(nsec)?;
+    if name.zone_of(next) {
+        return Some((false, used)); // an empty non-terminal: the name exists, without data
+    }
+    // RFC 8198 §5.1: the wildcard at the closest encloser must be proven
+    // absent too, or it could have answered.
+    let ce = closest_encloser(name, nsec)?;
+    if !apex.zone_of(&ce) {
+        return None;
+    }
+    let wildcard = ce.prepend_label("*").ok()?;
+    let (w_owner, w_held) = before(&wildcard)?;
+    let w_nsec = w_held.records.iter().find(|r| r.record_type() == RecordType::NSEC)?;
+    if *w_owner == wildcard || !nsec_covers(&wildcard, w_nsec) {
+        return None;
+    }
+    if !std::ptr::eq(w_held, held) {
+        used.push(w_held);
+    }
+    Some((true, used))
+}
+
+/// NODATA from the type bitmap (`has`) of the record at `name`: neither
+/// the type nor CNAME, and from the right side of a zone cut (RFC 6840
+/// §4.4: the parent's record at a delegation speaks only for DS, the
+/// child's apex record never for DS).
+pub(super) fn nodata_allowed(has: impl Fn(RecordType) -> bool, name: &Name, qtype: RecordType) -> bool {
+    let wrong_side = if qtype == RecordType::DS {
+        has(RecordType::SOA) && !name.is_root()
+    } else {
+        has(RecordType::NS) && !has(RecordType::SOA)
+    };
+    !has(qtype) && !has(RecordType::CNAME) && !wrong_side
+}
+
+/// Whether one more NSEC or NSEC3 record may go into `zone`.
 fn room(inner: &Inner, zone: &Name, limits: Limits) -> bool {
-    inner.total < limits.total && inner.zones.get(zone).is_none_or(|z| z.nsecs.len() < limits.per_zone)
+    inner.total < limits.total && inner.zones.get(zone).is_none_or(|z| z.len() < limits.per_zone)
 }
 
 /// Drops expired entries and empty zones; at most once a second, so that
@@ -336,11 +393,12 @@ fn purge(inner: &mut Inner, now: Millis) {
     let mut total = 0;
     inner.zones.retain(|_, z| {
         z.nsecs.retain(|_, h| h.live(now));
+        z.nsec3.retain(|_, h| h.live(now));
         if z.soa.as_ref().is_some_and(|(h, _)| !h.live(now)) {
             z.soa = None;
         }
-        total += z.nsecs.len();
-        !z.nsecs.is_empty() || z.soa.is_some()
+        total += z.len();
+        z.len() > 0 || z.soa.is_some()
     });
     inner.total = total;
 }

@@ -207,15 +207,15 @@ impl Resolution {
         Eval::Ready(Resolved { security, ..answer.clone() })
     }
 
-    /// RFC 8198: the NSEC records of a Secure answer's authority section
+    /// RFC 8198: the NSEC/NSEC3 records of a Secure answer's authority section
     /// (a denial, or a wildcard answer's proof) go into the aggressive
     /// index, with the keys their signer was validated with.
     fn index_nsecs(&self, answer: &Resolved, now: Millis) {
-        let nsec = |r: &hickory_proto::rr::Record| r.record_type() == RecordType::NSEC;
-        let Some(first) = answer.authority.iter().find(|r| nsec(r)) else { return };
+        let denial = |r: &hickory_proto::rr::Record| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3);
+        let Some(first) = answer.authority.iter().find(|r| denial(r)) else { return };
         let signer = answer.authority.iter().find_map(|r| match r.data() {
             hickory_proto::rr::RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::RRSIG(s))
-                if r.name() == first.name() && s.type_covered() == RecordType::NSEC =>
+                if r.name() == first.name() && s.type_covered() == first.record_type() =>
             {
                 Some(s.signer_name().to_lowercase())
             }

@@ -311,3 +311,53 @@ mod index {
         assert!(idx.synthesise(&n("a.t."), RecordType::A, later).is_some(), "fresh t. → b.t. held");
     }
 }
+
+/// NSEC3 (RFC 8198 §5.2): after one NXDOMAIN (the fake server sends the
+/// zone's whole NSEC3 chain), other names are denied from the index by
+/// the closest encloser proof, and NODATA from a matching record.
+#[test]
+fn nsec3_denials_are_synthesised() {
+    let (zone, anchors) = fixture("nsec3");
+    let mut net = world(zone);
+    let rec = recursor_with(&[("a.root.", ROOT)], |c| c.qname_minimisation = false, Some(anchors));
+    let (r, q) = resolve(&mut net, &rec, "nope.example.", RecordType::A, NOW);
+    assert_eq!((r.rcode, r.security), (ResponseCode::NXDomain, Security::Secure), "{r:?}");
+    assert!(q > 0);
+    assert!(rec.aggressive_entries() > 0, "the NSEC3 records are held");
+    for (i, name) in ["nop2.example.", "zzz.example.", "a.b.example.", "x.mail.example."].iter().enumerate() {
+        let (r, q) = resolve(&mut net, &rec, name, RecordType::A, NOW + 1000);
+        assert_eq!((q, r.rcode, r.security), (0, ResponseCode::NXDomain, Security::Secure), "{name}: {r:?}");
+        assert!(r.authority.iter().any(|x| x.record_type() == RecordType::NSEC3), "{name}");
+        assert_eq!(rec.aggressive_hits(), i as u64 + 1);
+    }
+    let (r, q) = resolve(&mut net, &rec, "mail.example.", RecordType::TXT, NOW + 1000);
+    assert_eq!((q, r.rcode, r.security), (0, ResponseCode::NoError, Security::Secure), "{r:?}");
+    assert!(r.answer.is_empty());
+    // A wildcard exists at wild.example.: never denied.
+    let (r, q) = resolve(&mut net, &rec, "any.wild.example.", RecordType::TXT, NOW + 1000);
+    assert_eq!((q, r.rcode, r.security), (1, ResponseCode::NoError, Security::Secure), "{r:?}");
+    // Types the bitmap lists are asked for.
+    let (r, q) = resolve(&mut net, &rec, "mail.example.", RecordType::A, NOW + 1000);
+    assert_eq!((q, r.rcode), (1, ResponseCode::NoError), "{r:?}");
+    // Expired with the NSEC3 TTL (300 s).
+    let (_, q) = resolve(&mut net, &rec, "nop3.example.", RecordType::A, NOW + 300_000);
+    assert!(q >= 1);
+}
+
+/// An opt-out NSEC3 chain is never used aggressively.
+#[test]
+fn nsec3_opt_out_is_never_used() {
+    let (zone, anchors) = fixture("nsec3-optout");
+    let mut net = world(zone);
+    let rec = recursor_with(&[("a.root.", ROOT)], |c| c.qname_minimisation = false, Some(anchors));
+    for (i, name) in ["nope.example.", "nop2.example.", "zzz.example."].iter().enumerate() {
+        let (r, q) = resolve(&mut net, &rec, name, RecordType::A, NOW + i as u64 * 1000);
+        assert_eq!(r.rcode, ResponseCode::NXDomain, "{name}: {r:?}");
+        assert!(q >= 1, "{name}: asked upstream");
+    }
+    let (r, q) = resolve(&mut net, &rec, "mail.example.", RecordType::TXT, NOW + 5000);
+    assert_eq!(r.rcode, ResponseCode::NoError, "{r:?}");
+    assert!(q >= 1);
+    assert_eq!(rec.aggressive_hits(), 0);
+    assert_eq!(rec.aggressive_entries(), 0, "no opt-out NSEC3 record is held");
+}

@@ -24,6 +24,10 @@ pub(super) fn fixture(name: &str) -> (Vec<Record>, TrustAnchors) {
         "nsec3" => {
             (include_str!("../../../tests/data/dnssec/nsec3.zone"), include_str!("../../../tests/data/dnssec/nsec3.ds"))
         }
+        "nsec3-optout" => (
+            include_str!("../../../tests/data/dnssec/nsec3-optout.zone"),
+            include_str!("../../../tests/data/dnssec/nsec3-optout.ds"),
+        ),
         "expired" => (
             include_str!("../../../tests/data/dnssec/expired.zone"),
             include_str!("../../../tests/data/dnssec/expired.ds"),
