@@ -36,7 +36,7 @@
 //! the DS and DNSKEY RRsets it needs are looked up as further lookups on
 //! the same stack, so they share the cache and the work bound.
 //!
-//! Validated NSEC records are also indexed per zone and answer for every
+//! Validated NSEC/NSEC3 records are also indexed per zone and answer for every
 //! name they cover (RFC 8198, `aggressive`): for clients that did not set
 //! CD, only with Secure data; [`Recursor::aggressive_hits`] counts them.
 //!
@@ -128,7 +128,7 @@ pub struct Recursor {
     /// Stand-in for randomness in server selection: a counter mixed into
     /// each choice so that servers of equal speed take turns.
     picks: AtomicU64,
-    /// Validated NSEC records for aggressive negative answers (RFC 8198).
+    /// Validated NSEC/NSEC3 records for aggressive negative answers (RFC 8198).
     aggressive: aggressive::AggressiveNsec,
 }
 
@@ -178,7 +178,7 @@ impl Recursor {
         self.aggressive.hits()
     }
 
-    /// Validated NSEC records held for aggressive negative answers.
+    /// Validated NSEC and NSEC3 records held for aggressive negative answers.
     pub fn aggressive_entries(&self) -> usize {
         self.aggressive.len()
     }
