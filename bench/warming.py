@@ -197,11 +197,12 @@ def free_port(span=1):
 
 def one_round(binary, work, names, load_qps, warmup, measure, warm, round_no, settle):
     ports_a = (free_port(), free_port(), free_port(3))
-    a = start_node(binary, work, f"a{round_no}{int(warm)}", *ports_a, None, True)
+    tag = f"{round_no}{int(warm)}{int(settle > 0)}"  # a fresh data dir (no warm-start file) each time
+    a = start_node(binary, work, f"a{tag}", *ports_a, None, True)
     load = Load(names, seed=round_no)
     load.run(("127.0.0.1", ports_a[0]), load_qps, warmup)
     ports_b = (free_port(), free_port(), free_port(3))
-    b = start_node(binary, work, f"b{round_no}{int(warm)}", *ports_b, f"127.0.0.1:{ports_a[2]}", warm)
+    b = start_node(binary, work, f"b{tag}", *ports_b, f"127.0.0.1:{ports_a[2]}", warm)
     http_b = f"127.0.0.1:{ports_b[1]}"
     if settle:
         # The anycast case: B takes traffic once it is up and has had the

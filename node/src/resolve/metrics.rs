@@ -73,6 +73,20 @@ impl ResolverService {
             "TCP connections opened to servers (each reused and pipelined).",
         );
         out.sample("meshdns_resolver_tcp_connections_opened_total", &[], self.tcp_pool.opened.load(Relaxed));
+        if let Some(r) = self.recursor() {
+            out.family(
+                "meshdns_resolver_aggressive_nsec_answers_total",
+                Kind::Counter,
+                "Negative answers made from validated NSEC/NSEC3 records in the cache (RFC 8198), no upstream query.",
+            );
+            out.sample("meshdns_resolver_aggressive_nsec_answers_total", &[], r.aggressive_hits());
+            out.family(
+                "meshdns_resolver_aggressive_nsec_records",
+                Kind::Gauge,
+                "Validated NSEC/NSEC3 records held for RFC 8198.",
+            );
+            out.sample("meshdns_resolver_aggressive_nsec_records", &[], r.aggressive_entries());
+        }
         let c = self.cache().stats();
         out.family("meshdns_resolver_cache_entries", Kind::Gauge, "Entries in the shared cache (L2).");
         out.sample("meshdns_resolver_cache_entries", &[], c.entries);

@@ -119,6 +119,12 @@ pub(crate) fn prove_nxdomain(qname: &Name, zone: &Name, authority: &[Record]) ->
         return Err(bogus(format!("NXDOMAIN for {qname}, but an NSEC shows it exists")));
     }
     let (_, _, ce) = cover(qname, &set).ok_or_else(|| missing(format!("no NSEC covers {qname} in {zone}")))?;
+    if ce == *qname {
+        // The covering NSEC's next name is below qname: qname is an empty
+        // non-terminal, it exists. A genuine NSEC replayed under a forged
+        // NXDOMAIN would otherwise deny the whole subtree (RFC 8020).
+        return Err(bogus(format!("NXDOMAIN for {qname}, but names exist below it (an empty non-terminal)")));
+    }
     if !zone.zone_of(&ce) {
         return Err(bogus(format!("NSEC for {qname} shows closest encloser {ce} outside {zone}")));
     }
@@ -200,4 +206,33 @@ pub(crate) fn prove_no_ds(child: &Name, zone: &Name, authority: &[Record]) -> Re
         return Err(bogus(format!("NSEC at {child} is not the parent side of a delegation")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod ent_tests {
+    use std::str::FromStr;
+
+    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    fn name(s: &str) -> Name {
+        Name::from_str(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn nsec(owner: &str, next: &str) -> Record {
+        let n = NSEC::new(name(next), vec![RecordType::A, RecordType::RRSIG, RecordType::NSEC]);
+        Record::from_rdata(name(owner), 300, RData::DNSSEC(DNSSECRData::NSEC(n)))
+    }
+
+    #[test]
+    fn an_empty_non_terminal_is_never_proven_nonexistent() {
+        // c.example. has no records but b.c.example. exists.
+        let zone = name("example.");
+        let auth = vec![nsec("a.example.", "b.c.example."), nsec("example.", "a.example.")];
+        let e = super::prove_nxdomain(&name("c.example."), &zone, &auth);
+        assert!(e.is_err_and(|e| e.text.contains("empty non-terminal")));
+        // A name that really is absent in the same span still is proven
+        // (its wildcard *.example. is covered by the apex NSEC).
+        assert!(super::prove_nxdomain(&name("aa.example."), &zone, &auth).is_ok());
+    }
 }

@@ -62,6 +62,9 @@ pub(crate) struct Frame {
     /// full name after a minimised query failed).
     pub(crate) retry: Option<(IpAddr, Transport, bool)>,
     pub(crate) outcome: Option<Resolved>,
+    /// Negative answers may be synthesised from validated NSEC records
+    /// (RFC 8198): the client's question, validated, CD clear.
+    pub(crate) aggressive: bool,
 }
 
 impl Frame {
@@ -76,6 +79,7 @@ impl Frame {
             min: Minimiser::new(minimise, 0),
             retry: None,
             outcome: None,
+            aggressive: false,
         }
     }
 
@@ -212,6 +216,16 @@ impl Frame {
                 }
                 return Some(self.resolved(ResponseCode::NXDomain, self.chain.clone(), auth, neg.entry.security));
             }
+        }
+        // RFC 8198: validated NSEC records covering the name (and the
+        // wildcard at its closest encloser) deny it with no query. The
+        // answer is validated again as any cached one is.
+        if self.aggressive
+            && let Some(s) = rec.aggressive.synthesise(&q.name, q.qtype, now)
+        {
+            tracing::trace!(name = %q.name, qtype = %q.qtype, nx = s.nxdomain, "aggressive NSEC answer");
+            let rcode = if s.nxdomain { ResponseCode::NXDomain } else { ResponseCode::NoError };
+            return Some(self.resolved(rcode, self.chain.clone(), s.authority, Security::Secure));
         }
         None
     }

@@ -67,7 +67,11 @@ impl Resolution {
         // the marks are merely skipped.
         let anchor_generation = rec.anchor_generation();
         let anchors = rec.anchors().filter(|_| rec.cfg.validate);
-        let frames = vec![Frame::new(q.clone(), Purpose::Client, 0, minimise)];
+        let mut client = Frame::new(q.clone(), Purpose::Client, 0, minimise);
+        // RFC 8198 §4: only validated data is used aggressively, and a CD
+        // client asked for data unvalidated.
+        client.aggressive = anchors.is_some() && !checking_disabled;
+        let frames = vec![client];
         Resolution {
             rec,
             client: q,
@@ -210,6 +214,9 @@ impl Resolution {
         // Marks made with withdrawn anchors would outlive the flush.
         if self.rec.anchor_generation() == self.anchor_generation {
             mark_security(&self.rec.cache, &self.client, answer, &marks, security, now);
+            if security == Security::Secure {
+                self.index_nsecs(answer, now);
+            }
         }
         if security == Security::Bogus {
             let mut r = Resolved::servfail(ede);
@@ -217,6 +224,26 @@ impl Resolution {
             return Eval::Ready(r);
         }
         Eval::Ready(Resolved { security, ..answer.clone() })
+    }
+
+    /// RFC 8198: the NSEC/NSEC3 records of a Secure answer's authority section
+    /// (a denial, or a wildcard answer's proof) go into the aggressive
+    /// index, with the keys their signer was validated with.
+    fn index_nsecs(&self, answer: &Resolved, now: Millis) {
+        let denial = |r: &hickory_proto::rr::Record| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3);
+        let Some(first) = answer.authority.iter().find(|r| denial(r)) else { return };
+        let signer = answer.authority.iter().find_map(|r| match r.data() {
+            hickory_proto::rr::RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::RRSIG(s))
+                if r.name() == first.name() && s.type_covered() == first.record_type() =>
+            {
+                Some(s.signer_name().to_lowercase())
+            }
+            _ => None,
+        });
+        let Some(zone) = signer else { return };
+        if let Some(ZoneStatus::Secure(keys)) = self.memo.get(&zone) {
+            self.rec.aggressive.insert(&zone, &answer.authority, keys, now);
+        }
     }
 
     fn send(&mut self, asked: Asked, now: Millis) -> Step {

@@ -293,6 +293,15 @@ impl Validator<'_> {
         Eval::Ready(match ready!(self.status(&z, 0)) {
             ZoneStatus::Secure(k) => match validate_rrset(&s.records, &s.rrsigs, &k, self.now_s) {
                 Ok(proof) => match proof.wildcard.clone() {
+                    // The proof that no closer name exists must itself be
+                    // signed by the zone: else a forged NSEC lets a
+                    // wildcard answer stand in for a name that exists.
+                    Some(_) if check_all(&denial_records(authority, &z), &k, self.now_s).is_err() => {
+                        ZoneStatus::Bogus(Ede::new(
+                            Ede::DNSSEC_BOGUS,
+                            format!("the wildcard proof for {} {} does not validate", s.name, s.rtype),
+                        ))
+                    }
                     Some(w) => match prove_wildcard(&s.name, &w, &z, authority) {
                         Ok(()) if wildcard_relies_on_opt_out(&s.name, &w, &z, authority) => ZoneStatus::Insecure,
                         Ok(()) => {
@@ -335,6 +344,16 @@ impl Validator<'_> {
 }
 
 /// Every RRset in `records` validated with `keys`.
+/// The NSEC/NSEC3 records of `zone` in `authority`, with their RRSIGs.
+fn denial_records(authority: &[Record], zone: &Name) -> Vec<Record> {
+    let denial = |t: Option<RecordType>| matches!(t, Some(RecordType::NSEC | RecordType::NSEC3));
+    authority
+        .iter()
+        .filter(|r| zone.zone_of(r.name()) && (denial(Some(r.record_type())) || denial(covered_type(r))))
+        .cloned()
+        .collect()
+}
+
 fn check_all(records: &[Record], keys: &[Record], now_s: u64) -> Result<(), Ede> {
     for s in group(records) {
         validate_rrset(&s.records, &s.rrsigs, keys, now_s)?;

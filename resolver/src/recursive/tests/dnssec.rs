@@ -9,13 +9,13 @@ use crate::dnssec::TrustAnchors;
 use crate::dnssec::text::parse_records;
 use crate::types::{Ede, Security};
 
-const ROOT: &str = "10.0.0.1";
+pub(super) const ROOT: &str = "10.0.0.1";
 /// ns1.example. in the fixtures.
-const EXAMPLE: &str = "192.0.2.1";
+pub(super) const EXAMPLE: &str = "192.0.2.1";
 /// Signatures in the fixtures run 2025-01-01 to 2036-01-01.
-const NOW: u64 = 1_780_000_000_000;
+pub(super) const NOW: u64 = 1_780_000_000_000;
 
-fn fixture(name: &str) -> (Vec<Record>, TrustAnchors) {
+pub(super) fn fixture(name: &str) -> (Vec<Record>, TrustAnchors) {
     let (zone, ds) = match name {
         "nsec-ecdsa" => (
             include_str!("../../../tests/data/dnssec/nsec-ecdsa.zone"),
@@ -24,6 +24,10 @@ fn fixture(name: &str) -> (Vec<Record>, TrustAnchors) {
         "nsec3" => {
             (include_str!("../../../tests/data/dnssec/nsec3.zone"), include_str!("../../../tests/data/dnssec/nsec3.ds"))
         }
+        "nsec3-optout" => (
+            include_str!("../../../tests/data/dnssec/nsec3-optout.zone"),
+            include_str!("../../../tests/data/dnssec/nsec3-optout.ds"),
+        ),
         "expired" => (
             include_str!("../../../tests/data/dnssec/expired.zone"),
             include_str!("../../../tests/data/dnssec/expired.ds"),
@@ -45,7 +49,7 @@ fn fixture(name: &str) -> (Vec<Record>, TrustAnchors) {
 /// An unsigned root delegating `example.` to the fixture's server, which
 /// delegates secure.example (with a DS that matches no key) and
 /// insecure.example (no DS) to unsigned servers.
-fn world(zone: Vec<Record>) -> FakeNet {
+pub(super) fn world(zone: Vec<Record>) -> FakeNet {
     let mut net = FakeNet::default();
     net.zone(ROOT, ".", vec![soa(".", 86400, 86400), ns("example.", "ns1.example."), a("ns1.example.", EXAMPLE)]);
     net.zone(EXAMPLE, "example.", zone);

@@ -72,6 +72,11 @@ pub(crate) enum Behaviour {
     NotAuthoritative,
     /// Adds this record to every answer section (poisoning attempt).
     Inject(Box<Record>),
+    /// Answers normally, but a denial in an NSEC zone carries only the
+    /// NSEC records a real server sends (RFC 4035 §3.1.3): the one at or
+    /// covering the name, and the one covering the wildcard at the
+    /// closest encloser.
+    MinimalDenial,
 }
 
 pub(crate) struct Server {
@@ -162,7 +167,13 @@ impl FakeNet {
             Behaviour::UpwardReferral => {
                 r.add_name_server(ns(".", "a.root."));
             }
-            _ => authoritative(&server.zones, &qname, q.query_type(), &mut r),
+            _ => authoritative(
+                &server.zones,
+                &qname,
+                q.query_type(),
+                server.behaviour == Behaviour::MinimalDenial,
+                &mut r,
+            ),
         }
         if server.behaviour == Behaviour::NotAuthoritative {
             r.set_authoritative(false).set_recursion_available(true);
@@ -195,8 +206,36 @@ fn denial(recs: &[Record]) -> Vec<Record> {
     recs.iter().filter(|x| is(Some(x.record_type())) || is(crate::recursive::rrset::covered_type(x))).cloned().collect()
 }
 
+/// The NSEC records (with RRSIGs) a real server sends to deny `name`:
+/// the one at `name`, or the one covering it and the one at or covering
+/// the wildcard at the closest encloser. Zones without NSEC get
+/// [`denial`].
+fn minimal_denial(recs: &[Record], name: &Name) -> Vec<Record> {
+    use crate::dnssec::denial::closest_encloser;
+    use crate::dnssec::nsec_covers;
+    let nsecs: Vec<&Record> = recs.iter().filter(|x| x.record_type() == RecordType::NSEC).collect();
+    if nsecs.is_empty() {
+        return denial(recs);
+    }
+    let at_or_covering =
+        |t: &Name| nsecs.iter().find(|x| x.name() == t).or_else(|| nsecs.iter().find(|x| nsec_covers(t, x))).copied();
+    let mut owners: Vec<Name> = Vec::new();
+    if let Some(first) = at_or_covering(name) {
+        owners.push(first.name().clone());
+        if first.name() != name
+            && let Some(w) = closest_encloser(name, first).and_then(|ce| ce.prepend_label("*").ok())
+            && let Some(second) = at_or_covering(&w)
+        {
+            owners.push(second.name().clone());
+        }
+    }
+    owners.dedup();
+    owners.iter().flat_map(|o| with_sigs(recs, o, RecordType::NSEC)).collect()
+}
+
 /// Fills `r` as an authoritative server holding `zones` would.
-fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType, r: &mut Message) {
+fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType, minimal: bool, r: &mut Message) {
+    let denial = |recs: &[Record], name: &Name| if minimal { minimal_denial(recs, name) } else { denial(recs) };
     let Some((apex, recs)) = zones.iter().filter(|(z, _)| z.zone_of(qname)).max_by_key(|(z, _)| z.num_labels()) else {
         r.set_response_code(ResponseCode::Refused);
         return;
@@ -224,7 +263,7 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
             r.add_name_servers(nss);
             let ds = with_sigs(recs, &cut, RecordType::DS);
             if ds.is_empty() {
-                r.add_name_servers(denial(recs));
+                r.add_name_servers(denial(recs, &cut));
             } else {
                 r.add_name_servers(ds);
             }
@@ -282,7 +321,7 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
                 .collect();
             if !synth.is_empty() {
                 r.add_answers(synth);
-                r.add_name_servers(denial(recs));
+                r.add_name_servers(denial(recs, &cur));
                 return;
             }
         }
@@ -294,7 +333,7 @@ fn authoritative(zones: &[(Name, Vec<Record>)], qname: &Name, qtype: RecordType,
         r.add_name_servers(
             recs.iter().filter(|x| crate::recursive::rrset::covered_type(x) == Some(RecordType::SOA)).cloned(),
         );
-        r.add_name_servers(denial(recs));
+        r.add_name_servers(denial(recs, &cur));
         return;
     }
 }

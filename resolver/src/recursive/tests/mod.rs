@@ -1,5 +1,6 @@
 //! Iteration tests on a scripted network (see [`fake`]).
 
+mod aggressive;
 mod dnssec;
 mod fake;
 mod prop;
