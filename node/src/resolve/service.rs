@@ -416,6 +416,23 @@ impl ResolverService {
                 self.in_flight().remove(&key);
                 return;
             }
+            // A failed refresh (prefetch, warming) must not replace good
+            // data: what the cache holds stays, and anyone waiting gets it.
+            let held = match self.cache.answer(&key, now) {
+                AnswerLookup::Fresh(t) => Some((t, None)),
+                AnswerLookup::Stale(t) => Some((t, Some(self.cache.config().stale_answer_ttl))),
+                AnswerLookup::Miss => None,
+            };
+            if let Some((t, stale_ttl)) = held.filter(|(t, _)| t.rcode() != 2) {
+                let waiters = self.in_flight().remove(&key).unwrap_or_default();
+                if stale_ttl.is_some() {
+                    self.stats.stale_served.fetch_add(waiters.len() as u64, Relaxed);
+                }
+                for w in waiters {
+                    w.answer(&t, now, stale_ttl);
+                }
+                return;
+            }
         }
         let template = match response::build(&key.question, &resolved, key.dnssec_ok, now) {
             Ok(t) => Arc::new(t),
