@@ -29,7 +29,7 @@ const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1_800);
 /// table, not the memory, and names already cached still answer.
 const MAX_IN_FLIGHT: usize = 10_000;
 /// Questions the hot-name sketch counts.
-const HOT_NAMES: usize = 256;
+const HOT_NAMES: usize = 512;
 /// One cache hit in this many (per worker) is counted in the sketch.
 const HOT_SAMPLE: u64 = 64;
 

@@ -10,7 +10,7 @@
 //!
 //! Gossip cost: only a site's representatives (the few nodes the ring
 //! puts in the region pool) publish, at most once a minute and only when
-//! the head changed, so a site pays about 1 KB per representative per
+//! the head changed, so a site pays about 5 KB per representative per
 //! minute however many nodes it has, not a kilobyte per node every few
 //! seconds, and the mesh stays inside its per-node gossip budget.
 //!
@@ -29,8 +29,8 @@ use meshdns_resolver::cache::sketch;
 use super::ResolverService;
 use crate::server::SharedRef;
 
-/// Encoded sketch bytes published (about 45 names).
-pub const PUBLISH_BYTES: usize = 1000;
+/// Encoded sketch bytes published (about 180 names).
+pub const PUBLISH_BYTES: usize = 4000;
 /// Names a starting node warms from its peers, at most.
 pub const MAX_WARM: usize = 512;
 /// Warming resolutions in flight at once.

@@ -23,8 +23,9 @@ use hickory_proto::rr::{DNSClass, RecordType};
 use super::key::{self, KeyBuf};
 use crate::types::Question;
 
-/// Largest [`HotSketch::encode`] output: under 1 KiB, to fit a gossip value.
-pub const MAX_ENCODED: usize = 1023;
+/// Largest [`HotSketch::encode`] output: 4 KiB (5.5 KB in base64), a gossip
+/// value that only a few nodes per site publish, once a minute at most.
+pub const MAX_ENCODED: usize = 4096;
 /// Format version byte of the encoding.
 const VERSION: u8 = 1;
 
