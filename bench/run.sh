@@ -3,6 +3,7 @@
 #
 #   bench/run.sh                 full run (about 7 minutes), writes docs/benchmarks.md
 #   BENCH_QUICK=1 bench/run.sh   smoke test: 3 s runs, 1 run each, no 1M zone
+#   BENCH_RESOLVER=0 bench/run.sh  without the resolver benchmark (bench/resolver.py)
 #   BENCH_OUT=file BENCH_RESULTS=dir  write the report / raw outputs elsewhere
 #
 # Needs: the release binary (target/release/meshdns, or MESHDNS=path), nsd,
@@ -509,4 +510,12 @@ done
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/meta.txt"
 log "writing $OUT"
 python3 "$HERE/report.py" "$RES" "$OUT"
+# The caching resolver against Unbound and PowerDNS Recursor (its own section
+# of the report, appended after report.py rewrote the file; about 7 minutes).
+# Its servers are its own: it stops them itself. BENCH_RESOLVER=0 skips it.
+if [[ ${BENCH_RESOLVER:-1} == 1 && $OUT == "$ROOT/docs/benchmarks.md" ]]; then
+    log "resolver benchmark (bench/resolver.py)"
+    BENCH_QUICK=$QUICK python3 "$HERE/resolver.py" --meshdns "$MESHDNS" >"$RES/resolver.md" 2>"$RES/resolver.log" ||
+        log "bench/resolver.py failed, see $RES/resolver.log"
+fi
 log "done"

@@ -234,11 +234,18 @@ impl Lab {
     /// Starts a lab. `None` only when port 53 cannot be bound (not root)
     /// and LAB_SKIP_OK=1; without that variable, that is a failure.
     pub fn start() -> Option<Lab> {
+        Lab::start_with(&[])
+    }
+
+    /// [`Lab::start`] with `extra` zone-file text appended to the named
+    /// zones (`(zone name, text)`, `%NET%` for the lab's `127.53.N.`
+    /// prefix), before signing: more names for a benchmark.
+    pub fn start_with(extra: &[(&str, String)]) -> Option<Lab> {
         let started = Instant::now();
         let (n, lock, dead) = claim()?;
         let dir = tempfile::Builder::new().prefix(&format!("meshdns-lab-{n}-")).tempdir().unwrap();
         let net = format!("127.53.{n}.");
-        let zones = zones::Zones::write(dir.path(), &net);
+        let zones = zones::Zones::write_with(dir.path(), &net, extra);
         let trust_anchor = dir.path().join("root.key");
         std::fs::write(&trust_anchor, &zones.trust_anchor).unwrap();
         let root_hints = dir.path().join("root.hints");

@@ -331,8 +331,16 @@ impl Zones {
     /// Writes every zone under `dir`, signing the signed ones with fresh
     /// ECDSA P-256 keys (algorithm 13) made by ldns-keygen and placing
     /// each child's DS in its parent before the parent is signed.
-    #[allow(clippy::disallowed_methods)] // signatures are dated from the real clock the servers and resolvers use
     pub fn write(dir: &Path, net: &str) -> Zones {
+        Zones::write_with(dir, net, &[])
+    }
+
+    /// [`Zones::write`], with `extra` zone-file text appended to the named
+    /// zones before signing (`(zone name, text)`; `%NET%` is replaced as
+    /// in the templates): for tests that need more names, such as the
+    /// cold-cache benchmark.
+    #[allow(clippy::disallowed_methods)] // signatures are dated from the real clock the servers and resolvers use
+    pub fn write_with(dir: &Path, net: &str, extra: &[(&str, String)]) -> Zones {
         let keys = dir.join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         // Signatures valid from an hour ago, so a clock a little behind
@@ -349,6 +357,11 @@ impl Zones {
                 "dest.example." => text += &big_txt("big"),
                 "good.sec." => text += &big_txt("big"),
                 _ => {}
+            }
+            for (zone, more) in extra {
+                if *zone == def.name {
+                    text += &more.replace("%NET%", net);
+                }
             }
             // DS records of signed children (RFC 4035 §2.4).
             for (child, ds) in &ds_for {
