@@ -323,6 +323,14 @@ impl Validator<'_> {
 
     /// A negative answer for `name`/`qtype`: Secure when proven.
     fn denial(&mut self, name: &Name, qtype: RecordType, nx: bool, auth: &[Record]) -> Eval<Security> {
+        // The negative cache already holds this answer's status: it was
+        // validated when it came in (a fresh answer replaces the entry,
+        // and with it the status), so its signatures are not checked again.
+        if let Some(sec) = (self.known_negative)(&Question::new(name, qtype))
+            && matches!(sec, Security::Secure | Security::Insecure)
+        {
+            return Eval::Ready(sec);
+        }
         let soa = auth.iter().find(|x| x.record_type() == RecordType::SOA).map(|x| x.name().clone());
         let zone = soa.unwrap_or_else(|| name.clone());
         let keys = match ready!(self.status(&zone, 0)) {
