@@ -35,8 +35,12 @@ use crate::response::Template;
 use crate::types::{Millis, Question};
 
 /// Bytes counted per entry on top of its data and key (map and queue
-/// slots, `Arc` headers, the entry's fields).
-pub const ENTRY_OVERHEAD: usize = 160;
+/// slots, `Arc` headers, the entry's fields, allocator rounding). Set
+/// from measurement, so that `cache_bytes` bounds the memory really
+/// taken: a million single-A answers grew the node's RSS by about 740
+/// bytes each (docs/benchmarks.md, resolver test 5) where 160 counted
+/// only 335.
+pub const ENTRY_OVERHEAD: usize = 560;
 
 /// Counters of one shard, outside its lock.
 #[derive(Default)]

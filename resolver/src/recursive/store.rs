@@ -76,11 +76,20 @@ pub(crate) fn mark_security(
 ) {
     for m in marks.iter().filter(|m| m.negative) {
         let q = Question::new(&m.name, m.rtype);
-        if let Some(hit) = cache.negative(&q, now)
-            && hit.entry.security != m.security
-        {
-            let entry = NegativeEntry { security: m.security, ..(*hit.entry).clone() };
-            cache.insert_negative(&q, entry, hit.ttl_left, now);
+        match cache.negative(&q, now) {
+            Some(hit) if hit.entry.security != m.security => {
+                let entry = NegativeEntry { security: m.security, ..(*hit.entry).clone() };
+                cache.insert_negative(&q, entry, hit.ttl_left, now);
+            }
+            Some(_) => {}
+            None => {
+                // A proof that came with a referral: kept as the negative
+                // answer it is, for as long as its shortest record lives.
+                let Some(proof) = &m.proof else { continue };
+                let ttl = negative_ttl(proof).or_else(|| proof.iter().map(Record::ttl).min()).unwrap_or(0);
+                let entry = NegativeEntry { nxdomain: false, authority: proof.clone(), security: m.security };
+                cache.insert_negative(&q, entry, ttl, now);
+            }
         }
     }
     for m in marks.iter().filter(|m| !m.negative) {

@@ -82,6 +82,10 @@ pub(crate) struct Mark {
     pub(crate) ttl: Option<u32>,
     /// It is about the negative answer to (name, rtype).
     pub(crate) negative: bool,
+    /// For a negative mark with no negative answer cached (a no-DS proof
+    /// that came with a referral): the proof, cached under (name, rtype)
+    /// so the next resolution need not check it again.
+    pub(crate) proof: Option<Vec<Record>>,
 }
 
 fn bogus(code: u16, text: impl Into<String>) -> ZoneStatus {
@@ -206,7 +210,14 @@ impl Validator<'_> {
         } else {
             match prove_no_ds(t, &p, auth) {
                 Ok(()) => {
-                    self.mark(t, RecordType::DS, Security::Insecure, true);
+                    self.marks.push(Mark {
+                        name: t.clone(),
+                        rtype: RecordType::DS,
+                        security: Security::Insecure,
+                        ttl: None,
+                        negative: true,
+                        proof: Some(auth.to_vec()),
+                    });
                     Ok(ZoneStatus::Insecure)
                 }
                 // No delegation here: t lies inside p, whose keys hold.
@@ -228,7 +239,7 @@ impl Validator<'_> {
     }
 
     fn mark(&mut self, name: &Name, rtype: RecordType, security: Security, negative: bool) {
-        self.marks.push(Mark { name: name.clone(), rtype, security, ttl: None, negative });
+        self.marks.push(Mark { name: name.clone(), rtype, security, ttl: None, negative, proof: None });
     }
 
     /// The status of a resolution's answer for `q` (see the module docs).
@@ -254,7 +265,14 @@ impl Validator<'_> {
                 ZoneStatus::Bogus(e) => (Security::Bogus, Some(e)),
             };
             let ttl = self.proof_ttl.take();
-            self.marks.push(Mark { name: s.name.clone(), rtype: s.rtype, security: sec, ttl, negative: false });
+            self.marks.push(Mark {
+                name: s.name.clone(),
+                rtype: s.rtype,
+                security: sec,
+                ttl,
+                negative: false,
+                proof: None,
+            });
             match sec {
                 Security::Bogus => return Eval::Ready((Security::Bogus, ede)),
                 Security::Insecure => overall = Security::Insecure,
