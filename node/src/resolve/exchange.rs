@@ -27,8 +27,10 @@ pub struct ExchangeStats {
     pub tcp: AtomicU64,
 }
 
-/// Largest reply read (a UDP datagram can be no larger).
-const MAX_REPLY: usize = 65_535;
+/// Largest UDP reply read: we advertise 1,232 bytes, so anything past
+/// this is cut, fails to parse, and counts as a failed exchange. Kept
+/// small because thousands of exchanges may be waiting at once.
+const MAX_REPLY: usize = 16_384;
 
 /// Sends `o` and waits for its reply (TCP through `pool`).
 pub async fn exchange(o: &Outgoing, stats: &ExchangeStats, pool: &super::tcp_pool::TcpPool) -> Reply {
@@ -78,7 +80,11 @@ pub(crate) fn matches(query: &[u8], reply: &[u8], id: u16) -> bool {
     }
     // The question section: after the header to the end of QTYPE/QCLASS.
     let Some(end) = question_end(query) else { return false };
-    reply.len() >= end && reply[4..6] == [0, 1] && reply[12..end].eq_ignore_ascii_case(&query[12..end])
+    // The name without regard to case (RFC 4343), QTYPE and QCLASS exactly.
+    reply.len() >= end
+        && reply[4..6] == [0, 1]
+        && reply[12..end - 4].eq_ignore_ascii_case(&query[12..end - 4])
+        && reply[end - 4..end] == query[end - 4..end]
 }
 
 fn question_end(msg: &[u8]) -> Option<usize> {
@@ -141,5 +147,9 @@ mod tests {
         query_back[2] &= 0x7f;
         assert!(!matches(Q, &query_back, 0x1234), "not a response");
         assert!(!matches(Q, &[0x12, 0x34, 0x81], 0x1234), "short");
+        let mut other_type = reply(0x1234, b"\x03www\x07example\x00");
+        let n = other_type.len();
+        other_type[n - 3] = 0x21; // QTYPE 0x0021 (SRV) where 0x0001 was asked: not a case difference
+        assert!(!matches(Q, &other_type, 0x1234), "wrong QTYPE");
     }
 }

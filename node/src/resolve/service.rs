@@ -314,6 +314,18 @@ impl ResolverService {
     pub async fn warm(self: &Arc<Self>, questions: Vec<meshdns_resolver::Question>, concurrency: usize) {
         let mut running = tokio::task::JoinSet::new();
         for q in questions {
+            // Only what a client could have had resolved: class IN, data types.
+            if q.qclass != meshdns_resolver::proto::DNSClass::IN
+                || matches!(
+                    q.qtype,
+                    meshdns_resolver::proto::RecordType::ANY
+                        | meshdns_resolver::proto::RecordType::AXFR
+                        | meshdns_resolver::proto::RecordType::IXFR
+                        | meshdns_resolver::proto::RecordType::OPT
+                )
+            {
+                continue;
+            }
             let key = AnswerKey { question: q, dnssec_ok: false, checking_disabled: false };
             if matches!(self.cache.answer(&key, now_ms()), AnswerLookup::Fresh(_)) {
                 continue;
@@ -392,7 +404,17 @@ impl ResolverService {
         }
     }
 
+    /// Resolves `key` and answers its waiters. A guard makes sure the
+    /// question leaves the in-flight table even if the resolution panics
+    /// or its task is aborted: its waiters then get SERVFAIL, and the next
+    /// client starts a new resolution instead of joining a dead one.
     async fn resolve(self: Arc<Self>, key: AnswerKey, stale: Option<Arc<Template>>) {
+        let mut guard = InFlightGuard { svc: self.clone(), key: Some(key.clone()) };
+        self.clone().resolve_inner(key, stale).await;
+        guard.key = None;
+    }
+
+    async fn resolve_inner(self: Arc<Self>, key: AnswerKey, stale: Option<Arc<Template>>) {
         let run = self.run(&key);
         tokio::pin!(run);
         let resolved = match &stale {
@@ -573,4 +595,26 @@ fn near_end(t: &Template, now: Millis) -> bool {
     let life = u64::from(t.ttl) * 1000;
     let end = t.stored_ms.saturating_add(life);
     now < end && (end - now) * 10 < life
+}
+
+/// Clears an in-flight entry whose resolution ended abnormally (see
+/// [`ResolverService::resolve`]).
+struct InFlightGuard {
+    svc: Arc<ResolverService>,
+    key: Option<AnswerKey>,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let waiters = self.svc.in_flight().remove(&key).unwrap_or_default();
+        tracing::error!(question = %key.question, "a resolution ended abnormally (a bug); its clients get SERVFAIL");
+        let now = now_ms();
+        let why = Ede::new(0, "internal error while resolving");
+        if let Ok(t) = response::build(&key.question, &Resolved::servfail(Some(why)), key.dnssec_ok, now) {
+            for w in waiters {
+                w.answer(&t, now, None);
+            }
+        }
+    }
 }

@@ -5,7 +5,13 @@
 //! reply is matched by ID (and question) whenever it arrives, in any
 //! order. A connection that breaks fails what is waiting on it (each
 //! waiter then sees a failed exchange and its resolution moves on) and the
-//! next query opens a new one. A connection idle for [`IDLE`] is closed.
+//! next query opens a new one. A connection idle for [`IDLE`] is closed,
+//! and so is one whose oldest query has waited [`STALL`] (a server that
+//! accepts queries and stops answering them must not hold the address).
+//!
+//! Frames are read by their own task, so a length prefix is never split
+//! by the select loop (`read_u16` is not cancellation-safe), and writes
+//! are bounded in time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,9 +21,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Idle connections close after this long.
 pub const IDLE: Duration = Duration::from_secs(10);
+/// A connection whose oldest unanswered query is this old is closed.
+pub const STALL: Duration = Duration::from_secs(10);
+/// Longest a write may block (a server that stops reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queries waiting on one connection, at most.
 const MAX_PENDING: usize = 256;
 
@@ -80,6 +91,21 @@ impl TcpPool {
     }
 }
 
+/// A query written and not yet answered: the query, its waiter, and when
+/// it was written.
+type Pending = (Vec<u8>, oneshot::Sender<Vec<u8>>, Instant);
+
+/// Reads whole frames and hands them over; ends at EOF or an error.
+async fn read_frames(mut reader: tokio::net::tcp::OwnedReadHalf, frames: mpsc::Sender<Vec<u8>>) {
+    loop {
+        let Ok(len) = reader.read_u16().await else { return };
+        let mut buf = vec![0u8; usize::from(len)];
+        if reader.read_exact(&mut buf).await.is_err() || frames.send(buf).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// One connection: writes requests as they come, routes replies by ID.
 async fn run(server: SocketAddr, mut rx: mpsc::Receiver<Request>, alive: Arc<AtomicBool>) {
     let stream = match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(server)).await {
@@ -90,45 +116,56 @@ async fn run(server: SocketAddr, mut rx: mpsc::Receiver<Request>, alive: Arc<Ato
         }
     };
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let mut pending: HashMap<u16, (Vec<u8>, oneshot::Sender<Vec<u8>>)> = HashMap::new();
+    let (reader, mut writer) = stream.into_split();
+    let (frame_tx, mut frames) = mpsc::channel::<Vec<u8>>(MAX_PENDING);
+    let reading = tokio::spawn(read_frames(reader, frame_tx));
+    let mut pending: HashMap<u16, Pending> = HashMap::new();
     loop {
+        // Waiters that gave up (their exchange timed out) are dropped, so
+        // they neither fill the table nor keep the connection open.
+        pending.retain(|_, (_, reply, _)| !reply.is_closed());
+        let oldest = pending.values().map(|(_, _, at)| *at).min();
+        let deadline = oldest.map_or_else(|| Instant::now() + IDLE, |at| at + STALL);
         tokio::select! {
             req = rx.recv(), if pending.len() < MAX_PENDING => {
                 let Some(req) = req else { break };
+                if req.reply.is_closed() {
+                    continue; // its caller already gave up
+                }
                 let Some(id) = req.wire.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else { continue };
                 if pending.contains_key(&id) {
                     // Two queries in flight with one ID cannot be told
-                    // apart: fail the newcomer (its exchange is retried
-                    // with a new ID by the resolution's next step).
+                    // apart: fail the newcomer (its exchange fails, and the
+                    // resolution moves on).
                     continue;
                 }
                 let mut framed = Vec::with_capacity(req.wire.len() + 2);
                 framed.extend_from_slice(&(req.wire.len() as u16).to_be_bytes());
                 framed.extend_from_slice(&req.wire);
-                if writer.write_all(&framed).await.is_err() {
-                    break;
+                match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&framed)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
                 }
-                pending.insert(id, (req.wire, req.reply));
+                pending.insert(id, (req.wire, req.reply, Instant::now()));
             }
-            len = reader.read_u16() => {
-                let Ok(len) = len else { break };
-                let mut buf = vec![0u8; len as usize];
-                if reader.read_exact(&mut buf).await.is_err() {
-                    break;
-                }
+            frame = frames.recv() => {
+                let Some(buf) = frame else { break };
                 let Some(id) = buf.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else { continue };
-                if let Some((query, reply)) = pending.remove(&id) {
+                if let Some((query, reply, at)) = pending.remove(&id) {
                     if super::exchange::matches(&query, &buf, id) {
                         let _ = reply.send(buf);
                     } else {
                         // Right ID, wrong question: not ours; keep waiting.
-                        pending.insert(id, (query, reply));
+                        pending.insert(id, (query, reply, at));
                     }
                 }
             }
-            _ = tokio::time::sleep(IDLE), if pending.is_empty() => break,
+            _ = tokio::time::sleep_until(deadline) => {
+                // Idle, or the oldest query has waited too long: close.
+                break;
+            }
         }
     }
     alive.store(false, Ordering::Release);
+    reading.abort();
 }

@@ -259,6 +259,11 @@ impl Forwarding {
             Ok(m) if m.message_type() == MessageType::Response => m,
             _ => return self.failed(&u, now, "sent a malformed reply"),
         };
+        if msg.truncated() && transport == Transport::Tcp {
+            // RFC 7766 §8: nothing is truncated over TCP; a partial answer
+            // must not be cached as the whole.
+            return self.failed(&u, now, "sent a truncated reply over TCP");
+        }
         if msg.truncated() && transport == Transport::Udp {
             // RFC 7766 §5: the whole answer over TCP, from the same upstream.
             let out = self.send(u, Transport::Tcp);
@@ -271,7 +276,7 @@ impl Forwarding {
             rc => return self.failed(&u, now, &format!("answered {rc}")),
         }
         self.fwd.record(u.addr, now, Some(rtt));
-        self.done = Some(resolved_from(msg));
+        self.done = Some(resolved_from(msg, self.q.qtype));
     }
 
     fn failed(&mut self, u: &Upstream, now: Millis, what: &str) {
@@ -304,10 +309,14 @@ fn query_wire(q: &Question, dnssec_ok: bool, checking_disabled: bool) -> Vec<u8>
 
 /// The client's sections from an upstream's reply: the answer as it is,
 /// and from the authority section only what a negative answer needs (the
-/// SOA, NSEC/NSEC3 and their signatures); AD becomes Secure.
-fn resolved_from(mut msg: Message) -> Resolved {
+/// SOA, NSEC/NSEC3 and their signatures) — also when a CNAME chain ends
+/// in NODATA or NXDOMAIN (RFC 2308 §2.1, §5: the SOA sets how long that is
+/// cached); AD becomes Secure.
+fn resolved_from(mut msg: Message, qtype: RecordType) -> Resolved {
     let answer = msg.take_answers();
-    let authority = if answer.is_empty() {
+    let has_data = qtype == RecordType::ANY || answer.iter().any(|r| r.record_type() == qtype);
+    let negative = answer.is_empty() || (!has_data && qtype != RecordType::CNAME);
+    let authority = if negative {
         msg.take_name_servers()
             .into_iter()
             .filter(|r| {

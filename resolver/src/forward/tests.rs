@@ -143,3 +143,36 @@ fn the_query_asks_for_recursion_and_passes_do_and_cd() {
     assert!(m.recursion_desired() && m.checking_disabled() && m.authentic_data());
     assert!(m.extensions().as_ref().is_some_and(|e| e.flags().dnssec_ok));
 }
+
+#[test]
+fn a_truncated_reply_over_tcp_is_a_failure_not_an_answer() {
+    let f = Arc::new(Forwarder::new(ForwardConfig {
+        upstreams: vec![up("tcp://10.0.0.3:53"), up("udp://10.0.0.1:53")],
+        ..ForwardConfig::default()
+    }));
+    let mut q = f.start(Question::new(&name("big.example."), RecordType::TXT), false, false, 0);
+    let a = sent(q.poll(0));
+    assert_eq!(a.transport, Transport::Tcp);
+    q.on_reply(a.token, answer_to(&a, true, ResponseCode::NoError), 1);
+    let b = sent(q.poll(1));
+    assert_eq!(b.server.to_string(), "10.0.0.1:53", "the next upstream is asked");
+}
+
+#[test]
+fn a_cname_ending_in_nodata_keeps_the_soa_for_its_negative_ttl() {
+    use hickory_proto::rr::rdata::{CNAME, SOA};
+    let f = forwarder(Strategy::Failover);
+    let mut q = f.start(Question::new(&name("alias.example."), RecordType::AAAA), false, false, 0);
+    let o = sent(q.poll(0));
+    let query = Message::from_vec(&o.wire).unwrap_or_else(|e| panic!("{e}"));
+    let mut m = Message::new();
+    m.set_id(query.id()).set_message_type(MessageType::Response);
+    m.add_queries(query.queries().to_vec());
+    m.add_answer(Record::from_rdata(name("alias.example."), 3600, RData::CNAME(CNAME(name("host.example.")))));
+    let soa = SOA::new(name("ns.example."), name("h.example."), 1, 3600, 600, 86400, 60);
+    m.add_name_server(Record::from_rdata(name("example."), 3600, RData::SOA(soa)));
+    q.on_reply(o.token, Reply::Message { wire: m.to_vec().unwrap_or_else(|e| panic!("{e}")), rtt_ms: 1 }, 1);
+    let r = done(q.poll(1));
+    assert_eq!(r.answer.len(), 1);
+    assert!(r.authority.iter().any(|x| x.record_type() == RecordType::SOA), "{r:?}");
+}
