@@ -592,3 +592,42 @@ fn every_listener_takes_port_zero_and_the_log_says_where_it_is() {
         assert_ne!(addr.port(), 0, "{k} logged as port 0: {line}");
     }
 }
+
+#[test]
+fn once_stale_data_was_served_later_clients_get_it_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let silent = Arc::new(AtomicBool::new(false));
+    let s2 = silent.clone();
+    let first = fake_upstream(move |sock, peer, q| {
+        if s2.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut m = Message::from_vec(&reply_to(q, [192, 0, 2, 43], 1)).unwrap();
+        m.answers_mut()[0].set_ttl(1);
+        let _ = sock.send_to(&m.to_vec().unwrap(), peer);
+    });
+    // Two more upstreams that never answer: a resolution now takes three
+    // timeouts (4.5 s), well past the 1.8 s client-response timer.
+    let (b, c) = (fake_upstream(|_, _, _| {}), fake_upstream(|_, _, _| {}));
+    let s = forwarder(&[format!("udp://{first}"), format!("udp://{b}"), format!("udp://{c}")], &[]);
+    assert_eq!(a_of(&s.udp(&rq("stale2.test.", RecordType::A))), ["192.0.2.43"]);
+    silent.store(true, Ordering::SeqCst);
+    let ask = || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
+        sock.send_to(&rq("stale2.test.", RecordType::A).to_vec().unwrap(), s.dns).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        Message::from_vec(&buf[..n]).ok()
+    };
+    // The first client after expiry waits out the timer and gets stale data.
+    wait_for("a stale answer", Duration::from_secs(30), || {
+        ask().filter(|r| r.answers().first().map(|a| a.ttl()) == Some(30)).map(|_| ())
+    });
+    // The resolution is still running; the next client does not join it.
+    assert!(metric(&s, "meshdns_resolver_in_flight") > 0, "the refresh already ended");
+    let r = ask().expect("no answer");
+    assert_eq!((a_of(&r), r.answers()[0].ttl()), (vec!["192.0.2.43".to_owned()], 30));
+    assert!(metric(&s, "meshdns_resolver_in_flight") > 0, "the second client waited for the refresh to end");
+}

@@ -112,6 +112,10 @@ pub struct ResolverService {
     engine: Engine,
     runtime: tokio::runtime::Handle,
     in_flight: Mutex<HashMap<AnswerKey, Vec<Waiter>>>,
+    /// Questions still being resolved whose clients already got stale
+    /// data (the RFC 8767 client-response timer fired): a client asking
+    /// one now gets the stale answer at once instead of joining the wait.
+    stale_now: Mutex<HashMap<AnswerKey, Arc<Template>>>,
     /// Counters.
     pub stats: ResolverStats,
     /// Upstream exchange counters.
@@ -160,6 +164,7 @@ impl ResolverService {
             engine,
             runtime,
             in_flight: Mutex::new(HashMap::new()),
+            stale_now: Mutex::new(HashMap::new()),
             stats: ResolverStats::default(),
             exchanges: Arc::new(ExchangeStats::default()),
             tcp_pool: Arc::new(super::tcp_pool::TcpPool::default()),
@@ -371,6 +376,11 @@ impl ResolverService {
             limit: client.limit,
             reply,
         };
+        let stale_now = self.lock_stale_now().get(&key).cloned();
+        if let Some(t) = stale_now {
+            self.stats.stale_served.fetch_add(1, Relaxed);
+            return waiter.answer(&t, now, Some(self.cache.config().stale_answer_ttl));
+        }
         let mut table = self.in_flight();
         if let Some(waiting) = table.get_mut(&key) {
             if waiting.len() < MAX_WAITERS {
@@ -410,24 +420,29 @@ impl ResolverService {
     /// client starts a new resolution instead of joining a dead one.
     async fn resolve(self: Arc<Self>, key: AnswerKey, stale: Option<Arc<Template>>) {
         let mut guard = InFlightGuard { svc: self.clone(), key: Some(key.clone()) };
-        self.clone().resolve_inner(key, stale).await;
+        self.clone().resolve_inner(key.clone(), stale).await;
         guard.key = None;
+        self.lock_stale_now().remove(&key);
     }
 
     async fn resolve_inner(self: Arc<Self>, key: AnswerKey, stale: Option<Arc<Template>>) {
         let run = self.run(&key);
         tokio::pin!(run);
-        let resolved = match &stale {
-            Some(t) => tokio::select! {
-                r = &mut run => r,
-                _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => {
-                    // Answer who is waiting with the stale data; the
-                    // resolution goes on and refreshes the cache.
+        let resolved = tokio::select! {
+            r = &mut run => r,
+            _ = tokio::time::sleep(CLIENT_RESPONSE_TIMER) => {
+                // Answer who is waiting with the stale data, if there is
+                // some by now (a prefetch can outlive the data it
+                // refreshes); the resolution goes on and refreshes the cache.
+                let held = stale.clone().or_else(|| match self.cache.answer(&key, now_ms()) {
+                    AnswerLookup::Stale(t) if t.rcode() != 2 => Some(t),
+                    _ => None,
+                });
+                if let Some(t) = &held {
                     self.answer_stale(&key, t);
-                    run.await
                 }
-            },
-            None => run.await,
+                run.await
+            }
         };
         let now = now_ms();
         if resolved.rcode == meshdns_resolver::proto::ResponseCode::ServFail {
@@ -475,7 +490,12 @@ impl ResolverService {
         }
     }
 
-    fn answer_stale(&self, key: &AnswerKey, t: &Template) {
+    fn lock_stale_now(&self) -> std::sync::MutexGuard<'_, HashMap<AnswerKey, Arc<Template>>> {
+        self.stale_now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn answer_stale(&self, key: &AnswerKey, t: &Arc<Template>) {
+        self.lock_stale_now().insert(key.clone(), t.clone());
         let waiters = std::mem::take(self.in_flight().get_mut(key).map_or(&mut Vec::new(), |w| w));
         let now = now_ms();
         let ttl = self.cache.config().stale_answer_ttl;
@@ -607,6 +627,7 @@ struct InFlightGuard {
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
+        self.svc.lock_stale_now().remove(&key);
         let waiters = self.svc.in_flight().remove(&key).unwrap_or_default();
         tracing::error!(question = %key.question, "a resolution ended abnormally (a bug); its clients get SERVFAIL");
         let now = now_ms();
