@@ -53,6 +53,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from figures import write_block  # noqa: E402
+from procs import cpu_ticks, tree  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- resolver-figures:begin -->"
@@ -84,28 +85,6 @@ def cmdlog(cmd):
 
 
 # ------------------------------------------------------------------ processes
-
-def tree(pid):
-    out = [pid]
-    try:
-        kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    except OSError:
-        return out
-    for k in kids.split():
-        out += tree(int(k))
-    return out
-
-
-def cpu_ticks(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            rest = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += int(rest[11]) + int(rest[12])
-    return total
-
 
 def rss_kb(pid):
     total = 0

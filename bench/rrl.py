@@ -37,6 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from figures import write_block  # noqa: E402
+from procs import cpu_ticks, tree  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- rrl-figures:begin -->"
@@ -51,29 +52,6 @@ STARTED = []
 
 def log(msg):
     print(f"{time.strftime('%H:%M:%S')} rrl: {msg}", file=sys.stderr, flush=True)
-
-
-def tree(pid):
-    """The pids of `pid` and all its descendants (NSD forks)."""
-    out = [pid]
-    try:
-        kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    except OSError:
-        return out
-    for k in kids.split():
-        out += tree(int(k))
-    return out
-
-
-def cpu_ticks(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            rest = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += int(rest[11]) + int(rest[12])  # utime, stime
-    return total
 
 
 def stop(proc):

@@ -200,6 +200,12 @@ fn replication_endpoint(cfg: &Config) -> Result<Option<meshdns_transport::net::E
 }
 
 fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
+    Ok(Config::from_raw(&raw_config(file, args)?)?)
+}
+
+/// The configuration as written (file, then environment), with `args`'
+/// flags over it.
+fn raw_config(file: Option<&Path>, args: &ServeArgs) -> Result<config::raw::RawConfig> {
     let mut raw = config::load_raw(file, std::env::vars())?;
     if let Some(d) = &args.zone_dir {
         raw.zones.dir = Some(d.display().to_string());
@@ -276,7 +282,7 @@ fn load_config(file: Option<&Path>, args: &ServeArgs) -> Result<Config> {
     if args.query_loopback {
         raw.resolver.query_loopback = Some(true);
     }
-    Ok(Config::from_raw(&raw)?)
+    Ok(raw)
 }
 
 /// A second node on one host: the gRPC and gossip ports it was not told
@@ -477,11 +483,11 @@ fn unix_ms_now() -> u64 {
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let started_unix_ms = unix_ms_now();
-    let mut cfg = load_config(args.config.as_deref(), &args)?;
+    let raw = raw_config(args.config.as_deref(), &args)?;
+    // Given by flag, environment or file (not the defaults).
+    let explicit = (raw.grpc.listen.is_some(), raw.mesh.gossip.is_some());
+    let mut cfg = Config::from_raw(&raw)?;
     init_logging(&cfg);
-    let explicit = config::load_raw(args.config.as_deref(), std::env::vars())
-        .map(|r| (r.grpc.listen.is_some() || args.grpc.is_some(), r.mesh.gossip.is_some() || args.gossip.is_some()))
-        .unwrap_or((true, true));
     let grpc_listener = move_off_busy_default_ports(&mut cfg, explicit);
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let generation = next_generation(&cfg.data_dir, started_unix_ms)?;

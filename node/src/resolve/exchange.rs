@@ -87,18 +87,10 @@ pub(crate) fn matches(query: &[u8], reply: &[u8], id: u16) -> bool {
         && reply[end - 4..end] == query[end - 4..end]
 }
 
+/// End of the question section (QNAME, QTYPE, QCLASS) of our own query.
 fn question_end(msg: &[u8]) -> Option<usize> {
-    let mut at = 12;
-    loop {
-        let len = *msg.get(at)? as usize;
-        if len == 0 {
-            return Some(at + 5).filter(|&e| e <= msg.len());
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + len;
-    }
+    let name = crate::dns::wire::name::plain_name_len(msg, crate::dns::wire::HEADER_LEN).ok()?;
+    Some(crate::dns::wire::HEADER_LEN + name + 4).filter(|&e| e <= msg.len())
 }
 
 async fn udp(server: SocketAddr, wire: &[u8], id: u16, stats: &ExchangeStats) -> Option<Vec<u8>> {

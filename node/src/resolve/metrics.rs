@@ -9,8 +9,8 @@ use super::ResolverService;
 impl ResolverService {
     /// Adds the resolver's families to `/metrics`.
     pub fn render_metrics(&self, out: &mut Exposition) {
-        let s = &self.stats;
-        let counters: [(&str, &str, u64); 11] = [
+        let (s, x) = (&self.stats, &self.exchanges);
+        let counters = [
             (
                 "meshdns_resolver_warmed_total",
                 "Names resolved ahead of clients from peers' hot-name sketches.",
@@ -46,13 +46,6 @@ impl ResolverService {
                 s.refused.load(Relaxed),
             ),
             ("meshdns_resolver_prefetches_total", "Prefetches started.", s.prefetches.load(Relaxed)),
-        ];
-        for (name, help, v) in counters {
-            out.family(name, Kind::Counter, help);
-            out.sample(name, &[], v);
-        }
-        let x = &self.exchanges;
-        let upstream: [(&str, &str, u64); 5] = [
             ("meshdns_resolver_upstream_queries_total", "Queries sent to servers.", x.sent.load(Relaxed)),
             ("meshdns_resolver_upstream_tcp_total", "Queries sent over TCP.", x.tcp.load(Relaxed)),
             ("meshdns_resolver_upstream_timeouts_total", "Queries that timed out.", x.timeouts.load(Relaxed)),
@@ -62,17 +55,16 @@ impl ResolverService {
                 "Replies ignored: wrong source, ID or question (spoofing defence).",
                 x.mismatched.load(Relaxed),
             ),
+            (
+                "meshdns_resolver_tcp_connections_opened_total",
+                "TCP connections opened to servers (each reused and pipelined).",
+                self.tcp_pool.opened.load(Relaxed),
+            ),
         ];
-        for (name, help, v) in upstream {
+        for (name, help, v) in counters {
             out.family(name, Kind::Counter, help);
             out.sample(name, &[], v);
         }
-        out.family(
-            "meshdns_resolver_tcp_connections_opened_total",
-            Kind::Counter,
-            "TCP connections opened to servers (each reused and pipelined).",
-        );
-        out.sample("meshdns_resolver_tcp_connections_opened_total", &[], self.tcp_pool.opened.load(Relaxed));
         if let Some(r) = self.recursor() {
             out.family(
                 "meshdns_resolver_aggressive_nsec_answers_total",

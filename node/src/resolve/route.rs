@@ -5,8 +5,7 @@ use std::net::IpAddr;
 use meshdns_resolver::cache::{L1Key, WorkerCache};
 use meshdns_resolver::response::ClientQuery;
 
-use crate::dns::auth::{Answered, Transport, answer_parsed};
-use crate::dns::edns::MIN_UDP_PAYLOAD;
+use crate::dns::auth::{Answered, Transport, answer_parsed, size_limit};
 use crate::dns::iana::{Class, Opcode, Rcode, Rtype};
 use crate::dns::wire::name::{MAX_NAME_LEN, lowercase_into};
 use crate::dns::wire::query::Query;
@@ -58,8 +57,9 @@ pub fn route(
     let qname = &mut lower[..q.qname.len()];
     lowercase_into(q.qname, qname);
     // 1. Our zones, authoritatively.
-    if zones.find(qname, q.qtype == Rtype::DS).is_some() || !svc.settings().may_recurse(client) {
-        if zones.find(qname, q.qtype == Rtype::DS).is_none() {
+    let ours = zones.find(qname, q.qtype == Rtype::DS).is_some();
+    if ours || !svc.settings().may_recurse(client) {
+        if !ours {
             svc.stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         return Routed::Now(answer_parsed(Ok(q), zones, out, transport, &shared.answer));
@@ -78,7 +78,7 @@ pub fn route(
         wants_ad: dnssec_ok || q.header.flags & 0x0020 != 0,
         edns: q.edns.is_some(),
         qname_wire: q.qname,
-        limit: size_limit(&q, transport, shared.answer.udp_payload),
+        limit: size_limit(transport, q.edns, &shared.answer),
     };
     let now = super::drive::now_ms();
     if let Some(len) = svc.from_cache(&key, &client_query, out, now, l1) {
@@ -102,14 +102,6 @@ fn recursable(q: &Query<'_>) -> bool {
         && q.qclass == Class::IN
         && q.edns.is_none_or(|e| e.version == 0)
         && !(q.qtype == Rtype::AXFR || q.qtype == Rtype::IXFR || q.qtype.is_unanswerable_meta())
-}
-
-fn size_limit(q: &Query<'_>, transport: Transport, ours: u16) -> usize {
-    match (transport, q.edns) {
-        (Transport::Tcp, _) => u16::MAX as usize,
-        (Transport::Udp, Some(e)) => e.udp_payload.min(ours).max(MIN_UDP_PAYLOAD) as usize,
-        (Transport::Udp, None) => MIN_UDP_PAYLOAD as usize,
-    }
 }
 
 fn answered(out: &[u8], len: usize, qtype: Rtype) -> Answered {

@@ -186,7 +186,7 @@ async fn handle(
                 "/cache/dump" => reply(StatusCode::OK, resolver.dump_text()),
                 _ => {
                     let name = req.uri().query().and_then(|q| {
-                        q.split('&').find_map(|kv| kv.strip_prefix("name=")).map(crate::resolve::percent_decode)
+                        q.split('&').find_map(|kv| kv.strip_prefix("name=")).map(percent_decode)
                     });
                     match resolver.flush(name.as_deref()) {
                         Ok(n) => {
@@ -323,4 +323,25 @@ pub fn format_report(report: &LoadReport) -> String {
         let _ = writeln!(out, "removed {zone}");
     }
     out
+}
+
+/// Decodes `%XX` escapes of a query-string value.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -146,8 +146,13 @@ async fn connection(
             continue;
         }
         let zones = shared.store.current_full();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let reply = || Some(crate::replicated::writer::Reply::Channel(tx));
+        // The channel is made only if the answer must come later.
+        let mut later = None;
+        let reply = || {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            later = Some(rx);
+            Some(crate::replicated::writer::Reply::Channel(tx))
+        };
         let incoming = crate::resolve::Incoming { msg, client: peer.ip(), transport: Transport::Tcp };
         let routed = crate::resolve::route(&shared, &zones, incoming, &mut outbuf[2..], None, reply);
         let a = match routed {
@@ -158,6 +163,7 @@ async fn connection(
             }
             crate::resolve::Routed::Later => {
                 // Parks this connection's task until the resolver answers.
+                let Some(rx) = later else { continue };
                 if let Ok(reply) = rx.await {
                     let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
                     framed.extend_from_slice(&reply);

@@ -140,7 +140,7 @@ pub fn refuse(msg: &[u8], out: &mut [u8], transport: Transport, cfg: &AnswerConf
 /// The largest response `transport` may carry (RFC 1035 §4.2.1, RFC 6891
 /// §6.2.5): 65535 on TCP; on UDP 512, or the client's EDNS payload capped
 /// at ours.
-fn size_limit(transport: Transport, edns: Option<Edns>, cfg: &AnswerConfig) -> usize {
+pub(crate) fn size_limit(transport: Transport, edns: Option<Edns>, cfg: &AnswerConfig) -> usize {
     match (transport, edns) {
         (Transport::Tcp, _) => u16::MAX as usize,
         (Transport::Udp, Some(Edns { udp_payload, .. })) => {
